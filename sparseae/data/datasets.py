@@ -1,0 +1,606 @@
+"""Datasets: MNIST, scikit-learn's digits, natural image patches, user arrays — and a registry of them.
+
+Every loader returns float32 features ``X (n_samples, n_features)`` (and int64 labels ``y (n_samples,)``
+where the data has them). :func:`load_dataset` builds a :class:`Dataset` by registered name, which is
+how the CLI and config files refer to data. Nothing is ever downloaded unless asked for
+(``load_mnist(download=True)``, CLI ``--download``).
+"""
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import http.client
+import inspect
+import logging
+import os
+import tempfile
+import urllib.error
+import urllib.request
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError, DataError, DataNotFoundError
+from ..registry import Registry
+from ..validation import as_float_array, check_choice, check_number
+from .whitening import ONE_OVER_F_CUTOFF, ZCAWhitening, whiten_images_1_over_f
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DATASETS", "Dataset", "load_dataset", "load_mnist", "download_mnist", "read_idx",
+    "default_cache_dir", "load_digits_data", "load_natural_images", "natural_image_patches",
+    "extract_patches", "ufldl_normalize_patches", "load_array", "load_labeled_array",
+    "MNIST_URL", "MNIST_SHA256", "MNIST_ENV_VAR", "DATA_DIR_ENV_VAR",
+]
+
+MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
+MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"  # the Keras file
+MNIST_ENV_VAR = "SPARSEAE_MNIST"
+DATA_DIR_ENV_VAR = "SPARSEAE_DATA_DIR"
+MNIST_SPLITS = ("train", "test", "all")
+_MNIST_NPZ_NAME = "mnist.npz"
+_MNIST_IDX_NAMES = {  # split -> (images, labels) base names; each may end in .gz
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+_MNIST_NPZ_KEYS = {"train": ("x_train", "y_train"), "test": ("x_test", "y_test")}
+_DOWNLOAD_TIMEOUT_S = 60
+_DOWNLOAD_CHUNK_BYTES = 1 << 20
+
+# IDX type codes (third byte of the magic number) -> big-endian numpy dtype.
+_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+DATASETS: Registry["Dataset"] = Registry("dataset")
+
+
+@dataclass(eq=False)
+class Dataset:
+    """Features ``X (n_samples, n_features)``, optional labels ``y (n_samples,)``, and the 2-D shape
+    ``(height, width)`` a row reshapes to when the features are pixels (for filter plots), else None."""
+
+    X: np.ndarray
+    y: np.ndarray | None
+    image_shape: tuple[int, int] | None
+    name: str
+
+    def __post_init__(self) -> None:
+        if self.y is not None and len(self.y) != len(self.X):
+            raise DataError(f"dataset {self.name!r}: {len(self.X)} samples but {len(self.y)} labels")
+        if self.image_shape is not None and self.image_shape[0] * self.image_shape[1] != self.X.shape[1]:
+            raise DataError(f"dataset {self.name!r}: image_shape {self.image_shape} does not match "
+                            f"{self.X.shape[1]} features")
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.X.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        return int(self.X.shape[1])
+
+
+# ----------------------------------------------------------------------------------------------- IDX
+
+def _parse_idx(data: bytes, source: str) -> np.ndarray:
+    """Parse IDX bytes: magic ``00 00 <type> <ndim>``, then ndim big-endian uint32 sizes, then data."""
+    if len(data) < 4:
+        raise DataError(f"{source}: truncated IDX file ({len(data)} bytes, the header alone needs 4)")
+    if data[0] != 0 or data[1] != 0:
+        raise DataError(f"{source}: not an IDX file (bad magic number 0x{data[:4].hex()}; "
+                        "expected 0x0000 then a type code and a dimension count)")
+    type_code, n_dims = data[2], data[3]
+    if type_code not in _IDX_DTYPES:
+        raise DataError(f"{source}: unknown IDX data type code 0x{type_code:02x} "
+                        f"(known: {', '.join(f'0x{code:02x}' for code in _IDX_DTYPES)})")
+    if n_dims == 0:
+        raise DataError(f"{source}: IDX file declares 0 dimensions")
+    header_bytes = 4 + 4 * n_dims
+    if len(data) < header_bytes:
+        raise DataError(f"{source}: truncated IDX file (header needs {header_bytes} bytes, file has {len(data)})")
+    shape = tuple(int(size) for size in np.frombuffer(data, dtype=">u4", count=n_dims, offset=4))
+    dtype = np.dtype(_IDX_DTYPES[type_code])
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    available = len(data) - header_bytes
+    if available < expected:
+        raise DataError(f"{source}: truncated IDX file (shape {shape} needs {expected} data bytes, "
+                        f"found {available})")
+    if available > expected:
+        raise DataError(f"{source}: corrupt IDX file ({available - expected} bytes after the "
+                        f"{expected} that shape {shape} needs)")
+    array = np.frombuffer(data, dtype=dtype, count=expected // dtype.itemsize, offset=header_bytes)
+    return array.reshape(shape).astype(dtype.newbyteorder("="), copy=False)
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read one IDX file (``.gz`` compressed or not) into an array of the shape its header declares.
+
+    Raises :class:`DataNotFoundError` for a missing file and :class:`DataError` for a corrupt one.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise DataNotFoundError(f"IDX file not found: {file}")
+    try:
+        if file.suffix == ".gz":
+            with gzip.open(file, "rb") as handle:
+                data = handle.read()
+        else:
+            data = file.read_bytes()
+    except (OSError, EOFError) as exc:  # BadGzipFile is an OSError; a cut gzip stream is an EOFError
+        raise DataError(f"{file}: cannot read IDX file: {exc}") from None
+    return _parse_idx(data, str(file))
+
+
+# --------------------------------------------------------------------------------------------- MNIST
+
+def default_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
+    """``cache_dir`` if given, else ``$SPARSEAE_DATA_DIR``, else ``~/.cache/sparseae``."""
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    from_env = os.environ.get(DATA_DIR_ENV_VAR)
+    if from_env:
+        return Path(from_env).expanduser()
+    return Path.home() / ".cache" / "sparseae"
+
+
+def _idx_file_in(directory: Path, base_name: str) -> Path | None:
+    """``directory/base_name`` or its ``.gz``; also accepts the ``train-images.idx3-ubyte`` spelling."""
+    dotted = base_name.replace("-idx", ".idx")
+    for name in (base_name, base_name + ".gz", dotted, dotted + ".gz"):
+        candidate = directory / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _mnist_source_at(location: Path, split: str) -> tuple[str, Any] | None:
+    """What MNIST data ``location`` holds for ``split``: ``("npz", file)``, ``("idx", {part: (images,
+    labels)})``, or None. A file is taken as a Keras npz; a directory may hold ``mnist.npz`` or IDX files."""
+    if location.is_file():
+        return "npz", location
+    if not location.is_dir():
+        return None
+    if (location / _MNIST_NPZ_NAME).is_file():
+        return "npz", location / _MNIST_NPZ_NAME
+    parts = ("train", "test") if split == "all" else (split,)
+    files = {}
+    for part in parts:
+        images, labels = (_idx_file_in(location, name) for name in _MNIST_IDX_NAMES[part])
+        if images is None or labels is None:
+            return None
+        files[part] = (images, labels)
+    return "idx", files
+
+
+def _read_mnist_npz(file: Path, parts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+    try:
+        with np.load(file, allow_pickle=False) as archive:
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise DataError(f"{file}: expected a Keras-layout mnist.npz archive, found a single array")
+            missing = [key for part in parts for key in _MNIST_NPZ_KEYS[part] if key not in archive.files]
+            if missing:
+                raise DataError(f"{file}: not a Keras-layout mnist.npz (missing {', '.join(missing)}; "
+                                f"it holds {', '.join(archive.files) or 'nothing'})")
+            return [(archive[_MNIST_NPZ_KEYS[part][0]], archive[_MNIST_NPZ_KEYS[part][1]]) for part in parts]
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        if isinstance(exc, DataError):
+            raise
+        raise DataError(f"{file}: cannot read as an .npz archive: {exc}") from None
+
+
+def _mnist_to_float(pairs: Sequence[tuple[np.ndarray, np.ndarray]], source: str
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Check uint8 images ``(n, 28, 28)`` or ``(n, 784)`` and labels 0..9; return X/255 float32, y int64."""
+    for images, labels in pairs:
+        if images.dtype != np.uint8:
+            raise DataError(f"{source}: MNIST images must be uint8 pixels 0..255, got dtype {images.dtype}")
+        if images.ndim not in (2, 3) or images.shape[0] == 0 or int(np.prod(images.shape[1:])) != 784:
+            raise DataError(f"{source}: MNIST images must have shape (n, 28, 28) or (n, 784), got {images.shape}")
+        if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
+            raise DataError(f"{source}: {images.shape[0]} images but labels of shape {labels.shape}")
+        if labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() > 9:
+            raise DataError(f"{source}: MNIST labels must be integers 0..9")
+    n_total = sum(images.shape[0] for images, _ in pairs)
+    X = np.empty((n_total, 784), dtype=np.float32)
+    start = 0
+    for images, _ in pairs:
+        stop = start + images.shape[0]
+        np.divide(images.reshape(images.shape[0], 784), np.float32(255), out=X[start:stop])
+        start = stop
+    y = np.concatenate([labels.astype(np.int64) for _, labels in pairs])
+    return X, y
+
+
+def _read_mnist_source(source: tuple[str, Any], split: str) -> tuple[np.ndarray, np.ndarray]:
+    kind, where = source
+    parts = ("train", "test") if split == "all" else (split,)
+    if kind == "npz":
+        pairs = _read_mnist_npz(where, parts)
+        origin = str(where)
+    else:
+        pairs = [(read_idx(where[part][0]), read_idx(where[part][1])) for part in parts]
+        origin = str(where[parts[0]][0].parent)
+    X, y = _mnist_to_float(pairs, origin)
+    logger.info("loaded MNIST %s split from %s: %d samples", split, origin, X.shape[0])
+    return X, y
+
+
+def load_mnist(path: str | os.PathLike | None = None, *, split: str = "train", download: bool = False,
+               cache_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST digits: ``X`` float32 ``(n, 784)`` in [0, 1] (pixels / 255), ``y`` int64 ``(n,)`` in 0..9.
+
+    ``split``: ``"train"`` (60,000), ``"test"`` (10,000) or ``"all"`` (train then test, 70,000).
+    Looked for, in order: ``path`` (a Keras-layout ``mnist.npz`` with x_train/y_train/x_test/y_test, or
+    a directory with ``mnist.npz`` or the IDX files ``train-images-idx3-ubyte``... each optionally
+    ``.gz``); ``$SPARSEAE_MNIST`` (file or directory); the cache dir (``cache_dir``, else
+    ``$SPARSEAE_DATA_DIR``, else ``~/.cache/sparseae``). An explicit ``path`` that holds no MNIST is an
+    error, not a fall-through. Only with ``download=True`` is the Keras file fetched into the cache dir.
+    """
+    check_choice(split, "split", MNIST_SPLITS)
+    if path is not None:
+        location = Path(path).expanduser()
+        source = _mnist_source_at(location, split)
+        if source is None:
+            wanted = " and ".join(
+                ", ".join(_MNIST_IDX_NAMES[part]) for part in (("train", "test") if split == "all" else (split,)))
+            raise DataNotFoundError(
+                f"MNIST not found at path={str(location)!r}: expected a Keras-layout mnist.npz file or a "
+                f"directory holding mnist.npz or the IDX files {wanted} (optionally .gz)")
+        return _read_mnist_source(source, split)
+
+    looked = []
+    from_env = os.environ.get(MNIST_ENV_VAR)
+    if from_env:
+        source = _mnist_source_at(Path(from_env).expanduser(), split)
+        if source is not None:
+            return _read_mnist_source(source, split)
+        logger.warning("$%s=%s holds no MNIST data for split %r; trying the cache dir",
+                       MNIST_ENV_VAR, from_env, split)
+        looked.append(f"${MNIST_ENV_VAR}={from_env} (no usable mnist.npz or IDX files)")
+    else:
+        looked.append(f"${MNIST_ENV_VAR} (not set)")
+
+    cache = default_cache_dir(cache_dir)
+    source = _mnist_source_at(cache, split)
+    if source is not None:
+        return _read_mnist_source(source, split)
+    looked.append(f"cache dir {cache} (no {_MNIST_NPZ_NAME} or IDX files)")
+
+    if not download:
+        raise DataNotFoundError(
+            f"MNIST not found; looked in: {'; '.join(looked)}. To fix: pass path='.../mnist.npz' (or a "
+            f"directory of IDX files), set ${MNIST_ENV_VAR} to one, or pass download=True "
+            f"(CLI: --download) to fetch it into {cache}")
+    return _read_mnist_source(("npz", download_mnist(cache)), split)
+
+
+def download_mnist(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Fetch the Keras ``mnist.npz`` (``MNIST_URL``) into the cache dir; returns its path.
+
+    The bytes go to a temporary file in the cache dir, which is renamed to ``mnist.npz`` (atomically)
+    only once its SHA-256 equals ``MNIST_SHA256``; on a mismatch or a network error the temporary file
+    is removed and :class:`DataError` raised.
+    """
+    directory = default_cache_dir(cache_dir)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        handle, temporary_name = tempfile.mkstemp(prefix=".mnist-", suffix=".part", dir=directory)
+    except OSError as exc:
+        raise DataError(f"cannot write to the cache dir {directory}: {exc}") from None
+    target = directory / _MNIST_NPZ_NAME
+    expected = MNIST_SHA256
+    logger.info("downloading MNIST from %s to %s", MNIST_URL, target)
+    temporary = Path(temporary_name)
+    try:
+        digest = hashlib.sha256()
+        n_bytes = 0
+        with os.fdopen(handle, "wb") as out, \
+                urllib.request.urlopen(MNIST_URL, timeout=_DOWNLOAD_TIMEOUT_S) as response:
+            while chunk := response.read(_DOWNLOAD_CHUNK_BYTES):
+                digest.update(chunk)
+                out.write(chunk)
+                n_bytes += len(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        actual = digest.hexdigest()
+        if actual != expected:
+            raise DataError(f"downloaded MNIST ({n_bytes} bytes from {MNIST_URL}) has SHA-256 {actual}, "
+                            f"expected {expected}; the file was discarded")
+        os.replace(temporary, target)
+    except (OSError, http.client.HTTPException, urllib.error.URLError) as exc:
+        raise DataError(f"downloading MNIST from {MNIST_URL} failed: {exc}") from None
+    finally:
+        temporary.unlink(missing_ok=True)
+    logger.info("saved MNIST (%d bytes, SHA-256 verified) to %s", n_bytes, target)
+    return target
+
+
+# -------------------------------------------------------------------------------------------- digits
+
+def load_digits_data() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 8×8 digits: ``X`` float32 ``(1797, 64)`` in [0, 1] (pixels / 16), ``y`` int64."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    X = (digits.data / 16.0).astype(np.float32)
+    return X, digits.target.astype(np.int64)
+
+
+# ----------------------------------------------------------------------------- natural image patches
+
+_LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601
+
+
+@functools.lru_cache(maxsize=1)
+def _sample_images_gray() -> tuple[np.ndarray, ...]:
+    from sklearn.datasets import load_sample_images
+
+    images = []
+    for rgb in load_sample_images().images:
+        gray = rgb.astype(np.float64) @ _LUMA_WEIGHTS / 255.0
+        gray.setflags(write=False)
+        images.append(gray)
+    return tuple(images)
+
+
+@functools.lru_cache(maxsize=4)
+def _sample_images_whitened(cutoff: float) -> tuple[np.ndarray, ...]:
+    whitened = whiten_images_1_over_f(list(_sample_images_gray()), cutoff=cutoff)
+    for image in whitened:
+        image.setflags(write=False)
+    return tuple(whitened)
+
+
+def load_natural_images() -> list[np.ndarray]:
+    """scikit-learn's two sample photos (china.jpg, flower.jpg) as grayscale float64 ``(427, 640)`` in
+    [0, 1] (BT.601 luma). Ship with scikit-learn: no download."""
+    return [image.copy() for image in _sample_images_gray()]
+
+
+def extract_patches(images: Sequence[np.ndarray], n_patches: int, patch_size: int,
+                    rng: np.random.Generator) -> np.ndarray:
+    """``n_patches`` square patches at uniformly random positions, flattened row-major to
+    ``(n_patches, patch_size²)`` (``patch[r, c]`` → column ``r·patch_size + c``).
+
+    Each patch picks an image uniformly, then a top-left corner uniformly among the valid ones.
+    Extraction is one fancy-indexing gather, no Python loop over patches.
+    """
+    check_number(n_patches, "n_patches", low=1, integer=True)
+    check_number(patch_size, "patch_size", low=1, integer=True)
+    images = [np.asarray(image) for image in images]
+    if not images:
+        raise DataError("no images to take patches from")
+    if any(image.ndim != 2 for image in images):
+        raise DataError(f"images must be 2-D grayscale, got shapes {[image.shape for image in images]}")
+    heights = np.array([image.shape[0] for image in images])
+    widths = np.array([image.shape[1] for image in images])
+    smallest = int(min(heights.min(), widths.min()))
+    if patch_size > smallest:
+        raise ConfigError(f"patch_size must be <= {smallest} (the smallest image side), got {patch_size}")
+    # One zero-padded stack, so every patch is gathered by a single index expression; corners are drawn
+    # inside each image's own valid range, so the padding is never read.
+    stack = np.zeros((len(images), int(heights.max()), int(widths.max())), dtype=np.result_type(*images))
+    for index, image in enumerate(images):
+        stack[index, :image.shape[0], :image.shape[1]] = image
+    which = rng.integers(len(images), size=n_patches)
+    tops = rng.integers(0, heights[which] - patch_size + 1)
+    lefts = rng.integers(0, widths[which] - patch_size + 1)
+    offsets = np.arange(patch_size)
+    patches = stack[which[:, None, None],
+                    tops[:, None, None] + offsets[None, :, None],
+                    lefts[:, None, None] + offsets[None, None, :]]
+    return patches.reshape(n_patches, patch_size * patch_size)
+
+
+def ufldl_normalize_patches(patches: np.ndarray) -> np.ndarray:
+    """UFLDL's ``normalizeData``: ``x ← x − mean(x)`` per patch (row); clip to ``±3σ`` with σ the std of
+    all centred values; map [−1, 1] to [0.1, 0.9] (the range of a sigmoid decoder). Returns float32."""
+    centered = patches - patches.mean(axis=1, keepdims=True)
+    limit = 3.0 * float(centered.std())
+    if limit == 0.0:
+        return np.full(patches.shape, 0.5, dtype=np.float32)
+    scaled = np.clip(centered, -limit, limit) / limit
+    return ((scaled + 1.0) * 0.4 + 0.1).astype(np.float32)
+
+
+def natural_image_patches(n_patches: int = 10000, patch_size: int = 8, *, whitening: str = "1/f",
+                          random_state: int | np.random.Generator | None = 0, ufldl_normalize: bool = True,
+                          images: Sequence[np.ndarray] | None = None) -> np.ndarray:
+    """Random grayscale patches of natural images, float32 ``(n_patches, patch_size²)``.
+
+    The images are scikit-learn's two sample photos (no download) unless ``images`` (2-D grayscale
+    arrays) are given. ``whitening``: ``"1/f"`` whitens the whole images first
+    (:func:`whiten_images_1_over_f`, the UFLDL/Olshausen preprocessing), ``"zca"`` fits
+    :class:`ZCAWhitening` on the raw patches and applies it, ``"none"`` keeps grayscale in [0, 1].
+    Positions come from ``np.random.default_rng(random_state)``. With ``ufldl_normalize`` the patches
+    pass through :func:`ufldl_normalize_patches` and lie in [0.1, 0.9].
+    """
+    check_choice(whitening, "whitening", ("1/f", "zca", "none"))
+    check_number(n_patches, "n_patches", low=1, integer=True)
+    check_number(patch_size, "patch_size", low=1, integer=True)
+    rng = np.random.default_rng(random_state)
+    if images is None:
+        source = _sample_images_whitened(ONE_OVER_F_CUTOFF) if whitening == "1/f" else _sample_images_gray()
+    else:
+        source = whiten_images_1_over_f(list(images)) if whitening == "1/f" else list(images)
+    patches = extract_patches(source, n_patches, patch_size, rng).astype(np.float64)
+    if whitening == "zca":
+        patches = ZCAWhitening().fit_transform(patches).astype(np.float64)
+    if ufldl_normalize:
+        return ufldl_normalize_patches(patches)
+    return patches.astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------- user arrays
+
+_ARRAY_SUFFIXES = (".npy", ".npz", ".csv")
+
+
+def _existing_file(path: str | os.PathLike) -> Path:
+    file = Path(path).expanduser()
+    if not file.exists():
+        raise DataNotFoundError(f"data file not found: {file}")
+    if not file.is_file():
+        raise DataError(f"{file} is not a file (a directory?); expected a {', '.join(_ARRAY_SUFFIXES)} file")
+    return file
+
+
+def _open_npz(file: Path) -> Any:
+    try:
+        archive = np.load(file, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{file}: cannot read as an .npz archive: {exc}") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataError(f"{file}: has the .npz extension but holds a single .npy array")
+    return archive
+
+
+def _npz_member(archive: Any, key: str, file: Path) -> np.ndarray:
+    if key not in archive.files:
+        raise DataError(f"{file}: no array named {key!r}; it holds {', '.join(archive.files) or 'nothing'}")
+    try:
+        return archive[key]
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{file}: cannot read array {key!r}: {exc}") from None
+
+
+def _is_header(line: str) -> bool:
+    """True when no cell of the comma-separated ``line`` reads as a number."""
+    for cell in line.split(","):
+        try:
+            float(cell)
+            return False
+        except ValueError:
+            continue
+    return True
+
+
+def _load_csv(file: Path) -> np.ndarray:
+    try:
+        with open(file, encoding="utf-8-sig") as handle:
+            first_line = handle.readline()
+        skip = 1 if first_line.strip() and _is_header(first_line) else 0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "input contained no data" → checked below
+            data = np.loadtxt(file, delimiter=",", skiprows=skip, ndmin=2, dtype=np.float64,
+                              encoding="utf-8-sig")
+    except ValueError as exc:  # includes UnicodeDecodeError
+        raise DataError(f"{file}: not a numeric CSV ({exc})") from None
+    if data.size == 0:
+        raise DataError(f"{file}: CSV has no data rows")
+    return data
+
+
+def load_array(path: str | os.PathLike, *, key: str | None = None, mmap: bool = True) -> np.ndarray:
+    """Load a user array from ``.npy``, ``.npz`` or ``.csv``, as stored (no dtype or shape change).
+
+    * ``.npy``: memory-mapped read-only (``np.memmap``) when ``mmap``, so it need not fit in memory.
+    * ``.npz``: the array named ``key``, or the only array (read into memory: npz members are zipped).
+    * ``.csv``: comma-separated numbers as float64 ``(rows, columns)``; a first line with no numeric
+      cell is taken as a header and skipped.
+
+    Raises :class:`DataNotFoundError` for a missing file, :class:`DataError` for an unknown extension,
+    unreadable content, or an ambiguous npz; :class:`ConfigError` for ``key`` on a non-npz file.
+    """
+    file = _existing_file(path)
+    suffix = file.suffix.lower()
+    if suffix not in _ARRAY_SUFFIXES:
+        raise DataError(f"{file}: unsupported file type {suffix or '(no extension)'!r}; "
+                        f"use one of {', '.join(_ARRAY_SUFFIXES)}")
+    if key is not None and suffix != ".npz":
+        raise ConfigError(f"key={key!r} only applies to .npz files, not {file.name}")
+    if suffix == ".npy":
+        try:
+            return np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise DataError(f"{file}: cannot read as a .npy array: {exc}") from None
+    if suffix == ".csv":
+        return _load_csv(file)
+    with _open_npz(file) as archive:
+        if key is None:
+            if len(archive.files) != 1:
+                raise DataError(f"{file}: holds {len(archive.files)} arrays "
+                                f"({', '.join(archive.files) or 'none'}); pass key= to choose one")
+            key = archive.files[0]
+        return _npz_member(archive, key, file)
+
+
+def load_labeled_array(path: str | os.PathLike, *, x_key: str = "X", y_key: str = "y"
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Features and labels from one ``.npz``: ``(archive[x_key], archive[y_key])``; ``y`` must be 1-D
+    with one label per row of ``X``."""
+    file = _existing_file(path)
+    if file.suffix.lower() != ".npz":
+        raise DataError(f"{file}: labelled arrays are read from .npz files only")
+    with _open_npz(file) as archive:
+        X = _npz_member(archive, x_key, file)
+        y = _npz_member(archive, y_key, file)
+    if y.ndim != 1 or X.ndim == 0 or y.shape[0] != X.shape[0]:
+        raise DataError(f"{file}: labels {y_key!r} of shape {y.shape} do not match features {x_key!r} "
+                        f"of shape {X.shape} (need one label per row)")
+    return X, y
+
+
+# ------------------------------------------------------------------------------------------ registry
+
+@DATASETS.register("mnist")
+def _mnist_dataset(path: str | None = None, split: str = "train", download: bool = False,
+                   cache_dir: str | None = None) -> Dataset:
+    X, y = load_mnist(path, split=split, download=download, cache_dir=cache_dir)
+    return Dataset(X, y, (28, 28), "mnist")
+
+
+@DATASETS.register("digits")
+def _digits_dataset() -> Dataset:
+    X, y = load_digits_data()
+    return Dataset(X, y, (8, 8), "digits")
+
+
+@DATASETS.register("patches")
+def _patches_dataset(n_patches: int = 10000, patch_size: int = 8, whitening: str = "1/f",
+                     random_state: int | None = 0, ufldl_normalize: bool = True) -> Dataset:
+    X = natural_image_patches(n_patches, patch_size, whitening=whitening, random_state=random_state,
+                              ufldl_normalize=ufldl_normalize)
+    return Dataset(X, None, (patch_size, patch_size), "patches")
+
+
+@DATASETS.register("array")
+def _array_dataset(path: str, key: str | None = None, labels_key: str | None = None) -> Dataset:
+    if labels_key is None:
+        raw = load_array(path, key=key)
+        y = None
+    else:
+        file = _existing_file(path)
+        if file.suffix.lower() != ".npz":
+            raise ConfigError(f"labels_key only applies to .npz files, not {file.name}")
+        with _open_npz(file) as archive:
+            if key is None:
+                others = [name for name in archive.files if name != labels_key]
+                if len(others) != 1:
+                    raise DataError(f"{file}: cannot tell which array holds the features "
+                                    f"({', '.join(others) or 'none'} besides {labels_key!r}); pass key=")
+                key = others[0]
+        raw, y = load_labeled_array(file, x_key=key, y_key=labels_key)
+    X = as_float_array(raw, f"array file {Path(path).name}")
+    return Dataset(X, y, None, Path(path).stem)
+
+
+def load_dataset(name: str, **kwargs: Any) -> Dataset:
+    """Build the registered dataset ``name`` (``"mnist"``, ``"digits"``, ``"patches"``, ``"array"``) with
+    ``kwargs`` as its options; an option the dataset does not take is a :class:`ConfigError`."""
+    builder = DATASETS.get(name)
+    parameters = inspect.signature(builder).parameters
+    unknown = [option for option in kwargs if option not in parameters]
+    if unknown:
+        valid = ", ".join(parameters) or "none"
+        raise ConfigError(f"dataset {name!r} got unknown option {unknown[0]!r}; its options are: {valid}")
+    missing = [option for option, parameter in parameters.items()
+               if parameter.default is inspect.Parameter.empty and option not in kwargs]
+    if missing:
+        raise ConfigError(f"dataset {name!r} needs option {missing[0]!r}")
+    return builder(**kwargs)

@@ -1,0 +1,135 @@
+"""The autoencoder as a composition: encoder → code → decoder → likelihood, plus penalties.
+
+Energy of a batch (mean over samples): ``E = −log p(x | dec(z)) + Σ_k Ω_k``. A model infers its
+code with ``encode`` (an encoder module, or an iterative solver for sparse coding) and is trained
+by one trainer for all models, which calls :meth:`Autoencoder.loss` and then
+:meth:`Autoencoder.apply_constraints` after each optimizer step.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..nn.activations import upcast_half
+from ..nn.likelihoods import Likelihood
+from ..nn.penalties import ForwardPass, Penalty
+from ..registry import Registry
+
+
+@dataclass
+class LossOutput:
+    """``loss``: scalar to minimize; ``terms``: each named part (detached), for logging;
+    ``code``: (batch, n_components); ``eta``: (batch, n_features) decoder output."""
+
+    loss: torch.Tensor
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)
+    code: torch.Tensor | None = None
+    eta: torch.Tensor | None = None
+
+
+class Autoencoder(nn.Module):
+    """``x̂ = likelihood.mean(decoder(encoder(x)))`` with penalties on the code and weights.
+
+    encoder: maps (batch, n_features) → (batch, n_components);
+    decoder: maps (batch, n_components) → (batch, n_features), ``decoder.weight`` (n_features, n_components);
+    likelihood: −log p(x | η); penalties: name → :class:`Penalty`; constraints: callables
+    ``constraint(model)`` applied after each optimizer step.
+    """
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, likelihood: Likelihood,
+                 penalties: dict[str, Penalty] | None = None,
+                 constraints: Sequence[Callable[[nn.Module], None]] = ()) -> None:
+        super().__init__()
+        self.encoder, self.decoder, self.likelihood = encoder, decoder, likelihood
+        self.penalties = nn.ModuleDict(penalties or {})
+        self.constraints = list(constraints)
+        #: {"name": registry name, "params": builder arguments}; set by :func:`create_model`.
+        self.spec: dict[str, Any] = {}
+        self.apply_constraints()
+
+    @property
+    def n_features(self) -> int:
+        return self.decoder.n_features
+
+    @property
+    def n_components(self) -> int:
+        return self.decoder.n_components
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The code z: (batch, n_components)."""
+        return self.encoder(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """The mean reconstruction x̂: (batch, n_features)."""
+        return self.likelihood.mean(self.decoder(z))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+    def forward_pass(self, x: torch.Tensor, x_input: torch.Tensor | None = None) -> ForwardPass:
+        """Encode ``x_input`` (default ``x``) and decode, keeping what penalties need."""
+        x_input = x if x_input is None else x_input
+        code = self.encode(x_input)
+        return ForwardPass(x=x, x_input=x_input, code=code, eta=self.decoder(code), model=self)
+
+    def loss(self, x: torch.Tensor, x_input: torch.Tensor | None = None) -> LossOutput:
+        """Mean-over-batch reconstruction NLL plus every penalty (each also in ``terms``)."""
+        step = self.forward_pass(x, x_input)
+        reconstruction = self.likelihood.nll(upcast_half(step.eta), x).mean()
+        terms = {"reconstruction": reconstruction}
+        total = reconstruction
+        for name, penalty in self.penalties.items():
+            value = penalty(step)
+            terms[name] = value
+            total = total + value
+        return LossOutput(loss=total, terms={k: v.detach() for k, v in terms.items()},
+                          code=step.code, eta=step.eta)
+
+    def weight_matrices(self) -> Iterable[torch.Tensor]:
+        """Weight matrices that weight decay applies to (each shared matrix once, no biases)."""
+        seen: set[int] = set()
+        for name, parameter in self.named_parameters():
+            if parameter.ndim >= 2 and not name.startswith("penalties.") and id(parameter) not in seen:
+                seen.add(id(parameter))
+                yield parameter
+
+    def set_full_batch(self, full_batch: bool) -> None:
+        """Tell the penalties whether every batch is the whole training set (see :class:`Penalty`)."""
+        for penalty in self.penalties.values():
+            penalty.full_batch = full_batch
+
+    @torch.no_grad()
+    def apply_constraints(self) -> None:
+        for constraint in self.constraints:
+            constraint(self)
+
+
+MODELS: Registry[Autoencoder] = Registry("model")
+
+
+def create_model(name: str, n_features: int, n_components: int, **params: Any) -> Autoencoder:
+    """Build the registered model ``name``; unknown parameters are a :class:`ConfigError`.
+
+    The model remembers ``{"name", "params"}`` in ``model.spec`` so that it can be saved as JSON
+    and rebuilt without pickle.
+    """
+    builder = MODELS.get(name)
+    accepted = inspect.signature(builder).parameters
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        known = ", ".join(p for p in accepted if p not in ("n_features", "n_components"))
+        raise ConfigError(f"model {name!r} has no parameter {', '.join(map(repr, unknown))}; "
+                          f"its parameters: {known}")
+    for key, value in (("n_features", n_features), ("n_components", n_components)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+    model = builder(n_features=n_features, n_components=n_components, **params)
+    full = {k: p.default for k, p in accepted.items() if p.default is not inspect.Parameter.empty}
+    full.update(params, n_features=n_features, n_components=n_components)
+    model.spec = {"name": name, "params": full}
+    return model

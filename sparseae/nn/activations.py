@@ -1,0 +1,36 @@
+"""Named elementwise non-linearities, so configs can name them and penalties know their range."""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from ..errors import ConfigError
+
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "identity": lambda v: v,
+    "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+}
+
+#: The interval each activation's output lives in (None = unbounded); KL sparsity needs (0, 1).
+ACTIVATION_RANGE: dict[str, tuple[float, float] | None] = {
+    "identity": None,
+    "sigmoid": (0.0, 1.0),
+    "tanh": (-1.0, 1.0),
+    "relu": None,
+}
+
+
+def get_activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The function called ``name``; :class:`ConfigError` lists the known names otherwise."""
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        raise ConfigError(f"unknown activation {name!r}; known: {', '.join(ACTIVATIONS)}") from None
+
+
+def upcast_half(tensor: torch.Tensor) -> torch.Tensor:
+    """float16/bfloat16 → float32 (losses are summed in full precision); float64 stays float64."""
+    return tensor.float() if tensor.dtype in (torch.float16, torch.bfloat16) else tensor

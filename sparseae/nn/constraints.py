@@ -1,0 +1,39 @@
+"""Projections applied to parameters after each optimizer step (and once at construction)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..validation import check_choice, check_number
+
+
+class NormConstraint:
+    """Keep the norms of the slices of a parameter along ``dim`` equal to / at most ``value``.
+
+    ``parameter``: dotted path inside the model (``"decoder.weight_"``); ``dim``: the dimension
+    the norm runs over (0 = columns of a (n_features, n_components) matrix, 1 = rows);
+    ``mode``: ``"equal"`` (project onto the sphere, e.g. unit-norm dictionary atoms) or ``"max"``
+    (project into the ball, e.g. DrSAE's bounded rows).
+    """
+
+    def __init__(self, parameter: str, dim: int = 0, value: float = 1.0, mode: str = "equal") -> None:
+        check_number(value, "norm constraint value", low=0.0, low_inclusive=False)
+        check_choice(mode, "norm constraint mode", ("equal", "max"))
+        self.parameter, self.dim, self.value, self.mode = parameter, dim, float(value), mode
+
+    @torch.no_grad()
+    def __call__(self, model: nn.Module) -> None:
+        weight = model.get_parameter(self.parameter)
+        norms = weight.norm(dim=self.dim, keepdim=True).clamp_min(1e-12)
+        scale = self.value / norms
+        if self.mode == "max":
+            scale = scale.clamp(max=1.0)
+        weight.mul_(scale)
+
+    def __repr__(self) -> str:
+        return f"NormConstraint({self.parameter!r}, dim={self.dim}, value={self.value:g}, mode={self.mode!r})"
+
+
+def unit_norm_columns(parameter: str = "decoder.weight_") -> NormConstraint:
+    """Dictionary atoms (columns) of unit L2 norm, so an L1 penalty cannot be cheated by scale."""
+    return NormConstraint(parameter, dim=0, value=1.0, mode="equal")

@@ -1,0 +1,82 @@
+"""Reconstruction terms as negative log-likelihoods −log p(x | η), η the decoder output.
+
+Each likelihood maps the decoder's natural parameter η (batch, n_features) to the mean
+reconstruction x̂ (:meth:`mean`) and to a per-sample loss (:meth:`nll`, shape (batch,)).
+Constants that do not depend on the parameters are dropped, so the Gaussian term is exactly
+UFLDL's ½‖x̂ − x‖² (unit variance).
+"""
+from __future__ import annotations
+
+import abc
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..errors import ConfigError
+from ..registry import Registry
+
+
+class Likelihood(nn.Module, abc.ABC):
+    """Base: ``mean(η)`` → x̂ and ``nll(η, x)`` → (batch,)."""
+
+    @abc.abstractmethod
+    def mean(self, eta: torch.Tensor) -> torch.Tensor:
+        """The reconstruction x̂ = E[x | η]: (batch, n_features)."""
+
+    @abc.abstractmethod
+    def nll(self, eta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """−log p(x | η) up to a constant: (batch,)."""
+
+
+class GaussianLikelihood(Likelihood):
+    """½‖x − μ(η)‖² per sample, μ = η (``link="identity"``) or σ(η) (``link="sigmoid"``,
+    UFLDL's sigmoid decoder with squared error)."""
+
+    def __init__(self, link: str = "identity") -> None:
+        super().__init__()
+        if link not in ("identity", "sigmoid"):
+            raise ConfigError(f"Gaussian link must be 'identity' or 'sigmoid', got {link!r}")
+        self.link = link
+
+    def mean(self, eta: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(eta) if self.link == "sigmoid" else eta
+
+    def nll(self, eta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (self.mean(eta) - x).pow(2).sum(dim=1)
+
+    def extra_repr(self) -> str:
+        return f"link={self.link}"
+
+
+class BernoulliLikelihood(Likelihood):
+    """Cross-entropy −Σ [x log σ(η) + (1−x) log(1−σ(η))] for x in [0, 1], computed from the
+    logits η for stability."""
+
+    def mean(self, eta: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(eta)
+
+    def nll(self, eta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(eta, x, reduction="none").sum(dim=1)
+
+
+class CategoricalLikelihood(Likelihood):
+    """−Σ_i x_i log softmax(η)_i: x a probability vector (one-hot or histogram) per sample."""
+
+    def mean(self, eta: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(eta, dim=1)
+
+    def nll(self, eta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return -(x * torch.log_softmax(eta, dim=1)).sum(dim=1)
+
+
+LIKELIHOODS: Registry[Likelihood] = Registry("likelihood")
+LIKELIHOODS.register("gaussian")(lambda: GaussianLikelihood("identity"))
+LIKELIHOODS.register("gaussian_sigmoid")(lambda: GaussianLikelihood("sigmoid"))
+LIKELIHOODS.register("bernoulli")(BernoulliLikelihood)
+LIKELIHOODS.register("categorical")(CategoricalLikelihood)
+
+
+def make_likelihood(name: str) -> Likelihood:
+    """Build a likelihood by name: gaussian, gaussian_sigmoid, bernoulli, categorical."""
+    return LIKELIHOODS.get(name)()

@@ -1,0 +1,137 @@
+"""Penalties Ω added to the reconstruction term. One signature for all: ``penalty(step) -> scalar``.
+
+``step`` is the :class:`ForwardPass` of a batch: the input, the code and the model, so a penalty
+on codes (L1, KL), on weights (weight decay) or on the encoder's Jacobian (contractive) reads
+what it needs. The trainer never names a penalty; the model sums them and logs each by name.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterable
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from .activations import upcast_half
+from ..train.distributed import mean_across_ranks
+from ..validation import check_number
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..models.base import Autoencoder
+
+
+@dataclass
+class ForwardPass:
+    """What one batch went through.
+
+    x: (batch, n_features) the clean target; x_input: what the encoder saw (corrupted for a DAE);
+    code: (batch, n_components); eta: (batch, n_features) the decoder output before the
+    likelihood's link; model: the model (for weight penalties).
+    """
+
+    x: torch.Tensor
+    x_input: torch.Tensor
+    code: torch.Tensor
+    eta: torch.Tensor
+    model: "Autoencoder"
+
+
+class Penalty(nn.Module, abc.ABC):
+    """Base class: ``forward(step) -> scalar`` already multiplied by ``weight``.
+
+    ``full_batch`` is set by the trainer when each batch is the whole training set (L-BFGS):
+    penalties that estimate a statistic over the data set then use the batch's exact value.
+    """
+
+    full_batch: bool = False
+
+    def __init__(self, weight: float) -> None:
+        super().__init__()
+        check_number(weight, f"{type(self).__name__} weight", low=0.0)
+        self.weight = float(weight)
+
+    @abc.abstractmethod
+    def forward(self, step: ForwardPass) -> torch.Tensor:
+        """The weighted penalty, a scalar tensor."""
+
+    def extra_repr(self) -> str:
+        return f"weight={self.weight:g}"
+
+
+class L1Penalty(Penalty):
+    """λ · mean_batch Σ_j |z_j| (· ‖d_j‖ when ``decoder_norm_weighted``, so rescaling an atom
+    cannot shrink the penalty; used instead of a unit-norm constraint)."""
+
+    def __init__(self, weight: float, decoder_norm_weighted: bool = False) -> None:
+        super().__init__(weight)
+        self.decoder_norm_weighted = decoder_norm_weighted
+
+    def forward(self, step: ForwardPass) -> torch.Tensor:
+        magnitude = step.code.abs()
+        if self.decoder_norm_weighted:
+            magnitude = magnitude * step.model.decoder.weight.norm(dim=0)
+        return self.weight * magnitude.sum(dim=1).mean()
+
+
+def kl_bernoulli(rho: float, rho_hat: torch.Tensor) -> torch.Tensor:
+    """KL(ρ ‖ ρ̂) = ρ log(ρ/ρ̂) + (1−ρ) log((1−ρ)/(1−ρ̂)), elementwise over ρ̂ (n_units,)."""
+    return rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))
+
+
+class KLSparsity(Penalty):
+    """β Σ_j KL(ρ ‖ ρ̂_j), ρ̂_j the mean activation of unit j (UFLDL sparse autoencoder).
+
+    ``code_range`` maps codes to [0, 1] first: (−1, 1) for tanh units uses (a + 1)/2.
+
+    ρ̂ estimate: in full-batch training (L-BFGS) the batch is the training set, so ρ̂ is exact.
+    With minibatches and ``momentum`` m > 0, ρ̂ = m·ρ̄ + (1 − m)·ρ̂_batch where ρ̄ is a running
+    mean of past batches (a buffer, saved with the model) and the gradient flows through the
+    batch term only; m = 0 uses the batch mean alone. In eval mode, and in full-batch training
+    (where a running mean would make the objective change between L-BFGS line-search
+    evaluations), the batch mean is used.
+    Under torch.distributed the batch mean is averaged over ranks (same as one big batch).
+    """
+
+    def __init__(self, weight: float, target: float, n_components: int,
+                 code_range: tuple[float, float] | None = (0.0, 1.0), momentum: float = 0.0,
+                 eps: float = 1e-6) -> None:
+        super().__init__(weight)
+        check_number(target, "sparsity_target (rho)", low=0.0, high=1.0, low_inclusive=False,
+                     high_inclusive=False)
+        check_number(momentum, "kl_momentum", low=0.0, high=1.0, high_inclusive=False)
+        if code_range is None:
+            raise ConfigError("KL sparsity needs bounded codes (sigmoid or tanh units), "
+                              "not an unbounded activation")
+        self.target, self.momentum, self.eps = float(target), float(momentum), eps
+        self.code_range = tuple(float(v) for v in code_range)
+        self.register_buffer("running_rho_hat", torch.full((n_components,), float(target)))
+
+    def mean_activation(self, code: torch.Tensor) -> torch.Tensor:
+        """ρ̂ of this batch mapped to [0, 1]: (n_units,)."""
+        low, high = self.code_range
+        rho_hat = code.mean(dim=0)
+        if (low, high) != (0.0, 1.0):
+            rho_hat = (rho_hat - low) / (high - low)
+        return mean_across_ranks(rho_hat)
+
+    def forward(self, step: ForwardPass) -> torch.Tensor:
+        rho_hat = self.mean_activation(upcast_half(step.code))
+        if self.training and self.momentum > 0 and not self.full_batch:
+            rho_hat = self.momentum * self.running_rho_hat + (1 - self.momentum) * rho_hat
+            if torch.is_grad_enabled():
+                self.running_rho_hat.copy_(rho_hat.detach())
+        rho_hat = rho_hat.clamp(self.eps, 1 - self.eps)
+        return self.weight * kl_bernoulli(self.target, rho_hat).sum()
+
+    def extra_repr(self) -> str:
+        return f"weight={self.weight:g}, target={self.target:g}, momentum={self.momentum:g}"
+
+
+class WeightDecay(Penalty):
+    """(λ/2) Σ_W ‖W‖²_F over the model's weight matrices (not biases), as in UFLDL's J."""
+
+    def forward(self, step: ForwardPass) -> torch.Tensor:
+        matrices: Iterable[torch.Tensor] = step.model.weight_matrices()
+        return 0.5 * self.weight * sum(w.pow(2).sum() for w in matrices)

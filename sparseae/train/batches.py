@@ -1,0 +1,63 @@
+"""Batches for the trainer from an in-memory array or a memory map larger than RAM."""
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from . import distributed
+
+
+class BatchSource:
+    """Rows ``indices`` of ``X`` (n_samples, n_features), served as float tensors on ``device``.
+
+    An ordinary array is copied to the device once and batches are gathered there (no host
+    round-trip per step). A ``np.memmap`` stays on disk: each batch reads only its rows (sorted
+    for sequential access), so memory stays bounded by the batch size.
+    """
+
+    def __init__(self, X: np.ndarray | torch.Tensor, device: torch.device,
+                 indices: np.ndarray | None = None) -> None:
+        self.device = device
+        self.on_disk = isinstance(X, np.memmap)
+        n = X.shape[0]
+        self.indices = np.arange(n) if indices is None else np.asarray(indices)
+        if self.on_disk:
+            self.X = X
+        else:
+            data = X if isinstance(X, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(X))
+            if indices is not None:
+                data = data[torch.from_numpy(self.indices)]
+            self.X = data.to(device=device, dtype=torch.float32)
+            self.indices = np.arange(self.X.shape[0])
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def _rows(self, positions: torch.Tensor) -> torch.Tensor:
+        """Rows at ``positions`` (into ``self.indices``) as a (len, n_features) device tensor."""
+        if not self.on_disk:
+            return self.X[positions.to(self.device)]
+        rows = np.sort(self.indices[positions.numpy()])
+        batch = torch.from_numpy(np.asarray(self.X[rows], dtype=np.float32))
+        if self.device.type == "cuda":
+            batch = batch.pin_memory()
+        return batch.to(self.device, non_blocking=True)
+
+    def batches(self, batch_size: int, *, shuffle: bool, generator: torch.Generator | None = None
+                ) -> Iterator[torch.Tensor]:
+        """One epoch of batches; under torch.distributed each rank takes its share of the order."""
+        order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
+        if distributed.is_distributed():
+            order = order[distributed.rank()::distributed.world_size()]
+        for start in range(0, len(order), batch_size):
+            yield self._rows(order[start:start + batch_size])
+
+    def n_batches(self, batch_size: int) -> int:
+        share = -(-len(self) // distributed.world_size())
+        return -(-share // batch_size)
+
+    def full(self) -> torch.Tensor:
+        """All rows at once (full-batch L-BFGS)."""
+        return self._rows(torch.arange(len(self)))

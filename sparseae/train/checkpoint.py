@@ -1,0 +1,87 @@
+"""Training checkpoints: the model (safetensors + JSON), the optimizer and the loop's state.
+
+A checkpoint is a folder ``RUN_DIR/checkpoint`` that is also a loadable model
+(:func:`sparseae.io.load_model`), plus ``trainer.pt`` (optimizer state, epoch, history;
+loaded with ``weights_only=True``, so no code runs) and ``best.safetensors`` (the weights with
+the best monitored loss, for early stopping). It is written to a temporary folder and swapped in
+with one rename, so a kill at any moment leaves the previous checkpoint intact.
+"""
+from __future__ import annotations
+
+import pickle
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+
+from ..errors import CheckpointError
+from ..io import CONFIG_FILE, WEIGHTS_FILE, load_state, read_config, replace_directory, write_json_atomic, FORMAT, FORMAT_VERSION
+from .. import __version__
+
+CHECKPOINT_DIR = "checkpoint"
+TRAINER_FILE = "trainer.pt"
+BEST_FILE = "best.safetensors"
+
+
+def checkpoint_path(run_dir: str | Path) -> Path:
+    return Path(run_dir) / CHECKPOINT_DIR
+
+
+def has_checkpoint(run_dir: str | Path) -> bool:
+    path = checkpoint_path(run_dir)
+    return (path / CONFIG_FILE).exists() or (path.with_name(path.name + ".old") / CONFIG_FILE).exists()
+
+
+def _cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
+
+
+def save_checkpoint(run_dir: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    trainer_state: dict[str, Any], best_state: dict[str, torch.Tensor] | None) -> Path:
+    """Write the checkpoint atomically; returns its folder."""
+    target = checkpoint_path(run_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".checkpoint.", suffix=".tmp"))
+    try:
+        save_file(_cpu(model.state_dict()), str(staging / WEIGHTS_FILE), metadata={"format": FORMAT})
+        if best_state is not None:
+            save_file(_cpu(best_state), str(staging / BEST_FILE), metadata={"format": FORMAT})
+        write_json_atomic(staging / CONFIG_FILE, {
+            "format": FORMAT, "format_version": FORMAT_VERSION, "sparseae_version": __version__,
+            "model": model.spec["name"], "params": model.spec["params"],
+            "extra": {"epoch": trainer_state["epoch"]}})
+        torch.save({"optimizer": optimizer.state_dict(), "state": trainer_state}, staging / TRAINER_FILE)
+        replace_directory(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def load_checkpoint(run_dir: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer
+                    ) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
+    """Restore ``model`` and ``optimizer`` in place; returns (trainer_state, best_state)."""
+    from ..io import resolve_saved
+    from safetensors.torch import load_file
+
+    folder = resolve_saved(checkpoint_path(run_dir))
+    config = read_config(folder)
+    if config["model"] != model.spec["name"] or config["params"] != model.spec["params"]:
+        raise CheckpointError(
+            f"the checkpoint in {folder} belongs to model {config['model']!r} {config['params']}, "
+            f"not to {model.spec['name']!r} {model.spec['params']}; use another run folder or "
+            "start without --resume")
+    load_state(model, folder / WEIGHTS_FILE)
+    try:
+        saved = torch.load(folder / TRAINER_FILE, map_location="cpu", weights_only=True)
+        optimizer.load_state_dict(saved["optimizer"])
+        trainer_state = saved["state"]
+    except (OSError, RuntimeError, KeyError, ValueError, EOFError, pickle.UnpicklingError,
+            zipfile.BadZipFile) as exc:
+        raise CheckpointError(f"{folder / TRAINER_FILE} is missing or corrupt: {exc}") from None
+    best_state = load_file(str(folder / BEST_FILE)) if (folder / BEST_FILE).exists() else None
+    return trainer_state, best_state

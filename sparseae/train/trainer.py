@@ -1,0 +1,342 @@
+"""One training loop for every model: minibatch Adam/SGD or full-batch L-BFGS.
+
+Deterministic with a seed and exactly resumable: the shuffling order and every random draw of
+epoch ``e`` come from a seed derived from ``(random_state, e)``, so resuming from the checkpoint
+of epoch ``e`` replays epochs ``e+1…`` exactly as an uninterrupted run would.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError, DataError, DivergenceError
+from ..validation import as_float_array, check_choice, check_number
+from . import distributed
+from .batches import BatchSource
+from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+
+logger = logging.getLogger(__name__)
+
+OPTIMIZERS = ("adam", "sgd", "lbfgs")
+
+
+@dataclass
+class TrainConfig:
+    """How to train. ``max_epochs`` counts passes over the data (minibatch optimizers);
+    L-BFGS runs ``max_iter`` iterations on the full batch, checkpointing every
+    ``lbfgs_iter_per_epoch`` of them (one "epoch")."""
+
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    momentum: float = 0.0
+    batch_size: int = 256
+    max_epochs: int = 20
+    max_iter: int = 400
+    lbfgs_iter_per_epoch: int = 50
+    validation_fraction: float = 0.0
+    n_iter_no_change: int | None = None
+    tol: float = 0.0
+    random_state: int = 0
+    device: str = "auto"
+    amp: bool = False
+    shuffle: bool = True
+    progress: bool = False
+    grad_clip: float | None = None
+
+    def validate(self) -> "TrainConfig":
+        check_choice(self.optimizer, "optimizer", OPTIMIZERS)
+        check_number(self.learning_rate, "learning_rate", low=0.0, low_inclusive=False)
+        check_number(self.momentum, "momentum", low=0.0, high=1.0, high_inclusive=False)
+        for name in ("batch_size", "max_epochs", "max_iter", "lbfgs_iter_per_epoch"):
+            check_number(getattr(self, name), name, low=1, integer=True)
+        check_number(self.validation_fraction, "validation_fraction", low=0.0, high=1.0,
+                     high_inclusive=False)
+        if self.n_iter_no_change is not None:
+            check_number(self.n_iter_no_change, "n_iter_no_change", low=1, integer=True)
+        check_number(self.tol, "tol", low=0.0)
+        check_number(self.random_state, "random_state", low=0, integer=True)
+        if self.grad_clip is not None:
+            check_number(self.grad_clip, "grad_clip", low=0.0, low_inclusive=False)
+        if not isinstance(self.device, str) or not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
+            raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"device {self.device!r} was asked for but CUDA is not available")
+        return self
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown training option {', '.join(map(repr, unknown))}; "
+                              f"known: {', '.join(sorted(known))}")
+        return cls(**values).validate()
+
+    def resolved_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+    @property
+    def n_epochs(self) -> int:
+        if self.optimizer == "lbfgs":
+            return -(-self.max_iter // self.lbfgs_iter_per_epoch)
+        return self.max_epochs
+
+
+@dataclass
+class TrainResult:
+    """``history``: one record per epoch; ``best_epoch``: the epoch whose weights the model
+    holds after early stopping (else the last); ``stop_reason``: why the loop ended."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    stop_reason: str = "max_epochs"
+
+
+def epoch_seed(random_state: int, epoch: int) -> int:
+    """The seed of every random draw in ``epoch`` (shuffling, noise, dropout)."""
+    return (random_state * 1_000_003 + epoch * 7_919) % (2**63 - 1)
+
+
+def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "adam":
+        return torch.optim.Adam(parameters, lr=config.learning_rate)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(parameters, lr=config.learning_rate, momentum=config.momentum)
+    return torch.optim.LBFGS(parameters, lr=config.learning_rate, max_iter=config.lbfgs_iter_per_epoch,
+                             history_size=100, line_search_fn="strong_wolfe",
+                             tolerance_grad=1e-9, tolerance_change=1e-12)
+
+
+def split_validation(n_samples: int, fraction: float, random_state: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """(train indices, validation indices) from a permutation fixed by ``random_state``."""
+    if fraction <= 0:
+        return np.arange(n_samples), None
+    n_val = int(round(n_samples * fraction))
+    if n_val < 1 or n_val >= n_samples:
+        raise DataError(f"validation_fraction={fraction} of {n_samples} samples leaves "
+                        f"{n_val} for validation and {n_samples - n_val} for training")
+    order = np.random.default_rng(random_state).permutation(n_samples)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def write_metrics(run_dir: Path, history: list[dict[str, float]]) -> None:
+    """``metrics.jsonl``: one JSON object per epoch, rewritten whole (so a resume never duplicates)."""
+    path = run_dir / "metrics.jsonl"
+    tmp = path.with_name(".metrics.jsonl.tmp")
+    tmp.write_text("".join(json.dumps(record) + "\n" for record in history))
+    tmp.replace(path)
+
+
+class Callback:
+    """Hooks into the loop; override what you need. Raising in a hook stops training."""
+
+    def on_step(self, step: int, model: torch.nn.Module) -> None:
+        """After optimizer step number ``step`` (1-based, counted over the whole run)."""
+
+    def on_epoch_end(self, epoch: int, record: dict[str, float], model: torch.nn.Module) -> None:
+        """After epoch ``epoch`` was evaluated and checkpointed."""
+
+
+def _to_floats(sums: dict[str, torch.Tensor], count: int, prefix: str) -> dict[str, float]:
+    return {f"{prefix}_{'loss' if k == 'loss' else k}": float(v) / count for k, v in sums.items()}
+
+
+@torch.no_grad()
+def evaluate_loss(model: torch.nn.Module, source: BatchSource, batch_size: int,
+                  amp: bool = False) -> dict[str, float]:
+    """Mean loss and terms over ``source`` in eval mode (no gradient, no running-stat updates)."""
+    was_training = model.training
+    model.eval()
+    sums: dict[str, torch.Tensor] = {}
+    for x in source.batches(max(batch_size, 1024), shuffle=False):
+        with torch.autocast(source.device.type, dtype=torch.bfloat16, enabled=amp):
+            out = model.loss(x)
+        for name, value in {"loss": out.loss.detach(), **out.terms}.items():
+            sums[name] = sums.get(name, 0.0) + value.float() * x.shape[0]
+    model.train(was_training)
+    return _to_floats(sums, len(source), "val")
+
+
+def train(model: torch.nn.Module, X: Any, config: TrainConfig | None = None, *,
+          X_val: Any = None, run_dir: str | Path | None = None, resume: bool = False,
+          callbacks: Sequence[Callback] = ()) -> TrainResult:
+    """Train ``model`` on ``X`` (n_samples, n_features): an array, tensor or ``np.memmap``.
+
+    ``X_val``: a validation set (else ``config.validation_fraction`` of X is held out).
+    ``run_dir``: where checkpoints (``checkpoint/``) and ``metrics.jsonl`` go, after every epoch.
+    ``resume``: continue from the checkpoint in ``run_dir`` (if there is one).
+    Raises :class:`DivergenceError` on a NaN/inf loss after restoring the last good weights.
+    """
+    config = (config or TrainConfig()).validate()
+    device = config.resolved_device()
+    X = as_float_array(X, "X", n_features=model.n_features)
+    if X_val is not None:
+        X_val = as_float_array(X_val, "X_val", n_features=model.n_features)
+        train_idx, val_idx = np.arange(X.shape[0]), None
+    else:
+        train_idx, val_idx = split_validation(X.shape[0], config.validation_fraction, config.random_state)
+    model.to(device).train()
+    model.set_full_batch(config.optimizer == "lbfgs")
+    train_source = BatchSource(X, device, train_idx)
+    val_source = (BatchSource(X_val, device) if X_val is not None
+                  else BatchSource(X, device, val_idx) if val_idx is not None else None)
+    amp = config.amp and device.type == "cuda"
+    optimizer = make_optimizer(model, config)
+    run_dir = Path(run_dir) if run_dir is not None else None
+    write = run_dir is not None and distributed.is_primary()
+
+    state: dict[str, Any] = {"epoch": 0, "step": 0, "history": [], "best_loss": math.inf,
+                             "best_epoch": 0, "bad_epochs": 0, "config": asdict(config)}
+    best_state: dict[str, torch.Tensor] | None = None
+    if resume and run_dir is not None and has_checkpoint(run_dir):
+        state, best_state = load_checkpoint(run_dir, model, optimizer)
+        logger.info("resumed from %s at epoch %d", run_dir, state["epoch"])
+        model.to(device)
+    result = TrainResult(history=state["history"], best_epoch=state["best_epoch"])
+    early_stopping = config.n_iter_no_change is not None
+    monitor = "val_loss" if val_source is not None else "train_loss"
+
+    total_steps = config.n_epochs * (1 if config.optimizer == "lbfgs" else train_source.n_batches(config.batch_size))
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total_steps, initial=min(state["step"], total_steps), unit="step", dynamic_ncols=True,
+               disable=not (config.progress and distributed.is_primary()), leave=False)
+    try:
+        for epoch in range(state["epoch"] + 1, config.n_epochs + 1):
+            seed = epoch_seed(config.random_state, epoch)
+            torch.manual_seed(seed)
+            generator = torch.Generator().manual_seed(seed)
+            last_good = copy.deepcopy(model.state_dict())
+            started = time.perf_counter()
+            if config.optimizer == "lbfgs":
+                sums, count = _lbfgs_epoch(model, optimizer, train_source, amp, epoch, config)
+                state["step"] += 1
+                bar.update(1)
+                for callback in callbacks:
+                    callback.on_step(state["step"], model)
+            else:
+                sums, count = _minibatch_epoch(model, optimizer, train_source, config, generator, amp,
+                                               state, bar, callbacks)
+            train_record = _to_floats(sums, count, "train")
+            if not math.isfinite(train_record["train_loss"]):
+                model.load_state_dict(last_good)
+                raise DivergenceError(
+                    f"the loss became NaN/inf in epoch {epoch}; the model was restored to its state "
+                    f"after epoch {epoch - 1}{' (last checkpoint kept in ' + str(run_dir) + ')' if write else ''}; "
+                    "lower the learning rate or check the data scale")
+            record: dict[str, float] = {"epoch": epoch, **train_record}
+            if val_source is not None:
+                record.update(evaluate_loss(model, val_source, config.batch_size, amp))
+            record["seconds"] = time.perf_counter() - started
+            state["history"].append(record)
+            state["epoch"] = epoch
+            bar.set_postfix(epoch=epoch, loss=f"{record[monitor]:.4g}")
+            logger.info("epoch %d: %s", epoch, ", ".join(f"{k}={v:.5g}" for k, v in record.items() if k != "epoch"))
+
+            if record[monitor] < state["best_loss"] - config.tol:
+                state["best_loss"], state["best_epoch"], state["bad_epochs"] = record[monitor], epoch, 0
+                if early_stopping:
+                    best_state = copy.deepcopy(model.state_dict())
+            else:
+                state["bad_epochs"] += 1
+            if write:
+                save_checkpoint(run_dir, model, optimizer, state, best_state)
+                write_metrics(run_dir, state["history"])
+            for callback in callbacks:
+                callback.on_epoch_end(epoch, record, model)
+            if early_stopping and state["bad_epochs"] >= config.n_iter_no_change:
+                result.stop_reason = "early_stopping"
+                break
+            if config.optimizer == "lbfgs" and getattr(optimizer, "converged", False):
+                result.stop_reason = "converged"
+                break
+    finally:
+        bar.close()
+        model.set_full_batch(False)
+    if early_stopping and best_state is not None:
+        model.load_state_dict(best_state)
+        result.best_epoch = state["best_epoch"]
+    else:
+        result.best_epoch = state["epoch"]
+    result.history = state["history"]
+    return result
+
+
+def _backward_step(model, optimizer, x: torch.Tensor, config: TrainConfig, amp: bool) -> dict[str, torch.Tensor]:
+    optimizer.zero_grad(set_to_none=True)
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+        out = model.loss(x)
+    out.loss.backward()
+    if config.grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    optimizer.step()
+    model.apply_constraints()
+    return {"loss": out.loss.detach(), **out.terms}
+
+
+def _minibatch_epoch(model, optimizer, source: BatchSource, config: TrainConfig, generator, amp: bool,
+                     state: dict[str, Any], bar, callbacks: Sequence[Callback]):
+    sums: dict[str, torch.Tensor] = {}
+    count = 0
+    # On the CPU a finiteness check costs nothing; on a GPU it syncs, so check every 50 steps.
+    check_every = 1 if source.device.type == "cpu" else 50
+    for i, x in enumerate(source.batches(config.batch_size, shuffle=config.shuffle, generator=generator)):
+        terms = _backward_step(model, optimizer, x, config, amp)
+        for name, value in terms.items():
+            sums[name] = sums.get(name, 0.0) + value.float() * x.shape[0]
+        count += x.shape[0]
+        state["step"] += 1
+        bar.update(1)
+        for callback in callbacks:
+            callback.on_step(state["step"], model)
+        if (i + 1) % check_every == 0 and not torch.isfinite(sums["loss"]):
+            break
+    if distributed.is_distributed():
+        import torch.distributed as dist
+
+        names = sorted(sums)
+        packed = torch.stack([torch.as_tensor(sums[n], device=source.device).float() for n in names]
+                             + [torch.tensor(float(count), device=source.device)])
+        dist.all_reduce(packed)
+        sums, count = dict(zip(names, packed[:-1])), int(packed[-1])
+    return sums, count
+
+
+def _lbfgs_epoch(model, optimizer, source: BatchSource, amp: bool, epoch: int, config: TrainConfig):
+    """``lbfgs_iter_per_epoch`` L-BFGS iterations on the whole training set."""
+    x = source.full()
+    remaining = config.max_iter - (epoch - 1) * config.lbfgs_iter_per_epoch
+    optimizer.param_groups[0]["max_iter"] = min(config.lbfgs_iter_per_epoch, remaining)
+    optimizer.param_groups[0]["max_eval"] = optimizer.param_groups[0]["max_iter"] * 4
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+            loss = model.loss(x).loss
+        loss.backward()
+        return loss
+
+    group = optimizer.param_groups[0]
+    lbfgs_state = optimizer.state[group["params"][0]]
+    before = (lbfgs_state.get("n_iter", 0), lbfgs_state.get("func_evals", 0))
+    optimizer.step(closure)
+    model.apply_constraints()
+    iterations = lbfgs_state.get("n_iter", 0) - before[0]
+    evaluations = lbfgs_state.get("func_evals", 0) - before[1]
+    # L-BFGS returns early once its tolerances are met; then further epochs change nothing.
+    optimizer.converged = iterations < group["max_iter"] and evaluations < group["max_eval"]
+    with torch.no_grad():
+        out = model.loss(x)
+    return {"loss": out.loss.detach(), **out.terms}, 1

@@ -1,0 +1,87 @@
+"""Checks on user input that turn bad data and bad hyperparameters into clear errors."""
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import ConfigError, DataError
+
+
+def as_float_array(X: Any, name: str = "X", *, n_features: int | None = None,
+                   dtype: np.dtype | type = np.float32, allow_memmap: bool = True) -> np.ndarray:
+    """Return ``X`` as a 2-D float array ``(n_samples, n_features)``, or raise :class:`DataError`.
+
+    Rejects non-numeric data, NaN/inf, empty data, arrays that are not 2-D (a 1-D array is
+    refused, as scikit-learn does), and a feature count other than ``n_features`` when given.
+    A ``np.memmap`` of the right dtype is returned as it is (no copy) when ``allow_memmap``.
+    """
+    if isinstance(X, torch.Tensor):
+        X = X.detach().cpu().numpy()
+    if allow_memmap and isinstance(X, np.memmap) and X.dtype == dtype and X.ndim == 2:
+        array = X
+    else:
+        try:
+            array = np.asarray(X)
+        except Exception as exc:  # ragged lists, objects numpy refuses
+            raise DataError(f"{name} cannot be read as a numeric array: {exc}") from None
+        if array.dtype.kind not in "biuf":
+            if array.dtype.kind == "c":
+                raise DataError(f"{name} is complex; sparseae needs real numbers")
+            try:
+                array = array.astype(dtype)
+            except (TypeError, ValueError):
+                raise DataError(f"{name} holds non-numeric values (dtype {array.dtype})") from None
+    if array.ndim != 2:
+        hint = " (reshape a single feature with X.reshape(-1, 1) or a single sample with X.reshape(1, -1))" \
+            if array.ndim == 1 else ""
+        raise DataError(f"{name} must be 2-D (n_samples, n_features), got shape {array.shape}{hint}")
+    if array.shape[0] == 0:
+        raise DataError(f"{name} is empty: 0 samples (shape {array.shape})")
+    if array.shape[1] == 0:
+        raise DataError(f"{name} has 0 features (shape {array.shape})")
+    if n_features is not None and array.shape[1] != n_features:
+        raise DataError(f"{name} has {array.shape[1]} features, but the model expects {n_features}")
+    if array.dtype != dtype and not isinstance(array, np.memmap):
+        array = array.astype(dtype)
+    check_finite(array, name)
+    return array
+
+
+def check_finite(array: np.ndarray | torch.Tensor, name: str = "X", chunk_rows: int = 65536) -> None:
+    """Raise :class:`DataError` naming the first row with NaN or inf (chunked, so memmaps stay cheap)."""
+    if isinstance(array, torch.Tensor):
+        bad = ~torch.isfinite(array)
+        if bool(bad.any()):
+            row = int(bad.reshape(bad.shape[0], -1).any(dim=1).nonzero()[0, 0])
+            raise DataError(f"{name} contains NaN or inf (first at row {row})")
+        return
+    for start in range(0, array.shape[0], chunk_rows):
+        block = np.asarray(array[start:start + chunk_rows])
+        if block.dtype.kind == "f" and not np.isfinite(block).all():
+            row = start + int(np.nonzero(~np.isfinite(block).reshape(block.shape[0], -1).all(axis=1))[0][0])
+            raise DataError(f"{name} contains NaN or inf (first at row {row})")
+
+
+def check_number(value: Any, name: str, *, low: float | None = None, high: float | None = None,
+                 low_inclusive: bool = True, high_inclusive: bool = True, integer: bool = False) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is a real (or integer) number inside the bounds."""
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise ConfigError(f"{name} must be {'an integer' if integer else 'a number'}, got {value!r}")
+    if not np.isfinite(float(value)):
+        raise ConfigError(f"{name} must be finite, got {value!r}")
+    if low is not None and (value < low or (value == low and not low_inclusive)):
+        bound = ">=" if low_inclusive else ">"
+        raise ConfigError(f"{name} must be {bound} {low}, got {value!r}")
+    if high is not None and (value > high or (value == high and not high_inclusive)):
+        bound = "<=" if high_inclusive else "<"
+        raise ConfigError(f"{name} must be {bound} {high}, got {value!r}")
+
+
+def check_choice(value: Any, name: str, choices: tuple[str, ...] | list[str]) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")

@@ -1,0 +1,15 @@
+"""Pictures of autoencoders: filter grids, training curves, reconstructions, unit activity.
+
+Nothing here touches pyplot or the global matplotlib backend.
+"""
+from .grid import filter_grid, grid_layout
+from .plots import save_activity_histogram, save_curves, save_filters, save_reconstructions
+
+__all__ = [
+    "filter_grid",
+    "grid_layout",
+    "save_activity_histogram",
+    "save_curves",
+    "save_filters",
+    "save_reconstructions",
+]

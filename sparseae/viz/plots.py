@@ -1,0 +1,207 @@
+"""PNG pictures of filters, training curves, reconstructions and unit activity.
+
+Figures are built with ``matplotlib.figure.Figure`` and drawn by the Agg canvas directly, never
+through ``pyplot``, so no global matplotlib state (backend, current figure) changes. Each function
+writes its PNG atomically (a temporary file in the target folder, then ``os.replace``), creating
+missing parent folders, and returns the written path as a ``pathlib.Path``.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from ..errors import ConfigError, DataError
+from ..validation import as_float_array, check_number
+from .grid import _as_filter_matrix, _check_image_shape, filter_grid, tile_images
+
+__all__ = ["save_filters", "save_curves", "save_reconstructions", "save_activity_histogram"]
+
+_DPI = 100
+
+
+def _save_figure(figure: Figure, path: str | os.PathLike) -> Path:
+    """Render ``figure`` as PNG to ``path`` atomically and return ``Path(path)``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    FigureCanvasAgg(figure)
+    try:
+        with open(temporary, "xb") as handle:
+            figure.savefig(handle, format="png", dpi=_DPI)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _grid_figure(grid: np.ndarray, title: str | None) -> tuple[Figure, Any]:
+    """A figure showing ``grid`` (values in [0, 1]) in grey, each grid pixel at least 1 screen pixel."""
+    height, width = grid.shape
+    zoom = max(1.0, min(8.0, 600.0 / max(height, width)))
+    title_inches = 0.4 if title else 0.0
+    figure = Figure(figsize=(max(width * zoom / _DPI, 1.0), max(height * zoom / _DPI, 1.0) + title_inches))
+    axes = figure.add_axes((0.0, 0.0, 1.0, 1.0 - title_inches / figure.get_figheight()))
+    axes.imshow(grid, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest", aspect="equal")
+    axes.set_xticks([])
+    axes.set_yticks([])
+    if title:
+        axes.set_title(title, fontsize=10)
+    return figure, axes
+
+
+def save_filters(W: Any, path: str | os.PathLike, image_shape: Any, *, layout: Any = None,
+                 title: str | None = None, normalize: str = "each", pad: int = 1) -> Path:
+    """Write the rows of ``W`` ``(n_units, height*width)`` as a greyscale grid of images.
+
+    The grid is :func:`filter_grid` ``(W, image_shape, layout=layout, pad=pad, normalize=normalize)``.
+    """
+    grid = filter_grid(W, image_shape, layout=layout, pad=pad, normalize=normalize)
+    figure, _ = _grid_figure(grid, title)
+    return _save_figure(figure, path)
+
+
+def _numeric(value: Any) -> float | None:
+    """``float(value)`` for a finite real number (not bool), else None."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.number)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def save_curves(records: Sequence[Mapping[str, Any]], path: str | os.PathLike, *,
+                keys: Sequence[str] | None = None) -> Path:
+    """Plot per-epoch metrics against the epoch.
+
+    ``records`` is a list with one dict per epoch, e.g. ``{"epoch": 1, "train_loss": 0.5,
+    "val_loss": 0.6, "mean_l0": 12.0}``; a record without ``"epoch"`` counts as epoch ``index + 1``.
+    The keys plotted are ``keys`` or, by default, every key with a numeric value in some record.
+    Keys ending in ``_loss`` share the first panel; any others go to a second panel. A panel uses a
+    log y scale when all of its values are > 0. Missing, non-numeric and NaN/inf values are skipped.
+    """
+    if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Sequence) or not records:
+        raise DataError("records must be a non-empty list of dicts, one per epoch")
+    if not all(isinstance(record, Mapping) for record in records):
+        raise DataError("every record must be a dict of metric name -> value")
+    epochs = [_numeric(record.get("epoch", index + 1)) for index, record in enumerate(records)]
+    if any(epoch is None for epoch in epochs):
+        raise DataError("every record's 'epoch' must be a finite number")
+    seen: dict[str, None] = {}
+    for record in records:
+        seen.update(dict.fromkeys(key for key in record if key != "epoch" and _numeric(record[key]) is not None))
+    if keys is None:
+        keys = list(seen)
+    else:
+        if isinstance(keys, str) or not all(isinstance(key, str) for key in keys):
+            raise ConfigError(f"keys must be a list of metric names, got {keys!r}")
+        missing = [key for key in keys if key not in seen]
+        if missing:
+            raise ConfigError(f"no numeric values for key(s) {missing}; available: {sorted(seen)}")
+    if not keys:
+        raise DataError("records hold no numeric metric to plot")
+    panels = [[key for key in keys if key.endswith("_loss")], [key for key in keys if not key.endswith("_loss")]]
+    panels = [panel for panel in panels if panel]
+
+    figure = Figure(figsize=(6.4, 3.2 * len(panels)))
+    axes_list = figure.subplots(len(panels), 1, squeeze=False, sharex=True)[:, 0]
+    for axes, panel in zip(axes_list, panels):
+        all_values: list[float] = []
+        for key in panel:
+            points = [(epoch, _numeric(record.get(key))) for epoch, record in zip(epochs, records)]
+            points = [(epoch, value) for epoch, value in points if value is not None]
+            xs, ys = zip(*points)
+            axes.plot(xs, ys, marker="o" if len(points) < 30 else None, markersize=3, label=key)
+            all_values.extend(ys)
+        if min(all_values) > 0:
+            axes.set_yscale("log")
+        axes.grid(True, alpha=0.3)
+        axes.legend(fontsize=8)
+    axes_list[-1].set_xlabel("epoch")
+    figure.tight_layout()
+    return _save_figure(figure, path)
+
+
+def _as_image_rows(X: Any, name: str, image_shape: tuple[int, int]) -> np.ndarray:
+    """``X`` as ``(n_samples, height*width)`` float64; ``(n, height, width)`` input is flattened."""
+    if isinstance(X, torch.Tensor):
+        X = X.detach().cpu().numpy()
+    X = np.asarray(X)
+    if X.ndim > 2:
+        X = X.reshape(X.shape[0], -1)
+    return _as_filter_matrix(X, name, image_shape)
+
+
+def save_reconstructions(X: Any, X_hat: Any, path: str | os.PathLike, image_shape: Any, *,
+                         n: int = 10) -> Path:
+    """Show the first ``n`` inputs (top row) above their reconstructions (bottom row).
+
+    ``X`` and ``X_hat`` have shape ``(n_samples, height*width)``. Both rows share one grey scale
+    (min to max over the ``2n`` images shown), so intensities are comparable.
+    """
+    image_shape = _check_image_shape(image_shape)
+    check_number(n, "n", low=1, integer=True)
+    X = _as_image_rows(X, "X", image_shape)
+    X_hat = _as_image_rows(X_hat, "X_hat", image_shape)
+    if X.shape != X_hat.shape:
+        raise DataError(f"X has shape {X.shape} but X_hat has shape {X_hat.shape}; they must match")
+    n = min(int(n), X.shape[0])
+    shown = np.concatenate([X[:n], X_hat[:n]])
+    low, span = shown.min(), shown.max() - shown.min()
+    shown = (shown - low) / span if span > 0 else np.full_like(shown, 0.5)
+    pad = 1
+    grid = tile_images(shown.reshape(2 * n, *image_shape), (2, n), pad=pad)
+    figure, axes = _grid_figure(grid, None)
+    height = image_shape[0]
+    axes.set_yticks([pad + height / 2, 2 * pad + 1.5 * height], ["input", "reconstruction"], fontsize=8)
+    figure.set_size_inches(figure.get_figwidth() + 1.0, figure.get_figheight())
+    axes.set_position((1.0 / figure.get_figwidth(), 0.0, 1.0 - 1.0 / figure.get_figwidth(), 1.0))
+    return _save_figure(figure, path)
+
+
+def save_activity_histogram(activation_frequency: Any, path: str | os.PathLike, *,
+                            dead_threshold: float = 0.0, bins: int = 50) -> Path:
+    """Histogram of per-unit activity ``(n_units,)``, with dead units counted and marked.
+
+    A unit is dead when its value is ``<= dead_threshold`` (with the default 0: never active).
+    Live units are binned over ``[dead_threshold, max]`` in ``bins`` bins; the dead units are a
+    separate red bar just left of the lowest bin, and the title gives their number.
+    """
+    check_number(dead_threshold, "dead_threshold")
+    check_number(bins, "bins", low=1, integer=True)
+    if isinstance(activation_frequency, torch.Tensor):
+        activation_frequency = activation_frequency.detach().cpu().numpy()
+    values = np.asarray(activation_frequency)
+    if values.ndim != 1:
+        raise DataError(f"activation_frequency must be 1-D (n_units,), got shape {values.shape}")
+    values = as_float_array(values.reshape(-1, 1), "activation_frequency", dtype=np.float64)[:, 0]
+    dead = values <= dead_threshold
+    n_dead, n_units = int(dead.sum()), values.size
+    alive = values[~dead]
+    low = float(dead_threshold)  # every live value is > low
+    high = float(alive.max()) if alive.size else low + 1.0
+    edges = np.linspace(low, high, int(bins) + 1)
+    width = edges[1] - edges[0]
+
+    figure = Figure(figsize=(6.4, 4.0))
+    axes = figure.add_subplot()
+    axes.hist(alive, bins=edges, color="tab:blue", label=f"live units ({alive.size})")
+    axes.bar([low - width], [n_dead], width=width, color="tab:red", align="center",
+             label=f"dead units (<= {dead_threshold:g})")
+    axes.set_xlabel("activation frequency")
+    axes.set_ylabel("units")
+    axes.set_title(f"{n_dead} dead of {n_units} units ({100.0 * n_dead / n_units:.1f}%)")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    return _save_figure(figure, path)

@@ -1,0 +1,33 @@
+"""Shared fixtures: small deterministic data, and the offline MNIST file when it is present."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist.npz"
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads_and_seed():
+    torch.manual_seed(0)
+    yield
+
+
+@pytest.fixture(scope="session")
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 8×8 digits scaled to [0, 1]: X (1797, 64) float32, y (1797,)."""
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    return (data.data / 16.0).astype(np.float32), data.target.astype(np.int64)
+
+
+@pytest.fixture(scope="session")
+def mnist_path() -> Path:
+    """../shared/data/mnist.npz, or a skip saying it is absent."""
+    if not SHARED_MNIST.exists():
+        pytest.skip(f"MNIST not present at {SHARED_MNIST} (the shared data folder ships it offline)")
+    return SHARED_MNIST

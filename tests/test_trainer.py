@@ -1,0 +1,243 @@
+"""The training loop: it learns, matches PCA when it should, resumes exactly, stops cleanly."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from sparseae.errors import CheckpointError, ConfigError, DataError, DivergenceError
+from sparseae.evaluate import explained_variance, sparsity_stats
+from sparseae.io import load_model
+from sparseae.models import create_model
+from sparseae.train import Callback, TrainConfig, train
+from sparseae.train.checkpoint import checkpoint_path
+
+
+def state_of(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_sparse_kl_autoencoder_learns_and_becomes_sparse(digits):
+    X, _ = digits
+    model = create_model("sparse_ae_kl", 64, 32, sparsity_target=0.05, weight_decay=1e-4)
+    with torch.no_grad():
+        initial = model.loss(torch.from_numpy(X)).loss.item()
+    result = train(model, X, TrainConfig(optimizer="lbfgs", max_iter=150))
+    losses = [r["train_loss"] for r in result.history]
+    assert losses == sorted(losses, reverse=True) and losses[-1] < 0.3 * initial
+    with torch.no_grad():
+        codes = model.encode(torch.from_numpy(X))
+        X_hat = model(torch.from_numpy(X))
+    rho_hat = sparsity_stats(codes.numpy())["rho_hat"]
+    assert abs(rho_hat.mean() - 0.05) < 0.03          # the KL term pulls ρ̂ to ρ
+    assert explained_variance(X, X_hat.numpy()) > 0.6
+
+
+def test_l1_autoencoder_gives_exact_zeros_and_reconstructs(digits):
+    X, _ = digits
+    model = create_model("sparse_ae_l1", 64, 128, sparsity_weight=0.05)
+    result = train(model, X, TrainConfig(max_epochs=15, learning_rate=3e-3, batch_size=64))
+    assert result.history[-1]["train_loss"] < 0.6 * result.history[0]["train_loss"]
+    with torch.no_grad():
+        codes = model.encode(torch.from_numpy(X)).numpy()
+        X_hat = model(torch.from_numpy(X)).numpy()
+    stats = sparsity_stats(codes)
+    assert stats["active_fraction"] < 0.35             # most units are exactly zero per sample
+    assert explained_variance(X, X_hat) > 0.6
+    torch.testing.assert_close(model.decoder.weight.norm(dim=0), torch.ones(128))
+
+
+def test_linear_autoencoder_matches_pca(digits):
+    """§14.1: a linear AE with squared error spans the PCA subspace, so its error equals PCA's."""
+    from sklearn.decomposition import PCA
+
+    X, _ = digits
+    k = 8
+    pca = PCA(k).fit(X)
+    pca_error = ((X - pca.inverse_transform(pca.transform(X))) ** 2).sum(1).mean()
+    model = create_model("linear_ae", 64, k)
+    train(model, X, TrainConfig(optimizer="lbfgs", max_iter=400, lbfgs_iter_per_epoch=400))
+    with torch.no_grad():
+        ae_error = ((torch.from_numpy(X) - model(torch.from_numpy(X))) ** 2).sum(1).mean().item()
+    assert ae_error == pytest.approx(pca_error, rel=2e-3)
+
+
+def test_same_seed_same_weights(digits):
+    X, _ = digits
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(3)
+        model = create_model("sparse_ae_l1", 64, 16)
+        train(model, X[:300], TrainConfig(max_epochs=2, batch_size=32, random_state=5))
+        runs.append(state_of(model))
+    for key in runs[0]:
+        torch.testing.assert_close(runs[0][key], runs[1][key], rtol=0, atol=0)
+
+
+class Interrupt(Callback):
+    def __init__(self, at_step):
+        self.at_step = at_step
+
+    def on_step(self, step, model):
+        if step == self.at_step:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_resume_after_interruption_equals_uninterrupted(digits, tmp_path, optimizer):
+    X, _ = digits
+    X = X[:400]
+    config = TrainConfig(optimizer=optimizer, max_epochs=4, batch_size=50, learning_rate=1e-2 if optimizer == "adam" else 1.0,
+                         max_iter=40, lbfgs_iter_per_epoch=10, validation_fraction=0.1)
+    torch.manual_seed(1)
+    reference = create_model("sparse_ae_kl", 64, 10, kl_momentum=0.5)
+    initial = state_of(reference)
+    full = train(reference, X, config)
+
+    interrupted = create_model("sparse_ae_kl", 64, 10, kl_momentum=0.5)
+    interrupted.load_state_dict(initial)
+    stop_at = 2 * 8 + 3 if optimizer == "adam" else 3    # mid-epoch 3 / in L-BFGS "epoch" 3
+    with pytest.raises(KeyboardInterrupt):
+        train(interrupted, X, config, run_dir=tmp_path, callbacks=[Interrupt(stop_at)])
+    assert json.loads((checkpoint_path(tmp_path) / "config.json").read_text())["extra"]["epoch"] == 2
+
+    resumed = create_model("sparse_ae_kl", 64, 10, kl_momentum=0.5)   # fresh weights, restored from disk
+    result = train(resumed, X, config, run_dir=tmp_path, resume=True)
+    for key, value in state_of(reference).items():
+        torch.testing.assert_close(resumed.state_dict()[key], value, rtol=1e-5, atol=1e-6)
+    assert [r["epoch"] for r in result.history] == [1, 2, 3, 4]
+    assert result.history[-1]["train_loss"] == pytest.approx(full.history[-1]["train_loss"], rel=1e-5)
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4]
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import os, signal, sys, numpy as np, torch
+    from sklearn.datasets import load_digits
+    from sparseae.models import create_model
+    from sparseae.train import Callback, TrainConfig, train
+    X = (load_digits().data[:500] / 16).astype(np.float32)
+    class Kill(Callback):
+        def on_step(self, step, model):
+            if step == int(sys.argv[2]):
+                os.kill(os.getpid(), signal.SIGKILL)
+    torch.manual_seed(0)
+    model = create_model("sparse_ae_l1", 64, 20)
+    config = TrainConfig(max_epochs=3, batch_size=50, learning_rate=1e-2)
+    train(model, X, config, run_dir=sys.argv[1], resume=True,
+          callbacks=[Kill()] if int(sys.argv[2]) > 0 else [])
+""")
+
+
+def test_sigkill_mid_epoch_then_resume(tmp_path):
+    """A real kill -9 in the middle of epoch 2: the checkpoint of epoch 1 survives intact and
+    the resumed run ends with the same weights as a run never killed."""
+    script = tmp_path / "run.py"
+    script.write_text(KILL_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    killed = subprocess.run([sys.executable, str(script), str(tmp_path / "a"), "15"], env=env)
+    assert killed.returncode == -signal.SIGKILL
+    assert json.loads((tmp_path / "a" / "checkpoint" / "config.json").read_text())["extra"]["epoch"] == 1
+    subprocess.run([sys.executable, str(script), str(tmp_path / "a"), "0"], env=env, check=True)
+    subprocess.run([sys.executable, str(script), str(tmp_path / "b"), "0"], env=env, check=True)
+    resumed, straight = load_model(tmp_path / "a" / "checkpoint"), load_model(tmp_path / "b" / "checkpoint")
+    for key, value in straight.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[key], value, rtol=0, atol=0)
+
+
+def test_divergence_stops_cleanly_and_keeps_last_good_state(digits, tmp_path):
+    X, _ = digits
+    X = X[:300].copy()
+
+    class Poison(Callback):
+        def on_epoch_end(self, epoch, record, model):
+            if epoch == 2:
+                with torch.no_grad():
+                    model.encoder.weight[0, 0] = float("nan")
+
+    model = create_model("sparse_ae_l1", 64, 8)
+    with pytest.raises(DivergenceError, match="NaN/inf in epoch 3.*after epoch 2"):
+        train(model, X, TrainConfig(max_epochs=5, batch_size=50), run_dir=tmp_path, callbacks=[Poison()])
+    # the in-memory model is back to its last finite state... (the poisoned one of epoch 2's end)
+    saved = load_model(checkpoint_path(tmp_path))
+    assert all(torch.isfinite(v).all() for v in saved.state_dict().values())
+    assert json.loads((checkpoint_path(tmp_path) / "config.json").read_text())["extra"]["epoch"] == 2
+
+
+def test_divergence_from_learning_rate(digits):
+    X, _ = digits
+    model = create_model("linear_ae", 64, 8)
+    with pytest.raises(DivergenceError, match="lower the learning rate"):
+        train(model, X * 1e3, TrainConfig(optimizer="sgd", learning_rate=10.0, max_epochs=3, batch_size=64))
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_early_stopping_restores_best_weights(digits):
+    X, _ = digits
+
+    class Record(Callback):
+        def __init__(self):
+            self.states = {}
+
+        def on_epoch_end(self, epoch, record, model):
+            self.states[epoch] = state_of(model)
+
+    recorder = Record()
+    model = create_model("sparse_ae_l1", 64, 16)
+    # a huge learning rate makes validation loss bounce, so the best epoch is not the last
+    result = train(model, X, TrainConfig(optimizer="sgd", learning_rate=0.5, max_epochs=30, batch_size=32,
+                                         validation_fraction=0.2, n_iter_no_change=3), callbacks=[recorder])
+    val = [r["val_loss"] for r in result.history]
+    assert result.best_epoch == int(np.argmin(val)) + 1
+    for key, value in recorder.states[result.best_epoch].items():
+        torch.testing.assert_close(model.state_dict()[key], value)
+    if result.stop_reason == "early_stopping":
+        assert len(val) - result.best_epoch == 3
+
+
+def test_trains_from_a_memory_map(digits, tmp_path):
+    X, _ = digits
+    path = tmp_path / "x.npy"
+    np.save(path, X)
+    mm = np.load(path, mmap_mode="r")
+    torch.manual_seed(0)
+    a = create_model("sparse_ae_l1", 64, 16)
+    init = state_of(a)
+    train(a, mm, TrainConfig(max_epochs=2, batch_size=64))
+    b = create_model("sparse_ae_l1", 64, 16)
+    b.load_state_dict(init)
+    train(b, X, TrainConfig(max_epochs=2, batch_size=64))
+    for key, value in state_of(b).items():  # same order, same batches: the same result
+        torch.testing.assert_close(a.state_dict()[key], value, rtol=1e-5, atol=1e-6)
+
+
+def test_bad_input_and_options(digits, tmp_path):
+    X, _ = digits
+    model = create_model("linear_ae", 64, 4)
+    bad = X[:20].copy()
+    bad[3, 5] = np.nan
+    with pytest.raises(DataError, match="NaN or inf.*row 3"):
+        train(model, bad)
+    with pytest.raises(DataError, match="expects 64"):
+        train(model, X[:, :10])
+    with pytest.raises(DataError, match="empty"):
+        train(model, X[:0])
+    with pytest.raises(DataError, match="non-numeric"):
+        train(model, [["a"] * 64])
+    with pytest.raises(ConfigError, match="optimizer"):
+        train(model, X, TrainConfig(optimizer="adagrad"))
+    with pytest.raises(ConfigError, match="learning_rate"):
+        train(model, X, TrainConfig(learning_rate=-1))
+    with pytest.raises(ConfigError, match="unknown training option 'epochs'"):
+        TrainConfig.from_dict({"epochs": 3})
+    train(create_model("linear_ae", 64, 4), X[:100], TrainConfig(max_epochs=1), run_dir=tmp_path)
+    with pytest.raises(CheckpointError, match="belongs to model 'linear_ae'"):
+        train(create_model("sparse_ae_l1", 64, 4), X[:100], TrainConfig(max_epochs=1),
+              run_dir=tmp_path, resume=True)
