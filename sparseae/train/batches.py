@@ -18,8 +18,8 @@ class BatchSource:
     """
 
     def __init__(self, X: np.ndarray | torch.Tensor, device: torch.device,
-                 indices: np.ndarray | None = None) -> None:
-        self.device = device
+                 indices: np.ndarray | None = None, dtype: torch.dtype = torch.float32) -> None:
+        self.device, self.dtype = device, dtype
         self.on_disk = isinstance(X, np.memmap)
         n = X.shape[0]
         self.indices = np.arange(n) if indices is None else np.asarray(indices)
@@ -29,7 +29,7 @@ class BatchSource:
             data = X if isinstance(X, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(X))
             if indices is not None:
                 data = data[torch.from_numpy(self.indices)]
-            self.X = data.to(device=device, dtype=torch.float32)
+            self.X = data.to(device=device, dtype=dtype)
             self.indices = np.arange(self.X.shape[0])
 
     def __len__(self) -> int:
@@ -40,7 +40,7 @@ class BatchSource:
         if not self.on_disk:
             return self.X[positions.to(self.device)]
         rows = np.sort(self.indices[positions.numpy()])
-        batch = torch.from_numpy(np.asarray(self.X[rows], dtype=np.float32))
+        batch = torch.from_numpy(np.asarray(self.X[rows])).to(self.dtype)
         if self.device.type == "cuda":
             batch = batch.pin_memory()
         return batch.to(self.device, non_blocking=True)

@@ -33,7 +33,9 @@ OPTIMIZERS = ("adam", "sgd", "lbfgs")
 class TrainConfig:
     """How to train. ``max_epochs`` counts passes over the data (minibatch optimizers);
     L-BFGS runs ``max_iter`` iterations on the full batch, checkpointing every
-    ``lbfgs_iter_per_epoch`` of them (one "epoch")."""
+    ``lbfgs_iter_per_epoch`` of them (one "epoch"). ``dtype``: float32, or float64 for
+    full-batch L-BFGS on small problems (as MATLAB's minFunc in UFLDL: in float32 its line search
+    can stall where the loss changes below float32's resolution). ``amp``: bf16 autocast on CUDA."""
 
     optimizer: str = "adam"
     learning_rate: float = 1e-3
@@ -47,6 +49,7 @@ class TrainConfig:
     tol: float = 0.0
     random_state: int = 0
     device: str = "auto"
+    dtype: str = "float32"
     amp: bool = False
     shuffle: bool = True
     progress: bool = False
@@ -64,6 +67,9 @@ class TrainConfig:
             check_number(self.n_iter_no_change, "n_iter_no_change", low=1, integer=True)
         check_number(self.tol, "tol", low=0.0)
         check_number(self.random_state, "random_state", low=0, integer=True)
+        check_choice(self.dtype, "dtype", ("float32", "float64"))
+        if self.amp and self.dtype == "float64":
+            raise ConfigError("amp (bf16 autocast) needs dtype float32")
         if self.grad_clip is not None:
             check_number(self.grad_clip, "grad_clip", low=0.0, low_inclusive=False)
         if not isinstance(self.device, str) or not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
@@ -187,11 +193,12 @@ def train(model: torch.nn.Module, X: Any, config: TrainConfig | None = None, *,
         train_idx, val_idx = np.arange(X.shape[0]), None
     else:
         train_idx, val_idx = split_validation(X.shape[0], config.validation_fraction, config.random_state)
-    model.to(device).train()
+    dtype = getattr(torch, config.dtype)
+    model.to(device=device, dtype=dtype).train()
     model.set_full_batch(config.optimizer == "lbfgs")
-    train_source = BatchSource(X, device, train_idx)
-    val_source = (BatchSource(X_val, device) if X_val is not None
-                  else BatchSource(X, device, val_idx) if val_idx is not None else None)
+    train_source = BatchSource(X, device, train_idx, dtype=dtype)
+    val_source = (BatchSource(X_val, device, dtype=dtype) if X_val is not None
+                  else BatchSource(X, device, val_idx, dtype=dtype) if val_idx is not None else None)
     amp = config.amp and device.type == "cuda"
     optimizer = make_optimizer(model, config)
     run_dir = Path(run_dir) if run_dir is not None else None
@@ -203,7 +210,7 @@ def train(model: torch.nn.Module, X: Any, config: TrainConfig | None = None, *,
     if resume and run_dir is not None and has_checkpoint(run_dir):
         state, best_state = load_checkpoint(run_dir, model, optimizer)
         logger.info("resumed from %s at epoch %d", run_dir, state["epoch"])
-        model.to(device)
+        model.to(device=device, dtype=dtype)
     result = TrainResult(history=state["history"], best_epoch=state["best_epoch"])
     early_stopping = config.n_iter_no_change is not None
     monitor = "val_loss" if val_source is not None else "train_loss"
