@@ -7,8 +7,13 @@ import torch
 
 from ..errors import ConfigError
 
+def identity(v: torch.Tensor) -> torch.Tensor:
+    """f(v) = v (a named function rather than a lambda, so models pickle)."""
+    return v
+
+
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "identity": lambda v: v,
+    "identity": identity,
     "sigmoid": torch.sigmoid,
     "tanh": torch.tanh,
     "relu": torch.relu,

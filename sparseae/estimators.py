@@ -1,0 +1,609 @@
+"""scikit-learn estimators over the sparseae models: fit / transform / inverse_transform / score.
+
+Each estimator is a thin, scikit-learn-conformant wrapper: ``__init__`` only stores its keyword
+arguments, ``fit`` validates them (``_parameter_constraints``) and the data, builds the model with
+:func:`~sparseae.models.create_model` and trains it with :func:`sparseae.train.train` (the one
+training loop of the library). All the machinery lives in :class:`BaseAutoencoderEstimator`; a
+concrete estimator only says which registered model it builds (:meth:`~BaseAutoencoderEstimator._model_spec`).
+
+Shapes: ``X`` (n_samples, n_features) → codes ``Z`` (n_samples, n_components) → reconstructions
+(n_samples, n_features). Outputs are ``float32`` NumPy arrays.
+
+Example (``X``: digits scaled to [0, 1], shape (n_samples, 64))::
+
+    from sparseae.estimators import SparseAutoencoder
+    sae = SparseAutoencoder(n_components=64, sparsity_target=0.05, random_state=0)
+    Z = sae.fit(X).transform(X)          # (n_samples, 64), mean activation ≈ 0.05
+    X_hat = sae.inverse_transform(Z)     # (n_samples, 64)
+"""
+from __future__ import annotations
+
+import abc
+import contextlib
+import os
+import warnings
+from numbers import Integral, Real
+from pathlib import Path
+from typing import Any, ClassVar, Iterator
+
+import numpy as np
+import torch
+
+from ._sklearn_compat import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    Interval,
+    InvalidParameterError,
+    ParameterError,
+    SklearnNotFittedError,
+    StrOptions,
+    TransformerMixin,
+    _fit_context,
+    check_array,
+    check_is_fitted,
+    validate_data,
+)
+from .errors import CheckpointError, ConfigError, DataError, NotFittedError, SparseAEError
+from .models import Autoencoder, create_model
+from .train import TrainConfig, evaluate_loss, train
+from .train.batches import BatchSource
+from .validation import check_finite
+
+__all__ = [
+    "AutoencoderEstimator",
+    "BaseAutoencoderEstimator",
+    "LinearAutoencoder",
+    "SparseAutoencoder",
+]
+
+#: Rows per forward pass in transform / inverse_transform / score (memory stays bounded).
+_INFERENCE_BATCH = 4096
+#: The key under which :meth:`BaseAutoencoderEstimator.save` stores the estimator in ``extra``.
+_EXTRA_KEY = "estimator"
+#: Every concrete estimator class by "module.QualName", so that ``load`` can rebuild the right one.
+_ESTIMATOR_CLASSES: dict[str, type["BaseAutoencoderEstimator"]] = {}
+#: Marks a model packed by ``__getstate__``.
+_PICKLED_MODEL = "__sparseae_model__"
+
+_TRAINING_CONSTRAINTS: dict[str, list[Any]] = {
+    "optimizer": [StrOptions({"adam", "sgd", "lbfgs"})],
+    "learning_rate": [Interval(Real, 0, None, closed="neither")],
+    "batch_size": [Interval(Integral, 1, None, closed="left")],
+    "max_epochs": [Interval(Integral, 1, None, closed="left")],
+    "max_iter": [Interval(Integral, 1, None, closed="left")],
+    "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+    "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), None],
+    "device": [str],
+    "random_state": [Interval(Integral, 0, None, closed="left"), None],
+    "verbose": ["boolean"],
+}
+
+
+def _class_key(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
+                               metaclass=abc.ABCMeta):
+    """Shared machinery of the autoencoder estimators (not used directly).
+
+    Subclasses declare their hyperparameters as keyword-only ``__init__`` arguments (stored
+    unchanged), extend ``_parameter_constraints`` and implement :meth:`_model_spec`. The training
+    parameters below are common to all of them and map one-to-one onto
+    :class:`~sparseae.train.TrainConfig`:
+
+    optimizer : {"adam", "sgd", "lbfgs"}
+        ``lbfgs`` runs full-batch L-BFGS for ``max_iter`` iterations; the others run
+        ``max_epochs`` passes of minibatches of ``batch_size``.
+    learning_rate : float > 0
+        Step size (for L-BFGS, the initial step of its line search; 1 is the usual value).
+    batch_size, max_epochs, max_iter : int ≥ 1
+    validation_fraction : float in [0, 1)
+        Fraction of ``X`` held out to monitor ``val_loss`` (and early stopping).
+    n_iter_no_change : int ≥ 1 or None
+        Stop after this many epochs without improvement of the monitored loss and keep the best
+        weights; None trains for the full budget.
+    device : str
+        ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda[:N]"``. Training runs there; the
+        fitted ``model_`` is moved back to the CPU and inference runs on the CPU.
+    random_state : int ≥ 0 or None
+        Seeds the initialisation and every random draw of training (fitting twice with the same
+        seed gives the same model). None draws a fresh seed from NumPy's global generator. The
+        global torch random state is left as it was.
+    verbose : bool
+        Show the trainer's progress bar.
+
+    Fitted attributes
+    -----------------
+    model_ : :class:`~sparseae.models.Autoencoder`
+        The trained torch module (on the CPU, in eval mode).
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str, shape (n_features_in_,)
+        Only when ``X`` had string column names (a DataFrame).
+    components_ : ndarray, shape (n_components, n_features_in_)
+        The decoder's atoms as rows (float32).
+    history_ : list of dict
+        One record per epoch from the trainer (``train_loss``, each loss term, ``val_loss``...).
+    n_iter_ : int
+        Epochs run (for L-BFGS an epoch is ``lbfgs_iter_per_epoch`` = 50 iterations).
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        **_TRAINING_CONSTRAINTS,
+    }
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _ESTIMATOR_CLASSES[_class_key(cls)] = cls
+
+    # ------------------------------------------------------------------ what a subclass says
+    @abc.abstractmethod
+    def _model_spec(self) -> tuple[str, dict[str, Any]]:
+        """``(registered model name, its parameters)`` without ``n_features``/``n_components``."""
+
+    # ------------------------------------------------------------------ scikit-learn plumbing
+    def _validate_params(self) -> None:
+        """scikit-learn's constraint check, raising an error that is also a ``ConfigError``."""
+        try:
+            super()._validate_params()
+        except InvalidParameterError as exc:
+            raise ParameterError(str(exc)) from None
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "model_")
+
+    @property
+    def _n_features_out(self) -> int:
+        """Number of output features of ``transform`` (for ``get_feature_names_out``)."""
+        return self.model_.n_components
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """Output names ``"<classname><i>"`` for i < n_components, e.g. ``sparseautoencoder0``."""
+        self._check_fitted()
+        return super().get_feature_names_out(input_features)
+
+    def _check_fitted(self) -> None:
+        try:
+            check_is_fitted(self)
+        except SklearnNotFittedError:
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X) "
+                                 "(or load a saved one) before using it") from None
+
+    def _validate_X(self, X: Any, *, reset: bool) -> np.ndarray:
+        """``X`` as a finite float32 array (n_samples, n_features); bad data → :class:`DataError`."""
+        try:
+            with np.errstate(over="raise"):
+                X = validate_data(self, X, dtype=np.float32, ensure_all_finite=False, reset=reset)
+        except FloatingPointError:
+            raise DataError("X holds values beyond the float32 range (|x| > 3.4e38); rescale it") from None
+        except ValueError as exc:
+            if isinstance(exc, SparseAEError):
+                raise
+            raise DataError(str(exc)) from None
+        # Checked after the cast, so values that overflow float32 are caught as well.
+        check_finite(X, "X")
+        return X
+
+    def _training_config(self, seed: int) -> TrainConfig:
+        return TrainConfig(optimizer=self.optimizer, learning_rate=self.learning_rate,
+                           batch_size=self.batch_size, max_epochs=self.max_epochs,
+                           max_iter=self.max_iter, validation_fraction=self.validation_fraction,
+                           n_iter_no_change=self.n_iter_no_change, random_state=seed,
+                           device=self.device, progress=bool(self.verbose)).validate()
+
+    def _build_model(self, n_features: int) -> Autoencoder:
+        name, params = self._model_spec()
+        reserved = sorted({"n_features", "n_components"} & set(params))
+        if reserved:
+            raise ConfigError(f"{', '.join(reserved)} cannot be given as model parameters: "
+                              "n_features comes from X and n_components is its own parameter")
+        try:
+            return create_model(name, n_features, self.n_components, **params)
+        except TypeError as exc:  # a builder refusing a value of the wrong type
+            raise ConfigError(f"cannot build model {name!r} with {params!r}: {exc}") from None
+
+    # ------------------------------------------------------------------ fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: Any, y: Any = None) -> "BaseAutoencoderEstimator":
+        """Train the autoencoder on ``X`` (n_samples, n_features); ``y`` is ignored.
+
+        Raises :class:`~sparseae.errors.ConfigError` for invalid hyperparameters,
+        :class:`~sparseae.errors.DataError` for unusable data (NaN/inf, wrong shape) and
+        :class:`~sparseae.errors.DivergenceError` if the loss becomes NaN/inf.
+        """
+        original = X
+        X = self._validate_X(X, reset=True)
+        if isinstance(original, np.memmap) and original.dtype == np.float32 \
+                and original.shape == X.shape and np.may_share_memory(original, X):
+            X = original  # the trainer streams a memory map batch by batch instead of loading it
+        if self.random_state is None:
+            seed = int(np.random.randint(np.iinfo(np.int32).max))
+        else:
+            seed = int(self.random_state)
+        config = self._training_config(seed)
+        device = config.resolved_device()
+        cuda_devices = [device.index or 0] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda_devices), warnings.catch_warnings():
+            # A read-only input (e.g. a memory map opened "r") is only ever read.
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            torch.manual_seed(seed)
+            model = self._build_model(X.shape[1])
+            result = train(model, X, config)
+        model.to("cpu").eval()
+        self.model_ = model
+        self.history_ = list(result.history)
+        self.n_iter_ = len(result.history)
+        self.components_ = self._components(model)
+        return self
+
+    @staticmethod
+    def _components(model: Autoencoder) -> np.ndarray:
+        with torch.no_grad():
+            return model.decoder.weight.detach().to("cpu", torch.float32).t().contiguous().numpy().copy()
+
+    # ------------------------------------------------------------------ inference
+    @contextlib.contextmanager
+    def _inference(self) -> Iterator[Autoencoder]:
+        """The model in eval mode without gradients; its previous mode is restored afterwards."""
+        model = self.model_
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                yield model
+        finally:
+            model.train(was_training)
+
+    def _batches(self, A: np.ndarray, device: torch.device) -> Iterator[torch.Tensor]:
+        for start in range(0, A.shape[0], _INFERENCE_BATCH):
+            yield torch.tensor(A[start:start + _INFERENCE_BATCH], dtype=torch.float32, device=device)
+
+    @staticmethod
+    def _model_device(model: Autoencoder) -> torch.device:
+        parameter = next(model.parameters(), None)
+        return parameter.device if parameter is not None else torch.device("cpu")
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Codes of ``X`` (n_samples, n_features) → (n_samples, n_components), float32."""
+        self._check_fitted()
+        X = self._validate_X(X, reset=False)
+        with self._inference() as model:
+            device = self._model_device(model)
+            codes = [model.encode(x).float().cpu() for x in self._batches(X, device)]
+        return torch.cat(codes).numpy()
+
+    def inverse_transform(self, Z: Any) -> np.ndarray:
+        """Reconstructions (the likelihood's mean) of codes ``Z`` (n_samples, n_components) →
+        (n_samples, n_features), float32."""
+        self._check_fitted()
+        try:
+            Z = check_array(Z, dtype=np.float32, ensure_all_finite=False, input_name="Z")
+        except ValueError as exc:
+            if isinstance(exc, SparseAEError):
+                raise
+            raise DataError(str(exc)) from None
+        check_finite(Z, "Z")
+        n_components = self.model_.n_components
+        if Z.shape[1] != n_components:
+            raise DataError(f"Z has {Z.shape[1]} columns, but this {type(self).__name__} has "
+                            f"{n_components} components")
+        with self._inference() as model:
+            device = self._model_device(model)
+            parts = [model.decode(z).float().cpu() for z in self._batches(Z, device)]
+        return torch.cat(parts).numpy()
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Negative mean training criterion on ``X``: −(reconstruction NLL + penalties).
+
+        Higher is better (scikit-learn's convention), so model selection maximizes it. The
+        criterion is exactly the one training minimizes, penalties (sparsity, weight decay)
+        included, averaged over samples; batch statistics such as the KL sparsity's mean
+        activation ρ̂ are taken over blocks of at least 1024 samples. ``y`` is ignored.
+        """
+        self._check_fitted()
+        X = self._validate_X(X, reset=False)
+        model = self.model_
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            source = BatchSource(X, self._model_device(model))
+            record = evaluate_loss(model, source, self.batch_size)
+        return -float(record["val_loss"])
+
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle ``model_`` as its spec and weights, not as a module object (a model may hold
+        functions that pickle cannot name); :meth:`__setstate__` rebuilds it."""
+        state = dict(super().__getstate__())
+        model = state.get("model_")
+        if isinstance(model, Autoencoder) and getattr(model, "spec", None):
+            state["model_"] = {_PICKLED_MODEL: True, "spec": model.spec, "training": model.training,
+                               "state_dict": {k: v.detach().to("cpu").clone()
+                                              for k, v in model.state_dict().items()}}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        packed = state.get("model_")
+        if isinstance(packed, dict) and packed.get(_PICKLED_MODEL):
+            state = dict(state)
+            params = dict(packed["spec"]["params"])
+            n_features, n_components = params.pop("n_features"), params.pop("n_components")
+            model = create_model(packed["spec"]["name"], n_features, n_components, **params)
+            model.load_state_dict(packed["state_dict"])
+            state["model_"] = model.train(packed["training"])
+        super().__setstate__(state)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
+        """Save the fitted estimator to the folder ``path`` (``model.safetensors`` + ``config.json``).
+
+        The estimator's class and parameters go into the config's ``extra``, so
+        :meth:`load` rebuilds an estimator that transforms identically. Refuses to replace an
+        existing folder unless ``overwrite`` (:class:`~sparseae.errors.OutputExistsError`).
+        """
+        from .io import save_model
+
+        self._check_fitted()
+        params = self.get_params(deep=False)
+        state: dict[str, Any] = {
+            "class": _class_key(type(self)),
+            "params": params,
+            "n_features_in": int(self.n_features_in_),
+            "n_iter": int(self.n_iter_),
+            "history": self.history_,
+        }
+        if hasattr(self, "feature_names_in_"):
+            state["feature_names_in"] = [str(name) for name in self.feature_names_in_]
+        return save_model(self.model_, path, overwrite=overwrite, extra={_EXTRA_KEY: state})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "BaseAutoencoderEstimator":
+        """Rebuild a fitted estimator saved by :meth:`save` (JSON and safetensors; no pickle).
+
+        Called on a base class, returns the class that was saved. A folder holding a bare model
+        (saved with :func:`sparseae.io.save_model`, e.g. by the CLI) loads as an
+        :class:`AutoencoderEstimator`. Raises :class:`~sparseae.errors.CheckpointError` when the
+        folder holds another estimator or is not a sparseae model.
+        """
+        from .io import load_model, read_config
+
+        config = read_config(path)
+        extra = config.get("extra") or {}
+        state = extra.get(_EXTRA_KEY) if isinstance(extra, dict) else None
+        if state is None:
+            if not issubclass(AutoencoderEstimator, cls):
+                raise CheckpointError(f"{path} holds a bare {config['model']!r} model, not a saved "
+                                      f"{cls.__name__}; load it with AutoencoderEstimator.load")
+            params = dict(config["params"])
+            params.pop("n_features", None)
+            state = {"class": _class_key(AutoencoderEstimator),
+                     "params": {"model": config["model"], "n_components": params.pop("n_components", None),
+                                "model_params": params},
+                     "n_features_in": config["params"].get("n_features")}
+        if not isinstance(state, dict) or not isinstance(state.get("params"), dict):
+            raise CheckpointError(f"{path}: its estimator record is corrupt")
+        klass = _ESTIMATOR_CLASSES.get(state.get("class"))
+        if klass is None:
+            raise CheckpointError(f"{path} was saved by the estimator {state.get('class')!r}, which is "
+                                  "not defined here (import the module that defines it first)")
+        if not issubclass(klass, cls):
+            raise CheckpointError(f"{path} holds a {klass.__name__}, not a {cls.__name__}; use "
+                                  f"{klass.__name__}.load")
+        try:
+            estimator = klass(**state["params"])
+            estimator._validate_params()
+            expected_name, _ = estimator._model_spec()
+        except (TypeError, ConfigError) as exc:
+            raise CheckpointError(f"{path}: its estimator parameters are invalid: {exc}") from None
+        if expected_name != config["model"]:
+            raise CheckpointError(f"{path}: the estimator builds {expected_name!r} but the saved "
+                                  f"model is {config['model']!r}")
+        model = load_model(path, map_location="cpu").eval()
+        if state.get("n_features_in") not in (None, model.n_features):
+            raise CheckpointError(f"{path}: n_features_in ({state['n_features_in']}) does not match "
+                                  f"the model ({model.n_features})")
+        estimator.model_ = model
+        estimator.n_features_in_ = model.n_features
+        if state.get("feature_names_in") is not None:
+            estimator.feature_names_in_ = np.asarray(state["feature_names_in"], dtype=object)
+        estimator.history_ = list(state.get("history") or [])
+        estimator.n_iter_ = int(state.get("n_iter", len(estimator.history_)))
+        estimator.components_ = cls._components(model)
+        return estimator
+
+
+class SparseAutoencoder(BaseAutoencoderEstimator):
+    """Sparse autoencoder (UFLDL): one hidden layer, sparsity on the codes, weight decay.
+
+    The defaults are UFLDL's exercise: sigmoid units, KL sparsity with β = 3, ρ = 0.01,
+    λ = 1e-4, full-batch L-BFGS for 400 iterations; data are expected in [0, 1] with the
+    sigmoid decoder.
+
+    Parameters
+    ----------
+    n_components : int ≥ 1
+        Hidden units (code size); may exceed the number of features.
+    sparsity : {"kl", "l1", "none"}
+        ``"kl"``: the ``sparse_ae_kl`` preset, β Σ_j KL(ρ ‖ ρ̂_j) on the mean activations ρ̂.
+        ``"l1"``: the ``sparse_ae_l1`` preset, ReLU codes z, λ‖z‖₁, decoder atoms kept at
+        unit norm and a linear (Gaussian) decoder; ``activation``, ``decoder`` and
+        ``sparsity_target`` are ignored, and λ is ``sparsity_weight`` (the default 3.0 is
+        meant for KL — with L1 something like 0.01–0.1 for data in [0, 1]; prefer a minibatch
+        optimizer such as ``"adam"``, since the unit-norm projection happens between steps).
+        ``"none"``: the plain ``autoencoder`` preset (``sparsity_weight``/``sparsity_target``
+        ignored).
+    sparsity_weight : float ≥ 0
+        β for KL, λ for L1.
+    sparsity_target : float in (0, 1)
+        ρ, the target mean activation of each unit (KL only).
+    weight_decay : float ≥ 0
+        λ of (λ/2)Σ‖W‖² over the weight matrices.
+    activation : {"sigmoid", "tanh"}
+        Hidden units (KL and none). With tanh, ρ̂ is measured on (a + 1)/2.
+    decoder : {"sigmoid", "linear", "bernoulli"}
+        Output: ``sigmoid`` (x̂ = σ(W₂a + b₂), squared error; data in [0, 1]), ``linear``
+        (x̂ = W₂a + b₂, squared error; e.g. whitened data), ``bernoulli`` (sigmoid output with
+        cross-entropy; data in [0, 1]).
+
+    The training parameters and the fitted attributes are those of
+    :class:`BaseAutoencoderEstimator`.
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        **BaseAutoencoderEstimator._parameter_constraints,
+        "sparsity": [StrOptions({"kl", "l1", "none"})],
+        "sparsity_weight": [Interval(Real, 0, None, closed="left")],
+        "sparsity_target": [Interval(Real, 0, 1, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "activation": [StrOptions({"sigmoid", "tanh"})],
+        "decoder": [StrOptions({"sigmoid", "linear", "bernoulli"})],
+    }
+
+    def __init__(self, *, n_components: int = 25, sparsity: str = "kl", sparsity_weight: float = 3.0,
+                 sparsity_target: float = 0.01, weight_decay: float = 1e-4,
+                 activation: str = "sigmoid", decoder: str = "sigmoid", optimizer: str = "lbfgs",
+                 learning_rate: float = 1.0, batch_size: int = 256, max_epochs: int = 20,
+                 max_iter: int = 400, validation_fraction: float = 0.0,
+                 n_iter_no_change: int | None = None, device: str = "auto",
+                 random_state: int | None = None, verbose: bool = False) -> None:
+        self.n_components = n_components
+        self.sparsity = sparsity
+        self.sparsity_weight = sparsity_weight
+        self.sparsity_target = sparsity_target
+        self.weight_decay = weight_decay
+        self.activation = activation
+        self.decoder = decoder
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.max_iter = max_iter
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _model_spec(self) -> tuple[str, dict[str, Any]]:
+        if self.sparsity == "kl":
+            return "sparse_ae_kl", {"activation": self.activation, "decoder": self.decoder,
+                                    "sparsity_weight": self.sparsity_weight,
+                                    "sparsity_target": self.sparsity_target,
+                                    "weight_decay": self.weight_decay}
+        if self.sparsity == "l1":
+            return "sparse_ae_l1", {"sparsity_weight": self.sparsity_weight,
+                                    "weight_decay": self.weight_decay}
+        if self.sparsity == "none":
+            likelihoods = {"sigmoid": "gaussian_sigmoid", "linear": "gaussian", "bernoulli": "bernoulli"}
+            if self.decoder not in likelihoods:
+                raise ConfigError(f"decoder must be one of {', '.join(map(repr, likelihoods))}; "
+                                  f"got {self.decoder!r}")
+            likelihood = likelihoods[self.decoder]
+            return "autoencoder", {"activation": self.activation, "likelihood": likelihood,
+                                   "weight_decay": self.weight_decay}
+        raise ConfigError(f"sparsity must be 'kl', 'l1' or 'none'; got {self.sparsity!r}")
+
+
+class LinearAutoencoder(BaseAutoencoderEstimator):
+    """Linear undercomplete autoencoder with squared error (the ``linear_ae`` preset).
+
+    Its codes span the principal subspace of the (centred) data: the same subspace as PCA with
+    ``n_components`` components, though not necessarily the same (orthogonal) basis.
+
+    Parameters
+    ----------
+    n_components : int ≥ 1
+        Code size.
+    tied : bool
+        Decoder weights are the encoder's transposed (W_d = W_eᵀ).
+
+    The training parameters and the fitted attributes are those of
+    :class:`BaseAutoencoderEstimator`.
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        **BaseAutoencoderEstimator._parameter_constraints,
+        "tied": ["boolean"],
+    }
+
+    def __init__(self, *, n_components: int = 2, tied: bool = False, optimizer: str = "adam",
+                 learning_rate: float = 1e-2, batch_size: int = 256, max_epochs: int = 50,
+                 max_iter: int = 400, validation_fraction: float = 0.0,
+                 n_iter_no_change: int | None = None, device: str = "auto",
+                 random_state: int | None = None, verbose: bool = False) -> None:
+        self.n_components = n_components
+        self.tied = tied
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.max_iter = max_iter
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _model_spec(self) -> tuple[str, dict[str, Any]]:
+        return "linear_ae", {"tied": bool(self.tied)}
+
+
+class AutoencoderEstimator(BaseAutoencoderEstimator):
+    """Any registered model, by name, with a dict of its parameters.
+
+    ``AutoencoderEstimator(model="sparse_ae_l1", model_params={"sparsity_weight": 0.05})``
+    builds ``create_model("sparse_ae_l1", n_features, n_components, sparsity_weight=0.05)``.
+    Unknown model names and parameters are a :class:`~sparseae.errors.ConfigError` at ``fit``
+    (the message lists the known ones); ``model_params`` must be JSON-able to be saved.
+
+    Parameters
+    ----------
+    model : str
+        A name registered in :data:`sparseae.models.MODELS`.
+    n_components : int ≥ 1
+        Code size.
+    model_params : dict or None
+        Keyword arguments of the model's builder (not ``n_features``/``n_components``).
+
+    The training parameters and the fitted attributes are those of
+    :class:`BaseAutoencoderEstimator`.
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        **BaseAutoencoderEstimator._parameter_constraints,
+        "model": [str],
+        "model_params": [dict, None],
+    }
+
+    def __init__(self, *, model: str = "autoencoder", n_components: int = 25,
+                 model_params: dict[str, Any] | None = None, optimizer: str = "adam",
+                 learning_rate: float = 1e-3, batch_size: int = 256, max_epochs: int = 20,
+                 max_iter: int = 400, validation_fraction: float = 0.0,
+                 n_iter_no_change: int | None = None, device: str = "auto",
+                 random_state: int | None = None, verbose: bool = False) -> None:
+        self.model = model
+        self.n_components = n_components
+        self.model_params = model_params
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.max_iter = max_iter
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _model_spec(self) -> tuple[str, dict[str, Any]]:
+        params = dict(self.model_params or {})
+        bad = [key for key in params if not isinstance(key, str)]
+        if bad:
+            raise ConfigError(f"model_params keys must be parameter names (str); got {bad!r}")
+        return self.model, params

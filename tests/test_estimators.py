@@ -1,0 +1,337 @@
+"""The scikit-learn estimators: sklearn's own checks, learning on digits, persistence, errors."""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sparseae.errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    NotFittedError,
+    OutputExistsError,
+    SparseAEError,
+)
+from sparseae.estimators import (
+    AutoencoderEstimator,
+    BaseAutoencoderEstimator,
+    LinearAutoencoder,
+    SparseAutoencoder,
+)
+from sparseae.evaluate import explained_variance
+from sparseae.io import save_model
+from sparseae.models import create_model
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """These models are tiny: one intra-op thread is faster, and much faster on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def small(digits):
+    """500 digits (so the KL's ρ̂ is computed over one block when scoring)."""
+    X, y = digits
+    return X[:500], y[:500]
+
+
+# ----------------------------------------------------------------------------- sklearn's checks
+# No check is expected to fail (the array-API check skips itself unless SCIPY_ARRAY_API is set).
+@parametrize_with_checks([
+    SparseAutoencoder(n_components=4, max_iter=20),
+    LinearAutoencoder(max_epochs=5),
+    AutoencoderEstimator(n_components=4, max_epochs=5),
+])
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+# ----------------------------------------------------------------------------- fitting
+@pytest.mark.parametrize("estimator", [
+    SparseAutoencoder(n_components=16, max_iter=50, random_state=0),
+    SparseAutoencoder(n_components=16, sparsity="l1", sparsity_weight=0.05, optimizer="adam",
+                      learning_rate=1e-2, max_epochs=3, random_state=0),
+    SparseAutoencoder(n_components=16, sparsity="none", activation="tanh", decoder="linear",
+                      max_iter=50, random_state=0),
+    LinearAutoencoder(n_components=3, max_epochs=3, random_state=0),
+    LinearAutoencoder(n_components=3, tied=True, optimizer="sgd", max_epochs=3, random_state=0),
+    AutoencoderEstimator(model="sparse_ae_kl", n_components=16, model_params={"decoder": "bernoulli"},
+                         max_epochs=3, random_state=0),
+], ids=["kl", "l1", "none", "linear", "linear-tied", "generic"])
+def test_fit_transform_shapes_and_attributes(estimator, small):
+    X, _ = small
+    k = estimator.n_components
+    params_before = estimator.get_params()
+    assert estimator.fit(X) is estimator
+    assert estimator.get_params() == params_before
+    Z = estimator.transform(X)
+    assert Z.shape == (len(X), k) and Z.dtype == np.float32
+    X_hat = estimator.inverse_transform(Z)
+    assert X_hat.shape == X.shape and X_hat.dtype == np.float32
+    assert estimator.n_features_in_ == 64
+    assert estimator.components_.shape == (k, 64)
+    np.testing.assert_array_equal(estimator.components_, estimator.model_.decoder.weight.detach().numpy().T)
+    assert isinstance(estimator.model_, torch.nn.Module)
+    assert all(p.device.type == "cpu" for p in estimator.model_.parameters())
+    assert estimator.n_iter_ == len(estimator.history_) >= 1
+    assert "train_loss" in estimator.history_[-1]
+    names = estimator.get_feature_names_out()
+    assert len(names) == k and names[0] == f"{type(estimator).__name__.lower()}0"
+    assert np.isfinite(estimator.score(X))
+    np.testing.assert_array_equal(estimator.fit_transform(X), Z)  # seeded: identical refit
+
+
+def test_transform_of_float64_and_memmap(small, tmp_path):
+    X, _ = small
+    sae = SparseAutoencoder(n_components=8, max_iter=20, random_state=0).fit(X)
+    mm = np.lib.format.open_memmap(tmp_path / "x.npy", mode="w+", dtype=np.float32, shape=X.shape)
+    mm[:] = X
+    mm.flush()
+    ro = np.load(tmp_path / "x.npy", mmap_mode="r")
+    np.testing.assert_allclose(sae.transform(X.astype(np.float64)), sae.transform(X), atol=1e-6)
+    np.testing.assert_array_equal(sae.transform(ro), sae.transform(X))
+    fitted_on_map = clone(sae).fit(ro)
+    np.testing.assert_allclose(fitted_on_map.transform(X), sae.transform(X), atol=1e-5)
+
+
+def test_seeding_is_reproducible_and_leaves_torch_rng_alone(small):
+    X, _ = small
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    a = LinearAutoencoder(n_components=3, max_epochs=2, random_state=7).fit(X)
+    np.testing.assert_array_equal(torch.rand(3), expected_next)
+    b = LinearAutoencoder(n_components=3, max_epochs=2, random_state=7).fit(X)
+    np.testing.assert_array_equal(a.transform(X), b.transform(X))
+    c = LinearAutoencoder(n_components=3, max_epochs=2, random_state=8).fit(X)
+    assert not np.allclose(a.components_, c.components_)
+    d = LinearAutoencoder(n_components=3, max_epochs=2).fit(X)  # random_state=None
+    assert d.random_state is None and d.transform(X).shape == (len(X), 3)
+
+
+def test_score_is_negative_training_criterion(small):
+    X, _ = small
+    sae = SparseAutoencoder(n_components=16, sparsity_target=0.05, max_iter=50, random_state=0).fit(X)
+    # Full-batch L-BFGS logs the criterion on the whole training set after its last step.
+    assert sae.score(X) == pytest.approx(-sae.history_[-1]["train_loss"], rel=1e-5)
+    worse = SparseAutoencoder(n_components=16, sparsity_target=0.05, max_iter=2, random_state=0).fit(X)
+    assert sae.score(X) > worse.score(X)
+
+
+# ----------------------------------------------------------------------------- learning on digits
+def test_kl_sparsity_reaches_target(digits):
+    X, _ = digits
+    sae = SparseAutoencoder(n_components=32, sparsity_target=0.05, max_iter=200, random_state=0).fit(X)
+    Z = sae.transform(X)
+    assert 0.025 < Z.mean() < 0.1
+    per_unit = Z.mean(axis=0)
+    assert per_unit.min() > 0.025 and per_unit.max() < 0.1
+    assert explained_variance(X, sae.inverse_transform(Z)) > 0.5
+    assert sae.history_[-1]["train_kl"] < sae.history_[0]["train_kl"] or sae.n_iter_ == 1
+
+
+def test_l1_gives_exact_zeros(digits):
+    X, _ = digits
+    sae = SparseAutoencoder(n_components=32, sparsity="l1", sparsity_weight=0.05, optimizer="adam",
+                            learning_rate=1e-2, max_epochs=30, random_state=0).fit(X)
+    Z = sae.transform(X)
+    assert (Z == 0).mean() > 0.3
+    assert (Z >= 0).all()
+    np.testing.assert_allclose(np.linalg.norm(sae.components_, axis=1), 1.0, atol=1e-5)
+    assert explained_variance(X, sae.inverse_transform(Z)) > 0.5
+
+
+def test_linear_autoencoder_reconstructs(digits):
+    X, _ = digits
+    la = LinearAutoencoder(n_components=32, random_state=0).fit(X)
+    assert explained_variance(X, la.inverse_transform(la.transform(X))) > 0.9
+
+
+def test_pipeline_with_logistic_regression(digits):
+    X, y = digits
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
+    pipe = make_pipeline(SparseAutoencoder(n_components=32, sparsity_target=0.05, max_iter=200,
+                                           random_state=0),
+                         LogisticRegression(max_iter=1000))
+    pipe.fit(X_train, y_train)
+    assert pipe.score(X_test, y_test) > 0.9
+    names = pipe[:-1].get_feature_names_out()
+    assert list(names[:2]) == ["sparseautoencoder0", "sparseautoencoder1"]
+
+
+# ----------------------------------------------------------------------------- clone, pickle, save
+def test_clone_copies_params_not_fit(small):
+    X, _ = small
+    est = AutoencoderEstimator(model="sparse_ae_l1", n_components=8,
+                               model_params={"sparsity_weight": 0.01}, max_epochs=2, random_state=0)
+    est.fit(X)
+    twin = clone(est)
+    assert twin.get_params() == est.get_params()
+    assert twin.model_params is not est.model_params
+    assert not hasattr(twin, "model_")
+    with pytest.raises(NotFittedError):
+        twin.transform(X)
+
+
+@pytest.mark.parametrize("estimator", [
+    LinearAutoencoder(n_components=3, max_epochs=2, random_state=0),  # identity activation
+    SparseAutoencoder(n_components=8, max_iter=20, random_state=0),
+])
+def test_pickle_round_trip(estimator, small):
+    X, _ = small
+    estimator.fit(X)
+    again = pickle.loads(pickle.dumps(estimator))
+    np.testing.assert_array_equal(again.transform(X), estimator.transform(X))
+    assert again.get_params() == estimator.get_params() and again.n_iter_ == estimator.n_iter_
+
+
+@pytest.mark.parametrize("estimator", [
+    SparseAutoencoder(n_components=8, sparsity="kl", activation="tanh", sparsity_target=0.1,
+                      max_iter=20, random_state=0),
+    LinearAutoencoder(n_components=3, tied=True, max_epochs=2, random_state=0),
+    AutoencoderEstimator(model="autoencoder", n_components=6,
+                         model_params={"activation": "relu", "sparsity": "l1", "sparsity_weight": 0.01},
+                         max_epochs=2, random_state=0),
+], ids=["sparse", "linear", "generic"])
+def test_save_load_round_trip(estimator, small, tmp_path):
+    X, _ = small
+    estimator.fit(X)
+    path = tmp_path / "est"
+    estimator.save(path)
+    loaded = type(estimator).load(path)
+    assert type(loaded) is type(estimator)
+    assert loaded.get_params() == estimator.get_params()
+    np.testing.assert_array_equal(loaded.transform(X), estimator.transform(X))
+    np.testing.assert_array_equal(loaded.components_, estimator.components_)
+    assert loaded.n_iter_ == estimator.n_iter_ and loaded.history_ == estimator.history_
+    assert loaded.score(X) == pytest.approx(estimator.score(X))
+    assert type(BaseAutoencoderEstimator.load(path)) is type(estimator)
+
+    with pytest.raises(OutputExistsError, match="overwrite"):
+        estimator.save(path)
+    refit = clone(estimator).set_params(random_state=1).fit(X)
+    refit.save(path, overwrite=True)
+    np.testing.assert_array_equal(type(estimator).load(path).transform(X), refit.transform(X))
+
+
+def test_load_refuses_other_estimators_and_reads_bare_models(small, tmp_path):
+    X, _ = small
+    LinearAutoencoder(n_components=3, max_epochs=1, random_state=0).fit(X).save(tmp_path / "lin")
+    with pytest.raises(CheckpointError, match="LinearAutoencoder"):
+        SparseAutoencoder.load(tmp_path / "lin")
+    with pytest.raises(CheckpointError):
+        SparseAutoencoder.load(tmp_path / "missing")
+    with pytest.raises(NotFittedError):
+        SparseAutoencoder().save(tmp_path / "unfitted")
+
+    model = create_model("sparse_ae_kl", 64, 5, sparsity_target=0.2)
+    save_model(model, tmp_path / "bare")
+    est = AutoencoderEstimator.load(tmp_path / "bare")
+    assert est.model == "sparse_ae_kl" and est.n_components == 5
+    assert est.model_params["sparsity_target"] == 0.2
+    with torch.no_grad():
+        expected = model.eval().encode(torch.from_numpy(X)).numpy()
+    np.testing.assert_allclose(est.transform(X), expected, rtol=1e-6, atol=1e-6)
+    with pytest.raises(CheckpointError):
+        SparseAutoencoder.load(tmp_path / "bare")
+
+
+def test_feature_names_from_a_dataframe(small, tmp_path):
+    pd = pytest.importorskip("pandas")
+    X, _ = small
+    columns = [f"px{i}" for i in range(64)]
+    frame = pd.DataFrame(X, columns=columns)
+    est = LinearAutoencoder(n_components=2, max_epochs=1, random_state=0).fit(frame)
+    assert list(est.feature_names_in_) == columns
+    with pytest.raises(DataError, match="feature names"):
+        est.transform(frame[columns[::-1]])
+    est.save(tmp_path / "est")
+    loaded = LinearAutoencoder.load(tmp_path / "est")
+    assert list(loaded.feature_names_in_) == columns
+    np.testing.assert_array_equal(loaded.transform(frame), est.transform(frame))
+
+
+def test_verbose_shows_progress(small, capsys):
+    X, _ = small
+    LinearAutoencoder(n_components=2, max_epochs=1, verbose=True, random_state=0).fit(X)
+    assert "step" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- errors
+def test_not_fitted_errors(small):
+    X, _ = small
+    for method, arg in (("transform", X), ("inverse_transform", np.zeros((2, 25))), ("score", X)):
+        with pytest.raises(NotFittedError, match="not fitted") as info:
+            getattr(SparseAutoencoder(), method)(arg)
+        assert isinstance(info.value, SklearnNotFittedError) and isinstance(info.value, SparseAEError)
+    with pytest.raises(NotFittedError):
+        SparseAutoencoder().get_feature_names_out()
+
+
+def test_bad_data_errors(small):
+    X, _ = small
+    bad = X[:20].copy()
+    bad[3, 5] = np.nan
+    with pytest.raises(DataError, match="NaN"):
+        SparseAutoencoder(max_iter=5).fit(bad)
+    bad[3, 5] = np.inf
+    with pytest.raises(DataError, match="inf"):
+        SparseAutoencoder(max_iter=5).fit(bad)
+    with pytest.raises(DataError, match="float32 range"):
+        SparseAutoencoder(max_iter=5).fit(np.full((4, 3), 1e300))
+    with pytest.raises(DataError, match="2D array"):
+        SparseAutoencoder(max_iter=5).fit(X[0])
+    with pytest.raises(DataError):
+        SparseAutoencoder(max_iter=5).fit(np.empty((0, 64)))
+
+    est = SparseAutoencoder(n_components=8, max_iter=5, random_state=0).fit(X)
+    with pytest.raises(DataError, match="has 10 features"):
+        est.transform(X[:, :10])
+    with pytest.raises(DataError, match="NaN"):
+        est.transform(np.where(np.arange(64) == 2, np.nan, X[:3]))
+    with pytest.raises(DataError, match="has 10 features"):
+        est.score(X[:, :10])
+    with pytest.raises(DataError, match="8 components"):
+        est.inverse_transform(np.zeros((2, 9)))
+    with pytest.raises(DataError, match="NaN"):
+        est.inverse_transform(np.full((2, 8), np.nan))
+
+
+@pytest.mark.parametrize("estimator, match", [
+    (SparseAutoencoder(sparsity_target=1.5), "sparsity_target"),
+    (SparseAutoencoder(sparsity_target=0.0), "sparsity_target"),
+    (SparseAutoencoder(sparsity="group"), "sparsity"),
+    (SparseAutoencoder(sparsity_weight=-1.0), "sparsity_weight"),
+    (SparseAutoencoder(weight_decay=-1e-4), "weight_decay"),
+    (SparseAutoencoder(activation="relu"), "activation"),
+    (SparseAutoencoder(n_components=0), "n_components"),
+    (SparseAutoencoder(optimizer="rmsprop"), "optimizer"),
+    (SparseAutoencoder(learning_rate=0.0), "learning_rate"),
+    (SparseAutoencoder(random_state=-1), "random_state"),
+    (SparseAutoencoder(device="tpu"), "device"),
+    (LinearAutoencoder(validation_fraction=1.0), "validation_fraction"),
+    (AutoencoderEstimator(model="no_such_model"), "unknown model 'no_such_model'"),
+    (AutoencoderEstimator(model_params={"no_such_param": 1}), "no_such_param"),
+    (AutoencoderEstimator(model_params={"n_features": 3}), "n_features"),
+    (AutoencoderEstimator(model="sparse_ae_kl", model_params={"sparsity_target": 2.0}), "rho"),
+    (AutoencoderEstimator(model="sparse_ae_kl", model_params={"weight_decay": -1.0}), "weight_decay"),
+    (AutoencoderEstimator(model_params=[("activation", "relu")]), "model_params"),
+])
+def test_bad_hyperparameters_are_config_errors(estimator, match, small):
+    X, _ = small
+    with pytest.raises(ConfigError, match=match):
+        estimator.fit(X[:20])
+    assert not hasattr(estimator, "model_")
