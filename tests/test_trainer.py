@@ -141,7 +141,7 @@ def test_sigkill_mid_epoch_then_resume(tmp_path):
     the resumed run ends with the same weights as a run never killed."""
     script = tmp_path / "run.py"
     script.write_text(KILL_SCRIPT)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1"}
     killed = subprocess.run([sys.executable, str(script), str(tmp_path / "a"), "15"], env=env)
     assert killed.returncode == -signal.SIGKILL
     assert json.loads((tmp_path / "a" / "checkpoint" / "config.json").read_text())["extra"]["epoch"] == 1

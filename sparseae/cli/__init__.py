@@ -1,0 +1,157 @@
+"""The ``sparseae`` command: train, evaluate, plot, gradcheck, demo, models, datasets.
+
+``main(argv) -> exit status``: 0 success, 1 a failed gradient check, 2 a usage or user error
+(``sparseae: error: <message>`` on one line of stderr, never a traceback unless ``--debug``),
+130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Sequence
+
+from .. import __version__
+from ..errors import SparseAEError
+from ..gradcheck import UFLDL_TOLERANCE
+from .output import Output, print_error
+
+__all__ = ["build_parser", "main"]
+
+_EPILOG = """\
+examples:
+  sparseae demo                                  UFLDL sparse autoencoder on natural-image patches
+  sparseae train examples/ufldl_patches.yaml --out runs/ufldl
+  sparseae train --model sparse_ae_l1 --data digits --set model.n_components=32 --set train.max_epochs=5
+  sparseae train --out runs/ufldl --resume --set train.max_iter=800
+  sparseae evaluate runs/ufldl --json
+  sparseae gradcheck --model sparse_ae_kl --n-features 64 --n-components 25
+"""
+
+
+def _common_options() -> argparse.ArgumentParser:
+    """--json/--quiet/--debug, accepted after the subcommand as well as before it."""
+    common = argparse.ArgumentParser(add_help=False)
+    modes = common.add_mutually_exclusive_group()
+    modes.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                       help="print one JSON object on stdout (no progress bar)")
+    modes.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS,
+                       help="print nothing but errors")
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the full traceback of an error")
+    return common
+
+
+def _add_set(parser: argparse.ArgumentParser, example: str = "train.max_epochs=5") -> None:
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help=f"change one config value (YAML scalar), e.g. {example}; repeatable")
+
+
+def _add_download(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--download", action="store_true",
+                        help="let the dataset be downloaded once into the cache (data.download=true; MNIST)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``sparseae`` command."""
+    common = _common_options()
+    parser = argparse.ArgumentParser(
+        prog="sparseae", description="Sparse and regularized autoencoders on PyTorch.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"sparseae {__version__}")
+    parser.add_argument("--json", action="store_true", default=False, help=argparse.SUPPRESS)
+    parser.add_argument("--quiet", "-q", action="store_true", default=False, help=argparse.SUPPRESS)
+    parser.add_argument("--debug", action="store_true", default=False,
+                        help="show the full traceback of an error")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    from . import commands as cmd
+
+    train = commands.add_parser("train", parents=[common], help="train a model into a run folder",
+                                description="Train a model: config file (YAML/TOML) and/or flags.")
+    train.add_argument("config", nargs="?", help="run config, .yaml/.yml/.toml/.json")
+    train.add_argument("--model", help="model name (see `sparseae models`)")
+    train.add_argument("--data", help="dataset name (see `sparseae datasets`)")
+    _add_set(train)
+    train.add_argument("--out", metavar="DIR", help="run folder (output.dir; default runs/<model>_<data>)")
+    train.add_argument("--resume", action="store_true", help="continue the run in DIR from its checkpoint")
+    train.add_argument("--overwrite", action="store_true", help="replace a previous run in DIR")
+    train.add_argument("--device", help="auto, cpu, cuda or cuda:N (train.device)")
+    _add_download(train)
+    train.set_defaults(handler=cmd.command_train)
+
+    evaluate = commands.add_parser("evaluate", parents=[common], help="metrics of a trained model",
+                                   description="Reconstruction, sparsity and probe metrics of a saved "
+                                               "model or a run folder's model.")
+    evaluate.add_argument("path", metavar="MODEL_DIR_or_RUN_DIR")
+    evaluate.add_argument("--data", help="evaluate on this dataset instead of the run's")
+    _add_set(evaluate, "data.split=test")
+    evaluate.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    _add_download(evaluate)
+    evaluate.set_defaults(handler=cmd.command_evaluate)
+
+    plot = commands.add_parser("plot", parents=[common], help="draw a run folder's pictures",
+                               description="Write filters.png, curves.png, reconstructions.png and "
+                                           "activity.png from a run folder (model + metrics.jsonl).")
+    plot.add_argument("run_dir", metavar="RUN_DIR")
+    plot.add_argument("--out", metavar="DIR", help="where the PNGs go (default: RUN_DIR)")
+    plot.add_argument("--data", help="use this dataset instead of the run's")
+    _add_set(plot, "data.split=test")
+    plot.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    _add_download(plot)
+    plot.set_defaults(handler=cmd.command_plot)
+
+    gradcheck = commands.add_parser("gradcheck", parents=[common], help="float64 derivative check",
+                                    description="Compare autograd's gradient with central differences "
+                                                "in float64; exit 0 on PASS, 1 on FAIL.")
+    gradcheck.add_argument("--model", default="sparse_ae_kl", help="model name (default sparse_ae_kl)")
+    gradcheck.add_argument("--n-features", type=int, default=None, help="input size (default 16)")
+    gradcheck.add_argument("--n-components", type=int, default=8, help="code size (default 8)")
+    _add_set(gradcheck, "model.sparsity_target=0.05")
+    gradcheck.add_argument("--samples", type=int, default=10, help="data rows (default 10)")
+    gradcheck.add_argument("--data", help="take the rows from this dataset instead of U[0.1, 0.9]")
+    gradcheck.add_argument("--epsilon", type=float, default=1e-4, help="finite-difference step (1e-4)")
+    gradcheck.add_argument("--max-checks", type=int, default=None, metavar="N",
+                           help="check N random coordinates per parameter (default: all)")
+    gradcheck.add_argument("--tolerance", type=float, default=UFLDL_TOLERANCE,
+                           help=f"PASS threshold (default UFLDL's {UFLDL_TOLERANCE:g})")
+    gradcheck.add_argument("--seed", type=int, default=0, help="seed of the data and the model")
+    _add_download(gradcheck)
+    gradcheck.set_defaults(handler=cmd.command_gradcheck)
+
+    demo = commands.add_parser("demo", parents=[common], help="the UFLDL sparse autoencoder exercise",
+                               description="Gradient check, then 400 L-BFGS iterations of a 64-25-64 "
+                                           "sparse autoencoder (ρ=0.01, β=3, λ=1e-4) on 10,000 whitened "
+                                           "8×8 natural-image patches; writes filters.png and friends.")
+    demo.add_argument("--out", metavar="DIR", help="run folder (default runs/demo)")
+    demo.add_argument("--quick", action="store_true", help="2,000 patches and 40 iterations")
+    demo.add_argument("--resume", action="store_true", help="continue the demo run in DIR")
+    demo.add_argument("--overwrite", action="store_true", help="replace a previous demo run in DIR")
+    demo.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    _add_set(demo, "train.max_iter=800")
+    demo.set_defaults(handler=cmd.command_demo)
+
+    models = commands.add_parser("models", parents=[common], help="list the registered models")
+    models.set_defaults(handler=cmd.command_models)
+    datasets = commands.add_parser("datasets", parents=[common], help="list the registered datasets")
+    datasets.set_defaults(handler=cmd.command_datasets)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``sparseae`` command with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.json and args.quiet:
+        parser.error("--json and --quiet exclude each other")
+    out = Output("json" if args.json else "quiet" if args.quiet else "human")
+    try:
+        return int(args.handler(args, out))
+    except (SparseAEError, OSError) as exc:
+        # OSError: the file system refused (permissions, disk full): the user's to fix, not a bug.
+        if args.debug:
+            raise
+        print_error(str(exc) if isinstance(exc, SparseAEError) or str(exc) else repr(exc))
+        return 2
+    except KeyboardInterrupt as exc:
+        if args.debug:
+            raise
+        print_error(str(exc) or "interrupted")
+        return 130

@@ -1,0 +1,293 @@
+"""The ``sparseae`` subcommands: each is ``command(args, out) -> exit status``.
+
+They raise :class:`~sparseae.errors.SparseAEError` for anything the user can fix;
+:func:`sparseae.cli.main` turns that into one line on stderr and exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..config import (DEMO_CONFIG, QUICK_DEMO_OVERRIDES, RunConfig, load_config, parse_assignment,
+                      read_config_file)
+from ..data import DATASETS, load_dataset
+from ..errors import ConfigError, DataError
+from ..evaluate import orientation_selectivity, random_filter_baseline
+from ..gradcheck import UFLDL_TOLERANCE, check_gradients
+from ..io import load_model, read_config
+from ..models import MODELS, create_model
+from ..validation import check_number
+from . import report, runs
+from .output import Output
+
+#: Coordinates checked per parameter by ``demo``'s gradient check (``--quick``: fewer).
+DEMO_GRADCHECK_COORDINATES = 100
+QUICK_DEMO_GRADCHECK_COORDINATES = 20
+
+
+def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """``--out``, ``--device`` and ``--download`` as config changes (not parsed as YAML)."""
+    changes: dict[str, Any] = {}
+    if getattr(args, "download", False):
+        changes["data.download"] = True
+    if getattr(args, "out", None) is not None:
+        changes["output.dir"] = str(args.out)
+    if getattr(args, "device", None) is not None:
+        changes["train.device"] = args.device
+    return changes
+
+
+# ------------------------------------------------------------------------------------ train
+
+def _announce(out: Output):
+    def announce(facts: dict[str, Any]) -> None:
+        budget = (f"{facts['max_iter']} L-BFGS iterations" if facts["optimizer"] == "lbfgs"
+                  else f"{facts['optimizer']}, {facts['max_epochs']} epochs")
+        verb = "Resuming" if facts["resume"] else "Training"
+        out.line(f"{verb} {facts['model']} on {facts['data']} ({facts['n_train']} samples × "
+                 f"{facts['n_features']} features) → {facts['n_components']} units; {budget} on "
+                 f"{facts['device']}; run folder {facts['run_dir']}")
+    return announce
+
+
+def _report_summary(out: Output, summary: dict[str, Any], title: str = "Results") -> None:
+    out.metrics_table(summary["metrics"], f"{title} (on {summary['eval_data']}, {summary['n_eval']} samples)",
+                      extra=[("epochs", summary["epochs"]), ("stop reason", summary["stop_reason"]),
+                             ("final loss", summary["final_loss"]),
+                             ("training time (s)", round(summary["train_seconds"], 2))])
+    out.line(f"Model saved to {Path(summary['run_dir']) / runs.MODEL_NAME}")
+    if summary["plots"]:
+        names = ", ".join(Path(path).name for path in summary["plots"])
+        out.line(f"Pictures in {summary['run_dir']}: {names}")
+
+
+def command_train(args: argparse.Namespace, out: Output) -> int:
+    """``sparseae train``: train a config into a run folder."""
+    base = None
+    if args.config is None and args.resume and args.model is None and args.data is None:
+        if args.out is None:
+            raise ConfigError("--resume without a CONFIG needs --out RUN_DIR: the run to continue")
+        runs.check_run_dir(Path(args.out), resume=True, overwrite=False)
+        if (Path(args.out) / runs.CONFIG_NAME).exists():
+            base = read_config_file(Path(args.out) / runs.CONFIG_NAME)
+    config = load_config(args.config, model=args.model, data=args.data, assignments=args.set, base=base)
+    config = config.override(_flag_overrides(args)).validate()
+    summary = runs.execute_run(config, resume=args.resume, overwrite=args.overwrite, progress=out.human,
+                               announce=_announce(out))
+    _report_summary(out, summary)
+    out.json(summary)
+    return 0
+
+
+# ------------------------------------------------------------------------------------- demo
+
+def command_demo(args: argparse.Namespace, out: Output) -> int:
+    """``sparseae demo``: the UFLDL sparse autoencoder exercise (gradient check, then training)."""
+    config = load_config(base=DEMO_CONFIG)
+    if args.quick:
+        config = config.override(QUICK_DEMO_OVERRIDES)
+    config = config.override(list(args.set)).override(_flag_overrides(args)).validate()
+    runs.check_run_dir(config.output_dir, resume=args.resume, overwrite=args.overwrite)  # before any work
+    params = config.model_params
+    out.line("UFLDL sparse autoencoder exercise: 8×8 whitened natural-image patches, "
+             f"{config.n_components} sigmoid units, ρ = {params.get('sparsity_target')}, "
+             f"β = {params.get('sparsity_weight')}, λ = {params.get('weight_decay')}")
+    if config.data_name == "patches":
+        n_features = int(config.data_options.get("patch_size", 8)) ** 2
+    else:
+        n_features = load_dataset(config.data_name, **config.data_options).n_features
+    # UFLDL checks the gradient on a few samples (here 10 in [0.1, 0.9], the data's range) before
+    # training; a random subset of each parameter's coordinates keeps it to about a second.
+    X = np.random.default_rng(0).uniform(0.1, 0.9, size=(10, n_features))
+    coordinates = QUICK_DEMO_GRADCHECK_COORDINATES if args.quick else DEMO_GRADCHECK_COORDINATES
+    check = gradient_check(config.model_name, n_features, config.n_components, params, X,
+                           max_checks=coordinates)
+    _report_gradcheck(out, check)
+    summary = runs.execute_run(config, resume=args.resume, overwrite=args.overwrite, progress=out.human,
+                               announce=_announce(out))
+    metrics = summary["metrics"]
+    if "sparsity_target" in metrics:
+        out.line(f"Mean activation ρ̂ = {metrics['rho_hat_mean']:.4g} "
+                 f"(target ρ = {metrics['sparsity_target']:g}; units from {metrics['rho_hat_min']:.3g} "
+                 f"to {metrics['rho_hat_max']:.3g})")
+    if "orientation_selectivity" in metrics and summary["image_shape"]:
+        shape = tuple(summary["image_shape"])
+        baseline = float(orientation_selectivity(random_filter_baseline(1000, shape), shape).mean())
+        out.line(f"Filter orientation selectivity = {metrics['orientation_selectivity']:.3f} "
+                 f"(white-noise filters: {baseline:.3f}; a straight edge: 1)")
+    _report_summary(out, summary)
+    if summary["plots"]:
+        out.line(f"Look at {Path(summary['run_dir']) / 'filters.png'}: the UFLDL exercise expects "
+                 "localized, oriented edge detectors.")
+    out.json({"gradcheck": check, "summary": summary})
+    return 0 if check["passed"] else 1
+
+
+# ---------------------------------------------------------------------------------- gradcheck
+
+def gradient_check(model_name: str, n_features: int, n_components: int, params: dict[str, Any],
+                   X: np.ndarray, *, epsilon: float = 1e-4, max_checks: int | None = None,
+                   random_state: int = 0, tolerance: float = UFLDL_TOLERANCE) -> dict[str, Any]:
+    """Build the model (seeded) and compare autograd with central differences in float64."""
+    torch.manual_seed(random_state)
+    model = create_model(model_name, n_features, n_components, **params)
+    result = check_gradients(model, X, epsilon=epsilon, max_checks_per_parameter=max_checks,
+                             random_state=random_state, tolerance=tolerance)
+    n_parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"model": model_name, "n_features": n_features, "n_components": n_components,
+            "params": model.spec["params"], "samples": int(X.shape[0]), "epsilon": epsilon,
+            "relative_error": result.relative_error, "tolerance": result.tolerance, "passed": result.passed,
+            "n_checked": result.n_checked, "n_parameters": int(n_parameters),
+            "per_parameter": result.per_parameter}
+
+
+def _report_gradcheck(out: Output, check: dict[str, Any]) -> None:
+    verdict = "PASS" if check["passed"] else "FAIL"
+    out.line(f"Gradient check ({check['model']}, {check['n_features']} → {check['n_components']}, float64, "
+             f"{check['samples']} samples, {check['n_checked']} of {check['n_parameters']} coordinates): "
+             f"‖g_num − g‖/‖g_num + g‖ = {check['relative_error']:.3e}  {verdict} "
+             f"(UFLDL expects < {check['tolerance']:g})")
+
+
+def command_gradcheck(args: argparse.Namespace, out: Output) -> int:
+    """``sparseae gradcheck``: the derivative check of one model; exit 0 on PASS, 1 on FAIL."""
+    params: dict[str, Any] = {}
+    data_options: dict[str, Any] = {}
+    for assignment in args.set:
+        path, value = parse_assignment(assignment)
+        if path[0] == "model" and len(path) == 2:
+            params[path[1]] = value
+        elif path[0] == "data" and len(path) == 2 and args.data is not None:
+            data_options[path[1]] = value
+        else:
+            raise ConfigError(f"gradcheck takes --set model.KEY=VALUE (and data.KEY=VALUE with --data), "
+                              f"got {assignment!r}")
+    if args.download:
+        data_options["download"] = True
+    n_components = params.pop("n_components", args.n_components)
+    check_number(args.samples, "--samples", low=1, integer=True)
+    check_number(args.tolerance, "--tolerance", low=0.0, low_inclusive=False)
+    if args.max_checks is not None:
+        check_number(args.max_checks, "--max-checks", low=1, integer=True)
+    rng = np.random.default_rng(args.seed)
+    if args.data is not None:
+        dataset = load_dataset(args.data, **data_options)
+        if args.n_features is not None and args.n_features != dataset.n_features:
+            raise DataError(f"--n-features {args.n_features} does not match dataset {args.data!r}, "
+                            f"which has {dataset.n_features} features")
+        rows = rng.choice(dataset.n_samples, size=min(args.samples, dataset.n_samples), replace=False)
+        X = np.asarray(dataset.X[np.sort(rows)], dtype=np.float64)
+        n_features = dataset.n_features
+    else:
+        n_features = 16 if args.n_features is None else args.n_features
+        check_number(n_features, "--n-features", low=1, integer=True)
+        X = rng.uniform(0.1, 0.9, size=(args.samples, n_features))
+    check = gradient_check(args.model, n_features, n_components, params, X, epsilon=args.epsilon,
+                           max_checks=args.max_checks, random_state=args.seed, tolerance=args.tolerance)
+    _report_gradcheck(out, check)
+    if out.human and len(check["per_parameter"]) > 1:
+        out.table(((name, error) for name, error in check["per_parameter"].items()), "per parameter:")
+    out.json(check)
+    return 0 if check["passed"] else 1
+
+
+# --------------------------------------------------------------------------- evaluate / plot
+
+def _config_for(model_dir: Path, run_dir: Path | None, args: argparse.Namespace) -> RunConfig:
+    """The run's config (or one naming the saved model), with ``--data``/``--set``/``--device``."""
+    if run_dir is not None and (run_dir / runs.CONFIG_NAME).exists():
+        base = read_config_file(run_dir / runs.CONFIG_NAME)
+    else:
+        saved = read_config(model_dir)
+        base = {"model": {"name": saved["model"], "n_components": saved["params"].get("n_components")}}
+    config = load_config(base=base, data=args.data, assignments=args.set)
+    changes = _flag_overrides(argparse.Namespace(device=args.device, download=args.download))
+    return config.override(changes).validate()
+
+
+def _load(args: argparse.Namespace, path: str) -> tuple[Any, RunConfig, Path | None, Path]:
+    model_dir, run_dir = runs.locate_model(path)
+    model = load_model(model_dir)
+    config = _config_for(model_dir, run_dir, args)
+    model.to(config.train_config().resolved_device())
+    return model, config, run_dir, model_dir
+
+
+def _datasets_for(model: Any, config: RunConfig):
+    train_set, eval_set = report.load_datasets(config)
+    if eval_set.n_features != model.n_features:
+        raise DataError(f"dataset {config.data_name!r} has {eval_set.n_features} features, but the model "
+                        f"expects {model.n_features}")
+    return train_set, eval_set
+
+
+def command_evaluate(args: argparse.Namespace, out: Output) -> int:
+    """``sparseae evaluate``: the metrics of a saved model (or a run's model) on data."""
+    model, config, run_dir, model_dir = _load(args, args.path)
+    train_set, eval_set = _datasets_for(model, config)
+    metrics = report.compute_metrics(model, train_set, eval_set,
+                                   random_state=config.train.get("random_state", 0))
+    eval_name = "train" if eval_set is train_set else report.describe_data(config)
+    result = {"model_dir": str(model_dir), "model": model.spec["name"], "n_features": model.n_features,
+              "n_components": model.n_components, "data": config.data_name, "eval_data": eval_name,
+              "n_eval": eval_set.n_samples, "metrics": metrics}
+    out.metrics_table(metrics, f"{model.spec['name']} ({model_dir}) on {config.data_name} "
+                               f"[{eval_name}, {eval_set.n_samples} samples]")
+    out.json(result)
+    return 0
+
+
+def command_plot(args: argparse.Namespace, out: Output) -> int:
+    """``sparseae plot``: the PNGs of a run folder."""
+    model, config, run_dir, model_dir = _load(args, args.run_dir)
+    if args.out is None and run_dir is None:
+        raise ConfigError(f"{model_dir} is a saved model, not a run folder: pass --out DIR for the pictures")
+    out_dir = Path(args.out) if args.out is not None else run_dir
+    history = runs.read_history(run_dir) if run_dir is not None else []
+    _, eval_set = _datasets_for(model, config)
+    random_state = config.train.get("random_state", 0)
+    paths = report.write_plots(model, history, eval_set, out_dir, random_state=random_state)
+    for path in paths:
+        out.line(f"wrote {path}")
+    out.json({"plots": [str(path) for path in paths]})
+    return 0
+
+
+# ----------------------------------------------------------------------- models / datasets
+
+def _describe_builder(builder: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    doc = inspect.getdoc(builder) or ""
+    parameters = {}
+    for name, parameter in inspect.signature(builder).parameters.items():
+        if name in skip:
+            continue
+        parameters[name] = ("(required)" if parameter.default is inspect.Parameter.empty
+                            else parameter.default)
+    return {"description": doc.split("\n\n")[0].replace("\n", " "), "parameters": parameters}
+
+
+def _list(out: Output, kind: str, entries: dict[str, dict[str, Any]]) -> int:
+    for name, entry in entries.items():
+        out.line(f"{name}" + (f" — {entry['description']}" if entry["description"] else ""))
+        for parameter, default in entry["parameters"].items():
+            shown = "(required)" if default == "(required)" else f"= {default!r}"
+            out.line(f"    {parameter} {shown}")
+    out.json({kind: entries})
+    return 0
+
+
+def command_models(args: argparse.Namespace, out: Output) -> int:
+    """``sparseae models``: every registered model with its parameters and defaults."""
+    entries = {name: _describe_builder(MODELS.get(name), skip=("n_features", "n_components"))
+               for name in MODELS.names()}
+    return _list(out, "models", entries)
+
+
+def command_datasets(args: argparse.Namespace, out: Output) -> int:
+    """``sparseae datasets``: every registered dataset with its options."""
+    return _list(out, "datasets", {name: _describe_builder(DATASETS.get(name)) for name in DATASETS.names()})

@@ -1,0 +1,97 @@
+"""Everything the ``sparseae`` command writes to the terminal (the only module that prints).
+
+Three modes: ``human`` (tables and lines on stdout), ``json`` (exactly one JSON object on stdout,
+nothing else), ``quiet`` (nothing). Errors always go to stderr as one line.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import unicodedata
+from typing import Any, Iterable, Sequence
+
+PROGRAM = "sparseae"
+
+#: Human labels of the metrics in summaries and ``evaluate`` (others are shown by their key).
+METRIC_LABELS = {
+    "final_loss": "final loss",
+    "reconstruction_error": "reconstruction error (mean ‖x − x̂‖²)",
+    "mean_squared_error": "mean squared error (per element)",
+    "explained_variance": "explained variance",
+    "rho_hat_mean": "mean activation ρ̂",
+    "sparsity_target": "sparsity target ρ",
+    "rho_hat_min": "min unit ρ̂",
+    "rho_hat_max": "max unit ρ̂",
+    "activity_threshold": "unit active above",
+    "mean_l0": "mean active units (L0)",
+    "active_fraction": "active fraction",
+    "dead_units": "dead units (never active)",
+    "dead_fraction": "dead fraction",
+    "orientation_selectivity": "filter orientation selectivity",
+    "probe_accuracy": "linear probe accuracy",
+    "probe_skipped": "linear probe",
+}
+
+
+def format_value(value: Any) -> str:
+    """Numbers with 6 significant digits; everything else as ``str``."""
+    if isinstance(value, bool) or value is None:
+        return str(value).lower() if isinstance(value, bool) else "-"
+    if isinstance(value, float):
+        return f"{value:.6g}" if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def display_width(text: str) -> int:
+    """Columns ``text`` takes on a terminal (combining marks such as the hat of ρ̂ take none)."""
+    return sum(0 if unicodedata.combining(char) else 1 for char in text)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def print_error(message: str) -> None:
+    """``sparseae: error: <message>`` on stderr, on a single line."""
+    print(f"{PROGRAM}: error: {_one_line(message) or 'unknown error'}", file=sys.stderr, flush=True)
+
+
+class Output:
+    """Writes results in one of the modes ``human``, ``json`` or ``quiet``."""
+
+    def __init__(self, mode: str = "human") -> None:
+        self.mode = mode
+
+    @property
+    def human(self) -> bool:
+        return self.mode == "human"
+
+    def line(self, text: str = "") -> None:
+        """A line of human output."""
+        if self.human:
+            print(text, flush=True)
+
+    def table(self, rows: Iterable[tuple[str, Any]], title: str | None = None) -> None:
+        """Two aligned columns, label and value, under an optional title."""
+        if not self.human:
+            return
+        rows = [(label, format_value(value)) for label, value in rows]
+        if title:
+            print(title)
+        width = max((display_width(label) for label, _ in rows), default=0)
+        for label, value in rows:
+            print(f"  {label}{' ' * (width - display_width(label))}  {value}")
+        sys.stdout.flush()
+
+    def metrics_table(self, metrics: dict[str, Any], title: str | None = None,
+                      extra: Sequence[tuple[str, Any]] = ()) -> None:
+        """The metrics dict of a run, with readable labels, known ones first."""
+        ordered = [key for key in METRIC_LABELS if key in metrics]
+        ordered += [key for key in metrics if key not in METRIC_LABELS]
+        self.table([*extra, *((METRIC_LABELS.get(key, key), metrics[key]) for key in ordered)], title)
+
+    def json(self, payload: Any) -> None:
+        """The single JSON object of ``--json`` mode."""
+        if self.mode == "json":
+            print(json.dumps(payload, indent=2, default=str), flush=True)

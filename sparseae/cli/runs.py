@@ -1,0 +1,211 @@
+"""Run folders: check them, train a config into one, find the model in one.
+
+A run folder ``DIR`` holds::
+
+    config.yaml       the resolved run config (every default written out)
+    checkpoint/       the last finished epoch (a loadable model + optimizer state), for --resume
+    metrics.jsonl     one JSON record per epoch
+    model/            the final model (model.safetensors + config.json)
+    summary.json      final metrics (see :func:`~sparseae.cli.report.compute_metrics`), timings
+    *.png             filters, curves, reconstructions, activity (:func:`~sparseae.cli.report.write_plots`)
+
+Metrics and pictures are computed by :mod:`~sparseae.cli.report`. Nothing here prints; the CLI's
+:mod:`~sparseae.cli.output` module reports the results.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from .. import __version__
+from ..config import RunConfig
+from ..errors import CheckpointError, OutputExistsError
+from ..io import CONFIG_FILE, read_config, resolve_saved, save_model, write_json_atomic
+from ..models import Autoencoder, create_model
+from ..train import train
+from ..train.checkpoint import CHECKPOINT_DIR, checkpoint_path, has_checkpoint
+from .report import compute_metrics, describe_data, load_datasets, write_plots
+
+RUN_FORMAT = "sparseae-run"
+CONFIG_NAME = "config.yaml"
+METRICS_NAME = "metrics.jsonl"
+SUMMARY_NAME = "summary.json"
+MODEL_NAME = "model"
+PLOT_NAMES = ("filters.png", "curves.png", "reconstructions.png", "activity.png")
+#: Every name a run folder may hold; a folder with anything else is not ours to overwrite.
+RUN_ENTRIES = frozenset({CONFIG_NAME, METRICS_NAME, SUMMARY_NAME, MODEL_NAME, MODEL_NAME + ".old",
+                         CHECKPOINT_DIR, CHECKPOINT_DIR + ".old", *PLOT_NAMES})
+
+
+# ------------------------------------------------------------------------------- run folders
+
+def _is_ours(entry: Path) -> bool:
+    # Atomic writes leave hidden "*.tmp" siblings only if killed mid-write.
+    return entry.name in RUN_ENTRIES or (entry.name.startswith(".") and entry.name.endswith(".tmp"))
+
+
+def run_dir_state(path: Path) -> str:
+    """``"missing"``, ``"empty"``, ``"run"`` (only files a run writes) or ``"foreign"``."""
+    if not path.exists():
+        return "missing"
+    if not path.is_dir():
+        return "foreign"
+    entries = list(path.iterdir())
+    if not entries:
+        return "empty"
+    return "run" if all(_is_ours(entry) for entry in entries) else "foreign"
+
+
+def check_run_dir(path: Path, *, resume: bool, overwrite: bool) -> str:
+    """Raise unless a run may write to ``path``; returns :func:`run_dir_state`. Changes nothing.
+
+    A finished or unfinished run is replaced only with ``overwrite``; a folder holding files a run
+    does not write is never replaced; ``resume`` needs a checkpoint.
+    """
+    state = run_dir_state(path)
+    if resume and overwrite:
+        raise OutputExistsError("--resume and --overwrite exclude each other: resume continues the run "
+                                f"in {path}, overwrite starts it again")
+    if resume:
+        if not has_checkpoint(path):
+            why = "the folder does not exist" if state == "missing" else f"no {CHECKPOINT_DIR}/ in it"
+            raise CheckpointError(f"nothing to resume in {path}: {why}; run without --resume to start")
+        return state
+    if state == "foreign":
+        if path.is_dir():
+            others = sorted(entry.name for entry in path.iterdir() if not _is_ours(entry))
+            shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+            raise OutputExistsError(f"{path} is not a sparseae run folder (it holds {shown}); refusing to "
+                                    "write into it, even with --overwrite: choose another --out")
+        raise OutputExistsError(f"{path} is a file, not a folder; choose another --out")
+    if state == "run" and not overwrite:
+        kind = "finished" if (path / SUMMARY_NAME).exists() else "unfinished"
+        raise OutputExistsError(f"{path} already holds a {kind} sparseae run; pass --resume to continue "
+                                "it or --overwrite to replace it (nothing was changed)")
+    return state
+
+
+def clear_run_dir(path: Path) -> None:
+    """Delete what a run wrote in ``path`` (only names in :data:`RUN_ENTRIES` and its temp files)."""
+    for entry in path.iterdir():
+        if _is_ours(entry):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+
+
+def read_history(run_dir: Path) -> list[dict[str, Any]]:
+    """The per-epoch records of ``run_dir/metrics.jsonl`` ([] when there is none)."""
+    path = run_dir / METRICS_NAME
+    if not path.exists():
+        return []
+    try:
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path} is corrupt: {exc}") from None
+
+
+def is_run_dir(path: Path) -> bool:
+    """True for a folder with the run config or a model/checkpoint of a run."""
+    return path.is_dir() and any((path / name).exists() for name in (CONFIG_NAME, MODEL_NAME, CHECKPOINT_DIR))
+
+
+def locate_model(path: str | Path) -> tuple[Path, Path | None]:
+    """(model folder, run folder or None) for a path to a saved model or to a run folder.
+
+    A run folder's final ``model/`` is preferred; an unfinished run falls back to its checkpoint.
+    """
+    path = Path(path)
+    if (path / CONFIG_FILE).exists() or (path.with_name(path.name + ".old") / CONFIG_FILE).exists():
+        parent = path.parent
+        return resolve_saved(path), (parent if (parent / CONFIG_NAME).exists() else None)
+    if is_run_dir(path):
+        for candidate in (path / MODEL_NAME, checkpoint_path(path)):
+            try:
+                return resolve_saved(candidate), path
+            except CheckpointError:
+                continue
+        raise CheckpointError(f"{path} is a run folder without a trained model: neither {MODEL_NAME}/ nor "
+                              f"{CHECKPOINT_DIR}/ holds one (was training stopped before the first epoch?)")
+    if not path.exists():
+        raise CheckpointError(f"no saved model or run folder at {path}: it does not exist")
+    raise CheckpointError(f"{path} is not a sparseae model or run folder: it has no {CONFIG_FILE} "
+                          f"(model) and no {CONFIG_NAME} (run)")
+
+
+# -------------------------------------------------------------------------------------- run
+
+def _check_resumable(run_dir: Path, model: Autoencoder) -> None:
+    saved = read_config(resolve_saved(checkpoint_path(run_dir)))
+    if saved["model"] != model.spec["name"] or saved["params"] != model.spec["params"]:
+        changed = sorted(key for key in set(saved["params"]) | set(model.spec["params"])
+                         if saved["params"].get(key) != model.spec["params"].get(key))
+        what = f"model {saved['model']!r}, not {model.spec['name']!r}" if saved["model"] != model.spec["name"] \
+            else f"other model parameters ({', '.join(changed)})"
+        raise CheckpointError(f"cannot resume: the checkpoint in {run_dir} has {what}; resume with the "
+                              "run's own config (omit CONFIG and --model) or start a new run")
+
+
+def execute_run(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
+                progress: bool = False, announce: Callable[[dict[str, Any]], None] | None = None
+                ) -> dict[str, Any]:
+    """Train ``config`` into its output folder and return the summary (also saved as summary.json).
+
+    Checks the folder first (see :func:`check_run_dir`), loads the data, builds the model (seeded
+    with ``train.random_state``), trains with checkpoints, saves ``model/``, computes
+    :func:`compute_metrics` and writes the plots. An existing run is cleared only once the data
+    and model are ready. ``announce(facts)`` is called just before training starts.
+    """
+    started = time.perf_counter()
+    run_dir = config.output_dir
+    state = check_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    train_config = config.train_config(progress=progress)
+    train_set, eval_set = load_datasets(config)
+    torch.manual_seed(train_config.random_state)
+    model = create_model(config.model_name, train_set.n_features, config.n_components, **config.model_params)
+    if resume:
+        _check_resumable(run_dir, model)
+    elif state == "run":
+        clear_run_dir(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config.write(run_dir / CONFIG_NAME, model.spec)
+    if announce is not None:
+        announce({"model": config.model_name, "data": config.data_name, "n_train": train_set.n_samples,
+                  "n_features": train_set.n_features, "n_components": config.n_components,
+                  "optimizer": train_config.optimizer, "max_epochs": train_config.max_epochs,
+                  "max_iter": train_config.max_iter, "device": str(train_config.resolved_device()),
+                  "run_dir": str(run_dir), "resume": resume})
+    try:
+        result = train(model, train_set.X, train_config, run_dir=run_dir, resume=resume)
+    except KeyboardInterrupt:
+        where = (f"the last finished epoch is checkpointed in {run_dir}: continue with --resume"
+                 if has_checkpoint(run_dir) else "no epoch had finished, so nothing was checkpointed")
+        raise KeyboardInterrupt(f"training interrupted; {where}") from None
+    history = result.history
+    summary: dict[str, Any] = {
+        "format": RUN_FORMAT, "sparseae_version": __version__,
+        "model": config.model_name, "n_features": train_set.n_features, "n_components": config.n_components,
+        "data": config.data_name, "eval_data": describe_data(config) if eval_set is not train_set else "train",
+        "n_train": train_set.n_samples, "n_eval": eval_set.n_samples,
+        "image_shape": list(eval_set.image_shape) if eval_set.image_shape else None,
+        "epochs": history[-1]["epoch"] if history else 0, "stop_reason": result.stop_reason,
+        "final_loss": history[-1]["train_loss"] if history else None,
+    }
+    save_model(model, run_dir / MODEL_NAME, overwrite=True,
+               extra={"run": str(run_dir), "epochs": summary["epochs"], "data": config.data_name})
+    summary["metrics"] = compute_metrics(model, train_set, eval_set, random_state=train_config.random_state)
+    summary["plots"] = [str(path) for path in write_plots(model, history, eval_set, run_dir,
+                                                           random_state=train_config.random_state)] \
+        if config.plots else []
+    summary["train_seconds"] = float(sum(record.get("seconds", 0.0) for record in history))
+    summary["wall_seconds"] = time.perf_counter() - started
+    summary["run_dir"] = str(run_dir)
+    write_json_atomic(run_dir / SUMMARY_NAME, summary)
+    return summary
+

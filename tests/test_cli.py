@@ -1,0 +1,406 @@
+"""The `sparseae` command and run configs: runs, resume, evaluate, plots, gradcheck, demo, errors.
+
+Most tests call ``main([...])`` in-process; one runs the real console script in a subprocess.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from sparseae import __version__
+from sparseae.cli import main
+from sparseae.config import DEMO_CONFIG, RunConfig, load_config, parse_scalar, read_config_file
+from sparseae.errors import ConfigError
+from sparseae.models import MODELS
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+PLOTS = ("filters.png", "curves.png", "reconstructions.png", "activity.png")
+
+TINY = {
+    "model": {"name": "sparse_ae_kl", "n_components": 16, "sparsity_target": 0.05},
+    "data": {"name": "digits"},
+    "train": {"optimizer": "adam", "learning_rate": 0.01, "batch_size": 256, "max_epochs": 2,
+              "random_state": 0, "device": "cpu"},
+    "output": {"plots": True},
+}
+
+
+def write_config(path: Path, config: dict) -> Path:
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of ``main(argv)``."""
+    capsys.readouterr()
+    status = main([str(arg) for arg in argv])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def assert_one_line_error(status: int, err: str, *words: str) -> None:
+    assert status == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("sparseae: error: ")
+    assert "Traceback" not in err
+    for word in words:
+        assert word.lower() in lines[0].lower(), (word, lines[0])
+
+
+def epochs_of(run: Path) -> list[int]:
+    return [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def losses_of(run: Path) -> list[float]:
+    return [json.loads(line)["train_loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """These problems are tiny: one thread is as fast, and far faster on a busy 2-core machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> Path:
+    """A finished 2-epoch run on digits (shared: tests that change it work on a copy)."""
+    root = tmp_path_factory.mktemp("cli")
+    config = write_config(root / "tiny.yaml", TINY)
+    status = main(["train", str(config), "--out", str(root / "run"), "--quiet"])
+    assert status == 0
+    return root / "run"
+
+
+@pytest.fixture
+def run_copy(trained_run, tmp_path) -> Path:
+    target = tmp_path / "run"
+    shutil.copytree(trained_run, target)
+    return target
+
+
+# ------------------------------------------------------------------------------------- train
+
+def test_train_writes_a_complete_run_folder(trained_run):
+    run = trained_run
+    assert (run / "model" / "model.safetensors").is_file() and (run / "model" / "config.json").is_file()
+    assert (run / "checkpoint" / "config.json").is_file()
+    assert epochs_of(run) == [1, 2]
+    for name in PLOTS:
+        data = (run / name).read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 1000, name
+    import matplotlib.image
+
+    assert matplotlib.image.imread(run / "filters.png").ndim == 3
+
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["model"] == "sparse_ae_kl" and summary["n_features"] == 64
+    assert summary["epochs"] == 2 and summary["n_components"] == 16
+    metrics = summary["metrics"]
+    for key in ("reconstruction_error", "explained_variance", "mean_l0", "dead_units",
+                "rho_hat_mean", "sparsity_target", "probe_accuracy"):
+        assert np.isfinite(metrics[key]), key
+    assert "rho_hat" not in metrics and "activation_frequency" not in metrics  # no big arrays
+    assert 0.5 < metrics["probe_accuracy"] <= 1.0  # digits are linearly decodable from codes
+    assert summary["train_seconds"] > 0
+
+    # config.yaml is the resolved config: every default written out, and it loads back
+    saved = read_config_file(run / "config.yaml")
+    assert saved["train"]["batch_size"] == 256 and saved["train"]["max_iter"] == 400
+    assert saved["model"]["weight_decay"] == pytest.approx(1e-4) and saved["model"]["sparsity_target"] == 0.05
+    assert load_config(run / "config.yaml").n_components == 16
+
+
+def test_resume_continues_without_duplicating_epochs(run_copy, tmp_path, capsys):
+    status, _, err = run_cli(capsys, "train", "--out", run_copy, "--resume", "--set", "train.max_epochs=4",
+                             "--quiet")
+    assert status == 0, err
+    assert epochs_of(run_copy) == [1, 2, 3, 4]
+    assert json.loads((run_copy / "summary.json").read_text())["epochs"] == 4
+    # resuming replays exactly what an uninterrupted 4-epoch run does
+    straight = write_config(tmp_path / "four.yaml", {**TINY, "train": {**TINY["train"], "max_epochs": 4}})
+    assert main(["train", str(straight), "--out", str(tmp_path / "straight"), "--quiet"]) == 0
+    assert losses_of(run_copy) == pytest.approx(losses_of(tmp_path / "straight"), rel=1e-5)
+
+
+def test_refuses_to_replace_a_finished_run(trained_run, tmp_path, capsys):
+    before = {p.name: p.stat().st_mtime_ns for p in trained_run.iterdir()}
+    config = write_config(tmp_path / "tiny.yaml", TINY)
+    status, _, err = run_cli(capsys, "train", config, "--out", trained_run)
+    assert_one_line_error(status, err, "finished", "--resume", "--overwrite")
+    assert {p.name: p.stat().st_mtime_ns for p in trained_run.iterdir()} == before  # nothing lost
+
+
+def test_overwrite_replaces_the_run(run_copy, tmp_path, capsys):
+    config = write_config(tmp_path / "tiny.yaml", TINY)
+    status, out, err = run_cli(capsys, "train", config, "--out", run_copy, "--overwrite",
+                               "--set", "train.max_epochs=1", "--json")
+    assert status == 0, err
+    summary = json.loads(out)  # --json: exactly one JSON object on stdout
+    assert summary["epochs"] == 1 and epochs_of(run_copy) == [1]
+    assert "%" not in err  # no progress bar in --json mode
+
+
+def test_train_from_flags_and_human_output(tmp_path, capsys):
+    status, out, err = run_cli(capsys, "train", "--model", "sparse_ae_l1", "--data", "digits",
+                               "--set", "model.n_components=8", "--set", "train.max_epochs=1",
+                               "--set", "output.plots=false", "--out", tmp_path / "flags")
+    assert status == 0, err
+    assert "reconstruction error" in out and "linear probe accuracy" in out
+    assert not list((tmp_path / "flags").glob("*.png"))
+    assert read_config_file(tmp_path / "flags" / "config.yaml")["model"]["name"] == "sparse_ae_l1"
+
+
+# ---------------------------------------------------------------------------- evaluate / plot
+
+def test_evaluate_agrees_with_the_summary(trained_run, capsys):
+    summary = json.loads((trained_run / "summary.json").read_text())
+    status, out, err = run_cli(capsys, "evaluate", trained_run, "--json")
+    assert status == 0, err
+    result = json.loads(out)
+    for key, value in summary["metrics"].items():
+        assert result["metrics"][key] == pytest.approx(value, rel=1e-5, abs=1e-9), key
+    # the model folder alone works too (its run's config supplies the data); human table
+    status, out, err = run_cli(capsys, "evaluate", trained_run / "model")
+    assert status == 0, err
+    assert "reconstruction error" in out
+    assert f"{summary['metrics']['reconstruction_error']:.6g}" in out
+
+
+def test_evaluate_a_bare_model_folder_needs_data(trained_run, tmp_path, capsys):
+    shutil.copytree(trained_run / "model", tmp_path / "alone")
+    status, _, err = run_cli(capsys, "evaluate", tmp_path / "alone")
+    assert_one_line_error(status, err, "data.name", "--data")
+    status, out, err = run_cli(capsys, "evaluate", tmp_path / "alone", "--data", "digits", "--json")
+    assert status == 0, err
+    assert json.loads(out)["metrics"]["reconstruction_error"] > 0
+
+
+def test_resume_refuses_a_different_model(run_copy, tmp_path, capsys):
+    before = (run_copy / "config.yaml").read_text()
+    config = write_config(tmp_path / "c.yaml", {**TINY, "model": {**TINY["model"], "n_components": 8}})
+    status, _, err = run_cli(capsys, "train", config, "--out", run_copy, "--resume")
+    assert_one_line_error(status, err, "cannot resume", "n_components")
+    assert (run_copy / "config.yaml").read_text() == before
+
+
+def test_plot_writes_the_pictures(trained_run, tmp_path, capsys):
+    status, out, err = run_cli(capsys, "plot", trained_run, "--out", tmp_path / "pictures")
+    assert status == 0, err
+    for name in PLOTS:
+        assert (tmp_path / "pictures" / name).read_bytes().startswith(PNG_MAGIC)
+
+
+# ------------------------------------------------------------------------- gradcheck / demo
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_gradcheck_passes_for_every_registered_model(name, capsys):
+    status, out, err = run_cli(capsys, "gradcheck", "--model", name, "--json")
+    result = json.loads(out)
+    assert status == 0, (result, err)
+    assert result["passed"] and result["relative_error"] < 1e-9
+
+
+def test_gradcheck_reports_pass_and_fail(capsys):
+    status, out, _ = run_cli(capsys, "gradcheck", "--model", "sparse_ae_kl", "--set", "model.sparsity_target=0.1")
+    assert status == 0 and "PASS" in out and "‖g_num − g‖/‖g_num + g‖" in out
+    status, out, _ = run_cli(capsys, "gradcheck", "--tolerance", "1e-30")
+    assert status == 1 and "FAIL" in out
+
+
+def test_demo_quick_runs_the_exercise(tmp_path, capsys):
+    status, out, err = run_cli(capsys, "demo", "--quick", "--out", tmp_path / "demo")
+    assert status == 0, err
+    assert "PASS" in out and "Mean activation ρ̂" in out and "filters.png" in out
+    assert (tmp_path / "demo" / "filters.png").read_bytes().startswith(PNG_MAGIC)
+    saved = read_config_file(tmp_path / "demo" / "config.yaml")
+    assert saved["model"]["name"] == "sparse_ae_kl" and saved["train"]["optimizer"] == "lbfgs"
+
+
+def test_demo_config_is_the_shipped_example():
+    assert read_config_file(EXAMPLES / "ufldl_patches.yaml") == DEMO_CONFIG
+    config = load_config(EXAMPLES / "ufldl_patches.yaml")
+    assert config.model_params == {"sparsity_target": 0.01, "sparsity_weight": 3.0, "weight_decay": 1e-4,
+                                   "activation": "sigmoid", "decoder": "sigmoid"}
+    assert config.train_config().max_iter == 400 and config.data_options["n_patches"] == 10000
+
+
+def test_mnist_example_config_is_valid():
+    config = load_config(EXAMPLES / "mnist_sparse_l1.toml")
+    assert config.model_name == "sparse_ae_l1" and config.data_name == "mnist"
+    assert config.test_data_spec() == ("mnist", {"split": "test", "download": False})
+
+
+# ----------------------------------------------------------------------- listings / version
+
+def test_models_and_datasets_listings(capsys):
+    status, out, _ = run_cli(capsys, "models", "--json")
+    models = json.loads(out)["models"]
+    assert status == 0 and set(models) == set(MODELS.names())
+    assert models["sparse_ae_kl"]["parameters"]["sparsity_target"] == 0.01
+    status, out, _ = run_cli(capsys, "datasets")
+    assert status == 0 and "patches" in out and "n_patches = 10000" in out
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and __version__ in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------ errors
+
+def test_bad_flag_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--no-such-flag"])
+    assert exit_info.value.code == 2
+
+
+def test_unknown_model(capsys):
+    status, _, err = run_cli(capsys, "train", "--model", "nope", "--data", "digits")
+    assert_one_line_error(status, err, "unknown model", "nope", "sparse_ae_kl")
+
+
+@pytest.mark.parametrize("section, key, words", [
+    ("train", "learning_rat", ("train.learning_rat", "learning_rate")),
+    ("output", "plot", ("output.plot", "plots")),
+])
+def test_unknown_config_key_is_named(tmp_path, capsys, section, key, words):
+    config = {**TINY, section: {**TINY[section], key: 1}}
+    status, _, err = run_cli(capsys, "train", write_config(tmp_path / "c.yaml", config), "--out", tmp_path / "r")
+    assert_one_line_error(status, err, *words)
+    assert not (tmp_path / "r").exists()
+
+
+def test_unknown_section_and_unknown_model_parameter(tmp_path, capsys):
+    status, _, err = run_cli(capsys, "train", write_config(tmp_path / "c.yaml", {**TINY, "optimiser": {}}))
+    assert_one_line_error(status, err, "optimiser", "model, data, train, output")
+    status, _, err = run_cli(capsys, "train", write_config(tmp_path / "c.yaml", TINY),
+                             "--set", "model.sparsity_targt=0.1", "--out", tmp_path / "r")
+    assert_one_line_error(status, err, "sparsity_targt", "sparsity_target")
+
+
+@pytest.mark.parametrize("rho", ["1.5", "0", "-0.1"])
+def test_rho_outside_the_unit_interval(tmp_path, capsys, rho):
+    status, _, err = run_cli(capsys, "train", write_config(tmp_path / "c.yaml", TINY),
+                             "--set", f"model.sparsity_target={rho}", "--out", tmp_path / "r")
+    assert_one_line_error(status, err, "sparsity_target")
+    assert not (tmp_path / "r").exists()
+
+
+def test_nan_in_a_user_array(tmp_path, capsys):
+    X = np.random.default_rng(0).uniform(size=(50, 16)).astype(np.float32)
+    X[7, 3] = np.nan
+    np.save(tmp_path / "bad.npy", X)
+    status, _, err = run_cli(capsys, "train", "--model", "sparse_ae_kl", "--data", "array",
+                             "--set", f"data.path={tmp_path / 'bad.npy'}", "--out", tmp_path / "r")
+    assert_one_line_error(status, err, "NaN", "bad.npy", "row 7")
+
+
+def test_missing_checkpoint_folder(tmp_path, capsys):
+    status, _, err = run_cli(capsys, "train", "--out", tmp_path / "nowhere", "--resume")
+    assert_one_line_error(status, err, "nothing to resume", "does not exist")
+    status, _, err = run_cli(capsys, "evaluate", tmp_path / "nowhere")
+    assert_one_line_error(status, err, "nowhere", "does not exist")
+
+
+def test_corrupt_safetensors(run_copy, capsys):
+    (run_copy / "model" / "model.safetensors").write_bytes(b"\x00garbage, not a safetensors file")
+    status, _, err = run_cli(capsys, "evaluate", run_copy)
+    assert_one_line_error(status, err, "model.safetensors", "corrupt")
+
+
+def test_folder_of_another_program(tmp_path, capsys):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({"architectures": ["BertModel"]}))
+    (other / "notes.txt").write_text("keep me")
+    status, _, err = run_cli(capsys, "evaluate", other)
+    assert_one_line_error(status, err, "not a sparseae model")
+    status, _, err = run_cli(capsys, "train", write_config(tmp_path / "c.yaml", TINY), "--out", other,
+                             "--overwrite")
+    assert_one_line_error(status, err, "not a sparseae run folder", "notes.txt")
+    assert (other / "notes.txt").read_text() == "keep me"
+    status, _, err = run_cli(capsys, "evaluate", tmp_path / "c.yaml")
+    assert_one_line_error(status, err, "not a sparseae model")
+
+
+def test_keyboard_interrupt_is_one_line_and_130(tmp_path, capsys, monkeypatch):
+    from sparseae.cli import runs
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs, "train", interrupted)
+    status = main(["train", str(write_config(tmp_path / "c.yaml", TINY)), "--out", str(tmp_path / "r"),
+                   "--quiet"])
+    err = capsys.readouterr().err
+    assert status == 130
+    assert err.count("\n") == 1 and "interrupted" in err and "Traceback" not in err
+
+
+def test_debug_reraises(capsys):
+    with pytest.raises(ConfigError):
+        main(["train", "--model", "nope", "--data", "digits", "--debug"])
+
+
+# ------------------------------------------------------------------------------------ config
+
+def test_scalars_parse_as_yaml_with_exponents():
+    assert parse_scalar("1e-4") == pytest.approx(1e-4) and parse_scalar("3") == 3
+    assert parse_scalar("true") is True and parse_scalar("") is None and parse_scalar("1/f") == "1/f"
+    assert parse_scalar("[8, 8]") == [8, 8]
+
+
+def test_set_overrides_and_nested_test_split():
+    config = load_config(base=TINY, assignments=["train.max_epochs=7", "data.test.name=digits"])
+    assert config.train_config().max_epochs == 7
+    assert config.test_data_spec() == ("digits", {})
+    with pytest.raises(ConfigError, match="unknown section 'trian'"):
+        config.override(["trian.max_epochs=1"])
+    with pytest.raises(ConfigError, match="section.key=value"):
+        config.override(["max_epochs"])
+    with pytest.raises(ConfigError, match="model.name is missing"):
+        load_config(base={"data": {"name": "digits"}})
+
+
+def test_changing_the_model_drops_the_old_model_parameters():
+    config = load_config(base=TINY, model="linear_ae")
+    assert config.model == {"name": "linear_ae", "n_components": 16}
+    assert isinstance(config, RunConfig) and load_config(base=TINY, data="digits").data == {"name": "digits"}
+
+
+def test_toml_and_yaml_errors_name_the_file(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[model\nname = 1")
+    with pytest.raises(ConfigError, match="bad.toml"):
+        read_config_file(bad)
+    with pytest.raises(ConfigError, match="extension"):
+        read_config_file(tmp_path / "config.ini")
+
+
+# ---------------------------------------------------------------------------------- subprocess
+
+def test_console_script_in_a_subprocess(tmp_path):
+    """The installed entry point: exit status 2 and exactly one stderr line, no traceback."""
+    script = shutil.which("sparseae")
+    command = [script] if script else [sys.executable, "-m", "sparseae"]
+    completed = subprocess.run([*command, "train", "--model", "nope", "--data", "digits"],
+                               capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert completed.returncode == 2
+    assert completed.stderr.strip().splitlines() == [completed.stderr.strip()]
+    assert completed.stderr.startswith("sparseae: error: unknown model 'nope'")
+    assert "Traceback" not in completed.stderr and completed.stdout == ""
