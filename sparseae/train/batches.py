@@ -9,6 +9,12 @@ import torch
 from . import distributed
 
 
+def _is_identity(indices: np.ndarray, n: int) -> bool:
+    """Whether ``indices`` is ``0, 1, …, n-1`` (then no gather copy is needed)."""
+    return len(indices) == n and (n == 0 or (indices[0] == 0 and indices[-1] == n - 1
+                                             and bool((np.diff(indices) == 1).all())))
+
+
 class BatchSource:
     """Rows ``indices`` of ``X`` (n_samples, n_features), served as float tensors on ``device``.
 
@@ -27,7 +33,7 @@ class BatchSource:
             self.X = X
         else:
             data = X if isinstance(X, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(X))
-            if indices is not None:
+            if indices is not None and not _is_identity(self.indices, n):
                 data = data[torch.from_numpy(self.indices)]
             self.X = data.to(device=device, dtype=dtype)
             self.indices = np.arange(self.X.shape[0])
