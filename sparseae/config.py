@@ -1,11 +1,17 @@
 """Run configs: what to train, on which data, how, and where the results go.
 
-A run config has exactly four sections, each a mapping::
+A run config has these sections, each a mapping::
 
-    model:   {name: sparse_ae_kl, n_components: 25, <model parameters>...}
-    data:    {name: patches, <dataset options>..., test: {<options of the evaluation set>}}
-    train:   {<TrainConfig fields>: optimizer, learning_rate, max_epochs, max_iter, ...}
-    output:  {dir: runs/demo, plots: true}
+    model:    {name: sparse_ae_kl, n_components: 25, <model parameters>...}
+    data:     {name: patches, <dataset options>..., normalize: none|l2, test: {<options of the evaluation set>}}
+    pretrain: {<TrainConfig fields>}   (optional; models with a classifier head only)
+    train:    {<TrainConfig fields>: optimizer, learning_rate, max_epochs, max_iter, ...}
+    output:   {dir: runs/demo, plots: true}
+
+``data.normalize: l2`` scales every sample (of the training and the evaluation set) to unit L2
+norm. A model with a classifier head (e.g. ``drsae``) trains on the dataset's labels; a non-empty
+``pretrain`` section first trains it without labels, with the ``train`` settings changed by the
+section's keys (``pretrain: {max_epochs: 100}``).
 
 It is read from YAML (``.yaml``/``.yml``), TOML (``.toml``) or JSON (``.json``), chosen by the
 file's extension, or built from command-line flags, and amended by ``section.key=value``
@@ -46,8 +52,10 @@ __all__ = [
     "RunConfig", "load_config", "parse_assignment", "parse_scalar", "read_config_file",
 ]
 
-#: The four sections of a run config, in the order they are written.
-SECTIONS = ("model", "data", "train", "output")
+#: The sections of a run config, in the order they are written.
+SECTIONS = ("model", "data", "pretrain", "train", "output")
+#: ``data.normalize`` values: per-sample scaling applied after loading.
+NORMALIZATIONS = ("none", "l2")
 #: Keys of the ``model`` section besides the model's own parameters.
 MODEL_KEYS = ("name", "n_components")
 #: ``output`` keys and their defaults (``dir`` None → ``runs/<model>_<data>``).
@@ -158,6 +166,7 @@ class RunConfig:
 
     model: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
+    pretrain: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
     output: dict[str, Any] = field(default_factory=dict)
 
@@ -213,8 +222,14 @@ class RunConfig:
                                   f"got {test!r}")
             if "test" in test:
                 raise ConfigError("data.test cannot hold another 'test'")
+        if self.data.get("normalize", "none") not in NORMALIZATIONS:
+            raise ConfigError(f"data.normalize must be one of {', '.join(NORMALIZATIONS)}, "
+                              f"got {self.data['normalize']!r}")
         _check_keys(self.train, [f.name for f in fields(TrainConfig)], "train")
         TrainConfig.from_dict(self.train)
+        _check_keys(self.pretrain, [f.name for f in fields(TrainConfig)], "pretrain")
+        if self.pretrain:
+            self.pretrain_config()
         _check_keys(self.output, list(OUTPUT_DEFAULTS), "output")
         directory = self.output.get("dir")
         if directory is not None and (not isinstance(directory, str) or not directory):
@@ -245,8 +260,13 @@ class RunConfig:
 
     @property
     def data_options(self) -> dict[str, Any]:
-        """Options of the training set (``data`` without ``name`` and ``test``)."""
-        return {k: v for k, v in self.data.items() if k not in ("name", "test")}
+        """Options of the training set (``data`` without ``name``, ``normalize`` and ``test``)."""
+        return {k: v for k, v in self.data.items() if k not in ("name", "test", "normalize")}
+
+    @property
+    def normalize(self) -> str:
+        """``data.normalize``: ``none`` or ``l2`` (unit-norm samples)."""
+        return self.data.get("normalize", "none")
 
     def test_data_spec(self) -> tuple[str, dict[str, Any]] | None:
         """(name, options) of the evaluation set, or None when ``data.test`` is not given."""
@@ -261,6 +281,14 @@ class RunConfig:
     def train_config(self, **changes: Any) -> TrainConfig:
         """The ``train`` section as a validated :class:`TrainConfig` (``changes`` applied on top)."""
         return TrainConfig.from_dict({**self.train, **changes})
+
+    def pretrain_config(self, **changes: Any) -> TrainConfig | None:
+        """The unsupervised phase: ``train`` changed by the ``pretrain`` section (None when it is empty).
+        Early stopping and the monitored term stay those of the loss."""
+        if not self.pretrain:
+            return None
+        return TrainConfig.from_dict({**self.train, "n_iter_no_change": None, "monitor": "loss",
+                                      **self.pretrain, **changes})
 
     @property
     def output_dir(self) -> Path:
@@ -335,8 +363,9 @@ class RunConfig:
         builder = DATASETS.get(self.data_name)
         defaults = {name: p.default for name, p in inspect.signature(builder).parameters.items()
                     if p.default is not inspect.Parameter.empty}
-        raw["data"] = {"name": self.data_name, **defaults, **self.data_options,
+        raw["data"] = {"name": self.data_name, **defaults, **self.data_options, "normalize": self.normalize,
                        **({"test": raw["data"]["test"]} if raw["data"].get("test") is not None else {})}
+        raw["pretrain"] = dict(self.pretrain)
         raw["train"] = asdict(self.train_config())
         raw["output"] = {"dir": str(self.output_dir), "plots": self.plots}
         return raw

@@ -85,3 +85,28 @@ def check_choice(value: Any, name: str, choices: tuple[str, ...] | list[str]) ->
     """Raise :class:`ConfigError` unless ``value`` is one of ``choices``."""
     if value not in choices:
         raise ConfigError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+
+
+def as_class_labels(y: Any, n_samples: int, name: str = "y", *, n_classes: int | None = None) -> np.ndarray:
+    """Return ``y`` as an int64 array (n_samples,) of class indices ``0 … n_classes−1``, or raise
+    :class:`DataError` (missing, wrong length, not integers, negative or out of range)."""
+    if y is None:
+        raise DataError(f"{name} (class labels) is required for discriminative training")
+    if isinstance(y, torch.Tensor):
+        y = y.detach().cpu().numpy()
+    labels = np.asarray(y)
+    if labels.ndim != 1:
+        raise DataError(f"{name} must be 1-D (n_samples,), got shape {labels.shape}")
+    if len(labels) != n_samples:
+        raise DataError(f"{name} has {len(labels)} labels for {n_samples} samples")
+    if labels.dtype.kind == "f":
+        if not np.isfinite(labels).all() or not (labels == np.round(labels)).all():
+            raise DataError(f"{name} must hold integer class indices (found NaN/inf or fractions)")
+    elif labels.dtype.kind not in "iub":
+        raise DataError(f"{name} must hold integer class indices, got dtype {labels.dtype}")
+    labels = labels.astype(np.int64)
+    if len(labels) and labels.min() < 0:
+        raise DataError(f"{name} has a negative class index ({labels.min()})")
+    if n_classes is not None and len(labels) and labels.max() >= n_classes:
+        raise DataError(f"{name} has class index {labels.max()} but the model has {n_classes} classes")
+    return labels

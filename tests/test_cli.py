@@ -208,7 +208,8 @@ def test_plot_writes_the_pictures(trained_run, tmp_path, capsys):
 
 @pytest.mark.parametrize("name", MODELS.names())
 def test_gradcheck_passes_for_every_registered_model(name, capsys):
-    status, out, err = run_cli(capsys, "gradcheck", "--model", name, "--json")
+    fewer = ["--max-checks", "16"] if name in ("sparse_coding", "psd") else []  # FISTA per evaluation
+    status, out, err = run_cli(capsys, "gradcheck", "--model", name, "--json", *fewer)
     result = json.loads(out)
     assert status == 0, (result, err)
     assert result["passed"] and result["relative_error"] < 1e-9
@@ -287,7 +288,7 @@ def test_unknown_config_key_is_named(tmp_path, capsys, section, key, words):
 
 def test_unknown_section_and_unknown_model_parameter(tmp_path, capsys):
     status, _, err = run_cli(capsys, "train", write_config(tmp_path / "c.yaml", {**TINY, "optimiser": {}}))
-    assert_one_line_error(status, err, "optimiser", "model, data, train, output")
+    assert_one_line_error(status, err, "optimiser", "model, data, pretrain, train, output")
     status, _, err = run_cli(capsys, "train", write_config(tmp_path / "c.yaml", TINY),
                              "--set", "model.sparsity_targt=0.1", "--out", tmp_path / "r")
     assert_one_line_error(status, err, "sparsity_targt", "sparsity_target")
@@ -404,3 +405,40 @@ def test_console_script_in_a_subprocess(tmp_path):
     assert completed.stderr.strip().splitlines() == [completed.stderr.strip()]
     assert completed.stderr.startswith("sparseae: error: unknown model 'nope'")
     assert "Traceback" not in completed.stderr and completed.stdout == ""
+
+
+def test_drsae_trains_on_labels_with_a_pretrain_phase_and_resumes(tmp_path, capsys):
+    """A model with a classifier head: pretrain/ phase without labels, then labels; the summary
+    reports the classifier's error and the unit-angle split; --resume continues."""
+    config = {
+        "model": {"name": "drsae", "n_components": 32, "n_steps": 3},
+        "data": {"name": "digits", "normalize": "l2"},
+        "pretrain": {"max_epochs": 1},
+        "train": {"optimizer": "sgd", "learning_rate": 0.1, "batch_size": 10, "max_epochs": 3,
+                  "validation_fraction": 0.2, "monitor": "error", "random_state": 0, "device": "cpu"},
+        "output": {"dir": str(tmp_path / "run"), "plots": True},
+    }
+    path = write_config(tmp_path / "drsae.yaml", config)
+    status, out, err = run_cli(capsys, "train", path)
+    assert status == 0, err
+    run = tmp_path / "run"
+    assert (run / "pretrain" / "metrics.jsonl").exists() and epochs_of(run) == [1, 2, 3]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["metrics"]["classifier_error"] < 0.5          # chance 0.9 (measured ≈ 0.2)
+    assert summary["metrics"]["units_n_units"] == 32
+    assert (run / "angles.png").read_bytes().startswith(PNG_MAGIC)
+    resolved = yaml.safe_load((run / "config.yaml").read_text())
+    assert resolved["pretrain"] == {"max_epochs": 1} and resolved["data"]["normalize"] == "l2"
+    status, out, err = run_cli(capsys, "train", path, "--resume", "--set", "train.max_epochs=4")
+    assert status == 0, err
+    assert epochs_of(run) == [1, 2, 3, 4]
+    status, out, err = run_cli(capsys, "train", path, "--overwrite", "--set", "data.name=patches")
+    assert_one_line_error(status, err, "labels")
+    status, out, err = run_cli(capsys, "train", path, "--overwrite", "--set", "data.normalize=l3")
+    assert_one_line_error(status, err, "data.normalize")
+
+
+def test_drsae_example_config_is_valid():
+    config = load_config(EXAMPLES / "drsae_mnist.yaml")
+    assert config.model_name == "drsae" and config.normalize == "l2"
+    assert config.pretrain_config().max_epochs == 100 and config.train_config().monitor == "error"

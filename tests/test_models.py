@@ -12,6 +12,8 @@ from sparseae.io import load_model, save_model
 from sparseae.models import MODELS, create_model
 
 N_FEATURES, N_COMPONENTS = 12, 7
+#: Models whose loss solves a sparse-coding problem (FISTA) at every evaluation.
+ITERATIVE_INFERENCE = {"sparse_coding", "psd"}
 
 
 @pytest.fixture
@@ -35,8 +37,12 @@ def test_shapes_and_finite(name, batch):
 @pytest.mark.parametrize("name", MODELS.names())
 def test_gradient_check_float64(name, batch):
     model = create_model(name, N_FEATURES, N_COMPONENTS)
-    result = check_gradients(model, batch)
-    assert result.n_checked + result.n_kinks == sum(p.numel() for p in model.parameters())
+    # Losses that run an iterative solver per evaluation are checked on a sample of coordinates
+    # here (their own test files check them fully).
+    subset = 16 if name in ITERATIVE_INFERENCE else None
+    result = check_gradients(model, batch, max_checks_per_parameter=subset)
+    expected = sum(p.numel() if subset is None else min(p.numel(), subset) for p in model.parameters())
+    assert result.n_checked + result.n_kinks == expected
     assert result.relative_error < UFLDL_TOLERANCE, result.per_parameter
     # the user's model is untouched: still float32 and on its device
     assert next(model.parameters()).dtype == torch.float32

@@ -241,3 +241,32 @@ def test_bad_input_and_options(digits, tmp_path):
     with pytest.raises(CheckpointError, match="belongs to model 'linear_ae'"):
         train(create_model("sparse_ae_l1", 64, 4), X[:100], TrainConfig(max_epochs=1),
               run_dir=tmp_path, resume=True)
+
+
+def test_labels_follow_their_rows_from_a_memory_map(digits, tmp_path):
+    """Rows of a memmap are read in file order; their labels must be permuted with them."""
+    X, y = digits
+    np.save(tmp_path / "x.npy", X)
+    mm = np.load(tmp_path / "x.npy", mmap_mode="r")
+    config = TrainConfig(optimizer="sgd", learning_rate=0.05, max_epochs=2, batch_size=32, device="cpu")
+    torch.manual_seed(0)
+    a = create_model("drsae", 64, 16, n_steps=2, classification_weight=1.0)
+    b = create_model("drsae", 64, 16, n_steps=2, classification_weight=1.0)
+    b.load_state_dict(a.state_dict())
+    train(a, mm, config, y=y)
+    train(b, X, config, y=y)
+    for key, value in state_of(b).items():
+        torch.testing.assert_close(a.state_dict()[key], value, rtol=1e-5, atol=1e-6)
+
+
+def test_bf16_autocast_path_trains(digits):
+    """``amp``: bf16 autocast. Tested on the CPU (autocast is device-generic); weights stay float32."""
+    X, _ = digits
+    torch.manual_seed(0)
+    model = create_model("sparse_ae_l1", 64, 32, sparsity_weight=0.05)
+    result = train(model, X, TrainConfig(max_epochs=4, learning_rate=3e-3, batch_size=64, amp=True, device="cpu"))
+    losses = [r["train_loss"] for r in result.history]
+    assert all(np.isfinite(losses)) and losses[-1] < 0.7 * losses[0]
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    with pytest.raises(ConfigError, match="amp"):
+        TrainConfig(amp=True, dtype="float64").validate()

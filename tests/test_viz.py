@@ -170,3 +170,15 @@ def test_no_pyplot_and_backend_untouched(tmp_path):
     assert matplotlib.get_backend() == backend
     if "matplotlib.pyplot" in sys.modules:  # another test may have imported it; then no figure leaked
         assert sys.modules["matplotlib.pyplot"].get_fignums() == []
+
+
+def test_save_unit_angles(tmp_path):
+    from sparseae.viz import save_unit_angles
+
+    angles = np.concatenate([np.full(30, 0.2), np.full(10, 1.0), np.full(5, 0.6)])
+    path = save_unit_angles(angles, tmp_path / "angles.png", classifier_norms=np.linspace(0, 5, 45))
+    assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and path.stat().st_size > 5000
+    with pytest.raises(DataError, match="classifier_norms has 3 values for 45"):
+        save_unit_angles(angles, tmp_path / "x.png", classifier_norms=[1, 2, 3])
+    with pytest.raises(DataError, match="NaN"):
+        save_unit_angles([0.1, np.nan], tmp_path / "y.png")

@@ -5,6 +5,7 @@ always agree. Nothing here prints.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -12,11 +13,13 @@ import numpy as np
 import torch
 
 from ..config import RunConfig
-from ..data import Dataset, load_dataset
+from ..data import Dataset, load_dataset, unit_norm_rows
 from ..errors import DataError
 from ..evaluate import (explained_variance, linear_probe, mean_squared_error, orientation_selectivity,
                         reconstruction_error, sparsity_stats)
-from ..models import Autoencoder
+from ..models import Autoencoder, SupervisedAutoencoder
+from ..models.drsae import encoder_decoder_angles
+from ..models.supervised import error_rate
 from ..nn.penalties import KLSparsity
 
 #: At most this many samples are encoded for the linear probe's training and test sets each,
@@ -31,15 +34,22 @@ EVAL_BATCH_SIZE = 4096
 
 def load_datasets(config: RunConfig) -> tuple[Dataset, Dataset]:
     """(training set, evaluation set); the evaluation set is the training set without ``data.test``."""
-    train_set = load_dataset(config.data_name, **config.data_options)
+    train_set = _normalized(load_dataset(config.data_name, **config.data_options), config.normalize)
     spec = config.test_data_spec()
     if spec is None:
         return train_set, train_set
-    test_set = load_dataset(spec[0], **spec[1])
+    options = {k: v for k, v in spec[1].items() if k != "normalize"}
+    test_set = _normalized(load_dataset(spec[0], **options), config.normalize)
     if test_set.n_features != train_set.n_features:
         raise DataError(f"the test set ({spec[0]}) has {test_set.n_features} features, the training set "
                         f"({config.data_name}) {train_set.n_features}")
     return train_set, test_set
+
+
+def _normalized(dataset: Dataset, normalize: str) -> Dataset:
+    if normalize == "none":
+        return dataset
+    return dataclasses.replace(dataset, X=unit_norm_rows(dataset.X))
 
 
 def describe_data(config: RunConfig) -> str:
@@ -120,6 +130,8 @@ def compute_metrics(model: Autoencoder, train_set: Dataset, eval_set: Dataset, *
       to [0, 1]); ``sparsity_target``: ρ, for models with KL sparsity;
     - ``orientation_selectivity``: mean over the filters (1 for a straight edge, near 0 for
       noise), when the data are images;
+    - ``classifier_error``: for a model with a classifier head, its error rate on the evaluation
+      set (and, for DrSAE, ``units_*``: the part/categorical split of the encoder–decoder angles);
     - ``probe_accuracy``, when the data has labels: a logistic regression on the codes, trained
       on up to 10,000 training samples and tested on up to 10,000 evaluation samples (or, without
       a separate evaluation set, on a held-out 20% of the training set).
@@ -167,6 +179,12 @@ def compute_metrics(model: Autoencoder, train_set: Dataset, eval_set: Dataset, *
             metrics["probe_skipped"] = str(exc)
         else:
             metrics["probe_accuracy"] = probe["accuracy"]
+    if isinstance(model, SupervisedAutoencoder) and eval_set.y is not None:
+        labels = np.asarray(eval_set.y)
+        if labels.min() >= 0 and labels.max() < model.n_classes:
+            metrics["classifier_error"] = error_rate(model, X, labels)
+        if hasattr(model, "learning_rate_scales") and hasattr(model.encoder, "E"):  # DrSAE's unit analysis
+            metrics.update({f"units_{k}": v for k, v in encoder_decoder_angles(model).summary().items()})
     return metrics
 
 
@@ -176,9 +194,11 @@ def write_plots(model: Autoencoder, history: Sequence[dict[str, Any]], eval_set:
 
     ``curves.png`` (per-epoch losses, when there is a history), ``filters.png`` and
     ``reconstructions.png`` (when the data has an ``image_shape``), ``activity.png`` (per-unit mean
-    activation ρ̂ for bounded codes such as sigmoid units, activation frequency otherwise).
+    activation ρ̂ for bounded codes such as sigmoid units, activation frequency otherwise),
+    and for DrSAE ``angles.png`` (:func:`~sparseae.viz.save_unit_angles`).
     """
-    from ..viz import save_activity_histogram, save_curves, save_filters, save_reconstructions
+    from ..viz import (save_activity_histogram, save_curves, save_filters, save_reconstructions,
+                       save_unit_angles)
 
     paths = []
     if history:
@@ -197,4 +217,9 @@ def write_plots(model: Autoencoder, history: Sequence[dict[str, Any]], eval_set:
     stats = sparsity_stats(Z, activation_range=bounded)
     paths.append(save_activity_histogram(stats["rho_hat"] if bounded else stats["activation_frequency"],
                                          out_dir / "activity.png"))
+    if hasattr(model, "learning_rate_scales") and hasattr(model.encoder, "E"):  # DrSAE
+        angles = encoder_decoder_angles(model)
+        norms = model.head.weight.detach().float().norm(dim=0).cpu().numpy()
+        paths.append(save_unit_angles(angles.angles, out_dir / "angles.png", part_below=angles.part_below,
+                                      categorical_above=angles.categorical_above, classifier_norms=norms))
     return paths

@@ -4,6 +4,8 @@ A run folder ``DIR`` holds::
 
     config.yaml       the resolved run config (every default written out)
     checkpoint/       the last finished epoch (a loadable model + optimizer state), for --resume
+    pretrain/         for a model with a classifier head and a ``pretrain`` section: the
+                      unsupervised phase's checkpoint/ and metrics.jsonl
     metrics.jsonl     one JSON record per epoch
     model/            the final model (model.safetensors + config.json)
     summary.json      final metrics (see :func:`~sparseae.cli.report.compute_metrics`), timings
@@ -24,9 +26,10 @@ import torch
 
 from .. import __version__
 from ..config import RunConfig
-from ..errors import CheckpointError, OutputExistsError
+from ..errors import CheckpointError, DataError, OutputExistsError
 from ..io import CONFIG_FILE, read_config, resolve_saved, save_model, write_json_atomic
-from ..models import Autoencoder, create_model
+from ..models import Autoencoder, SupervisedAutoencoder, create_model
+from ..models.supervised import fit_supervised
 from ..train import train
 from ..train.checkpoint import CHECKPOINT_DIR, checkpoint_path, has_checkpoint
 from .report import compute_metrics, describe_data, load_datasets, write_plots
@@ -36,10 +39,11 @@ CONFIG_NAME = "config.yaml"
 METRICS_NAME = "metrics.jsonl"
 SUMMARY_NAME = "summary.json"
 MODEL_NAME = "model"
-PLOT_NAMES = ("filters.png", "curves.png", "reconstructions.png", "activity.png")
+PLOT_NAMES = ("filters.png", "curves.png", "reconstructions.png", "activity.png", "angles.png")
 #: Every name a run folder may hold; a folder with anything else is not ours to overwrite.
+PRETRAIN_DIR = "pretrain"
 RUN_ENTRIES = frozenset({CONFIG_NAME, METRICS_NAME, SUMMARY_NAME, MODEL_NAME, MODEL_NAME + ".old",
-                         CHECKPOINT_DIR, CHECKPOINT_DIR + ".old", *PLOT_NAMES})
+                         CHECKPOINT_DIR, CHECKPOINT_DIR + ".old", PRETRAIN_DIR, *PLOT_NAMES})
 
 
 # ------------------------------------------------------------------------------- run folders
@@ -72,7 +76,7 @@ def check_run_dir(path: Path, *, resume: bool, overwrite: bool) -> str:
         raise OutputExistsError("--resume and --overwrite exclude each other: resume continues the run "
                                 f"in {path}, overwrite starts it again")
     if resume:
-        if not has_checkpoint(path):
+        if not (has_checkpoint(path) or has_checkpoint(path / PRETRAIN_DIR)):
             why = "the folder does not exist" if state == "missing" else f"no {CHECKPOINT_DIR}/ in it"
             raise CheckpointError(f"nothing to resume in {path}: {why}; run without --resume to start")
         return state
@@ -141,7 +145,25 @@ def locate_model(path: str | Path) -> tuple[Path, Path | None]:
 
 # -------------------------------------------------------------------------------------- run
 
+def _train_supervised(model: SupervisedAutoencoder, config: RunConfig, train_set, train_config,
+                      run_dir: Path, resume: bool):
+    """A model with a classifier head: data-dependent initialization (when the model has one),
+    the optional unsupervised ``pretrain`` phase into ``run_dir/pretrain``, then training with the
+    dataset's labels."""
+    if train_set.y is None:
+        raise DataError(f"model {config.model_name!r} has a classifier head and trains on labels, but "
+                        f"dataset {config.data_name!r} has none")
+    if hasattr(model, "initialize_from_data") and not resume:
+        model.initialize_from_data(train_set.X, generator=torch.Generator().manual_seed(train_config.random_state))
+    pretrain_config = config.pretrain_config(progress=train_config.progress)
+    return fit_supervised(model, train_set.X, train_set.y, pretrain_config=pretrain_config,
+                          train_config=train_config, run_dir=run_dir, pretrain_dir=run_dir / PRETRAIN_DIR,
+                          resume=resume)["train"]
+
+
 def _check_resumable(run_dir: Path, model: Autoencoder) -> None:
+    if not has_checkpoint(run_dir):
+        run_dir = run_dir / PRETRAIN_DIR
     saved = read_config(resolve_saved(checkpoint_path(run_dir)))
     if saved["model"] != model.spec["name"] or saved["params"] != model.spec["params"]:
         changed = sorted(key for key in set(saved["params"]) | set(model.spec["params"])
@@ -182,7 +204,10 @@ def execute_run(config: RunConfig, *, resume: bool = False, overwrite: bool = Fa
                   "max_iter": train_config.max_iter, "device": str(train_config.resolved_device()),
                   "run_dir": str(run_dir), "resume": resume})
     try:
-        result = train(model, train_set.X, train_config, run_dir=run_dir, resume=resume)
+        if isinstance(model, SupervisedAutoencoder):
+            result = _train_supervised(model, config, train_set, train_config, run_dir, resume)
+        else:
+            result = train(model, train_set.X, train_config, run_dir=run_dir, resume=resume)
     except KeyboardInterrupt:
         where = (f"the last finished epoch is checkpointed in {run_dir}: continue with --resume"
                  if has_checkpoint(run_dir) else "no epoch had finished, so nothing was checkpointed")

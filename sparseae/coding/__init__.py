@@ -3,7 +3,26 @@
 * :mod:`~sparseae.coding.prox`: proximal operators (soft thresholding and its non-negative form).
 * :mod:`~sparseae.coding.solvers`: batched ISTA (Daubechies et al. 2004) and FISTA (Beck &
   Teboulle 2009), the Lasso objective, its duality gap and the Lipschitz constant of ``DᵀD``.
+* :mod:`~sparseae.coding.dictionary`: inference as a module, dictionary learning
+  (:func:`learn_dictionary`), re-initialization of unused atoms, atom recovery.
+
+``lista_from_dictionary`` and ``psd_code_quality`` live with their models
+(:mod:`sparseae.models.lista`, :mod:`sparseae.models.psd`), which import this package; they are
+re-exported here on first access.
 """
+import importlib
+from typing import Any
+
+from .dictionary import (
+    AtomUsage,
+    SparseInference,
+    atom_recovery,
+    check_dictionary,
+    default_tolerance,
+    dictionary_from_samples,
+    learn_dictionary,
+    unit_norm_atoms,
+)
 from .prox import L1Prox, ProximalOperator, nonnegative_soft_threshold, soft_threshold
 from .solvers import (
     SparseCodeResult,
@@ -14,7 +33,27 @@ from .solvers import (
     lipschitz_constant,
 )
 
+_FROM_MODELS = {"lista_from_dictionary": "sparseae.models.lista",
+                "psd_code_quality": "sparseae.models.psd"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_MODELS:
+        return getattr(importlib.import_module(_FROM_MODELS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
+    "AtomUsage",
+    "SparseInference",
+    "atom_recovery",
+    "check_dictionary",
+    "default_tolerance",
+    "dictionary_from_samples",
+    "learn_dictionary",
+    "lista_from_dictionary",
+    "psd_code_quality",
+    "unit_norm_atoms",
     "L1Prox",
     "ProximalOperator",
     "SparseCodeResult",

@@ -22,7 +22,7 @@ from .datasets import (
     read_idx,
     ufldl_normalize_patches,
 )
-from .whitening import ONE_OVER_F_CUTOFF, ZCAWhitening, whiten_images_1_over_f
+from .whitening import ONE_OVER_F_CUTOFF, ZCAWhitening, unit_norm_rows, whiten_images_1_over_f
 
 __all__ = [
     "DATASETS", "Dataset", "load_dataset",
@@ -31,5 +31,5 @@ __all__ = [
     "load_digits_data",
     "load_natural_images", "natural_image_patches", "extract_patches", "ufldl_normalize_patches",
     "load_array", "load_labeled_array",
-    "ZCAWhitening", "whiten_images_1_over_f", "ONE_OVER_F_CUTOFF",
+    "ZCAWhitening", "whiten_images_1_over_f", "ONE_OVER_F_CUTOFF", "unit_norm_rows",
 ]

@@ -182,3 +182,12 @@ def _as_image_stack(stack: np.ndarray) -> np.ndarray:
     stack = stack.astype(np.float64, copy=False)
     check_finite(stack, "images")
     return stack
+
+
+def unit_norm_rows(X: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Each row scaled to unit L2 norm (DrSAE's MNIST input scaling); all-zero rows stay zero.
+    X: (n_samples, n_features) → same shape, float32 unless X is float64."""
+    X = np.asarray(X)
+    X = X.astype(np.float64 if X.dtype == np.float64 else np.float32, copy=False)
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    return X / np.maximum(norms, eps)

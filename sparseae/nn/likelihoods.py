@@ -30,23 +30,28 @@ class Likelihood(nn.Module, abc.ABC):
 
 
 class GaussianLikelihood(Likelihood):
-    """½‖x − μ(η)‖² per sample, μ = η (``link="identity"``) or σ(η) (``link="sigmoid"``,
-    UFLDL's sigmoid decoder with squared error)."""
+    """½‖x − μ(η)‖²/σ² per sample, μ = η (``link="identity"``) or σ(η) (``link="sigmoid"``,
+    UFLDL's sigmoid decoder with squared error). ``variance`` σ² (default 1) sets the weight of
+    the reconstruction against the penalties: DrSAE's 5·½‖x − Dz‖² is σ² = 0.2."""
 
-    def __init__(self, link: str = "identity") -> None:
+    def __init__(self, link: str = "identity", variance: float = 1.0) -> None:
         super().__init__()
         if link not in ("identity", "sigmoid"):
             raise ConfigError(f"Gaussian link must be 'identity' or 'sigmoid', got {link!r}")
-        self.link = link
+        if isinstance(variance, bool) or not isinstance(variance, (int, float)) or not variance > 0 \
+                or variance == float("inf"):
+            raise ConfigError(f"Gaussian variance must be a positive number, got {variance!r}")
+        self.link, self.variance = link, float(variance)
 
     def mean(self, eta: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(eta) if self.link == "sigmoid" else eta
 
     def nll(self, eta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return 0.5 * (self.mean(eta) - x).pow(2).sum(dim=1)
+        squared = (self.mean(eta) - x).pow(2).sum(dim=1)
+        return (0.5 / self.variance) * squared if self.variance != 1.0 else 0.5 * squared
 
     def extra_repr(self) -> str:
-        return f"link={self.link}"
+        return f"link={self.link}" + (f", variance={self.variance:g}" if self.variance != 1.0 else "")
 
 
 class BernoulliLikelihood(Likelihood):

@@ -16,7 +16,8 @@ def _is_identity(indices: np.ndarray, n: int) -> bool:
 
 
 class BatchSource:
-    """Rows ``indices`` of ``X`` (n_samples, n_features), served as float tensors on ``device``.
+    """Rows ``indices`` of ``X`` (n_samples, n_features), served as float tensors on ``device``,
+    with the matching rows of ``targets`` (n_samples,) class labels when given.
 
     An ordinary array is copied to the device once and batches are gathered there (no host
     round-trip per step). A ``np.memmap`` stays on disk: each batch reads only its rows (sorted
@@ -24,11 +25,16 @@ class BatchSource:
     """
 
     def __init__(self, X: np.ndarray | torch.Tensor, device: torch.device,
-                 indices: np.ndarray | None = None, dtype: torch.dtype = torch.float32) -> None:
+                 indices: np.ndarray | None = None, dtype: torch.dtype = torch.float32,
+                 targets: np.ndarray | torch.Tensor | None = None) -> None:
         self.device, self.dtype = device, dtype
         self.on_disk = isinstance(X, np.memmap)
         n = X.shape[0]
         self.indices = np.arange(n) if indices is None else np.asarray(indices)
+        self.targets = None
+        if targets is not None:
+            labels = torch.as_tensor(np.asarray(targets), dtype=torch.long)
+            self.targets = labels[torch.from_numpy(self.indices)].to(device)
         if self.on_disk:
             self.X = X
         else:
@@ -45,25 +51,34 @@ class BatchSource:
         """Rows at ``positions`` (into ``self.indices``) as a (len, n_features) device tensor."""
         if not self.on_disk:
             return self.X[positions.to(self.device)]
-        rows = np.sort(self.indices[positions.numpy()])
+        rows = self.indices[positions.numpy()]
         batch = torch.from_numpy(np.asarray(self.X[rows])).to(self.dtype)
         if self.device.type == "cuda":
             batch = batch.pin_memory()
         return batch.to(self.device, non_blocking=True)
 
+    def _batch(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(x, y) at ``positions``; on disk, rows are read in file order for sequential access."""
+        if self.on_disk:
+            positions = positions[torch.from_numpy(np.argsort(self.indices[positions.numpy()], kind="stable"))]
+        y = None if self.targets is None else self.targets[positions.to(self.device)]
+        return self._rows(positions), y
+
     def batches(self, batch_size: int, *, shuffle: bool, generator: torch.Generator | None = None
-                ) -> Iterator[torch.Tensor]:
-        """One epoch of batches; under torch.distributed each rank takes its share of the order."""
+                ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        """One epoch of ``(x, y)`` batches (``y`` None without targets); under torch.distributed
+        each rank takes its share of the order."""
         order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
         if distributed.is_distributed():
             order = order[distributed.rank()::distributed.world_size()]
         for start in range(0, len(order), batch_size):
-            yield self._rows(order[start:start + batch_size])
+            positions = order[start:start + batch_size]
+            yield self._batch(positions)
 
     def n_batches(self, batch_size: int) -> int:
         share = -(-len(self) // distributed.world_size())
         return -(-share // batch_size)
 
-    def full(self) -> torch.Tensor:
-        """All rows at once (full-batch L-BFGS)."""
-        return self._rows(torch.arange(len(self)))
+    def full(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """All rows (and targets) at once (full-batch L-BFGS)."""
+        return self._batch(torch.arange(len(self)))

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, DataError, DivergenceError
-from ..validation import as_float_array, check_choice, check_number
+from ..validation import as_class_labels, as_float_array, check_choice, check_number
 from . import distributed
 from .batches import BatchSource
 from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
@@ -35,7 +35,10 @@ class TrainConfig:
     L-BFGS runs ``max_iter`` iterations on the full batch, checkpointing every
     ``lbfgs_iter_per_epoch`` of them (one "epoch"). ``dtype``: float32, or float64 for
     full-batch L-BFGS on small problems (as MATLAB's minFunc in UFLDL: in float32 its line search
-    can stall where the loss changes below float32's resolution). ``amp``: bf16 autocast on CUDA."""
+    can stall where the loss changes below float32's resolution). ``amp``: bf16 autocast (CUDA;
+    also honoured on the CPU, where it is mostly useful to test the path). ``monitor``: the logged
+    term that early stopping and the best epoch follow, on the validation set when there is one
+    (``loss``, or e.g. ``error`` for a model with a classifier head)."""
 
     optimizer: str = "adam"
     learning_rate: float = 1e-3
@@ -54,6 +57,7 @@ class TrainConfig:
     shuffle: bool = True
     progress: bool = False
     grad_clip: float | None = None
+    monitor: str = "loss"
 
     def validate(self) -> "TrainConfig":
         check_choice(self.optimizer, "optimizer", OPTIMIZERS)
@@ -68,6 +72,8 @@ class TrainConfig:
         check_number(self.tol, "tol", low=0.0)
         check_number(self.random_state, "random_state", low=0, integer=True)
         check_choice(self.dtype, "dtype", ("float32", "float64"))
+        if not isinstance(self.monitor, str) or not self.monitor:
+            raise ConfigError(f"monitor must be the name of a logged term, got {self.monitor!r}")
         if self.amp and self.dtype == "float64":
             raise ConfigError("amp (bf16 autocast) needs dtype float32")
         if self.grad_clip is not None:
@@ -114,12 +120,29 @@ def epoch_seed(random_state: int, epoch: int) -> int:
     return (random_state * 1_000_003 + epoch * 7_919) % (2**63 - 1)
 
 
+def parameter_groups(model: torch.nn.Module, learning_rate: float) -> list[dict[str, Any]]:
+    """Optimizer groups. A model may define ``learning_rate_scales() -> {parameter name: scale}``
+    (e.g. DrSAE divides a shared matrix's rate by the number of times it is unrolled);
+    parameters it does not name get scale 1."""
+    scales = model.learning_rate_scales() if hasattr(model, "learning_rate_scales") else {}
+    named = dict(model.named_parameters())
+    unknown = sorted(set(scales) - set(named))
+    if unknown:
+        raise ConfigError(f"learning-rate scales name unknown parameters: {', '.join(unknown)}")
+    groups: dict[float, list[torch.nn.Parameter]] = {}
+    for name, parameter in named.items():
+        if parameter.requires_grad:
+            groups.setdefault(float(scales.get(name, 1.0)), []).append(parameter)
+    return [{"params": params, "lr": learning_rate * scale} for scale, params in groups.items()]
+
+
 def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    parameters = [p for p in model.parameters() if p.requires_grad]
+    groups = parameter_groups(model, config.learning_rate)
     if config.optimizer == "adam":
-        return torch.optim.Adam(parameters, lr=config.learning_rate)
+        return torch.optim.Adam(groups, lr=config.learning_rate)
     if config.optimizer == "sgd":
-        return torch.optim.SGD(parameters, lr=config.learning_rate, momentum=config.momentum)
+        return torch.optim.SGD(groups, lr=config.learning_rate, momentum=config.momentum)
+    parameters = [p for group in groups for p in group["params"]]
     return torch.optim.LBFGS(parameters, lr=config.learning_rate, max_iter=config.lbfgs_iter_per_epoch,
                              history_size=100, line_search_fn="strong_wolfe",
                              tolerance_grad=1e-9, tolerance_change=1e-12)
@@ -159,6 +182,12 @@ def _to_floats(sums: dict[str, torch.Tensor], count: int, prefix: str) -> dict[s
     return {f"{prefix}_{'loss' if k == 'loss' else k}": float(v) / count for k, v in sums.items()}
 
 
+def batch_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | None, amp: bool):
+    """``model.loss(x)``, or ``model.loss(x, targets=y)`` when the batch has labels."""
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+        return model.loss(x) if y is None else model.loss(x, targets=y)
+
+
 @torch.no_grad()
 def evaluate_loss(model: torch.nn.Module, source: BatchSource, batch_size: int,
                   amp: bool = False) -> dict[str, float]:
@@ -166,9 +195,8 @@ def evaluate_loss(model: torch.nn.Module, source: BatchSource, batch_size: int,
     was_training = model.training
     model.eval()
     sums: dict[str, torch.Tensor] = {}
-    for x in source.batches(max(batch_size, 1024), shuffle=False):
-        with torch.autocast(source.device.type, dtype=torch.bfloat16, enabled=amp):
-            out = model.loss(x)
+    for x, y in source.batches(max(batch_size, 1024), shuffle=False):
+        out = batch_loss(model, x, y, amp)
         for name, value in {"loss": out.loss.detach(), **out.terms}.items():
             sums[name] = sums.get(name, 0.0) + value.float() * x.shape[0]
     model.train(was_training)
@@ -176,11 +204,13 @@ def evaluate_loss(model: torch.nn.Module, source: BatchSource, batch_size: int,
 
 
 def train(model: torch.nn.Module, X: Any, config: TrainConfig | None = None, *,
-          X_val: Any = None, run_dir: str | Path | None = None, resume: bool = False,
-          callbacks: Sequence[Callback] = ()) -> TrainResult:
+          y: Any = None, X_val: Any = None, y_val: Any = None, run_dir: str | Path | None = None,
+          resume: bool = False, callbacks: Sequence[Callback] = ()) -> TrainResult:
     """Train ``model`` on ``X`` (n_samples, n_features): an array, tensor or ``np.memmap``.
 
-    ``X_val``: a validation set (else ``config.validation_fraction`` of X is held out).
+    ``y``: class labels (n_samples,) for a model with a classifier head (one whose
+    ``needs_targets`` is true); each batch then calls ``model.loss(x, targets=y)``.
+    ``X_val``, ``y_val``: a validation set (else ``config.validation_fraction`` of X is held out).
     ``run_dir``: where checkpoints (``checkpoint/``) and ``metrics.jsonl`` go, after every epoch.
     ``resume``: continue from the checkpoint in ``run_dir`` (if there is one).
     Raises :class:`DivergenceError` on a NaN/inf loss after restoring the last good weights.
@@ -188,18 +218,22 @@ def train(model: torch.nn.Module, X: Any, config: TrainConfig | None = None, *,
     config = (config or TrainConfig()).validate()
     device = config.resolved_device()
     X = as_float_array(X, "X", n_features=model.n_features)
+    supervised = bool(getattr(model, "needs_targets", False))
+    n_classes = getattr(model, "n_classes", None)
+    y = as_class_labels(y, X.shape[0], "y", n_classes=n_classes) if supervised else None
     if X_val is not None:
         X_val = as_float_array(X_val, "X_val", n_features=model.n_features)
+        y_val = as_class_labels(y_val, X_val.shape[0], "y_val", n_classes=n_classes) if supervised else None
         train_idx, val_idx = np.arange(X.shape[0]), None
     else:
         train_idx, val_idx = split_validation(X.shape[0], config.validation_fraction, config.random_state)
     dtype = getattr(torch, config.dtype)
     model.to(device=device, dtype=dtype).train()
     model.set_full_batch(config.optimizer == "lbfgs")
-    train_source = BatchSource(X, device, train_idx, dtype=dtype)
-    val_source = (BatchSource(X_val, device, dtype=dtype) if X_val is not None
-                  else BatchSource(X, device, val_idx, dtype=dtype) if val_idx is not None else None)
-    amp = config.amp and device.type == "cuda"
+    train_source = BatchSource(X, device, train_idx, dtype=dtype, targets=y)
+    val_source = (BatchSource(X_val, device, dtype=dtype, targets=y_val) if X_val is not None
+                  else BatchSource(X, device, val_idx, dtype=dtype, targets=y) if val_idx is not None else None)
+    amp = config.amp
     optimizer = make_optimizer(model, config)
     run_dir = Path(run_dir) if run_dir is not None else None
     write = run_dir is not None and distributed.is_primary()
@@ -213,7 +247,7 @@ def train(model: torch.nn.Module, X: Any, config: TrainConfig | None = None, *,
         model.to(device=device, dtype=dtype)
     result = TrainResult(history=state["history"], best_epoch=state["best_epoch"])
     early_stopping = config.n_iter_no_change is not None
-    monitor = "val_loss" if val_source is not None else "train_loss"
+    monitor = f"{'val' if val_source is not None else 'train'}_{config.monitor}"
 
     total_steps = config.n_epochs * (1 if config.optimizer == "lbfgs" else train_source.n_batches(config.batch_size))
     from tqdm.auto import tqdm
@@ -247,6 +281,9 @@ def train(model: torch.nn.Module, X: Any, config: TrainConfig | None = None, *,
             if val_source is not None:
                 record.update(evaluate_loss(model, val_source, config.batch_size, amp))
             record["seconds"] = time.perf_counter() - started
+            if monitor not in record:
+                raise ConfigError(f"monitor {config.monitor!r} is not a logged term of this model; "
+                                  f"logged: {', '.join(k for k in record if k != 'epoch')}")
             state["history"].append(record)
             state["epoch"] = epoch
             bar.set_postfix(epoch=epoch, loss=f"{record[monitor]:.4g}")
@@ -281,10 +318,10 @@ def train(model: torch.nn.Module, X: Any, config: TrainConfig | None = None, *,
     return result
 
 
-def _backward_step(model, optimizer, x: torch.Tensor, config: TrainConfig, amp: bool) -> dict[str, torch.Tensor]:
+def _backward_step(model, optimizer, x: torch.Tensor, y: torch.Tensor | None, config: TrainConfig,
+                   amp: bool) -> dict[str, torch.Tensor]:
     optimizer.zero_grad(set_to_none=True)
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
-        out = model.loss(x)
+    out = batch_loss(model, x, y, amp)
     out.loss.backward()
     if config.grad_clip is not None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -299,8 +336,8 @@ def _minibatch_epoch(model, optimizer, source: BatchSource, config: TrainConfig,
     count = 0
     # On the CPU a finiteness check costs nothing; on a GPU it syncs, so check every 50 steps.
     check_every = 1 if source.device.type == "cpu" else 50
-    for i, x in enumerate(source.batches(config.batch_size, shuffle=config.shuffle, generator=generator)):
-        terms = _backward_step(model, optimizer, x, config, amp)
+    for i, (x, y) in enumerate(source.batches(config.batch_size, shuffle=config.shuffle, generator=generator)):
+        terms = _backward_step(model, optimizer, x, y, config, amp)
         for name, value in terms.items():
             sums[name] = sums.get(name, 0.0) + value.float() * x.shape[0]
         count += x.shape[0]
@@ -323,15 +360,14 @@ def _minibatch_epoch(model, optimizer, source: BatchSource, config: TrainConfig,
 
 def _lbfgs_epoch(model, optimizer, source: BatchSource, amp: bool, epoch: int, config: TrainConfig):
     """``lbfgs_iter_per_epoch`` L-BFGS iterations on the whole training set."""
-    x = source.full()
+    x, y = source.full()
     remaining = config.max_iter - (epoch - 1) * config.lbfgs_iter_per_epoch
     optimizer.param_groups[0]["max_iter"] = min(config.lbfgs_iter_per_epoch, remaining)
     optimizer.param_groups[0]["max_eval"] = optimizer.param_groups[0]["max_iter"] * 4
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
-            loss = model.loss(x).loss
+        loss = batch_loss(model, x, y, amp).loss
         loss.backward()
         return loss
 
@@ -345,5 +381,5 @@ def _lbfgs_epoch(model, optimizer, source: BatchSource, amp: bool, epoch: int, c
     # L-BFGS returns early once its tolerances are met; then further epochs change nothing.
     optimizer.converged = iterations < group["max_iter"] and evaluations < group["max_eval"]
     with torch.no_grad():
-        out = model.loss(x)
+        out = batch_loss(model, x, y, amp)
     return {"loss": out.loss.detach(), **out.terms}, 1

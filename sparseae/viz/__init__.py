@@ -3,7 +3,7 @@
 Nothing here touches pyplot or the global matplotlib backend.
 """
 from .grid import filter_grid, grid_layout
-from .plots import save_activity_histogram, save_curves, save_filters, save_reconstructions
+from .plots import save_activity_histogram, save_curves, save_filters, save_reconstructions, save_unit_angles
 
 __all__ = [
     "filter_grid",
@@ -12,4 +12,5 @@ __all__ = [
     "save_curves",
     "save_filters",
     "save_reconstructions",
+    "save_unit_angles",
 ]

@@ -205,3 +205,37 @@ def save_activity_histogram(activation_frequency: Any, path: str | os.PathLike, 
     axes.legend(fontsize=8)
     figure.tight_layout()
     return _save_figure(figure, path)
+
+
+def save_unit_angles(angles: Any, path: str | os.PathLike, *, part_below: float = 0.5,
+                     categorical_above: float = 0.7, classifier_norms: Any = None, bins: int = 40) -> Path:
+    """DrSAE's unit analysis (Rolfe & LeCun 2013, Fig. 3): the histogram of the angle between each
+    unit's encoder row and decoder column ``angles`` (n_units,) in radians, with the part-unit
+    (< ``part_below``) and categorical-unit (> ``categorical_above``) regions shaded; with
+    ``classifier_norms`` (n_units,) — e.g. ‖C_{:,i}‖ — a second panel plots them against the angle."""
+    check_number(bins, "bins", low=1, integer=True)
+    values = as_float_array(np.asarray(angles, dtype=np.float64).reshape(-1, 1), "angles",
+                            dtype=np.float64)[:, 0]
+    n_part, n_cat = int((values < part_below).sum()), int((values > categorical_above).sum())
+    panels = 1 if classifier_norms is None else 2
+    figure = Figure(figsize=(6.4 * panels, 4.0))
+    axes = figure.add_subplot(1, panels, 1)
+    high = max(float(values.max()), categorical_above) * 1.05
+    axes.hist(values, bins=np.linspace(0.0, high, int(bins) + 1), color="tab:blue")
+    axes.axvspan(0.0, part_below, color="tab:green", alpha=0.12, label=f"part-units ({n_part})")
+    axes.axvspan(categorical_above, high, color="tab:orange", alpha=0.12, label=f"categorical-units ({n_cat})")
+    axes.set_xlabel("angle between encoder row E_i and decoder column D_i (rad)")
+    axes.set_ylabel("units")
+    axes.set_title(f"{values.size} units")
+    axes.legend(fontsize=8)
+    if classifier_norms is not None:
+        norms = as_float_array(np.asarray(classifier_norms, dtype=np.float64).reshape(-1, 1),
+                               "classifier_norms", dtype=np.float64)[:, 0]
+        if norms.size != values.size:
+            raise DataError(f"classifier_norms has {norms.size} values for {values.size} angles")
+        scatter = figure.add_subplot(1, 2, 2)
+        scatter.scatter(values, norms, s=8, color="tab:purple")
+        scatter.set_xlabel("angle (rad)")
+        scatter.set_ylabel("classifier weight norm")
+    figure.tight_layout()
+    return _save_figure(figure, path)

@@ -1,0 +1,117 @@
+"""LISTA, learned ISTA (Gregor & LeCun 2010): a fixed-depth network trained to predict optimal sparse codes.
+
+``z⁰ = h_θ(W_e x)``, ``z^{k+1} = h_θ(W_e x + S z^k)`` for T = ``n_steps`` steps
+(:class:`~sparseae.nn.amortized.ShrinkageEncoder`). The target is the Lasso code
+``z* = argmin_z ½‖x − Dz‖² + λ‖z‖₁`` on a fixed dictionary D (a buffer), computed by FISTA without
+gradient; the loss is ``‖z^T − z*‖²``. Initialized from D as ``W_e = Dᵀ/L``, ``S = I − DᵀD/L``,
+``θ = λ/L`` (L = λ_max(DᵀD)), the untrained network computes T + 1 ISTA iterations from zero; training
+makes it reach in T steps codes that ISTA and FISTA need many more iterations for.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..coding.dictionary import SparseInference, check_dictionary
+from ..coding.solvers import lipschitz_constant
+from ..errors import DataError
+from ..nn.activations import upcast_half
+from ..nn.amortized import FixedDictionaryDecoder, ShrinkageEncoder, nonnegative_thresholds
+from ..nn.likelihoods import GaussianLikelihood
+from ..validation import check_number
+from .base import MODELS, Autoencoder, LossOutput, create_model
+
+__all__ = ["LISTA", "lista", "lista_from_dictionary"]
+
+
+class LISTA(Autoencoder):
+    """LISTA with a :class:`ShrinkageEncoder` ``encoder``, a :class:`FixedDictionaryDecoder` ``decoder``
+    (so ``decode`` reconstructs ``Dz``) and the ``inference`` that computes the targets.
+
+    Loss terms (means over the batch): ``code_prediction`` ‖z^T − z*‖² and ``reconstruction``
+    ``w·½‖x − Dz^T‖²`` with w = ``reconstruction_weight`` (0 by default: Gregor & LeCun train on the code
+    alone; the term is still logged, as every model's loss has one).
+    """
+
+    def __init__(self, encoder: ShrinkageEncoder, decoder: FixedDictionaryDecoder,
+                 inference: SparseInference, reconstruction_weight: float = 0.0) -> None:
+        super().__init__(encoder, decoder, GaussianLikelihood(), constraints=[nonnegative_thresholds])
+        self.inference = inference
+        self.reconstruction_weight = float(reconstruction_weight)
+        #: L = λ_max(DᵀD)·1.01 of the fixed dictionary, set with it.
+        self.register_buffer("lipschitz", torch.ones(()))
+        # (x, x._version, D, D._version, z*) of the latest target: the same batch asked again (a
+        # gradient check, an evaluation after a step) reuses z*, which depends on x and D only.
+        self._latest_target: tuple | None = None
+
+    @property
+    def dictionary(self) -> torch.Tensor:
+        """D (n_features, n_components), fixed."""
+        return self.decoder.weight
+
+    @torch.no_grad()
+    def init_from_dictionary(self, D: Any) -> None:
+        """Set the dictionary D (n_features, n_components) and make the encoder ISTA on it:
+        ``W_e = Dᵀ/L``, ``S = I − DᵀD/L``, ``θ = λ/L`` with L from :func:`lipschitz_constant`."""
+        D = check_dictionary(D, self.n_features, self.n_components)
+        self.decoder.weight.copy_(D)
+        self.lipschitz.copy_(lipschitz_constant(self.decoder.weight))
+        self.encoder.init_from_dictionary(self.decoder.weight, float(self.lipschitz), self.inference.lam)
+
+    def optimal_code(self, x: torch.Tensor) -> torch.Tensor:
+        """The target z* (batch, n_components) of x (batch, n_features): FISTA from zero."""
+        D, latest = self.dictionary, self._latest_target
+        if (latest is not None and latest[0] is x and latest[1] == x._version and latest[2] is D
+                and latest[3] == D._version):
+            return latest[4]
+        target = self.inference(x, D, L=self.lipschitz)
+        self._latest_target = (x, x._version, D, D._version, target)
+        return target
+
+    def loss(self, x: torch.Tensor, x_input: torch.Tensor | None = None, *,
+             targets: torch.Tensor | None = None) -> LossOutput:
+        """``targets``: precomputed z* (batch, n_components), e.g. cached for a data set whose
+        dictionary does not change; computed by :meth:`optimal_code` when None."""
+        if targets is None:
+            targets = self.optimal_code(x)
+        elif tuple(targets.shape) != (x.shape[0], self.n_components):
+            raise DataError(f"targets must be the optimal codes, shape (batch, n_components) = "
+                            f"{(x.shape[0], self.n_components)}, got {tuple(targets.shape)}")
+        code = self.encode(x if x_input is None else x_input)
+        eta = self.decoder(code)
+        z = upcast_half(code)
+        reconstruction = self.likelihood.nll(upcast_half(eta), x).mean()
+        terms = {"code_prediction": (z - targets.to(z.dtype)).square().sum(dim=1).mean(),
+                 "reconstruction": self.reconstruction_weight * reconstruction}
+        return LossOutput(loss=sum(terms.values()), terms={k: v.detach() for k, v in terms.items()},
+                          code=code, eta=eta)
+
+
+@MODELS.register("lista")
+def lista(n_features: int, n_components: int, *, n_steps: int = 3, sparsity_weight: float = 0.1,
+          nonnegative: bool = False, max_iter: int = 1000, tol: float | None = None,
+          reconstruction_weight: float = 0.0) -> LISTA:
+    """LISTA with T = ``n_steps`` ≥ 1 steps for the Lasso λ = ``sparsity_weight`` (``z ≥ 0`` and
+    non-negative shrinkage when ``nonnegative``); targets by FISTA (``max_iter``, ``tol``: None solves to
+    the working precision). Starts as ISTA on a random unit-norm dictionary; set the real one with
+    :meth:`LISTA.init_from_dictionary` or build with :func:`lista_from_dictionary`.
+    """
+    check_number(n_steps, "n_steps (T)", low=1, integer=True)
+    check_number(reconstruction_weight, "reconstruction_weight", low=0.0)
+    inference = SparseInference(sparsity_weight, nonnegative=nonnegative, max_iter=max_iter, tol=tol)
+    encoder = ShrinkageEncoder(n_features, n_components, n_steps, nonnegative=nonnegative)
+    model = LISTA(encoder, FixedDictionaryDecoder(n_components, n_features), inference,
+                  reconstruction_weight)
+    model.init_from_dictionary(model.dictionary.clone())
+    return model
+
+
+def lista_from_dictionary(D: Any, lam: float, n_steps: int, **params: Any) -> LISTA:
+    """A ``lista`` model for the dictionary D (n_features, n_components), λ = ``lam`` and T = ``n_steps``,
+    initialized as ISTA on D, in D's dtype; ``params``: the other arguments of :func:`lista`."""
+    D = check_dictionary(D)
+    model = create_model("lista", D.shape[0], D.shape[1], n_steps=n_steps, sparsity_weight=lam, **params)
+    model.to(dtype=D.dtype)
+    model.init_from_dictionary(D)
+    return model

@@ -1,0 +1,103 @@
+"""Sparse coding (Olshausen & Field 1996): codes by optimization, a dictionary learned by alternation.
+
+``encode(x)`` is ``z* = argmin_z ½‖x − Dz‖² + λ‖z‖₁`` by FISTA (no encoder network); the loss is
+``½‖x − Dz*‖² + λ‖z*‖₁`` with ``z*`` held fixed, so each step of the ordinary trainer (Adam or SGD) is
+one round of dictionary learning: inference, a gradient step on D, then the atoms renormalized and
+the unused ones re-initialized (:class:`~sparseae.coding.dictionary.AtomUsage`). See
+:mod:`sparseae.coding.dictionary` for why the loss's gradient is exact.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from ..coding.dictionary import AtomUsage, SparseInference, check_dictionary
+from ..nn.constraints import unit_norm_columns
+from ..nn.decoders import LinearDecoder
+from ..nn.likelihoods import GaussianLikelihood
+from ..nn.penalties import L1Penalty, Penalty
+from .base import MODELS, Autoencoder, LossOutput
+
+
+class DictionaryModel(Autoencoder):
+    """An :class:`Autoencoder` whose decoder D (n_features, n_components), without bias, has unit-norm
+    atoms and is learned at codes inferred by :class:`SparseInference`: the part sparse coding and PSD
+    share. Subclasses provide the ``inference`` module. ``atom_usage`` re-initializes unused atoms.
+    """
+
+    inference: SparseInference
+
+    def __init__(self, encoder: nn.Module, n_features: int, n_components: int, *,
+                 penalties: dict[str, Penalty] | None = None, reinit_unused_every: int = 100,
+                 constraints: Sequence[Any] = ()) -> None:
+        decoder = LinearDecoder(n_components, n_features, bias=False)
+        super().__init__(encoder, decoder, GaussianLikelihood(), penalties,
+                         [unit_norm_columns("decoder.weight_"), *constraints])
+        self.atom_usage = AtomUsage(n_components, reinit_unused_every)
+
+    @property
+    def dictionary(self) -> torch.Tensor:
+        """D (n_features, n_components): column j is atom j."""
+        return self.decoder.weight
+
+    @torch.no_grad()
+    def set_dictionary(self, D: Any) -> None:
+        """Replace the atoms by the columns of D (n_features, n_components), normalized."""
+        D = check_dictionary(D, self.n_features, self.n_components)
+        self.decoder.weight_.copy_(D)
+        self.apply_constraints()
+
+    def sparse_code(self, x: torch.Tensor, z0: torch.Tensor | None = None) -> torch.Tensor:
+        """The inferred code z* (batch, n_components) of x (batch, n_features); ``z0``: warm start."""
+        return self.inference(x, self.dictionary, z0)
+
+    def track_usage(self, x: torch.Tensor, code: torch.Tensor) -> None:
+        """Count the atoms a training batch used (only while training with gradients, so evaluation
+        and gradient checks leave the counts alone)."""
+        if self.training and torch.is_grad_enabled():
+            self.atom_usage.update(x, code)
+
+    @torch.no_grad()
+    def apply_constraints(self) -> None:
+        super().apply_constraints()
+        usage = getattr(self, "atom_usage", None)  # absent while Autoencoder.__init__ runs
+        if usage is not None:
+            usage.reinitialize(self.decoder.weight_)
+
+
+class SparseCoding(DictionaryModel):
+    """Sparse coding with a learned dictionary: the encoder *is* the inference (:class:`SparseInference`).
+
+    Loss terms: ``reconstruction`` ½‖x − Dz*‖² and ``l1`` λ‖z*‖₁ (mean over the batch; the second has no
+    gradient but makes the loss the energy at the optimum).
+    """
+
+    @property
+    def inference(self) -> SparseInference:
+        return self.encoder
+
+    def encode(self, x: torch.Tensor, z0: torch.Tensor | None = None) -> torch.Tensor:
+        """z* (batch, n_components) by FISTA on the current dictionary; ``z0``: warm start."""
+        return self.sparse_code(x, z0)
+
+    def loss(self, x: torch.Tensor, x_input: torch.Tensor | None = None) -> LossOutput:
+        out = super().loss(x, x_input)
+        self.track_usage(x, out.code)
+        return out
+
+
+@MODELS.register("sparse_coding")
+def sparse_coding(n_features: int, n_components: int, *, sparsity_weight: float = 0.1,
+                  nonnegative: bool = False, max_iter: int = 200, tol: float | None = None,
+                  reinit_unused_every: int = 100) -> SparseCoding:
+    """Sparse coding / dictionary learning: ``z* = argmin ½‖x − Dz‖² + λ‖z‖₁`` (λ = ``sparsity_weight``,
+    ``z ≥ 0`` when ``nonnegative``) by FISTA with at most ``max_iter`` iterations and relative-change
+    tolerance ``tol`` (None: 100 × the dtype's epsilon, i.e. solved to the working precision);
+    unit-norm atoms; atoms unused for ``reinit_unused_every`` training batches move to random
+    normalized inputs (0: never).
+    """
+    inference = SparseInference(sparsity_weight, nonnegative=nonnegative, max_iter=max_iter, tol=tol)
+    return SparseCoding(inference, n_features, n_components, penalties={"l1": L1Penalty(sparsity_weight)},
+                        reinit_unused_every=reinit_unused_every)

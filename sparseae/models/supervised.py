@@ -1,0 +1,114 @@
+"""Autoencoders with a classifier head trained together with the reconstruction.
+
+Energy of a labelled batch: ``E = −log p(x | dec(z)) + Σ_k Ω_k + w · CE(head(z), y)``. With
+``w = 0`` the model is an ordinary (unsupervised) autoencoder, which is how pre-training runs;
+setting ``w > 0`` makes the trainer pass labels (``needs_targets``) for discriminative training.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..nn.activations import upcast_half
+from ..nn.likelihoods import Likelihood
+from ..nn.penalties import Penalty
+from ..validation import as_float_array, check_number
+from .base import Autoencoder, LossOutput
+
+
+class SupervisedAutoencoder(Autoencoder):
+    """An :class:`Autoencoder` plus ``head``: codes (batch, n_components) → logits (batch, n_classes).
+
+    ``classification_weight`` w is a buffer (saved with the weights), changed with
+    :meth:`set_classification_weight` between the unsupervised and discriminative phases.
+    Logged terms add ``classification`` (mean cross-entropy) and ``error`` (fraction wrong).
+    """
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, likelihood: Likelihood,
+                 head: nn.Module, penalties: dict[str, Penalty] | None = None,
+                 constraints: Sequence[Callable[[nn.Module], None]] = (),
+                 classification_weight: float = 1.0) -> None:
+        super().__init__(encoder, decoder, likelihood, penalties, constraints=())
+        self.head = head
+        self.constraints = list(constraints)
+        self.register_buffer("classification_weight", torch.tensor(0.0))
+        self.set_classification_weight(classification_weight)
+        self.apply_constraints()
+
+    @property
+    def n_classes(self) -> int:
+        return self.head.n_classes
+
+    @property
+    def needs_targets(self) -> bool:
+        """True when the loss has a classification term (the trainer must pass labels)."""
+        return float(self.classification_weight) > 0
+
+    def set_classification_weight(self, weight: float) -> None:
+        check_number(weight, "classification_weight", low=0.0)
+        self.classification_weight.fill_(float(weight))
+
+    def predict_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Class scores (batch, n_classes) from the code of ``x``."""
+        return self.head(self.encode(x))
+
+    def loss(self, x: torch.Tensor, x_input: torch.Tensor | None = None, *,
+             targets: torch.Tensor | None = None) -> LossOutput:
+        """Reconstruction and penalties, plus ``w · CE(head(z), targets)`` when targets are given."""
+        out = super().loss(x, x_input)
+        if targets is None:
+            return out
+        logits = upcast_half(self.head(out.code))
+        cross_entropy = F.cross_entropy(logits, targets)
+        out.loss = out.loss + self.classification_weight * cross_entropy
+        out.terms["classification"] = cross_entropy.detach()
+        out.terms["error"] = (logits.detach().argmax(dim=1) != targets).float().mean()
+        return out
+
+
+def fit_supervised(model: SupervisedAutoencoder, X: Any, y: Any, *, train_config, pretrain_config=None,
+                   X_val: Any = None, y_val: Any = None, run_dir: str | Path | None = None,
+                   pretrain_dir: str | Path | None = None, resume: bool = False,
+                   classification_weight: float = 1.0, callbacks=()) -> dict[str, Any]:
+    """Unsupervised pre-training (w = 0, ``pretrain_config``; skipped when None), then training of
+    every parameter with the classification term (w = ``classification_weight``, ``train_config``;
+    early stopping on ``train_config.monitor``, e.g. ``"error"``, over ``X_val``/``y_val`` or the
+    held-out ``validation_fraction``). Pre-training checkpoints go to ``pretrain_dir``, the rest to
+    ``run_dir``; ``resume`` continues whichever phase was interrupted.
+    Returns ``{"pretrain": TrainResult | None, "train": TrainResult}``.
+    """
+    from ..train import train
+
+    results: dict[str, Any] = {"pretrain": None}
+    if pretrain_config is not None:
+        model.set_classification_weight(0.0)
+        results["pretrain"] = train(model, X, pretrain_config, run_dir=pretrain_dir, resume=resume,
+                                    callbacks=callbacks)
+    model.set_classification_weight(classification_weight)
+    results["train"] = train(model, X, train_config, y=y, X_val=X_val, y_val=y_val, run_dir=run_dir,
+                             resume=resume, callbacks=callbacks)
+    return results
+
+
+def error_rate(model: SupervisedAutoencoder, X: Any, y: Any, batch_size: int = 1000) -> float:
+    """Fraction of ``X`` (n_samples, n_features) the classifier head gets wrong."""
+    X = torch.as_tensor(as_float_array(X, "X", n_features=model.n_features))
+    y = torch.as_tensor(np.asarray(y))
+    device = next(model.parameters()).device
+    dtype = next(model.parameters()).dtype
+    wrong = 0
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, X.shape[0], batch_size):
+            logits = model.predict_logits(X[start:start + batch_size].to(device=device, dtype=dtype))
+            wrong += int((logits.argmax(1).cpu() != y[start:start + batch_size]).sum())
+    model.train(was_training)
+    return wrong / X.shape[0]
+
+
