@@ -312,3 +312,32 @@ def test_save_load_round_trip_keeps_dictionary_and_state(name, params, data, tmp
         assert int(loaded.atom_usage.n_batches) == 1
     torch.testing.assert_close(loaded.encode(x), model.encode(x), rtol=0, atol=0)
     torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
+
+
+def test_lista_trains_on_precomputed_codes_through_the_trainer():
+    """``train(model, X, y=Z_star)``: the trainer hands LISTA its cached targets batch by batch,
+    and the result equals training that recomputes z* for every batch."""
+    import numpy as np
+    import torch
+
+    from sparseae.coding import fista, lista_from_dictionary
+    from sparseae.train import TrainConfig, train
+
+    torch.manual_seed(0)
+    D = torch.randn(16, 24)
+    D /= D.norm(dim=0, keepdim=True)
+    X = (torch.randn(200, 24).clamp_min(0) * (torch.rand(200, 24) < 0.15)) @ D.t()
+    Z_star = fista(X, D, 0.05, max_iter=2000, tol=1e-7).codes
+    config = TrainConfig(max_epochs=3, batch_size=20, learning_rate=1e-3, device="cpu")
+    a = lista_from_dictionary(D, 0.05, n_steps=2)
+    b = lista_from_dictionary(D, 0.05, n_steps=2)
+    before = train(a, X.numpy(), TrainConfig(max_epochs=1, batch_size=200, learning_rate=1e-9, device="cpu"),
+                   y=Z_star.numpy()).history[0]["train_code_prediction"]
+    a.load_state_dict(b.state_dict())
+    history = train(a, X.numpy(), config, y=Z_star.numpy()).history
+    train(b, X.numpy(), config)
+    assert history[-1]["train_code_prediction"] < 0.9 * before
+    for key, value in b.state_dict().items():
+        torch.testing.assert_close(a.state_dict()[key], value, rtol=1e-3, atol=1e-4)
+    with pytest.raises(DataError, match="rows for 200 samples"):
+        train(a, X.numpy(), config, y=np.zeros((10, 16)))

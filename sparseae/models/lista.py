@@ -32,7 +32,12 @@ class LISTA(Autoencoder):
     Loss terms (means over the batch): ``code_prediction`` ‖z^T − z*‖² and ``reconstruction``
     ``w·½‖x − Dz^T‖²`` with w = ``reconstruction_weight`` (0 by default: Gregor & LeCun train on the code
     alone; the term is still logged, as every model's loss has one).
+    The trainer passes precomputed optimal codes as ``train(model, X, y=Z_star)`` (``target_kind``
+    ``"values"``); without them each batch's z* is computed by FISTA.
     """
+
+    #: The trainer's ``y`` for this model: per-sample optimal codes (n_samples, n_components).
+    target_kind = "values"
 
     def __init__(self, encoder: ShrinkageEncoder, decoder: FixedDictionaryDecoder,
                  inference: SparseInference, reconstruction_weight: float = 0.0) -> None:

@@ -17,7 +17,8 @@ def _is_identity(indices: np.ndarray, n: int) -> bool:
 
 class BatchSource:
     """Rows ``indices`` of ``X`` (n_samples, n_features), served as float tensors on ``device``,
-    with the matching rows of ``targets`` (n_samples,) class labels when given.
+    with the matching rows of ``targets`` when given: class labels (n_samples,) as int64, or
+    values (n_samples, k) in ``dtype``.
 
     An ordinary array is copied to the device once and batches are gathered there (no host
     round-trip per step). A ``np.memmap`` stays on disk: each batch reads only its rows (sorted
@@ -33,8 +34,9 @@ class BatchSource:
         self.indices = np.arange(n) if indices is None else np.asarray(indices)
         self.targets = None
         if targets is not None:
-            labels = torch.as_tensor(np.asarray(targets), dtype=torch.long)
-            self.targets = labels[torch.from_numpy(self.indices)].to(device)
+            values = torch.as_tensor(np.asarray(targets))
+            values = values.to(dtype) if values.is_floating_point() else values.long()
+            self.targets = values[torch.from_numpy(self.indices)].to(device)
         if self.on_disk:
             self.X = X
         else:

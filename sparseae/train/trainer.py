@@ -203,13 +203,34 @@ def evaluate_loss(model: torch.nn.Module, source: BatchSource, batch_size: int,
     return _to_floats(sums, len(source), "val")
 
 
+def check_targets(model: torch.nn.Module, y: Any, n_samples: int, name: str) -> np.ndarray | None:
+    """``y`` validated for ``model``: None when the model takes no targets (or none are needed and
+    none given), int64 class labels for a classifier head, float32 rows when ``target_kind`` is
+    ``"values"``. Raises :class:`DataError` (missing labels, wrong length, bad values)."""
+    kind = getattr(model, "target_kind", "classes")
+    if y is None:
+        if getattr(model, "needs_targets", False):
+            return as_class_labels(None, n_samples, name)  # raises: labels are required
+        return None
+    if kind == "values":
+        values = as_float_array(y, name)
+        if values.shape[0] != n_samples:
+            raise DataError(f"{name} has {values.shape[0]} rows for {n_samples} samples")
+        return values
+    if not getattr(model, "needs_targets", False):
+        return None  # an unsupervised phase ignores labels
+    return as_class_labels(y, n_samples, name, n_classes=getattr(model, "n_classes", None))
+
+
 def train(model: torch.nn.Module, X: Any, config: TrainConfig | None = None, *,
           y: Any = None, X_val: Any = None, y_val: Any = None, run_dir: str | Path | None = None,
           resume: bool = False, callbacks: Sequence[Callback] = ()) -> TrainResult:
     """Train ``model`` on ``X`` (n_samples, n_features): an array, tensor or ``np.memmap``.
 
-    ``y``: class labels (n_samples,) for a model with a classifier head (one whose
-    ``needs_targets`` is true); each batch then calls ``model.loss(x, targets=y)``.
+    ``y``: per-sample targets, passed to each batch as ``model.loss(x, targets=y)``: class labels
+    (n_samples,) for a model with a classifier head (required when its ``needs_targets`` is
+    true), or values (n_samples, k) for a model whose ``target_kind`` is ``"values"`` (e.g.
+    LISTA's precomputed optimal codes z*).
     ``X_val``, ``y_val``: a validation set (else ``config.validation_fraction`` of X is held out).
     ``run_dir``: where checkpoints (``checkpoint/``) and ``metrics.jsonl`` go, after every epoch.
     ``resume``: continue from the checkpoint in ``run_dir`` (if there is one).
@@ -218,12 +239,10 @@ def train(model: torch.nn.Module, X: Any, config: TrainConfig | None = None, *,
     config = (config or TrainConfig()).validate()
     device = config.resolved_device()
     X = as_float_array(X, "X", n_features=model.n_features)
-    supervised = bool(getattr(model, "needs_targets", False))
-    n_classes = getattr(model, "n_classes", None)
-    y = as_class_labels(y, X.shape[0], "y", n_classes=n_classes) if supervised else None
+    y = check_targets(model, y, X.shape[0], "y")
     if X_val is not None:
         X_val = as_float_array(X_val, "X_val", n_features=model.n_features)
-        y_val = as_class_labels(y_val, X_val.shape[0], "y_val", n_classes=n_classes) if supervised else None
+        y_val = check_targets(model, y_val, X_val.shape[0], "y_val") if y is not None else None
         train_idx, val_idx = np.arange(X.shape[0]), None
     else:
         train_idx, val_idx = split_validation(X.shape[0], config.validation_fraction, config.random_state)
