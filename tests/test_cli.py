@@ -64,17 +64,6 @@ def losses_of(run: Path) -> list[float]:
     return [json.loads(line)["train_loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """These problems are tiny: one thread is as fast, and far faster on a busy 2-core machine."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory) -> Path:
     """A finished 2-epoch run on digits (shared: tests that change it work on a copy)."""

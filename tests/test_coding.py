@@ -45,16 +45,6 @@ def solve_exactly(X, D, lam=LAM, **kw):
     return fista(X, D, lam, max_iter=20000, tol=1e-12, stop="duality_gap", **kw)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    # these problems are too small to gain from threads, and OpenMP threads competing with
-    # other processes on a busy machine can slow small products down by 10-50x
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def problem():
     return make_problem()

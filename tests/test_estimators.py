@@ -34,15 +34,6 @@ from sparseae.io import save_model
 from sparseae.models import create_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """These models are tiny: one intra-op thread is faster, and much faster on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def small(digits):
     """500 digits (so the KL's ρ̂ is computed over one block when scoring)."""
