@@ -1,8 +1,18 @@
-"""Models: one file per family, each registering presets in :data:`MODELS`."""
-from . import autoencoders  # noqa: F401  (registers the presets)
-from . import lista, psd, sparse_coding  # noqa: F401  (registers sparse_coding, psd, lista)
-from . import drsae  # noqa: F401
-from .base import MODELS, Autoencoder, LossOutput, create_model
-from .supervised import SupervisedAutoencoder
+"""Models: one file per family, each registering presets in :data:`MODELS`.
 
-__all__ = ["MODELS", "Autoencoder", "LossOutput", "SupervisedAutoencoder", "create_model"]
+* :mod:`.autoencoders`: ``autoencoder``, ``linear_ae``, ``sparse_ae_kl``, ``sparse_ae_l1``
+* :mod:`.sparse_coding`: ``sparse_coding`` (FISTA inference, dictionary learning)
+* :mod:`.psd`: ``psd``; :mod:`.lista`: ``lista``
+* :mod:`.supervised` and :mod:`.drsae`: autoencoders with a classifier head, ``drsae``
+"""
+from . import autoencoders  # noqa: F401  (registers the presets)
+from .base import MODELS, Autoencoder, LossOutput, create_model
+from .drsae import DrSAE, encoder_decoder_angles, fit_drsae
+from .lista import LISTA, lista_from_dictionary
+from .psd import PSD, psd_code_quality
+from .sparse_coding import SparseCoding
+from .supervised import SupervisedAutoencoder, error_rate, fit_supervised
+
+__all__ = ["MODELS", "Autoencoder", "DrSAE", "LISTA", "LossOutput", "PSD", "SparseCoding",
+           "SupervisedAutoencoder", "create_model", "encoder_decoder_angles", "error_rate",
+           "fit_drsae", "fit_supervised", "lista_from_dictionary", "psd_code_quality"]
