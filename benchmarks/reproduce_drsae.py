@@ -51,6 +51,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=200, help="discriminative epochs at most")
     parser.add_argument("--patience", type=int, default=20, help="epochs without a better validation error")
     parser.add_argument("--learning-rate", type=float, default=5e-3)
+    parser.add_argument("--lr-decay", type=float, default=1.0,
+                        help="per-epoch factor of the discriminative phase's learning rate")
     parser.add_argument("--batch-size", type=int, default=10)
     parser.add_argument("--n-train", type=int, default=50000, help="fewer for a quick run")
     parser.add_argument("--device", default="auto")
@@ -81,7 +83,7 @@ def main() -> None:
         resume=args.resume, callbacks=[PrintEpochs()],
         pretrain_config=TrainConfig(max_epochs=args.pretrain_epochs, **common),
         train_config=TrainConfig(max_epochs=args.epochs, monitor="error", n_iter_no_change=args.patience,
-                                 **common))
+                                 lr_decay=args.lr_decay, **common))
     hours = (time.perf_counter() - started) / 3600
     test_error = 100 * error_rate(model, X_test, y_test)
     val_error = 100 * error_rate(model, X_val, y_val)

@@ -270,3 +270,22 @@ def test_bf16_autocast_path_trains(digits):
     assert all(p.dtype == torch.float32 for p in model.parameters())
     with pytest.raises(ConfigError, match="amp"):
         TrainConfig(amp=True, dtype="float64").validate()
+
+
+def test_learning_rate_decays_per_epoch_and_resumes_exactly(digits, tmp_path):
+    X, _ = digits
+    config = TrainConfig(optimizer="sgd", learning_rate=0.1, lr_decay=0.5, max_epochs=3, batch_size=64,
+                         device="cpu")
+    torch.manual_seed(0)
+    a = create_model("drsae", 64, 16, n_steps=3)
+    init = state_of(a)
+    history = train(a, X, config).history
+    assert [r["learning_rate"] for r in history] == pytest.approx([0.1, 0.05, 0.025])
+    b = create_model("drsae", 64, 16, n_steps=3)
+    b.load_state_dict(init)
+    train(b, X, TrainConfig(**{**config.__dict__, "max_epochs": 2}), run_dir=tmp_path)
+    train(b, X, config, run_dir=tmp_path, resume=True)
+    for key, value in state_of(a).items():
+        torch.testing.assert_close(b.state_dict()[key], value)
+    with pytest.raises(ConfigError, match="lr_decay"):
+        TrainConfig(lr_decay=1.5).validate()

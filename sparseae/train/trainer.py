@@ -38,7 +38,9 @@ class TrainConfig:
     can stall where the loss changes below float32's resolution). ``amp``: bf16 autocast (CUDA;
     also honoured on the CPU, where it is mostly useful to test the path). ``monitor``: the logged
     term that early stopping and the best epoch follow, on the validation set when there is one
-    (``loss``, or e.g. ``error`` for a model with a classifier head)."""
+    (``loss``, or e.g. ``error`` for a model with a classifier head). ``lr_decay`` γ: the
+    learning rate of epoch e is ``learning_rate · γ^(e−1)`` (times each parameter's scale), a
+    function of the epoch alone, so resuming keeps the schedule; 1 keeps it constant."""
 
     optimizer: str = "adam"
     learning_rate: float = 1e-3
@@ -58,6 +60,7 @@ class TrainConfig:
     progress: bool = False
     grad_clip: float | None = None
     monitor: str = "loss"
+    lr_decay: float = 1.0
 
     def validate(self) -> "TrainConfig":
         check_choice(self.optimizer, "optimizer", OPTIMIZERS)
@@ -72,6 +75,7 @@ class TrainConfig:
         check_number(self.tol, "tol", low=0.0)
         check_number(self.random_state, "random_state", low=0, integer=True)
         check_choice(self.dtype, "dtype", ("float32", "float64"))
+        check_number(self.lr_decay, "lr_decay", low=0.0, high=1.0, low_inclusive=False)
         if not isinstance(self.monitor, str) or not self.monitor:
             raise ConfigError(f"monitor must be the name of a logged term, got {self.monitor!r}")
         if self.amp and self.dtype == "float64":
@@ -133,7 +137,17 @@ def parameter_groups(model: torch.nn.Module, learning_rate: float) -> list[dict[
     for name, parameter in named.items():
         if parameter.requires_grad:
             groups.setdefault(float(scales.get(name, 1.0)), []).append(parameter)
-    return [{"params": params, "lr": learning_rate * scale} for scale, params in groups.items()]
+    return [{"params": params, "lr": learning_rate * scale, "lr_scale": scale}
+            for scale, params in groups.items()]
+
+
+def set_epoch_learning_rate(optimizer: torch.optim.Optimizer, config: "TrainConfig", epoch: int) -> None:
+    """``learning_rate · lr_decay^(epoch−1) · scale`` in every group (see :class:`TrainConfig`)."""
+    if config.optimizer == "lbfgs":
+        return
+    rate = config.learning_rate * config.lr_decay ** (epoch - 1)
+    for group in optimizer.param_groups:
+        group["lr"] = rate * group.get("lr_scale", 1.0)
 
 
 def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -279,6 +293,7 @@ def train(model: torch.nn.Module, X: Any, config: TrainConfig | None = None, *,
             torch.manual_seed(seed)
             generator = torch.Generator().manual_seed(seed)
             last_good = copy.deepcopy(model.state_dict())
+            set_epoch_learning_rate(optimizer, config, epoch)
             started = time.perf_counter()
             if config.optimizer == "lbfgs":
                 sums, count = _lbfgs_epoch(model, optimizer, train_source, amp, epoch, config)
@@ -297,6 +312,8 @@ def train(model: torch.nn.Module, X: Any, config: TrainConfig | None = None, *,
                     f"after epoch {epoch - 1}{' (last checkpoint kept in ' + str(run_dir) + ')' if write else ''}; "
                     "lower the learning rate or check the data scale")
             record: dict[str, float] = {"epoch": epoch, **train_record}
+            if config.lr_decay != 1.0 and config.optimizer != "lbfgs":
+                record["learning_rate"] = optimizer.param_groups[0]["lr"] / optimizer.param_groups[0].get("lr_scale", 1.0)
             if val_source is not None:
                 record.update(evaluate_loss(model, val_source, config.batch_size, amp))
             record["seconds"] = time.perf_counter() - started
