@@ -28,7 +28,7 @@ from sparseae.data import (
     ufldl_normalize_patches,
     whiten_images_1_over_f,
 )
-from sparseae.data import datasets as datasets_module
+from sparseae.data import mnist as mnist_module
 from sparseae.errors import ConfigError, DataError, DataNotFoundError, NotFittedError
 
 REAL_MNIST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist.npz"
@@ -46,7 +46,7 @@ def _no_mnist_environment(monkeypatch, tmp_path):
     def refuse(*args, **kwargs):
         raise AssertionError("a test tried to download")
 
-    monkeypatch.setattr(datasets_module.urllib.request, "urlopen", refuse)
+    monkeypatch.setattr(mnist_module.urllib.request, "urlopen", refuse)
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -282,18 +282,18 @@ def _serve(monkeypatch, payload: bytes, calls: list):
         calls.append((url, timeout))
         return io.BytesIO(payload)
 
-    monkeypatch.setattr(datasets_module.urllib.request, "urlopen", fake_urlopen)
+    monkeypatch.setattr(mnist_module.urllib.request, "urlopen", fake_urlopen)
 
 
 def test_download_with_matching_checksum(tmp_path, monkeypatch):
     arrays = synthetic_mnist(n_train=7)
     payload = write_mnist_npz(tmp_path / "served.npz", arrays).read_bytes()
-    monkeypatch.setattr(datasets_module, "MNIST_SHA256", hashlib.sha256(payload).hexdigest())
+    monkeypatch.setattr(mnist_module, "MNIST_SHA256", hashlib.sha256(payload).hexdigest())
     calls = []
     _serve(monkeypatch, payload, calls)
     cache = tmp_path / "cache" / "nested"
     X, y = load_mnist(cache_dir=cache, download=True)
-    assert calls == [(datasets_module.MNIST_URL, 60)]
+    assert calls == [(mnist_module.MNIST_URL, 60)]
     assert X.shape == (7, 784)
     np.testing.assert_array_equal(y, arrays["y_train"])
     assert sorted(p.name for p in cache.iterdir()) == ["mnist.npz"]  # no temp file left
@@ -309,7 +309,7 @@ def test_download_with_wrong_checksum_keeps_nothing(tmp_path, monkeypatch):
     _serve(monkeypatch, payload, calls)  # MNIST_SHA256 stays the Keras hash, so it mismatches
     cache = tmp_path / "cache"
     with pytest.raises(DataError, match=f"has SHA-256 {hashlib.sha256(payload).hexdigest()}, "
-                                        f"expected {datasets_module.MNIST_SHA256}"):
+                                        f"expected {mnist_module.MNIST_SHA256}"):
         load_mnist(cache_dir=cache, download=True)
     assert len(calls) == 1
     assert list(cache.iterdir()) == []
@@ -319,7 +319,7 @@ def test_download_network_error_is_data_error(tmp_path, monkeypatch):
     def unreachable(url, timeout=None):
         raise urllib.error.URLError("no route to host")
 
-    monkeypatch.setattr(datasets_module.urllib.request, "urlopen", unreachable)
+    monkeypatch.setattr(mnist_module.urllib.request, "urlopen", unreachable)
     cache = tmp_path / "cache"
     with pytest.raises(DataError, match="downloading MNIST from .* failed: .*no route to host"):
         load_mnist(cache_dir=cache, download=True)

@@ -18,7 +18,7 @@ from ..errors import DataError
 from ..evaluate import (explained_variance, linear_probe, mean_squared_error, orientation_selectivity,
                         reconstruction_error, sparsity_stats)
 from ..models import Autoencoder, SupervisedAutoencoder
-from ..models.drsae import encoder_decoder_angles
+from ..models.drsae import DrSAE, encoder_decoder_angles
 from ..models.supervised import error_rate
 from ..nn.penalties import KLSparsity
 
@@ -183,7 +183,7 @@ def compute_metrics(model: Autoencoder, train_set: Dataset, eval_set: Dataset, *
         labels = np.asarray(eval_set.y)
         if labels.min() >= 0 and labels.max() < model.n_classes:
             metrics["classifier_error"] = error_rate(model, X, labels)
-        if hasattr(model, "learning_rate_scales") and hasattr(model.encoder, "E"):  # DrSAE's unit analysis
+        if isinstance(model, DrSAE):  # the paper's unit analysis
             metrics.update({f"units_{k}": v for k, v in encoder_decoder_angles(model).summary().items()})
     return metrics
 
@@ -217,7 +217,7 @@ def write_plots(model: Autoencoder, history: Sequence[dict[str, Any]], eval_set:
     stats = sparsity_stats(Z, activation_range=bounded)
     paths.append(save_activity_histogram(stats["rho_hat"] if bounded else stats["activation_frequency"],
                                          out_dir / "activity.png"))
-    if hasattr(model, "learning_rate_scales") and hasattr(model.encoder, "E"):  # DrSAE
+    if isinstance(model, DrSAE):
         angles = encoder_decoder_angles(model)
         norms = model.head.weight.detach().float().norm(dim=0).cpu().numpy()
         paths.append(save_unit_angles(angles.angles, out_dir / "angles.png", part_below=angles.part_below,

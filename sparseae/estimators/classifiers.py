@@ -85,8 +85,8 @@ class DrSAEClassifier(ClassifierMixin, BaseAutoencoderEstimator):
         self.verbose = verbose
 
     def _model_spec(self) -> tuple[str, dict[str, Any]]:
-        n_classes = len(getattr(self, "classes_", ())) or 2
-        return "drsae", {"n_classes": max(n_classes, 2), "n_steps": self.n_steps,
+        # classes_ is set by fit before the model is built; 2 stands in before that (load checks).
+        return "drsae", {"n_classes": len(getattr(self, "classes_", ())) or 2, "n_steps": self.n_steps,
                          "sparsity_weight": self.sparsity_weight,
                          "reconstruction_weight": self.reconstruction_weight}
 
