@@ -4,14 +4,17 @@ A run config has these sections, each a mapping::
 
     model:    {name: sparse_ae_kl, n_components: 25, <model parameters>...}
     data:     {name: patches, <dataset options>..., normalize: none|l2, test: {<options of the evaluation set>}}
-    pretrain: {<TrainConfig fields>}   (optional; models with a classifier head only)
+    pretrain: {<TrainConfig fields>, layer_model, layer_params}   (optional: see below)
     train:    {<TrainConfig fields>: optimizer, learning_rate, max_epochs, max_iter, ...}
     output:   {dir: runs/demo, plots: true}
 
 ``data.normalize: l2`` scales every sample (of the training and the evaluation set) to unit L2
 norm. A model with a classifier head (e.g. ``drsae``) trains on the dataset's labels; a non-empty
 ``pretrain`` section first trains it without labels, with the ``train`` settings changed by the
-section's keys (``pretrain: {max_epochs: 100}``).
+section's keys (``pretrain: {max_epochs: 100}``). For a deep model (``deep_autoencoder``,
+``mlp_classifier``) the ``pretrain`` section means greedy layer-wise pre-training: each layer is
+trained as the preset ``layer_model`` (default ``autoencoder``) with ``layer_params`` (e.g.
+``{name: ..., corruption: masking:0.25}`` minus the name), then the whole stack is fine-tuned.
 
 It is read from YAML (``.yaml``/``.yml``), TOML (``.toml``) or JSON (``.json``), chosen by the
 file's extension, or built from command-line flags, and amended by ``section.key=value``
@@ -54,6 +57,8 @@ __all__ = [
 
 #: The sections of a run config, in the order they are written.
 SECTIONS = ("model", "data", "pretrain", "train", "output")
+#: Keys of the ``pretrain`` section that describe the layers of greedy pre-training.
+STACK_KEYS = ("layer_model", "layer_params")
 #: ``data.normalize`` values: per-sample scaling applied after loading.
 NORMALIZATIONS = ("none", "l2")
 #: Keys of the ``model`` section besides the model's own parameters.
@@ -227,7 +232,13 @@ class RunConfig:
                               f"got {self.data['normalize']!r}")
         _check_keys(self.train, [f.name for f in fields(TrainConfig)], "train")
         TrainConfig.from_dict(self.train)
-        _check_keys(self.pretrain, [f.name for f in fields(TrainConfig)], "pretrain")
+        _check_keys(self.pretrain, [f.name for f in fields(TrainConfig)] + list(STACK_KEYS), "pretrain")
+        layer_params = self.pretrain.get("layer_params", {})
+        if not isinstance(layer_params, Mapping):
+            raise ConfigError(f"pretrain.layer_params must be a mapping of the layer preset's parameters, "
+                              f"got {layer_params!r}")
+        if not isinstance(self.pretrain.get("layer_model", "autoencoder"), str):
+            raise ConfigError(f"pretrain.layer_model must be a model name, got {self.pretrain['layer_model']!r}")
         if self.pretrain:
             self.pretrain_config()
         _check_keys(self.output, list(OUTPUT_DEFAULTS), "output")
@@ -287,8 +298,14 @@ class RunConfig:
         Early stopping and the monitored term stay those of the loss."""
         if not self.pretrain:
             return None
+        own = {k: v for k, v in self.pretrain.items() if k not in STACK_KEYS}
         return TrainConfig.from_dict({**self.train, "n_iter_no_change": None, "monitor": "loss",
-                                      **self.pretrain, **changes})
+                                      **own, **changes})
+
+    @property
+    def layer_spec(self) -> tuple[str, dict[str, Any]]:
+        """(preset, parameters) each layer of a deep model is pre-trained as."""
+        return self.pretrain.get("layer_model", "autoencoder"), dict(self.pretrain.get("layer_params", {}))
 
     @property
     def output_dir(self) -> Path:

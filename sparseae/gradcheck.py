@@ -28,13 +28,16 @@ UFLDL_TOLERANCE = 1e-9
 class GradCheckResult:
     """``relative_error``: the UFLDL criterion over every checked coordinate;
     ``per_parameter``: the same criterion for each parameter; ``n_checked``: coordinates
-    compared; ``n_kinks``: coordinates left out because the loss has a kink there."""
+    compared; ``n_kinks``: coordinates left out because the loss has a kink there;
+    ``unused``: parameters the loss does not depend on (autograd gives them no gradient, e.g. a
+    classifier head during unsupervised pre-training), not checked."""
 
     relative_error: float
     n_checked: int
     per_parameter: dict[str, float] = field(default_factory=dict)
     tolerance: float = UFLDL_TOLERANCE
     n_kinks: int = 0
+    unused: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -83,8 +86,9 @@ def check_gradients(model: torch.nn.Module, X: Any, *, epsilon: float = 1e-4, or
     named = [(name, p) for name, p in probe.named_parameters() if p.requires_grad]
     probe.zero_grad(set_to_none=True)
     loss_of(probe, x).backward()
-    analytic = {name: (p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p))
-                for name, p in named}
+    unused = [name for name, p in named if p.grad is None]
+    named = [(name, p) for name, p in named if p.grad is not None]
+    analytic = {name: p.grad.detach().clone() for name, p in named}
 
     rng = np.random.default_rng(random_state)
     numeric_all, analytic_all, per_parameter = [], [], {}
@@ -117,6 +121,8 @@ def check_gradients(model: torch.nn.Module, X: Any, *, epsilon: float = 1e-4, or
             per_parameter[name] = relative_difference(numeric, exact)
             numeric_all.append(numeric)
             analytic_all.append(exact)
+    if not numeric_all:
+        raise ConfigError("the loss depends on none of the model's parameters: nothing to check")
     total = relative_difference(torch.cat(numeric_all), torch.cat(analytic_all))
     return GradCheckResult(total, int(sum(len(v) for v in numeric_all)), per_parameter, tolerance,
-                           n_kinks=n_kinks)
+                           n_kinks=n_kinks, unused=unused)

@@ -198,6 +198,8 @@ def test_plot_writes_the_pictures(trained_run, tmp_path, capsys):
 @pytest.mark.parametrize("name", MODELS.names())
 def test_gradcheck_passes_for_every_registered_model(name, capsys):
     fewer = ["--max-checks", "16"] if name in ("sparse_coding", "psd") else []  # FISTA per evaluation
+    if name == "deep_autoencoder":  # a small instance of the 784-1000-500-250-30 preset
+        fewer = ["--set", "model.hidden=[20,10]"]
     status, out, err = run_cli(capsys, "gradcheck", "--model", name, "--json", *fewer)
     result = json.loads(out)
     assert status == 0, (result, err)
@@ -431,3 +433,40 @@ def test_drsae_example_config_is_valid():
     config = load_config(EXAMPLES / "drsae_mnist.yaml")
     assert config.model_name == "drsae" and config.normalize == "l2"
     assert config.pretrain_config().max_epochs == 100 and config.train_config().monitor == "error"
+
+
+def test_deep_models_pretrain_layer_by_layer_then_finetune(tmp_path, capsys):
+    """A deep model with a ``pretrain`` section: greedy layer-wise pre-training into
+    pretrain/layer<k>, then fine-tuning (on labels for an MLP classifier); --resume continues."""
+    config = {
+        "model": {"name": "mlp_classifier", "n_components": 24, "hidden": [32]},
+        "data": {"name": "digits"},
+        "pretrain": {"layer_model": "denoising_ae", "layer_params": {"corruption": "masking:0.2"},
+                     "max_epochs": 2},
+        "train": {"optimizer": "adam", "learning_rate": 0.01, "batch_size": 32, "max_epochs": 3,
+                  "validation_fraction": 0.2, "monitor": "error", "random_state": 0, "device": "cpu"},
+        "output": {"dir": str(tmp_path / "run"), "plots": True},
+    }
+    path = write_config(tmp_path / "sda.yaml", config)
+    status, out, err = run_cli(capsys, "train", path)
+    assert status == 0, err
+    run = tmp_path / "run"
+    for layer in ("layer1", "layer2"):
+        assert [r["epoch"] for r in map(json.loads, (run / "pretrain" / layer / "metrics.jsonl").read_text().splitlines())] == [1, 2]
+    assert epochs_of(run) == [1, 2, 3]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["metrics"]["classifier_error"] < 0.3          # chance 0.9
+    status, out, err = run_cli(capsys, "train", path, "--resume", "--set", "train.max_epochs=4")
+    assert status == 0, err
+    assert epochs_of(run) == [1, 2, 3, 4]
+    status, out, err = run_cli(capsys, "train", path, "--overwrite", "--set", "pretrain.layer_params.activation=tanh")
+    assert_one_line_error(status, err, "layer_params cannot set")
+    status, out, err = run_cli(capsys, "train", path, "--overwrite", "--set", "pretrain.layer_size=3")
+    assert_one_line_error(status, err, "layer_size")
+
+
+@pytest.mark.parametrize("name", ["stacked_dae_mnist.yaml", "deep_autoencoder_mnist.yaml"])
+def test_deep_example_configs_are_valid(name):
+    config = load_config(EXAMPLES / name)
+    assert config.pretrain_config().max_epochs in (10, 15)
+    assert config.layer_spec[0] in ("denoising_ae", "autoencoder")

@@ -25,9 +25,13 @@ from sparseae.errors import (
 from sparseae.estimators import (
     AutoencoderEstimator,
     BaseAutoencoderEstimator,
+    ContractiveAutoencoder,
+    DenoisingAutoencoder,
     DrSAEClassifier,
     LinearAutoencoder,
     SparseAutoencoder,
+    StackedAutoencoder,
+    StackedClassifier,
 )
 from sparseae.evaluate import explained_variance
 from sparseae.io import save_model
@@ -50,6 +54,13 @@ def small(digits):
     # small and fast enough for the checks' toy data, and accurate enough for their 0.83 bar
     DrSAEClassifier(n_components=8, n_steps=2, pretrain_epochs=1, max_epochs=15, learning_rate=0.2,
                     batch_size=32, normalize_input=False, random_state=0),
+    # the checks' data are not in [0, 1]: squared error instead of cross-entropy
+    DenoisingAutoencoder(n_components=4, corruption="gaussian:0.1", likelihood="gaussian", max_epochs=5),
+    ContractiveAutoencoder(n_components=4, likelihood="gaussian", max_epochs=5),
+    StackedAutoencoder(n_components=2, hidden=(4,), likelihood="gaussian", pretrain_epochs=2, max_epochs=5),
+    StackedClassifier(n_components=8, layer_params={"likelihood": "gaussian", "corruption": "gaussian:0.1"},
+                      likelihood="gaussian", pretrain_epochs=2, optimizer="adam", learning_rate=0.02,
+                      batch_size=32, max_epochs=15, random_state=0),
 ])
 def test_sklearn_compatible(estimator, check):
     check(estimator)

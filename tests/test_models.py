@@ -12,6 +12,8 @@ from sparseae.io import load_model, save_model
 from sparseae.models import MODELS, create_model
 
 N_FEATURES, N_COMPONENTS = 12, 7
+#: Smaller instances of presets whose defaults are paper-sized (the contract does not depend on size).
+SMALL = {"deep_autoencoder": {"hidden": [10, 8]}}
 #: Models whose loss solves a sparse-coding problem (FISTA) at every evaluation.
 ITERATIVE_INFERENCE = {"sparse_coding", "psd"}
 
@@ -36,12 +38,14 @@ def test_shapes_and_finite(name, batch):
 
 @pytest.mark.parametrize("name", MODELS.names())
 def test_gradient_check_float64(name, batch):
-    model = create_model(name, N_FEATURES, N_COMPONENTS)
+    model = create_model(name, N_FEATURES, N_COMPONENTS, **SMALL.get(name, {}))
     # Losses that run an iterative solver per evaluation are checked on a sample of coordinates
     # here (their own test files check them fully).
-    subset = 16 if name in ITERATIVE_INFERENCE else None
+    n_parameters = sum(p.numel() for p in model.parameters())
+    subset = 16 if name in ITERATIVE_INFERENCE or n_parameters > 20000 else None
     result = check_gradients(model, batch, max_checks_per_parameter=subset)
-    expected = sum(p.numel() if subset is None else min(p.numel(), subset) for p in model.parameters())
+    expected = sum(p.numel() if subset is None else min(p.numel(), subset)
+                   for name, p in model.named_parameters() if name not in result.unused)
     assert result.n_checked + result.n_kinks == expected
     assert result.relative_error < UFLDL_TOLERANCE, result.per_parameter
     # the user's model is untouched: still float32 and on its device
@@ -126,3 +130,11 @@ def test_overwrite_refuses_foreign_folder(tmp_path):
     with pytest.raises(OutputExistsError, match="not a sparseae model"):
         save_model(create_model("linear_ae", 4, 2), tmp_path / "precious", overwrite=True)
     assert (tmp_path / "precious" / "notes.txt").read_text() == "keep me"
+
+
+def test_gradient_check_skips_parameters_the_loss_does_not_use(batch):
+    """A classifier head is not in the unsupervised loss: it is reported unused, not failed."""
+    model = create_model("mlp_classifier", N_FEATURES, N_COMPONENTS)
+    result = check_gradients(model, batch)
+    assert result.unused == ["head.weight", "head.bias"] and result.passed
+    assert result.n_checked == sum(p.numel() for name, p in model.named_parameters() if not name.startswith("head"))

@@ -5,7 +5,8 @@ A run folder ``DIR`` holds::
     config.yaml       the resolved run config (every default written out)
     checkpoint/       the last finished epoch (a loadable model + optimizer state), for --resume
     pretrain/         for a model with a classifier head and a ``pretrain`` section: the
-                      unsupervised phase's checkpoint/ and metrics.jsonl
+                      unsupervised phase's checkpoint/ and metrics.jsonl; for a deep model,
+                      one layer<k>/ per layer of greedy pre-training
     metrics.jsonl     one JSON record per epoch
     model/            the final model (model.safetensors + config.json)
     summary.json      final metrics (see :func:`~sparseae.cli.report.compute_metrics`), timings
@@ -29,6 +30,7 @@ from ..config import RunConfig
 from ..errors import CheckpointError, DataError, OutputExistsError
 from ..io import CONFIG_FILE, read_config, resolve_saved, save_model, write_json_atomic
 from ..models import Autoencoder, SupervisedAutoencoder, create_model
+from ..models.deep import MLPEncoder, pretrain_deep_model
 from ..models.supervised import fit_supervised
 from ..train import train
 from ..train.checkpoint import CHECKPOINT_DIR, checkpoint_path, has_checkpoint
@@ -76,7 +78,8 @@ def check_run_dir(path: Path, *, resume: bool, overwrite: bool) -> str:
         raise OutputExistsError("--resume and --overwrite exclude each other: resume continues the run "
                                 f"in {path}, overwrite starts it again")
     if resume:
-        if not (has_checkpoint(path) or has_checkpoint(path / PRETRAIN_DIR)):
+        if not (has_checkpoint(path) or has_checkpoint(path / PRETRAIN_DIR)
+                or has_checkpoint(path / PRETRAIN_DIR / "layer1")):
             why = "the folder does not exist" if state == "missing" else f"no {CHECKPOINT_DIR}/ in it"
             raise CheckpointError(f"nothing to resume in {path}: {why}; run without --resume to start")
         return state
@@ -161,8 +164,27 @@ def _train_supervised(model: SupervisedAutoencoder, config: RunConfig, train_set
                           resume=resume)["train"]
 
 
+def _train_stack(model: Autoencoder, config: RunConfig, train_set, train_config, run_dir: Path, resume: bool):
+    """A deep model: greedy layer-wise pre-training into ``run_dir/pretrain/layer<k>`` (when the
+    config has a ``pretrain`` section), then fine-tuning of the whole stack (on the labels for a
+    model with a classifier head)."""
+    supervised = isinstance(model, SupervisedAutoencoder) and model.needs_targets
+    if supervised and train_set.y is None:
+        raise DataError(f"model {config.model_name!r} has a classifier head and trains on labels, but "
+                        f"dataset {config.data_name!r} has none")
+    pretrain_config = config.pretrain_config(progress=train_config.progress)
+    if pretrain_config is not None and not has_checkpoint(run_dir):
+        layer_model, layer_params = config.layer_spec
+        pretrain_deep_model(model, train_set.X, pretrain_config, layer_model=layer_model,
+                            layer_params=layer_params, run_dir=run_dir / PRETRAIN_DIR, resume=resume)
+    return train(model, train_set.X, train_config, y=train_set.y if supervised else None,
+                 run_dir=run_dir, resume=resume)
+
+
 def _check_resumable(run_dir: Path, model: Autoencoder) -> None:
     if not has_checkpoint(run_dir):
+        if isinstance(model.encoder, MLPEncoder):
+            return  # only layer checkpoints so far: each layer's run checks its own
         run_dir = run_dir / PRETRAIN_DIR
     saved = read_config(resolve_saved(checkpoint_path(run_dir)))
     if saved["model"] != model.spec["name"] or saved["params"] != model.spec["params"]:
@@ -204,7 +226,9 @@ def execute_run(config: RunConfig, *, resume: bool = False, overwrite: bool = Fa
                   "max_iter": train_config.max_iter, "device": str(train_config.resolved_device()),
                   "run_dir": str(run_dir), "resume": resume})
     try:
-        if isinstance(model, SupervisedAutoencoder):
+        if isinstance(model.encoder, MLPEncoder):
+            result = _train_stack(model, config, train_set, train_config, run_dir, resume)
+        elif isinstance(model, SupervisedAutoencoder):
             result = _train_supervised(model, config, train_set, train_config, run_dir, resume)
         else:
             result = train(model, train_set.X, train_config, run_dir=run_dir, resume=resume)

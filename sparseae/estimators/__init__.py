@@ -6,9 +6,12 @@ arguments, ``fit`` validates them and the data, builds the model with
 training loop of the library). The machinery lives in :mod:`.base`; a concrete estimator only
 says which registered model it builds.
 """
-from .autoencoders import AutoencoderEstimator, LinearAutoencoder, SparseAutoencoder
-from .classifiers import DrSAEClassifier
+from .autoencoders import (AutoencoderEstimator, ContractiveAutoencoder, DenoisingAutoencoder,
+                           LinearAutoencoder, SparseAutoencoder)
 from .base import BaseAutoencoderEstimator
+from .classifiers import DrSAEClassifier
+from .stacked import StackedAutoencoder, StackedClassifier
 
-__all__ = ["AutoencoderEstimator", "BaseAutoencoderEstimator", "DrSAEClassifier", "LinearAutoencoder",
-           "SparseAutoencoder"]
+__all__ = ["AutoencoderEstimator", "BaseAutoencoderEstimator", "ContractiveAutoencoder",
+           "DenoisingAutoencoder", "DrSAEClassifier", "LinearAutoencoder", "SparseAutoencoder",
+           "StackedAutoencoder", "StackedClassifier"]

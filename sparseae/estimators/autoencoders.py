@@ -1,5 +1,6 @@
 """The autoencoder estimators: :class:`SparseAutoencoder` (UFLDL), :class:`LinearAutoencoder`
-(PCA subspace) and :class:`AutoencoderEstimator` (any registered model by name)."""
+(PCA subspace), :class:`DenoisingAutoencoder`, :class:`ContractiveAutoencoder` and
+:class:`AutoencoderEstimator` (any registered model by name)."""
 from __future__ import annotations
 
 from numbers import Real
@@ -9,7 +10,8 @@ from .._sklearn_compat import Interval, StrOptions
 from ..errors import ConfigError
 from .base import BaseAutoencoderEstimator
 
-__all__ = ["AutoencoderEstimator", "LinearAutoencoder", "SparseAutoencoder"]
+__all__ = ["AutoencoderEstimator", "ContractiveAutoencoder", "DenoisingAutoencoder", "LinearAutoencoder",
+           "SparseAutoencoder"]
 
 
 class SparseAutoencoder(BaseAutoencoderEstimator):
@@ -201,3 +203,125 @@ class AutoencoderEstimator(BaseAutoencoderEstimator):
         if bad:
             raise ConfigError(f"model_params keys must be parameter names (str); got {bad!r}")
         return self.model, params
+
+
+class DenoisingAutoencoder(BaseAutoencoderEstimator):
+    """Denoising autoencoder (the ``denoising_ae`` preset; Vincent et al. 2008): trained to
+    reconstruct each clean sample from a corrupted copy drawn afresh for every batch.
+    ``transform`` encodes the clean input.
+
+    Parameters
+    ----------
+    n_components : int ≥ 1
+        Hidden units.
+    corruption : str
+        ``"masking:ν"`` (zero a fraction ν), ``"gaussian:σ"``, ``"salt_and_pepper:ν"`` or a
+        ``+``-composition of them.
+    activation : {"sigmoid", "tanh", "relu", "identity"}
+    likelihood : str
+        ``bernoulli`` (cross-entropy, data in [0, 1]), ``gaussian`` (squared error)…
+    tied : bool
+        Decoder weights are the encoder's transposed.
+    weight_decay : float ≥ 0
+
+    The training parameters and the fitted attributes are those of
+    :class:`BaseAutoencoderEstimator`.
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        **BaseAutoencoderEstimator._parameter_constraints,
+        "corruption": [str],
+        "activation": [StrOptions({"sigmoid", "tanh", "relu", "identity"})],
+        "likelihood": [str],
+        "tied": ["boolean"],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+    }
+
+    def __init__(self, *, n_components: int = 100, corruption: str = "masking:0.25",
+                 activation: str = "sigmoid", likelihood: str = "bernoulli", tied: bool = True,
+                 weight_decay: float = 0.0, optimizer: str = "adam", learning_rate: float = 1e-3,
+                 batch_size: int = 64, max_epochs: int = 20, max_iter: int = 400,
+                 validation_fraction: float = 0.0, n_iter_no_change: int | None = None,
+                 device: str = "auto", random_state: int | None = None, verbose: bool = False) -> None:
+        self.n_components = n_components
+        self.corruption = corruption
+        self.activation = activation
+        self.likelihood = likelihood
+        self.tied = tied
+        self.weight_decay = weight_decay
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.max_iter = max_iter
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _model_spec(self) -> tuple[str, dict[str, Any]]:
+        return "denoising_ae", {"corruption": self.corruption, "activation": self.activation,
+                                "likelihood": self.likelihood, "tied": bool(self.tied),
+                                "weight_decay": self.weight_decay}
+
+
+class ContractiveAutoencoder(BaseAutoencoderEstimator):
+    """Contractive autoencoder (the ``contractive_ae`` preset; Rifai et al. 2011): reconstruction
+    + λ‖J_f(x)‖²_F, which makes the code insensitive to directions off the data manifold.
+
+    Parameters
+    ----------
+    n_components : int ≥ 1
+        Hidden units.
+    contraction_weight : float ≥ 0
+        λ.
+    contraction_method : {"auto", "closed_form", "exact", "stochastic"}
+        How ‖J‖²_F is computed (:mod:`sparseae.nn.jacobian`); ``auto`` is the closed form.
+    activation, likelihood, tied, weight_decay
+        As for :class:`DenoisingAutoencoder`.
+
+    The training parameters and the fitted attributes are those of
+    :class:`BaseAutoencoderEstimator`.
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        **BaseAutoencoderEstimator._parameter_constraints,
+        "contraction_weight": [Interval(Real, 0, None, closed="left")],
+        "contraction_method": [StrOptions({"auto", "closed_form", "exact", "stochastic"})],
+        "activation": [StrOptions({"sigmoid", "tanh", "relu", "identity"})],
+        "likelihood": [str],
+        "tied": ["boolean"],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+    }
+
+    def __init__(self, *, n_components: int = 100, contraction_weight: float = 0.1,
+                 contraction_method: str = "auto", activation: str = "sigmoid",
+                 likelihood: str = "bernoulli", tied: bool = True, weight_decay: float = 0.0,
+                 optimizer: str = "adam", learning_rate: float = 1e-3, batch_size: int = 64,
+                 max_epochs: int = 20, max_iter: int = 400, validation_fraction: float = 0.0,
+                 n_iter_no_change: int | None = None, device: str = "auto",
+                 random_state: int | None = None, verbose: bool = False) -> None:
+        self.n_components = n_components
+        self.contraction_weight = contraction_weight
+        self.contraction_method = contraction_method
+        self.activation = activation
+        self.likelihood = likelihood
+        self.tied = tied
+        self.weight_decay = weight_decay
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.max_iter = max_iter
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _model_spec(self) -> tuple[str, dict[str, Any]]:
+        return "contractive_ae", {"contraction_weight": self.contraction_weight,
+                                  "contraction_method": self.contraction_method,
+                                  "activation": self.activation, "likelihood": self.likelihood,
+                                  "tied": bool(self.tied), "weight_decay": self.weight_decay}

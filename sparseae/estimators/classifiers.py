@@ -1,4 +1,6 @@
-"""Classifiers whose features are learned with a reconstruction: :class:`DrSAEClassifier`."""
+"""Classifiers whose features are learned with a reconstruction: :class:`DrSAEClassifier` and
+:class:`StackedClassifier`; their shared behaviour (labels, predict, score) is
+:class:`HeadClassifierMixin`."""
 from __future__ import annotations
 
 from numbers import Integral, Real
@@ -18,10 +20,77 @@ from ..models.drsae import fit_drsae
 from ..train import TrainConfig
 from .base import BaseAutoencoderEstimator
 
-__all__ = ["DrSAEClassifier"]
+__all__ = ["DrSAEClassifier", "HeadClassifierMixin"]
 
 
-class DrSAEClassifier(ClassifierMixin, BaseAutoencoderEstimator):
+class HeadClassifierMixin(ClassifierMixin):
+    """Classification through the model's head (``model_.predict_logits``): label encoding in
+    ``fit``, ``decision_function``, ``predict_proba``, ``predict``, accuracy ``score`` and the
+    saved ``classes_``. Put it before :class:`BaseAutoencoderEstimator` in the bases; the model
+    spec should read ``n_classes`` from ``len(self.classes_)``."""
+
+    def fit(self, X: Any, y: Any = None):
+        """Train on ``X`` (n_samples, n_features) with the labels ``y`` (n_samples,)."""
+        if y is None:
+            raise DataError(f"{type(self).__name__} requires y to be passed, but the target y is None "
+                            "(it needs class labels: fit(X, y))")
+        self._validate_X(X, reset=True)  # empty, non-finite or non-numeric X is refused first
+        try:
+            y = column_or_1d(y, warn=True)
+            check_consistent_length(X, y)
+            check_classification_targets(y)
+        except ValueError as exc:
+            if isinstance(exc, SparseAEError):
+                raise
+            raise DataError(str(exc)) from None
+        classes, encoded = np.unique(y, return_inverse=True)
+        if len(classes) < 2:
+            raise DataError(f"y has only one class ({classes[0]!r}); a classifier needs at least 2 classes")
+        self.classes_ = classes
+        return super().fit(X, encoded)
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Class scores (n_samples, n_classes); for two classes the (n_samples,) margin of class 1."""
+        self._check_fitted()
+        X = self._validate_X(X, reset=False)
+        with self._inference() as model:
+            device = self._model_device(model)
+            logits = torch.cat([model.predict_logits(x).float().cpu() for x in self._batches(X, device)])
+        if len(self.classes_) == 2:
+            return (logits[:, 1] - logits[:, 0]).numpy()
+        return logits.numpy()
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities (n_samples, n_classes), softmax of the head's scores."""
+        scores = torch.from_numpy(np.asarray(self.decision_function(X), dtype=np.float64))
+        if scores.ndim == 1:
+            scores = torch.stack([torch.zeros_like(scores), scores], dim=1)
+        return torch.softmax(scores, dim=1).numpy()
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted labels (n_samples,), from ``classes_``."""
+        self._check_fitted()
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def score(self, X: Any, y: Any) -> float:
+        """Accuracy on ``(X, y)``; labels never seen by ``fit`` are a :class:`DataError`."""
+        self._check_fitted()
+        unseen = np.setdiff1d(np.unique(np.asarray(y)), self.classes_)
+        if len(unseen):
+            raise DataError(f"y has classes not seen at fit time: {unseen[:5].tolist()}")
+        return float(np.mean(self.predict(X) == np.asarray(y)))
+
+    def _fitted_state(self) -> dict[str, Any]:
+        return {"classes": self.classes_.tolist()}
+
+    def _restore_fitted_state(self, state: dict[str, Any]) -> None:
+        classes = state.get("classes")
+        if not isinstance(classes, list) or len(classes) != self.model_.n_classes:
+            raise CheckpointError("the saved classifier's classes do not match its model")
+        self.classes_ = np.asarray(classes)
+
+
+class DrSAEClassifier(HeadClassifierMixin, BaseAutoencoderEstimator):
     """Discriminative recurrent sparse autoencoder (Rolfe & LeCun 2013) as a classifier.
 
     ``fit(X, y)`` initializes from the data, pre-trains ``pretrain_epochs`` epochs without labels
@@ -94,26 +163,6 @@ class DrSAEClassifier(ClassifierMixin, BaseAutoencoderEstimator):
         X = super()._validate_X(X, reset=reset)
         return unit_norm_rows(X) if self.normalize_input else X
 
-    def fit(self, X: Any, y: Any = None) -> "DrSAEClassifier":
-        """Pre-train on ``X`` (n_samples, n_features), then train with the labels ``y`` (n_samples,)."""
-        if y is None:
-            raise DataError(f"{type(self).__name__} requires y to be passed, but the target y is None "
-                            "(it needs class labels: fit(X, y))")
-        self._validate_X(X, reset=True)  # empty, non-finite or non-numeric X is refused first
-        try:
-            y = column_or_1d(y, warn=True)
-            check_consistent_length(X, y)
-            check_classification_targets(y)
-        except ValueError as exc:
-            if isinstance(exc, SparseAEError):
-                raise
-            raise DataError(str(exc)) from None
-        classes, encoded = np.unique(y, return_inverse=True)
-        if len(classes) < 2:
-            raise DataError(f"y has only one class ({classes[0]!r}); a classifier needs at least 2 classes")
-        self.classes_ = classes
-        return super().fit(X, encoded)
-
     def _train(self, model: Autoencoder, X: np.ndarray, y: Any, config: TrainConfig) -> list[dict[str, float]]:
         validating = config.validation_fraction > 0
         pretrain_config = TrainConfig(**{**config.__dict__, "max_epochs": max(self.pretrain_epochs, 1),
@@ -123,43 +172,3 @@ class DrSAEClassifier(ClassifierMixin, BaseAutoencoderEstimator):
                             pretrain=self.pretrain_epochs > 0, seed=config.random_state)
         history = [{**r, "phase": "pretrain"} for r in (results["pretrain"].history if results["pretrain"] else [])]
         return history + [{**r, "phase": "train"} for r in results["train"].history]
-
-    def decision_function(self, X: Any) -> np.ndarray:
-        """Class scores (n_samples, n_classes); for two classes the (n_samples,) margin of class 1."""
-        self._check_fitted()
-        X = self._validate_X(X, reset=False)
-        with self._inference() as model:
-            device = self._model_device(model)
-            logits = torch.cat([model.predict_logits(x).float().cpu() for x in self._batches(X, device)])
-        if len(self.classes_) == 2:
-            return (logits[:, 1] - logits[:, 0]).numpy()
-        return logits.numpy()
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities (n_samples, n_classes), softmax of the head's scores."""
-        scores = torch.from_numpy(np.asarray(self.decision_function(X), dtype=np.float64))
-        if scores.ndim == 1:
-            scores = torch.stack([torch.zeros_like(scores), scores], dim=1)
-        return torch.softmax(scores, dim=1).numpy()
-
-    def predict(self, X: Any) -> np.ndarray:
-        """Predicted labels (n_samples,), from ``classes_``."""
-        self._check_fitted()
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
-
-    def score(self, X: Any, y: Any) -> float:
-        """Accuracy on ``(X, y)``; labels never seen by ``fit`` are a :class:`DataError`."""
-        self._check_fitted()
-        unseen = np.setdiff1d(np.unique(np.asarray(y)), self.classes_)
-        if len(unseen):
-            raise DataError(f"y has classes not seen at fit time: {unseen[:5].tolist()}")
-        return float(np.mean(self.predict(X) == np.asarray(y)))
-
-    def _fitted_state(self) -> dict[str, Any]:
-        return {"classes": self.classes_.tolist()}
-
-    def _restore_fitted_state(self, state: dict[str, Any]) -> None:
-        classes = state.get("classes")
-        if not isinstance(classes, list) or len(classes) != self.model_.n_classes:
-            raise CheckpointError("the saved classifier's classes do not match its model")
-        self.classes_ = np.asarray(classes)

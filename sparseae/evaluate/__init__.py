@@ -1,5 +1,5 @@
 """Evaluation of trained autoencoders: reconstruction quality, code sparsity, linear probes,
-and what the learned filters look like."""
+what the learned filters look like, and the field a denoising autoencoder learns."""
 from .filters import energy_concentration, orientation_selectivity, random_filter_baseline
 from .metrics import (
     SparsityAccumulator,
@@ -9,17 +9,31 @@ from .metrics import (
     reconstruction_error,
     sparsity_stats,
 )
+from .manifold import (
+    contraction_stats,
+    make_spiral,
+    mixture_score,
+    reconstruction_field,
+    saturated_fraction,
+    score_alignment,
+)
 from .probe import confusion_matrix, linear_probe
 
 __all__ = [
     "SparsityAccumulator",
     "confusion_matrix",
+    "contraction_stats",
     "energy_concentration",
     "orientation_selectivity",
     "random_filter_baseline",
     "explained_variance",
     "fraction_of_variance_unexplained",
     "linear_probe",
+    "make_spiral",
+    "mixture_score",
+    "reconstruction_field",
+    "saturated_fraction",
+    "score_alignment",
     "mean_squared_error",
     "reconstruction_error",
     "sparsity_stats",

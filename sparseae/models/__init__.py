@@ -1,12 +1,15 @@
 """Models: one file per family, each registering presets in :data:`MODELS`.
 
-* :mod:`.autoencoders`: ``autoencoder``, ``linear_ae``, ``sparse_ae_kl``, ``sparse_ae_l1``
+* :mod:`.autoencoders`: ``autoencoder``, ``linear_ae``, ``sparse_ae_kl``, ``sparse_ae_l1``,
+  ``denoising_ae``, ``contractive_ae``
+* :mod:`.deep`: ``deep_autoencoder``, ``mlp_classifier``, greedy layer-wise pre-training
 * :mod:`.sparse_coding`: ``sparse_coding`` (FISTA inference, dictionary learning)
 * :mod:`.psd`: ``psd``; :mod:`.lista`: ``lista``
 * :mod:`.supervised` and :mod:`.drsae`: autoencoders with a classifier head, ``drsae``
 """
 from . import autoencoders  # noqa: F401  (registers the presets)
-from .base import MODELS, Autoencoder, LossOutput, create_model
+from .base import MODELS, Autoencoder, LossOutput, create_model, encode_dataset
+from .deep import StackedResult, fit_stacked, load_layer_weights, pretrain_layers
 from .drsae import DrSAE, encoder_decoder_angles, fit_drsae
 from .lista import LISTA, lista_from_dictionary
 from .psd import PSD, psd_code_quality
@@ -14,5 +17,6 @@ from .sparse_coding import SparseCoding
 from .supervised import SupervisedAutoencoder, error_rate, fit_supervised
 
 __all__ = ["MODELS", "Autoencoder", "DrSAE", "LISTA", "LossOutput", "PSD", "SparseCoding",
-           "SupervisedAutoencoder", "create_model", "encoder_decoder_angles", "error_rate",
+           "StackedResult", "SupervisedAutoencoder", "create_model", "encode_dataset", "fit_stacked",
+           "load_layer_weights", "pretrain_layers", "encoder_decoder_angles", "error_rate",
            "fit_drsae", "fit_supervised", "lista_from_dictionary", "psd_code_quality"]

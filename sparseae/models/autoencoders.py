@@ -1,4 +1,5 @@
-"""The first models: undercomplete/linear autoencoders and sparse autoencoders (L1 and KL).
+"""One-hidden-layer autoencoders: undercomplete/linear, sparse (L1 and KL), denoising,
+contractive, and with a noisy or dropped-out code.
 
 Each is a registered preset over :class:`~sparseae.models.base.Autoencoder`; hyperparameters use
 one vocabulary: ``sparsity_weight`` (β for KL, λ for L1), ``sparsity_target`` (ρ),
@@ -6,12 +7,15 @@ one vocabulary: ``sparsity_weight`` (β for KL, λ for L1), ``sparsity_target`` 
 """
 from __future__ import annotations
 
+from torch import nn
+
 from ..nn.activations import ACTIVATIONS
 from ..nn.constraints import unit_norm_columns
 from ..nn.decoders import LinearDecoder
 from ..nn.encoders import LinearEncoder
 from ..nn.likelihoods import make_likelihood
-from ..nn.penalties import KLSparsity, L1Penalty, Penalty, WeightDecay
+from ..nn.corruption import GaussianCorruption, make_corruption
+from ..nn.penalties import ContractivePenalty, KLSparsity, L1Penalty, Penalty, WeightDecay
 from ..validation import check_choice, check_number
 from .base import MODELS, Autoencoder
 
@@ -21,19 +25,30 @@ def autoencoder(n_features: int, n_components: int, *, activation: str = "sigmoi
                 likelihood: str = "gaussian", tied: bool = False, sparsity: str = "none",
                 sparsity_weight: float = 0.0, sparsity_target: float = 0.05,
                 kl_momentum: float = 0.0, weight_decay: float = 0.0,
-                unit_norm_decoder: bool = False) -> Autoencoder:
+                unit_norm_decoder: bool = False, corruption: str | None = None,
+                contraction_weight: float = 0.0, contraction_method: str = "auto",
+                code_noise: float = 0.0, dropout: float = 0.0) -> Autoencoder:
     """The general one-hidden-layer autoencoder every preset below is a setting of.
 
-    ``z = act(W_e x + b)``, ``η = W_d z + c``, loss = −log p(x|η) + Ω.
+    ``z = act(W_e x̃ + b)``, ``η = W_d z + c``, loss = −log p(x|η) + Ω.
     ``activation``: identity | sigmoid | tanh | relu. ``likelihood``: gaussian (squared error),
-    gaussian_sigmoid (squared error on σ(η), UFLDL's sigmoid decoder), bernoulli (cross-entropy on
-    σ(η)), categorical. ``sparsity``: none | l1 (λ‖z‖₁) | kl (β Σ KL(ρ‖ρ̂_j)).
+    gaussian_sigmoid (squared error on σ(η), UFLDL's sigmoid decoder), gaussian_learned_variance
+    (−log N(x; η, diag σ²) with σ² learned), bernoulli (cross-entropy on σ(η)), categorical.
+    ``sparsity``: none | l1 (λ‖z‖₁) | kl (β Σ KL(ρ‖ρ̂_j)).
     ``tied``: W_d = W_eᵀ. ``unit_norm_decoder``: atoms projected to unit norm after each step.
+    ``corruption``: x̃ ~ q(x̃|x) in training, e.g. ``"masking:0.25"``, ``"gaussian:0.3"``,
+    ``"salt_and_pepper:0.1"`` or a ``+``-composition (denoising AE); none: x̃ = x.
+    ``contraction_weight`` λ: + λ‖J_f(x̃)‖²_F (contractive AE), computed by
+    ``contraction_method`` (auto | closed_form | exact | stochastic, see :mod:`sparseae.nn.jacobian`).
+    ``code_noise`` σ: the decoder sees z + N(0, σ²) in training (a stochastic encoder);
+    ``dropout`` p: the decoder sees the code with units dropped with probability p (rescaled by
+    1/(1−p)) in training.
     """
     check_choice(activation, "activation", tuple(ACTIVATIONS))
     check_choice(sparsity, "sparsity", ("none", "l1", "kl"))
     check_number(sparsity_weight, "sparsity_weight", low=0.0)
     check_number(weight_decay, "weight_decay", low=0.0)
+    check_number(contraction_weight, "contraction_weight", low=0.0)
     if unit_norm_decoder and tied:
         from ..errors import ConfigError
         raise ConfigError("unit_norm_decoder needs an untied decoder (tied=False)")
@@ -47,8 +62,26 @@ def autoencoder(n_features: int, n_components: int, *, activation: str = "sigmoi
                                      code_range=encoder.code_range, momentum=kl_momentum)
     if weight_decay > 0:
         penalties["weight_decay"] = WeightDecay(weight_decay)
+    if contraction_weight > 0:
+        penalties["contraction"] = ContractivePenalty(contraction_weight, contraction_method)
     constraints = [unit_norm_columns("decoder.weight_")] if unit_norm_decoder else []
-    return Autoencoder(encoder, decoder, make_likelihood(likelihood), penalties, constraints)
+    return Autoencoder(encoder, decoder, make_likelihood(likelihood, n_features), penalties, constraints,
+                       corruption=make_corruption(corruption), code_noise=make_code_noise(code_noise, dropout))
+
+
+def make_code_noise(code_noise: float, dropout: float) -> nn.Module | None:
+    """The training-time perturbation of the code: Gaussian noise of std ``code_noise``, then
+    dropout with probability ``dropout``; None when both are 0."""
+    check_number(code_noise, "code_noise", low=0.0)
+    check_number(dropout, "dropout", low=0.0, high=1.0, high_inclusive=False)
+    parts: list[nn.Module] = []
+    if code_noise > 0:
+        parts.append(GaussianCorruption(code_noise))
+    if dropout > 0:
+        parts.append(nn.Dropout(dropout))
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else nn.Sequential(*parts)
 
 
 @MODELS.register("linear_ae")
@@ -88,3 +121,27 @@ def sparse_ae_l1(n_features: int, n_components: int, *, sparsity_weight: float =
     return autoencoder(n_features, n_components, activation="relu", likelihood=likelihood,
                        sparsity="l1", sparsity_weight=sparsity_weight, weight_decay=weight_decay,
                        unit_norm_decoder=True)
+
+
+@MODELS.register("denoising_ae")
+def denoising_ae(n_features: int, n_components: int, *, corruption: str = "masking:0.25",
+                 activation: str = "sigmoid", likelihood: str = "bernoulli", tied: bool = True,
+                 weight_decay: float = 0.0) -> Autoencoder:
+    """Denoising autoencoder (Vincent et al. 2008, 2010): encode x̃ ~ q(x̃|x), reconstruct the
+    clean x. Defaults are the SdA's: sigmoid units, tied weights, cross-entropy, masking 25%
+    (DAE-b); ``corruption="gaussian:σ"`` with ``likelihood="gaussian"`` gives DAE-g."""
+    return autoencoder(n_features, n_components, activation=activation, likelihood=likelihood,
+                       tied=tied, weight_decay=weight_decay, corruption=corruption)
+
+
+@MODELS.register("contractive_ae")
+def contractive_ae(n_features: int, n_components: int, *, contraction_weight: float = 0.1,
+                   contraction_method: str = "auto", activation: str = "sigmoid",
+                   likelihood: str = "bernoulli", tied: bool = True,
+                   weight_decay: float = 0.0) -> Autoencoder:
+    """Contractive autoencoder (Rifai et al. 2011): reconstruction + λ‖J_f(x)‖²_F. Defaults:
+    sigmoid units, tied weights, cross-entropy; the penalty is in closed form for this encoder,
+    ``Σ_j (h_j(1 − h_j))² ‖W_j‖²``."""
+    return autoencoder(n_features, n_components, activation=activation, likelihood=likelihood,
+                       tied=tied, weight_decay=weight_decay, contraction_weight=contraction_weight,
+                       contraction_method=contraction_method)

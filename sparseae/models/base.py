@@ -11,6 +11,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -19,6 +20,7 @@ from ..nn.activations import upcast_half
 from ..nn.likelihoods import Likelihood
 from ..nn.penalties import ForwardPass, Penalty
 from ..registry import Registry
+from ..validation import as_float_array
 
 
 @dataclass
@@ -39,13 +41,19 @@ class Autoencoder(nn.Module):
     decoder: maps (batch, n_components) → (batch, n_features), ``decoder.weight`` (n_features, n_components);
     likelihood: −log p(x | η); penalties: name → :class:`Penalty`; constraints: callables
     ``constraint(model)`` applied after each optimizer step.
+    Stochastic parts, active in training mode only: ``corruption`` q(x̃|x) of the encoder's input
+    (a denoising autoencoder encodes x̃ and reconstructs x); ``code_noise``, a module applied to
+    the code before decoding (Gaussian noise: a stochastic encoder; dropout). Penalties see the
+    code before ``code_noise``.
     """
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, likelihood: Likelihood,
                  penalties: dict[str, Penalty] | None = None,
-                 constraints: Sequence[Callable[[nn.Module], None]] = ()) -> None:
+                 constraints: Sequence[Callable[[nn.Module], None]] = (),
+                 corruption: nn.Module | None = None, code_noise: nn.Module | None = None) -> None:
         super().__init__()
         self.encoder, self.decoder, self.likelihood = encoder, decoder, likelihood
+        self.corruption, self.code_noise = corruption, code_noise
         self.penalties = nn.ModuleDict(penalties or {})
         self.constraints = list(constraints)
         #: {"name": registry name, "params": builder arguments}; set by :func:`create_model`.
@@ -72,17 +80,22 @@ class Autoencoder(nn.Module):
         return self.decode(self.encode(x))
 
     def forward_pass(self, x: torch.Tensor, x_input: torch.Tensor | None = None) -> ForwardPass:
-        """Encode ``x_input`` (default ``x``) and decode, keeping what penalties need."""
-        x_input = x if x_input is None else x_input
+        """Encode ``x_input`` (default: ``x``, corrupted in training when the model has a
+        corruption) and decode, keeping what penalties need."""
+        if x_input is None:
+            x_input = self.corruption(x) if self.corruption is not None else x
         code = self.encode(x_input)
-        return ForwardPass(x=x, x_input=x_input, code=code, eta=self.decoder(code), model=self)
+        decoded = self.code_noise(code) if self.code_noise is not None else code
+        return ForwardPass(x=x, x_input=x_input, code=code, eta=self.decoder(decoded), model=self)
 
-    def loss(self, x: torch.Tensor, x_input: torch.Tensor | None = None) -> LossOutput:
-        """Mean-over-batch reconstruction NLL plus every penalty (each also in ``terms``)."""
+    def loss(self, x: torch.Tensor, x_input: torch.Tensor | None = None, *,
+             reconstruction_weight: float = 1.0) -> LossOutput:
+        """Mean-over-batch reconstruction NLL (× ``reconstruction_weight``; logged unweighted)
+        plus every penalty (each also in ``terms``)."""
         step = self.forward_pass(x, x_input)
         reconstruction = self.likelihood.nll(upcast_half(step.eta), x).mean()
         terms = {"reconstruction": reconstruction}
-        total = reconstruction
+        total = reconstruction if reconstruction_weight == 1 else reconstruction_weight * reconstruction
         for name, penalty in self.penalties.items():
             value = penalty(step)
             terms[name] = value
@@ -109,6 +122,29 @@ class Autoencoder(nn.Module):
             constraint(self)
 
 
+@torch.no_grad()
+def encode_dataset(model: nn.Module, X: Any, batch_size: int = 1024) -> np.ndarray:
+    """Codes of every row of ``X`` (n_samples, n_features) → float32 array (n_samples,
+    n_components), in eval mode (no corruption or dropout), batch by batch on the model's device."""
+    X = as_float_array(X, "X", n_features=model.n_features)
+    parameter = next(model.parameters())
+    was_training = model.training
+    model.eval()
+    try:
+        codes = [model.encode(torch.as_tensor(X[start:start + batch_size]).to(parameter)).float().cpu().numpy()
+                 for start in range(0, X.shape[0], batch_size)]
+    finally:
+        model.train(was_training)
+    return np.concatenate(codes, axis=0)
+
+
+def _json_ready(value: Any) -> Any:
+    """Tuples become lists, as they come back from JSON (so a saved spec equals the live one)."""
+    if isinstance(value, (tuple, list)):
+        return [_json_ready(v) for v in value]
+    return value
+
+
 MODELS: Registry[Autoencoder] = Registry("model")
 
 
@@ -131,5 +167,5 @@ def create_model(name: str, n_features: int, n_components: int, **params: Any) -
     model = builder(n_features=n_features, n_components=n_components, **params)
     full = {k: p.default for k, p in accepted.items() if p.default is not inspect.Parameter.empty}
     full.update(params, n_features=n_features, n_components=n_components)
-    model.spec = {"name": name, "params": full}
+    model.spec = {"name": name, "params": {k: _json_ready(v) for k, v in full.items()}}
     return model

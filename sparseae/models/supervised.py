@@ -27,13 +27,20 @@ class SupervisedAutoencoder(Autoencoder):
     ``classification_weight`` w is a buffer (saved with the weights), changed with
     :meth:`set_classification_weight` between the unsupervised and discriminative phases.
     Logged terms add ``classification`` (mean cross-entropy) and ``error`` (fraction wrong).
+    ``reconstruction_weight`` r scales the reconstruction in labelled training; r = 0 makes it a
+    plain classifier (an MLP fine-tuned after pre-training): the loss is then ``w · CE`` alone
+    and the decoder is not run. Unlabelled batches (pre-training) always use weight 1.
     """
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, likelihood: Likelihood,
                  head: nn.Module, penalties: dict[str, Penalty] | None = None,
                  constraints: Sequence[Callable[[nn.Module], None]] = (),
-                 classification_weight: float = 1.0) -> None:
-        super().__init__(encoder, decoder, likelihood, penalties, constraints=())
+                 classification_weight: float = 1.0, reconstruction_weight: float = 1.0,
+                 corruption: nn.Module | None = None, code_noise: nn.Module | None = None) -> None:
+        super().__init__(encoder, decoder, likelihood, penalties, constraints=(),
+                         corruption=corruption, code_noise=code_noise)
+        check_number(reconstruction_weight, "reconstruction_weight", low=0.0)
+        self.reconstruction_weight = float(reconstruction_weight)
         self.head = head
         self.constraints = list(constraints)
         self.register_buffer("classification_weight", torch.tensor(0.0))
@@ -59,10 +66,16 @@ class SupervisedAutoencoder(Autoencoder):
 
     def loss(self, x: torch.Tensor, x_input: torch.Tensor | None = None, *,
              targets: torch.Tensor | None = None) -> LossOutput:
-        """Reconstruction and penalties, plus ``w · CE(head(z), targets)`` when targets are given."""
-        out = super().loss(x, x_input)
+        """Reconstruction and penalties, plus ``w · CE(head(z), targets)`` when targets are given
+        (only ``w · CE`` when ``reconstruction_weight`` is 0)."""
         if targets is None:
-            return out
+            return super().loss(x, x_input)
+        if self.reconstruction_weight == 0:
+            if x_input is None:
+                x_input = self.corruption(x) if self.corruption is not None else x
+            out = LossOutput(loss=upcast_half(x).new_zeros(()), code=self.encode(x_input))
+        else:
+            out = super().loss(x, x_input, reconstruction_weight=self.reconstruction_weight)
         logits = upcast_half(self.head(out.code))
         cross_entropy = F.cross_entropy(logits, targets)
         out.loss = out.loss + self.classification_weight * cross_entropy

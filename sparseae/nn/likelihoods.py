@@ -75,13 +75,39 @@ class CategoricalLikelihood(Likelihood):
         return -(x * torch.log_softmax(eta, dim=1)).sum(dim=1)
 
 
+class LearnedVarianceGaussian(Likelihood):
+    """−log N(x; η, diag σ²) with a learned per-feature variance σ² = exp(s), s: (n_features,):
+    ½ Σ_i [(x_i − η_i)²/σ_i² + log σ_i²] (the constant ½ log 2π dropped). A stochastic decoder
+    whose noise level is fitted to the data (§14.4: the decoder as p(x | h))."""
+
+    def __init__(self, n_features: int) -> None:
+        super().__init__()
+        self.log_variance = nn.Parameter(torch.zeros(n_features))
+
+    @property
+    def variance(self) -> torch.Tensor:
+        return self.log_variance.exp()
+
+    def mean(self, eta: torch.Tensor) -> torch.Tensor:
+        return eta
+
+    def nll(self, eta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        log_variance = self.log_variance.to(eta.dtype)
+        return 0.5 * ((x - eta).pow(2) * torch.exp(-log_variance) + log_variance).sum(dim=1)
+
+    def extra_repr(self) -> str:
+        return f"n_features={self.log_variance.numel()}, learned variance"
+
+
 LIKELIHOODS: Registry[Likelihood] = Registry("likelihood")
-LIKELIHOODS.register("gaussian")(lambda: GaussianLikelihood("identity"))
-LIKELIHOODS.register("gaussian_sigmoid")(lambda: GaussianLikelihood("sigmoid"))
-LIKELIHOODS.register("bernoulli")(BernoulliLikelihood)
-LIKELIHOODS.register("categorical")(CategoricalLikelihood)
+LIKELIHOODS.register("gaussian")(lambda n_features: GaussianLikelihood("identity"))
+LIKELIHOODS.register("gaussian_sigmoid")(lambda n_features: GaussianLikelihood("sigmoid"))
+LIKELIHOODS.register("gaussian_learned_variance")(LearnedVarianceGaussian)
+LIKELIHOODS.register("bernoulli")(lambda n_features: BernoulliLikelihood())
+LIKELIHOODS.register("categorical")(lambda n_features: CategoricalLikelihood())
 
 
-def make_likelihood(name: str) -> Likelihood:
-    """Build a likelihood by name: gaussian, gaussian_sigmoid, bernoulli, categorical."""
-    return LIKELIHOODS.get(name)()
+def make_likelihood(name: str, n_features: int) -> Likelihood:
+    """Build a likelihood by name for data of ``n_features``: gaussian, gaussian_sigmoid,
+    gaussian_learned_variance, bernoulli, categorical."""
+    return LIKELIHOODS.get(name)(n_features)

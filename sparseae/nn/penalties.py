@@ -135,3 +135,34 @@ class WeightDecay(Penalty):
     def forward(self, step: ForwardPass) -> torch.Tensor:
         matrices: Iterable[torch.Tensor] = step.model.weight_matrices()
         return 0.5 * self.weight * sum(w.pow(2).sum() for w in matrices)
+
+
+class ContractivePenalty(Penalty):
+    """λ · mean_batch ‖J_f(x)‖²_F, the contractive autoencoder's penalty (Rifai et al. 2011).
+
+    ``method``: ``auto`` (closed form for a linear encoder with an elementwise activation, else
+    exact autodiff), ``closed_form``, ``exact`` or ``stochastic`` (Hutchinson's estimate from
+    ``n_projections`` random projections); :mod:`sparseae.nn.jacobian` documents their cost.
+    """
+
+    def __init__(self, weight: float, method: str = "auto", n_projections: int = 1) -> None:
+        super().__init__(weight)
+        from .jacobian import METHODS
+
+        check_number(n_projections, "n_projections", low=1, integer=True)
+        if method not in METHODS:
+            raise ConfigError(f"unknown contraction_method {method!r}; known: {', '.join(METHODS)}")
+        self.method, self.n_projections = method, int(n_projections)
+
+    def forward(self, step: ForwardPass) -> torch.Tensor:
+        from .jacobian import jacobian_frobenius_sq, resolve_method
+
+        encoder = step.model.encoder
+        method = resolve_method(encoder, self.method)
+        squared = jacobian_frobenius_sq(encoder, step.x_input, method,
+                                        code=step.code if method == "closed_form" else None,
+                                        n_projections=self.n_projections)
+        return self.weight * upcast_half(squared).mean()
+
+    def extra_repr(self) -> str:
+        return f"weight={self.weight:g}, method={self.method}"

@@ -2,6 +2,7 @@
 
 Nothing here touches pyplot or the global matplotlib backend.
 """
+from .fields import save_tangent_images, save_vector_field
 from .grid import filter_grid, grid_layout
 from .plots import save_activity_histogram, save_curves, save_filters, save_reconstructions, save_unit_angles
 
@@ -12,5 +13,7 @@ __all__ = [
     "save_curves",
     "save_filters",
     "save_reconstructions",
+    "save_tangent_images",
     "save_unit_angles",
+    "save_vector_field",
 ]

@@ -1,0 +1,198 @@
+"""A 2-D data set of known density near a curved 1-D manifold, and the check that a denoising
+autoencoder's reconstruction field r(x) − x points along the score ∇_x log p(x).
+
+The density of :func:`make_spiral` is exact: a uniform mixture of isotropic Gaussians
+``p(x) = (1/m) Σ_i N(x; m_i, s² I)`` centred on ``m`` points spaced evenly (in arc length)
+along a spiral, so its score is known in closed form (:func:`mixture_score`).
+
+Alain & Bengio (2014): a DAE trained with Gaussian corruption of small std σ and squared error
+has ``r(x) − x ≈ σ² ∇ log p(x)``. Exactly, the optimal denoiser is ``E[x | x̃]``, and by Tweedie's
+formula ``E[x | x̃] − x̃ = σ² ∇ log p_σ(x̃)`` with ``p_σ = p ∗ N(0, σ² I)``; for this mixture
+``p_σ`` is the same mixture with std ``sqrt(s² + σ²)``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import DataError
+from ..validation import as_float_array, check_number
+
+__all__ = ["make_spiral", "mixture_log_density", "mixture_score", "reconstruction_field",
+           "score_alignment", "grid", "near_manifold", "saturated_fraction", "contraction_stats"]
+
+_CHUNK_ELEMENTS = 1 << 22  # rows × centers per block of the (n, m) distance matrix
+
+
+def make_spiral(n_samples: int, noise: float = 0.05, turns: float = 1.0, random_state: int = 0,
+                n_centers: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """Points near a 2-D spiral, drawn from ``p(x) = (1/m) Σ_i N(x; m_i, noise² I)``.
+
+    The ``m = n_centers`` clean manifold points ``m_i`` lie evenly spaced in arc length on the
+    spiral ``r = θ/θ_end``, ``θ ∈ [π/2, π/2 + 2π·turns]`` (with the defaults: radius in [0.2, 1],
+    successive turns 0.8 apart, neighbouring centres ≈ 0.002 apart, far below ``noise``). Each
+    sample picks a centre uniformly and adds N(0, noise² I).
+
+    Returns ``(X, centers)``: float32 (n_samples, 2) and float64 (n_centers, 2).
+    """
+    check_number(n_samples, "n_samples", low=1, integer=True)
+    check_number(noise, "noise", low=0.0, low_inclusive=False)
+    check_number(turns, "turns", low=0.0, low_inclusive=False)
+    check_number(random_state, "random_state", low=0, integer=True)
+    check_number(n_centers, "n_centers", low=2, integer=True)
+    theta_start = math.pi / 2
+    theta_end = theta_start + 2 * math.pi * turns
+    fine = np.linspace(theta_start, theta_end, 50 * n_centers)
+    curve = np.stack([np.cos(fine), np.sin(fine)], axis=1) * (fine / theta_end)[:, None]
+    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(curve, axis=0), axis=1))])
+    theta = np.interp(np.linspace(0.0, arc[-1], n_centers), arc, fine)
+    centers = np.stack([np.cos(theta), np.sin(theta)], axis=1) * (theta / theta_end)[:, None]
+    rng = np.random.default_rng(random_state)
+    picks = rng.integers(n_centers, size=n_samples)
+    X = centers[picks] + noise * rng.standard_normal((n_samples, 2))
+    return X.astype(np.float32), centers
+
+
+def _distances(x: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+    """‖x − m_i‖: (n, m), from differences (not ‖x‖² + ‖m‖² − 2x·m, which cancels)."""
+    return torch.cdist(x, centers, compute_mode="donot_use_mm_for_euclid_dist")
+
+
+def _kernel_logits(x: torch.Tensor, centers: torch.Tensor, std: float) -> torch.Tensor:
+    """−‖x − m_i‖² / (2 std²): (n, m)."""
+    return _distances(x, centers).pow(2) / (-2.0 * std * std)
+
+
+def _rows_per_block(n_centers: int) -> int:
+    return max(1, _CHUNK_ELEMENTS // n_centers)
+
+
+def _inputs(x: Any, centers: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x`` (n, d) and ``centers`` (m, d) as float64 tensors, checked."""
+    centers_t = torch.from_numpy(as_float_array(centers, "centers", dtype=np.float64))
+    x_t = torch.from_numpy(as_float_array(x, "x", n_features=centers_t.shape[1], dtype=np.float64))
+    return x_t, centers_t
+
+
+def mixture_log_density(x: Any, centers: Any, std: float) -> np.ndarray:
+    """log p(x) of the uniform mixture of N(m_i, std² I): (n,) float64, by logsumexp.
+
+    ``x``: (n, d); ``centers``: (m, d)."""
+    check_number(std, "std", low=0.0, low_inclusive=False)
+    x_t, centers_t = _inputs(x, centers)
+    m, d = centers_t.shape
+    constant = -math.log(m) - 0.5 * d * math.log(2 * math.pi * std * std)
+    parts = [torch.logsumexp(_kernel_logits(chunk, centers_t, std), dim=1)
+             for chunk in x_t.split(_rows_per_block(m))]
+    return (torch.cat(parts) + constant).numpy()
+
+
+def mixture_score(x: Any, centers: Any, std: float) -> np.ndarray:
+    """∇_x log p(x) of the uniform mixture of N(m_i, std² I): (n, d) float64.
+
+    ``Σ_i w_i(x) (m_i − x) / std²`` with responsibilities
+    ``w(x) = softmax_i(−‖x − m_i‖²/(2 std²))`` (stable far from every centre).
+    ``x``: (n, d); ``centers``: (m, d)."""
+    check_number(std, "std", low=0.0, low_inclusive=False)
+    x_t, centers_t = _inputs(x, centers)
+    parts = []
+    for chunk in x_t.split(_rows_per_block(centers_t.shape[0])):
+        weights = torch.softmax(_kernel_logits(chunk, centers_t, std), dim=1)  # (rows, m)
+        parts.append((weights @ centers_t - chunk) / (std * std))
+    return torch.cat(parts).numpy()
+
+
+@torch.no_grad()
+def reconstruction_field(model: nn.Module, points: Any, batch_size: int = 4096) -> np.ndarray:
+    """r(x) − x = model(x) − x at ``points`` (n, d), in eval mode (no corruption): (n, d) float64.
+
+    The model's training/eval mode is restored afterwards."""
+    check_number(batch_size, "batch_size", low=1, integer=True)
+    parameter = next(model.parameters())
+    X = as_float_array(points, "points", n_features=getattr(model, "n_features", None), dtype=np.float64)
+    x = torch.from_numpy(X).to(device=parameter.device, dtype=parameter.dtype)
+    was_training = model.training
+    model.eval()
+    try:
+        recon = torch.cat([model(chunk) for chunk in x.split(batch_size)])
+    finally:
+        model.train(was_training)
+    return recon.double().cpu().numpy() - X
+
+
+def score_alignment(field: Any, score: Any, mask: Any = None) -> float:
+    """Mean cosine similarity of the rows of ``field`` and ``score`` (n, d), over the rows where
+    ``mask`` (n,) bool is true (all by default). A zero row counts as cosine 0."""
+    field = as_float_array(field, "field", dtype=np.float64)
+    score = as_float_array(score, "score", dtype=np.float64)
+    if field.shape != score.shape:
+        raise DataError(f"field has shape {field.shape} but score has shape {score.shape}; they must match")
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != (field.shape[0],):
+            raise DataError(f"mask must have shape ({field.shape[0]},), got {mask.shape}")
+        if not mask.any():
+            raise DataError("mask selects no points")
+        field, score = field[mask], score[mask]
+    norms = np.linalg.norm(field, axis=1) * np.linalg.norm(score, axis=1)
+    dots = np.einsum("nd,nd->n", field, score)
+    cosine = np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
+    return float(cosine.mean())
+
+
+def grid(low: float | Sequence[float] = -1.2, high: float | Sequence[float] = 1.2,
+         n: int = 25) -> np.ndarray:
+    """An ``n × n`` grid over the box [low, high]² (each bound a number or an (x, y) pair):
+    (n², 2) float32, x varying fastest."""
+    check_number(n, "n", low=2, integer=True)
+    low_xy = np.broadcast_to(np.asarray(low, dtype=np.float64), (2,))
+    high_xy = np.broadcast_to(np.asarray(high, dtype=np.float64), (2,))
+    if not np.all(np.isfinite(low_xy)) or not np.all(np.isfinite(high_xy)) or np.any(high_xy <= low_xy):
+        raise DataError(f"grid needs finite bounds with low < high, got low={low!r}, high={high!r}")
+    xs, ys = (np.linspace(low_xy[i], high_xy[i], n) for i in range(2))
+    gx, gy = np.meshgrid(xs, ys)
+    return np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)
+
+
+def near_manifold(points: Any, centers: Any, radius: float) -> np.ndarray:
+    """True where a point (n, d) lies within ``radius`` of its nearest centre (m, d): (n,) bool."""
+    check_number(radius, "radius", low=0.0, low_inclusive=False)
+    x_t, centers_t = _inputs(points, centers)
+    nearest = [_distances(chunk, centers_t).min(dim=1).values
+               for chunk in x_t.split(_rows_per_block(centers_t.shape[0]))]
+    return (torch.cat(nearest) <= radius).numpy()
+
+
+def saturated_fraction(codes: Any, low: float = 0.05, high: float = 0.95) -> float:
+    """Fraction of code values below ``low`` or above ``high`` (sigmoid units; Rifai et al. 2011
+    report 86% for their CAE on MNIST). codes: (n_samples, n_components)."""
+    codes = np.asarray(codes)
+    return float(((codes < low) | (codes > high)).mean())
+
+
+def contraction_stats(model: nn.Module, X: Any, batch_size: int = 1000) -> dict[str, float]:
+    """``jacobian_norm``: mean over ``X`` (n_samples, n_features) of ‖J_f(x)‖_F (the CAE paper's
+    figure), and ``saturated``: :func:`saturated_fraction` of the codes. Eval mode, on the CPU."""
+    from ..nn.jacobian import jacobian_frobenius_sq
+
+    X = as_float_array(X, "X", n_features=getattr(model, "n_features", None))
+    parameter = next(model.parameters())
+    was_training = model.training
+    model.eval()
+    norms, codes = [], []
+    try:
+        for start in range(0, X.shape[0], batch_size):
+            x = torch.as_tensor(X[start:start + batch_size]).to(parameter)
+            with torch.no_grad():
+                code = model.encode(x)
+            squared = jacobian_frobenius_sq(model.encoder, x, code=code, create_graph=False)
+            norms.append(squared.detach().sqrt().double().cpu())
+            codes.append(code.float().cpu().numpy())
+    finally:
+        model.train(was_training)
+    return {"jacobian_norm": float(torch.cat(norms).mean()),
+            "saturated": saturated_fraction(np.concatenate(codes))}

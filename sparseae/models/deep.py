@@ -1,0 +1,335 @@
+"""Deep autoencoders and greedy layer-wise pre-training (Hinton & Salakhutdinov 2006; Bengio et
+al. 2007; Vincent et al. 2010 — the stacked denoising autoencoder).
+
+A stack of one-hidden-layer autoencoders (any preset whose encoder is ``s(Wx + b)`` and whose
+decoder is linear: sparse, denoising, contractive…) is trained greedily: layer k learns to
+reconstruct the codes of layers 1…k−1 (computed clean, in eval mode). The trained layers then
+initialize either
+
+* a deep autoencoder (:func:`deep_autoencoder`): encoder ``f = f_L ∘ … ∘ f_1``, decoder the
+  mirror ``g = g_1 ∘ s ∘ g_2 ∘ … ∘ s ∘ g_L``, fine-tuned end to end on the reconstruction, or
+* an MLP classifier (:func:`mlp_classifier`): the encoder plus a softmax layer, fine-tuned on the
+  labels (cross-entropy; the decoder is kept but not run).
+
+:func:`fit_stacked` runs the whole procedure in one call.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..nn.activations import ACTIVATIONS, get_activation
+from ..nn.corruption import make_corruption
+from ..nn.decoders import LinearDecoder
+from ..nn.encoders import LinearEncoder
+from ..nn.heads import LinearClassifierHead
+from ..nn.likelihoods import make_likelihood
+from ..nn.penalties import Penalty, WeightDecay
+from ..validation import check_choice, check_number
+from .autoencoders import make_code_noise
+from .base import MODELS, Autoencoder, create_model, encode_dataset
+from .supervised import SupervisedAutoencoder
+
+
+class MLPEncoder(nn.Module):
+    """``f(x) = s_L(W_L … s_1(W_1 x + b_1) … + b_L)``: a stack of :class:`LinearEncoder`\\ s.
+
+    sizes: [n_features, h_1, …, n_components]; activations: one per layer.
+    """
+
+    def __init__(self, sizes: Sequence[int], activations: Sequence[str]) -> None:
+        super().__init__()
+        if len(activations) != len(sizes) - 1:
+            raise ConfigError(f"{len(sizes) - 1} layers need {len(sizes) - 1} activations, got {len(activations)}")
+        self.layers = nn.ModuleList(LinearEncoder(a, b, act) for a, b, act in zip(sizes[:-1], sizes[1:], activations))
+        self.n_features, self.n_components = sizes[0], sizes[-1]
+
+    @property
+    def activation(self) -> str:
+        return self.layers[-1].activation
+
+    @property
+    def code_range(self) -> tuple[float, float] | None:
+        return self.layers[-1].code_range
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def extra_repr(self) -> str:
+        return " -> ".join(str(s) for s in [self.n_features] + [l.n_components for l in self.layers])
+
+
+class MLPDecoder(nn.Module):
+    """The mirror of an :class:`MLPEncoder`: ``η = V_1 s_1(V_2 s_2(… V_L z + c_L …) + c_2) + c_1``.
+
+    ``layers[k]`` maps sizes[k+1] → sizes[k]; the output of layer k ≥ 1 goes through
+    ``activations[k − 1]`` (the activation of the encoder layer that produced that size);
+    the last output η goes to the likelihood.
+    """
+
+    def __init__(self, sizes: Sequence[int], activations: Sequence[str]) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(LinearDecoder(b, a) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.activations = list(activations[:-1])
+        for name in self.activations:
+            get_activation(name)
+        self.n_features, self.n_components = sizes[0], sizes[-1]
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The first layer's weight (n_features, h_1): the "filters" seen in input space."""
+        return self.layers[0].weight
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        for k in range(len(self.layers) - 1, -1, -1):
+            z = self.layers[k](z)
+            if k > 0:
+                z = ACTIVATIONS[self.activations[k - 1]](z)
+        return z
+
+
+def _sizes(n_features: int, n_components: int, hidden: Sequence[int]) -> list[int]:
+    if isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__iter__"):
+        raise ConfigError(f"hidden must be a list of layer sizes, got {hidden!r}")
+    hidden = list(hidden)
+    for size in hidden:
+        check_number(size, "hidden layer size", low=1, integer=True)
+    return [n_features, *hidden, n_components]
+
+
+def _activations(n_layers: int, activation: str, code_activation: str | None) -> list[str]:
+    check_choice(activation, "activation", tuple(ACTIVATIONS))
+    code_activation = activation if code_activation is None else code_activation
+    check_choice(code_activation, "code_activation", tuple(ACTIVATIONS))
+    return [activation] * (n_layers - 1) + [code_activation]
+
+
+@MODELS.register("deep_autoencoder")
+def deep_autoencoder(n_features: int, n_components: int, *, hidden: Sequence[int] = (1000, 500, 250),
+                     activation: str = "sigmoid", code_activation: str | None = "identity",
+                     likelihood: str = "bernoulli", corruption: str | None = None,
+                     code_noise: float = 0.0, weight_decay: float = 0.0) -> Autoencoder:
+    """Deep autoencoder n_features-hidden…-n_components and its mirror (defaults: Hinton &
+    Salakhutdinov's 784-1000-500-250-30 with logistic units, a linear code layer and
+    cross-entropy). ``code_activation`` None uses ``activation``; ``corruption``, ``code_noise``
+    as for :func:`~sparseae.models.autoencoders.autoencoder`."""
+    sizes = _sizes(n_features, n_components, hidden)
+    activations = _activations(len(sizes) - 1, activation, code_activation)
+    check_number(weight_decay, "weight_decay", low=0.0)
+    penalties: dict[str, Penalty] = {"weight_decay": WeightDecay(weight_decay)} if weight_decay > 0 else {}
+    return Autoencoder(MLPEncoder(sizes, activations), MLPDecoder(sizes, activations),
+                       make_likelihood(likelihood, n_features), penalties,
+                       corruption=make_corruption(corruption), code_noise=make_code_noise(code_noise, 0.0))
+
+
+@MODELS.register("mlp_classifier")
+def mlp_classifier(n_features: int, n_components: int, *, n_classes: int = 10,
+                   hidden: Sequence[int] = (), activation: str = "sigmoid",
+                   likelihood: str = "bernoulli", reconstruction_weight: float = 0.0,
+                   classification_weight: float = 1.0, corruption: str | None = None,
+                   dropout: float = 0.0) -> SupervisedAutoencoder:
+    """An MLP n_features-hidden…-n_components-n_classes (softmax output) with the mirror decoder
+    kept, so that it can be pre-trained as a deep autoencoder and fine-tuned as a classifier
+    (Rifai et al. 2011; the stacked DAE). With ``reconstruction_weight`` 0 (default) labelled
+    training is the plain cross-entropy of the MLP; > 0 keeps the reconstruction as a regularizer.
+    ``dropout`` applies to the top hidden layer before the softmax in training."""
+    check_number(n_classes, "n_classes", low=2, integer=True)
+    check_number(dropout, "dropout", low=0.0, high=1.0, high_inclusive=False)
+    sizes = _sizes(n_features, n_components, hidden)
+    activations = _activations(len(sizes) - 1, activation, None)
+    head: nn.Module = LinearClassifierHead(n_components, n_classes, normalize_code=False)
+    if dropout > 0:
+        head = DropoutHead(head, dropout)
+    return SupervisedAutoencoder(MLPEncoder(sizes, activations), MLPDecoder(sizes, activations),
+                                 make_likelihood(likelihood, n_features), head,
+                                 classification_weight=classification_weight,
+                                 reconstruction_weight=reconstruction_weight,
+                                 corruption=make_corruption(corruption))
+
+
+class DropoutHead(nn.Module):
+    """Dropout on the code, then a classifier head (training mode only)."""
+
+    def __init__(self, head: LinearClassifierHead, p: float) -> None:
+        super().__init__()
+        self.dropout, self.head = nn.Dropout(p), head
+        self.n_classes = head.n_classes
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(z))
+
+
+# --------------------------------------------------------------------------- greedy pre-training
+
+def check_stackable(layer: Autoencoder, index: int) -> None:
+    """A layer can be stacked when its encoder is ``s(Wx + b)`` and its decoder linear."""
+    if not isinstance(layer.encoder, LinearEncoder) or not isinstance(layer.decoder, LinearDecoder):
+        raise ConfigError(f"layer {index + 1} ({layer.spec.get('name', type(layer).__name__)}) cannot be "
+                          "stacked: a layer needs a linear encoder with an activation and a linear decoder")
+
+
+def build_layer(spec: dict[str, Any] | Autoencoder, n_inputs: int, index: int) -> Autoencoder:
+    """A layer model from ``{"name": preset, "n_components": h, **params}`` or a model."""
+    if isinstance(spec, Autoencoder):
+        layer = spec
+    else:
+        if not isinstance(spec, dict) or "n_components" not in spec:
+            raise ConfigError(f"layer {index + 1} must be a dict with 'n_components' (and optionally "
+                              f"'name' and the preset's parameters), got {spec!r}")
+        params = dict(spec)
+        name, n_components = params.pop("name", "autoencoder"), params.pop("n_components")
+        layer = create_model(name, n_inputs, n_components, **params)
+    if layer.n_features != n_inputs:
+        raise ConfigError(f"layer {index + 1} takes {layer.n_features} inputs but the layer below "
+                          f"gives {n_inputs}")
+    check_stackable(layer, index)
+    return layer
+
+
+def pretrain_layers(X: Any, layers: Sequence[dict[str, Any] | Autoencoder], config, *,
+                    run_dir: str | Path | None = None, resume: bool = False,
+                    callbacks: Sequence = ()) -> tuple[list[Autoencoder], list]:
+    """Greedy layer-wise training: layer k on the codes of layers 1…k−1 of ``X`` (n_samples,
+    n_features). ``config``: one :class:`~sparseae.train.TrainConfig` or one per layer.
+    Checkpoints go to ``run_dir/layer<k>``; ``resume`` skips finished layers.
+    Returns the trained layers and their :class:`~sparseae.train.TrainResult`\\ s."""
+    from ..train import train
+    from ..validation import as_float_array
+
+    if not layers:
+        raise ConfigError("a stack needs at least one layer")
+    configs = list(config) if isinstance(config, (list, tuple)) else [config] * len(layers)
+    if len(configs) != len(layers):
+        raise ConfigError(f"{len(layers)} layers but {len(configs)} training configs")
+    inputs = as_float_array(X, "X")
+    trained, results = [], []
+    for k, (spec, layer_config) in enumerate(zip(layers, configs)):
+        layer = build_layer(spec, inputs.shape[1], k)
+        layer_dir = Path(run_dir) / f"layer{k + 1}" if run_dir is not None else None
+        results.append(train(layer, inputs, layer_config, run_dir=layer_dir, resume=resume, callbacks=callbacks))
+        trained.append(layer)
+        if k + 1 < len(layers):
+            inputs = encode_dataset(layer, inputs)
+    return trained, results
+
+
+@torch.no_grad()
+def load_layer_weights(model: Autoencoder, layers: Sequence[Autoencoder]) -> Autoencoder:
+    """Copy pre-trained layers into a deep model whose encoder is an :class:`MLPEncoder` of the
+    same sizes (and its mirror decoder). Tied layer decoders are copied untied. Returns ``model``."""
+    encoder, decoder = model.encoder, model.decoder
+    if not isinstance(encoder, MLPEncoder) or len(encoder.layers) != len(layers):
+        raise ConfigError(f"the deep model has {len(getattr(encoder, 'layers', []))} layers, "
+                          f"the stack {len(layers)}")
+    for k, layer in enumerate(layers):
+        target = encoder.layers[k]
+        if target.weight.shape != layer.encoder.weight.shape or target.activation != layer.encoder.activation:
+            raise ConfigError(f"layer {k + 1}: pre-trained {tuple(layer.encoder.weight.shape)} "
+                              f"{layer.encoder.activation} does not match the deep model's "
+                              f"{tuple(target.weight.shape)} {target.activation}")
+        target.weight.copy_(layer.encoder.weight)
+        target.bias.copy_(layer.encoder.bias)
+        mirror = decoder.layers[k]
+        mirror.weight_.copy_(layer.decoder.weight)
+        if mirror.bias is not None and layer.decoder.bias is not None:
+            mirror.bias.copy_(layer.decoder.bias)
+    return model
+
+
+def layer_specs(model: Autoencoder, layer_model: str = "autoencoder",
+                layer_params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The layers a deep model (an :class:`MLPEncoder`) is pre-trained as: one
+    ``{"name": layer_model, "n_components": size, "activation": its activation, **layer_params}``
+    per encoder layer."""
+    if not isinstance(model.encoder, MLPEncoder):
+        raise ConfigError(f"greedy layer-wise pre-training needs a deep model (deep_autoencoder, "
+                          f"mlp_classifier), not {model.spec.get('name', type(model).__name__)!r}")
+    params = dict(layer_params or {})
+    reserved = sorted({"n_components", "name", "activation"} & set(params))
+    if reserved:
+        raise ConfigError(f"layer_params cannot set {', '.join(reserved)}: the deep model's sizes and "
+                          "activations and the layer_model say them")
+    return [{"name": layer_model, "n_components": layer.n_components, "activation": layer.activation, **params}
+            for layer in model.encoder.layers]
+
+
+def pretrain_deep_model(model: Autoencoder, X: Any, config, *, layer_model: str = "autoencoder",
+                        layer_params: dict[str, Any] | None = None, run_dir: str | Path | None = None,
+                        resume: bool = False, callbacks: Sequence = ()) -> list:
+    """Greedy layer-wise pre-training of ``model``'s layers (see :func:`layer_specs`), copied into
+    it. Checkpoints in ``run_dir/layer<k>``. Returns each layer's ``TrainResult``."""
+    layers, results = pretrain_layers(X, layer_specs(model, layer_model, layer_params), config,
+                                      run_dir=run_dir, resume=resume, callbacks=callbacks)
+    load_layer_weights(model, layers)
+    return results
+
+
+@dataclass
+class StackedResult:
+    """What :func:`fit_stacked` did: the pre-trained ``layers`` and their ``pretrain`` results,
+    the fine-tuned ``model`` and its ``finetune`` result."""
+
+    model: Autoencoder
+    layers: list[Autoencoder] = field(default_factory=list)
+    pretrain: list = field(default_factory=list)
+    finetune: Any = None
+
+
+def fit_stacked(X: Any, layers: Sequence[dict[str, Any]], *, pretrain_config, finetune_config=None,
+                y: Any = None, X_val: Any = None, y_val: Any = None, n_classes: int | None = None,
+                finetune: str = "autoencoder", likelihood: str | None = None,
+                run_dir: str | Path | None = None, resume: bool = False,
+                callbacks: Sequence = ()) -> StackedResult:
+    """Greedy layer-wise pre-training, then fine-tuning of the whole stack, in one call.
+
+    ``layers``: one dict per layer, ``{"name": preset (default "autoencoder"), "n_components":
+    h, **preset params}``, e.g. ``[{"name": "denoising_ae", "n_components": 1000, "corruption":
+    "masking:0.1"}, …]``. ``finetune``: ``"autoencoder"`` (a :func:`deep_autoencoder`, trained
+    on the reconstruction; its likelihood is the first layer's unless ``likelihood`` says),
+    ``"classifier"`` (an :func:`mlp_classifier` trained on ``y``; early stopping on the
+    validation error when ``finetune_config.n_iter_no_change`` is set) or ``"none"``.
+    Checkpoints go to ``run_dir/pretrain/layer<k>`` and ``run_dir/finetune``.
+    """
+    from ..train import train
+
+    check_choice(finetune, "finetune", ("autoencoder", "classifier", "none"))
+    if finetune != "none" and finetune_config is None:
+        raise ConfigError(f"finetune={finetune!r} needs a finetune_config")
+    run_dir = Path(run_dir) if run_dir is not None else None
+    trained, pretrain_results = pretrain_layers(
+        X, layers, pretrain_config, run_dir=run_dir / "pretrain" if run_dir else None, resume=resume,
+        callbacks=callbacks)
+    first = trained[0]
+    likelihood = likelihood or first.spec.get("params", {}).get("likelihood", "bernoulli")
+    sizes = [first.n_features] + [layer.n_components for layer in trained]
+    activations = [layer.encoder.activation for layer in trained]
+    if len(set(activations[:-1])) > 1:
+        raise ConfigError(f"the hidden layers of a stack must share one activation, got {activations}")
+    common = dict(hidden=sizes[1:-1], activation=activations[0], likelihood=likelihood)
+    if finetune == "classifier":
+        if y is None:
+            raise ConfigError("finetune='classifier' needs labels y")
+        if activations[-1] != activations[0]:
+            raise ConfigError(f"an MLP classifier needs one activation in every layer, got {activations}")
+        import numpy as np
+
+        n_classes = n_classes or int(np.max(np.asarray(y))) + 1
+        model = create_model("mlp_classifier", sizes[0], sizes[-1], n_classes=n_classes, **common)
+    else:
+        model = create_model("deep_autoencoder", sizes[0], sizes[-1], code_activation=activations[-1],
+                             **common)
+    load_layer_weights(model, trained)
+    result = StackedResult(model=model, layers=trained, pretrain=pretrain_results)
+    if finetune != "none":
+        result.finetune = train(model, X, finetune_config, y=y if finetune == "classifier" else None,
+                                X_val=X_val, y_val=y_val if finetune == "classifier" else None,
+                                run_dir=run_dir / "finetune" if run_dir else None, resume=resume,
+                                callbacks=callbacks)
+    return result

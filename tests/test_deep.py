@@ -1,0 +1,163 @@
+"""Deep autoencoders, greedy layer-wise pre-training and fine-tuning (as an autoencoder or an MLP)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+from sklearn.decomposition import PCA
+
+from sparseae.errors import ConfigError
+from sparseae.io import load_model, save_model
+from sparseae.models import create_model, encode_dataset, error_rate, fit_stacked, load_layer_weights, pretrain_layers
+from sparseae.train import TrainConfig
+
+PRETRAIN = TrainConfig(max_epochs=15, batch_size=32, learning_rate=5e-3, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return (X / 16.0).astype(np.float32), y
+
+
+def test_mirror_decoder_shapes_and_activations():
+    model = create_model("deep_autoencoder", 20, 3, hidden=[12, 6])
+    x = torch.rand(4, 20)
+    z = model.encode(x)
+    assert z.shape == (4, 3)
+    assert [tuple(layer.weight.shape) for layer in model.decoder.layers] == [(20, 12), (12, 6), (6, 3)]
+    # the mirror applies the encoder's activations in reverse between its layers
+    d = model.decoder
+    expected = d.layers[0](torch.sigmoid(d.layers[1](torch.sigmoid(d.layers[2](z)))))
+    torch.testing.assert_close(d(z), expected)
+    assert model.spec["params"]["hidden"] == [12, 6]
+
+
+def test_layers_are_trained_greedily_on_the_codes_below(digits):
+    X, _ = digits
+    torch.manual_seed(0)
+    layers, results = pretrain_layers(X[:600], [{"name": "denoising_ae", "n_components": 32},
+                                                {"name": "autoencoder", "n_components": 10, "likelihood": "bernoulli"}],
+                                      PRETRAIN)
+    assert [layer.n_features for layer in layers] == [64, 32]
+    for result in results:
+        assert result.history[-1]["train_loss"] < 0.8 * result.history[0]["train_loss"]
+    # layer 2's final loss is its loss on layer 1's (clean) codes of the same data
+    codes = torch.from_numpy(encode_dataset(layers[0], X[:600]))
+    layers[1].eval()
+    with torch.no_grad():
+        loss = float(layers[1].loss(codes).loss)
+    assert loss == pytest.approx(results[1].history[-1]["train_loss"], rel=0.1)
+
+
+def test_stacked_weights_reproduce_the_composed_layers(digits):
+    X, _ = digits
+    torch.manual_seed(0)
+    layers, _ = pretrain_layers(X[:300], [{"n_components": 20}, {"n_components": 5}],
+                                TrainConfig(max_epochs=2, batch_size=50))
+    deep = load_layer_weights(create_model("deep_autoencoder", 64, 5, hidden=[20], code_activation="sigmoid",
+                                           likelihood="gaussian"), layers)
+    x = torch.from_numpy(X[300:310])
+    with torch.no_grad():
+        torch.testing.assert_close(deep.encode(x), layers[1].encode(layers[0].encode(x)))
+        inner = torch.sigmoid(layers[1].decoder(deep.encode(x)))
+        torch.testing.assert_close(deep.decoder(deep.encode(x)), layers[0].decoder(inner))
+    with pytest.raises(ConfigError, match="does not match"):
+        load_layer_weights(create_model("deep_autoencoder", 64, 5, hidden=[21]), layers)
+
+
+def test_one_call_pretrain_then_finetune_classifier(digits, tmp_path):
+    X, y = digits
+    torch.manual_seed(0)
+    result = fit_stacked(X[:1200], [{"name": "denoising_ae", "n_components": 100, "corruption": "masking:0.2"},
+                                    {"name": "denoising_ae", "n_components": 60, "corruption": "masking:0.2"}],
+                         pretrain_config=PRETRAIN, y=y[:1200], finetune="classifier",
+                         finetune_config=TrainConfig(max_epochs=30, batch_size=32, learning_rate=3e-3),
+                         run_dir=tmp_path / "run")
+    history = result.finetune.history
+    assert history[-1]["train_classification"] < 0.2 * history[0]["train_classification"]
+    assert error_rate(result.model, X[1200:], y[1200:]) < 0.08
+    assert (tmp_path / "run" / "pretrain" / "layer2" / "metrics.jsonl").exists()
+    # resuming a finished run retrains nothing and gives the same model
+    torch.manual_seed(1)
+    again = fit_stacked(X[:1200], [{"name": "denoising_ae", "n_components": 100, "corruption": "masking:0.2"},
+                                   {"name": "denoising_ae", "n_components": 60, "corruption": "masking:0.2"}],
+                        pretrain_config=PRETRAIN, y=y[:1200], finetune="classifier",
+                        finetune_config=TrainConfig(max_epochs=30, batch_size=32, learning_rate=3e-3),
+                        run_dir=tmp_path / "run", resume=True)
+    for a, b in zip(result.model.parameters(), again.model.parameters()):
+        torch.testing.assert_close(a, b)
+    save_model(result.model, tmp_path / "mlp")
+    loaded = load_model(tmp_path / "mlp")
+    assert error_rate(loaded, X[1200:], y[1200:]) == error_rate(result.model, X[1200:], y[1200:])
+
+
+def test_deep_autoencoder_finetuning_beats_pca_at_the_same_code_size(digits):
+    X, _ = digits
+    torch.manual_seed(0)
+    result = fit_stacked(X[:1400], [{"n_components": 100, "likelihood": "gaussian"},
+                                    {"n_components": 6, "activation": "identity", "likelihood": "bernoulli"}],
+                         pretrain_config=TrainConfig(max_epochs=30, batch_size=32, learning_rate=5e-3),
+                         finetune_config=TrainConfig(max_epochs=120, batch_size=32, learning_rate=3e-3))
+    history = result.finetune.history
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    model = result.model.eval()
+    with torch.no_grad():
+        deep_error = float(((model(torch.from_numpy(X[1400:])).numpy() - X[1400:]) ** 2).sum(1).mean())
+    pca = PCA(6).fit(X[:1400])
+    pca_error = float(((pca.inverse_transform(pca.transform(X[1400:])) - X[1400:]) ** 2).sum(1).mean())
+    assert deep_error < pca_error
+
+
+def test_stack_errors_name_the_problem(digits):
+    X, y = digits
+    with pytest.raises(ConfigError, match="cannot be stacked"):
+        pretrain_layers(X[:50], [{"name": "drsae", "n_components": 10}], PRETRAIN)
+    with pytest.raises(ConfigError, match="n_components"):
+        pretrain_layers(X[:50], [{"name": "autoencoder"}], PRETRAIN)
+    with pytest.raises(ConfigError, match="2 layers but 1"):
+        pretrain_layers(X[:50], [{"n_components": 5}, {"n_components": 3}], [PRETRAIN])
+    with pytest.raises(ConfigError, match="needs labels"):
+        fit_stacked(X[:50], [{"n_components": 5}], pretrain_config=TrainConfig(max_epochs=1),
+                    finetune_config=TrainConfig(max_epochs=1), finetune="classifier")
+    with pytest.raises(ConfigError, match="hidden"):
+        create_model("deep_autoencoder", 10, 2, hidden="100")
+
+
+# ---------------------------------------------------------------------------- estimators
+
+def test_stacked_classifier_estimator_learns_digits_and_round_trips(digits, tmp_path):
+    from sparseae.estimators import BaseAutoencoderEstimator, StackedClassifier
+
+    X, y = digits
+    clf = StackedClassifier(n_components=60, hidden=(100,), layer_params={"corruption": "masking:0.2"},
+                            pretrain_epochs=10, optimizer="adam", learning_rate=3e-3, batch_size=32,
+                            max_epochs=25, random_state=0)
+    clf.fit(X[:1200], y[:1200])
+    phases = [record["phase"] for record in clf.history_]
+    assert phases.count("pretrain_layer1") == 10 and phases.count("pretrain_layer2") == 10
+    assert phases.count("finetune") == 25
+    accuracy = clf.score(X[1200:], y[1200:])
+    assert accuracy > 0.88
+    assert clf.transform(X[:5]).shape == (5, 60)
+    clf.save(tmp_path / "clf")
+    loaded = BaseAutoencoderEstimator.load(tmp_path / "clf")
+    assert isinstance(loaded, StackedClassifier)
+    np.testing.assert_array_equal(loaded.predict(X[1200:]), clf.predict(X[1200:]))
+    with pytest.raises(ConfigError, match="layer_params cannot set"):
+        StackedClassifier(layer_params={"activation": "tanh"}, pretrain_epochs=1, max_epochs=1).fit(X[:50], y[:50])
+
+
+def test_stacked_autoencoder_estimator_codes_and_reconstructs(digits):
+    from sparseae.estimators import StackedAutoencoder
+
+    X, _ = digits
+    sae = StackedAutoencoder(n_components=8, hidden=(64,), pretrain_epochs=10, max_epochs=40,
+                             batch_size=32, learning_rate=3e-3, random_state=0).fit(X[:1400])
+    codes = sae.transform(X[1400:])
+    assert codes.shape == (397, 8)
+    reconstruction = sae.inverse_transform(codes)
+    pca = PCA(8).fit(X[:1400])
+    pca_error = float(((pca.inverse_transform(pca.transform(X[1400:])) - X[1400:]) ** 2).sum(1).mean())
+    assert float(((reconstruction - X[1400:]) ** 2).sum(1).mean()) < pca_error * 1.1
