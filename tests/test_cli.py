@@ -470,3 +470,17 @@ def test_deep_example_configs_are_valid(name):
     config = load_config(EXAMPLES / name)
     assert config.pretrain_config().max_epochs in (10, 15)
     assert config.layer_spec[0] in ("denoising_ae", "autoencoder")
+
+
+def test_probe_reports_accuracy_on_codes_and_raw_inputs(trained_run, capsys):
+    """Self-taught learning: ``sparseae probe`` on labelled data of classes the model never saw."""
+    status, out, err = run_cli(capsys, "probe", trained_run, "--data", "digits", "--set", "data.classes=[0,1,2]",
+                               "--compare-raw", "--json")
+    assert status == 0, err
+    result = json.loads(out)
+    assert result["n_train"] + result["n_test"] == 537 and abs(result["n_test"] - 268) <= 1
+    assert 0.8 < result["accuracy"] <= 1.0 and 0.8 < result["raw_accuracy"] <= 1.0
+    status, out, err = run_cli(capsys, "probe", trained_run, "--data", "digits", "--set", "data.classes=[0,11]")
+    assert_one_line_error(status, err, "no class 11")
+    status, out, err = run_cli(capsys, "probe", trained_run, "--data", "patches")
+    assert_one_line_error(status, err, "no labels")

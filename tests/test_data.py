@@ -602,10 +602,10 @@ def test_array_dataset_with_labels(tmp_path):
 
 def test_load_dataset_errors():
     with pytest.raises(ConfigError, match="dataset 'digits' got unknown option 'n_patches'; "
-                                          "its options are: none"):
+                                          "its options are: classes"):
         load_dataset("digits", n_patches=3)
     with pytest.raises(ConfigError, match="dataset 'mnist' got unknown option 'spilt'; "
-                                          "its options are: path, split, download, cache_dir"):
+                                          "its options are: path, split, download, cache_dir, classes"):
         load_dataset("mnist", spilt="test")
     with pytest.raises(ConfigError, match="unknown dataset 'cifar'; known: array, digits, mnist, patches"):
         load_dataset("cifar")
@@ -613,5 +613,13 @@ def test_load_dataset_errors():
         load_dataset("array")
     with pytest.raises(DataError, match="does not match 10 features"):
         Dataset(np.zeros((2, 10)), None, (3, 3), "bad")
+    with pytest.raises(ConfigError, match="classes must be a non-empty list"):
+        load_dataset("digits", classes=[])
+
+
+def test_classes_option_keeps_only_those_labels():
+    subset = load_dataset("digits", classes=[3, 7])
+    assert set(np.unique(subset.y)) == {3, 7} and subset.n_samples == 183 + 179
+    assert subset.image_shape == (8, 8)
     with pytest.raises(DataError, match="2 samples but 3 labels"):
         Dataset(np.zeros((2, 4)), np.zeros(3), None, "bad")

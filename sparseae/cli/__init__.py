@@ -87,6 +87,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_download(evaluate)
     evaluate.set_defaults(handler=cmd.command_evaluate)
 
+    probe = commands.add_parser("probe", parents=[common], help="linear probe on a model's codes",
+                                description="Self-taught learning: encode labelled data with a trained "
+                                            "model, fit a logistic regression on part of it and report "
+                                            "its accuracy on the rest (and the same probe on raw inputs).")
+    probe.add_argument("path", metavar="MODEL_DIR_or_RUN_DIR")
+    probe.add_argument("--data", help="labelled dataset to probe with (default: the run's)")
+    _add_set(probe, "data.classes=[0,1,2,3,4]")
+    probe.add_argument("--test-fraction", type=float, default=0.5, help="held-out share (default 0.5)")
+    probe.add_argument("--C", type=float, default=1.0, help="inverse L2 strength of the probe (default 1)")
+    probe.add_argument("--compare-raw", action="store_true", help="also probe the raw inputs")
+    probe.add_argument("--seed", type=int, default=0, help="seed of the split and the probe")
+    probe.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    _add_download(probe)
+    probe.set_defaults(handler=cmd.command_probe)
+
     plot = commands.add_parser("plot", parents=[common], help="draw a run folder's pictures",
                                description="Write filters.png, curves.png, reconstructions.png and "
                                            "activity.png from a run folder (model + metrics.jsonl).")

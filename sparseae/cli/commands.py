@@ -258,6 +258,42 @@ def command_plot(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------ probe
+
+def command_probe(args: argparse.Namespace, out: Output) -> int:
+    """``sparseae probe``: self-taught learning — a logistic regression on a trained model's codes
+    of labelled data (split into a training and a test part), beside the same probe on raw inputs."""
+    from ..evaluate import linear_probe
+    from ..models import encode_dataset
+
+    check_number(args.test_fraction, "--test-fraction", low=0.0, high=1.0, low_inclusive=False,
+                 high_inclusive=False)
+    check_number(args.C, "--C", low=0.0, low_inclusive=False)
+    model, config, _, model_dir = _load(args, args.path)
+    dataset, _ = _datasets_for(model, config)
+    if dataset.y is None:
+        raise DataError(f"dataset {config.data_name!r} has no labels: the probe needs labelled data")
+    order = np.random.default_rng(args.seed).permutation(dataset.n_samples)
+    n_test = max(1, int(round(args.test_fraction * dataset.n_samples)))
+    test, train = np.sort(order[:n_test]), np.sort(order[n_test:])
+    X, y = np.asarray(dataset.X), np.asarray(dataset.y)
+    codes = encode_dataset(model, X)
+    probe = linear_probe(codes[train], y[train], codes[test], y[test], C=args.C, random_state=args.seed)
+    result = {"model_dir": str(model_dir), "model": model.spec["name"], "data": report.describe_data(config),
+              "n_train": int(len(train)), "n_test": int(len(test)), "n_components": model.n_components,
+              "accuracy": probe["accuracy"], "train_accuracy": probe["train_accuracy"]}
+    rows = [(f"probe on {model.spec['name']} codes ({model.n_components})", probe["accuracy"])]
+    if args.compare_raw:
+        raw = linear_probe(X[train], y[train], X[test], y[test], C=args.C, random_state=args.seed)
+        result["raw_accuracy"] = raw["accuracy"]
+        rows.append((f"probe on raw inputs ({dataset.n_features})", raw["accuracy"]))
+    out.line(f"Linear probe (logistic regression, C={args.C:g}) on {result['data']}: "
+             f"{len(train)} training and {len(test)} test samples")
+    out.table(((name, f"{100 * accuracy:.2f}%") for name, accuracy in rows), "test accuracy:")
+    out.json(result)
+    return 0
+
+
 # ----------------------------------------------------------------------- models / datasets
 
 def _describe_builder(builder: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -293,17 +293,33 @@ def load_labeled_array(path: str | os.PathLike, *, x_key: str = "X", y_key: str 
 
 # ------------------------------------------------------------------------------------------ registry
 
+def select_classes(dataset: Dataset, classes: Sequence[int] | None) -> Dataset:
+    """Only the samples whose label is in ``classes`` (None: all), e.g. MNIST digits 5–9 for
+    UFLDL's self-taught learning exercise. Unknown labels are a :class:`ConfigError`."""
+    if classes is None:
+        return dataset
+    if isinstance(classes, (str, bytes)) or not hasattr(classes, "__iter__") or not len(classes):
+        raise ConfigError(f"classes must be a non-empty list of labels, e.g. [5, 6, 7, 8, 9], got {classes!r}")
+    wanted = np.asarray(list(classes))
+    unknown = np.setdiff1d(wanted, np.unique(dataset.y))
+    if len(unknown):
+        raise ConfigError(f"dataset {dataset.name!r} has no class {unknown[0].item()!r}; its classes are "
+                          f"{np.unique(dataset.y).tolist()}")
+    keep = np.isin(dataset.y, wanted)
+    return Dataset(dataset.X[keep], dataset.y[keep], dataset.image_shape, dataset.name)
+
+
 @DATASETS.register("mnist")
 def _mnist_dataset(path: str | None = None, split: str = "train", download: bool = False,
-                   cache_dir: str | None = None) -> Dataset:
+                   cache_dir: str | None = None, classes: Sequence[int] | None = None) -> Dataset:
     X, y = load_mnist(path, split=split, download=download, cache_dir=cache_dir)
-    return Dataset(X, y, (28, 28), "mnist")
+    return select_classes(Dataset(X, y, (28, 28), "mnist"), classes)
 
 
 @DATASETS.register("digits")
-def _digits_dataset() -> Dataset:
+def _digits_dataset(classes: Sequence[int] | None = None) -> Dataset:
     X, y = load_digits_data()
-    return Dataset(X, y, (8, 8), "digits")
+    return select_classes(Dataset(X, y, (8, 8), "digits"), classes)
 
 
 @DATASETS.register("patches")

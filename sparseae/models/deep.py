@@ -30,6 +30,7 @@ from ..nn.encoders import LinearEncoder
 from ..nn.heads import LinearClassifierHead
 from ..nn.likelihoods import make_likelihood
 from ..nn.penalties import Penalty, WeightDecay
+from ..train.trainer import Callback
 from ..validation import check_choice, check_number
 from .autoencoders import make_code_noise
 from .base import MODELS, Autoencoder, create_model, encode_dataset
@@ -40,14 +41,20 @@ class MLPEncoder(nn.Module):
     """``f(x) = s_L(W_L … s_1(W_1 x + b_1) … + b_L)``: a stack of :class:`LinearEncoder`\\ s.
 
     sizes: [n_features, h_1, …, n_components]; activations: one per layer.
+    ``code_noise_std`` σ (a buffer, saved with the weights): in training, N(0, σ²) noise is added to
+    the code layer's input before its activation — with a sigmoid code layer this drives the
+    codes to 0/1 (semantic hashing, Salakhutdinov & Hinton 2009); :class:`CodeNoiseSchedule`
+    raises σ epoch by epoch.
     """
 
-    def __init__(self, sizes: Sequence[int], activations: Sequence[str]) -> None:
+    def __init__(self, sizes: Sequence[int], activations: Sequence[str], code_noise_std: float = 0.0) -> None:
         super().__init__()
         if len(activations) != len(sizes) - 1:
             raise ConfigError(f"{len(sizes) - 1} layers need {len(sizes) - 1} activations, got {len(activations)}")
         self.layers = nn.ModuleList(LinearEncoder(a, b, act) for a, b, act in zip(sizes[:-1], sizes[1:], activations))
         self.n_features, self.n_components = sizes[0], sizes[-1]
+        check_number(code_noise_std, "code_noise_std", low=0.0)
+        self.register_buffer("code_noise_std", torch.tensor(float(code_noise_std)))
 
     @property
     def activation(self) -> str:
@@ -58,9 +65,13 @@ class MLPEncoder(nn.Module):
         return self.layers[-1].code_range
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
+        for layer in self.layers[:-1]:
             x = layer(x)
-        return x
+        top = self.layers[-1]
+        if not self.training or float(self.code_noise_std) == 0:
+            return top(x)
+        a = top.preactivation(x)
+        return top._act(a + self.code_noise_std.to(a.dtype) * torch.randn_like(a))
 
     def extra_repr(self) -> str:
         return " -> ".join(str(s) for s in [self.n_features] + [l.n_components for l in self.layers])
@@ -127,6 +138,43 @@ def deep_autoencoder(n_features: int, n_components: int, *, hidden: Sequence[int
     return Autoencoder(MLPEncoder(sizes, activations), MLPDecoder(sizes, activations),
                        make_likelihood(likelihood, n_features), penalties,
                        corruption=make_corruption(corruption), code_noise=make_code_noise(code_noise, 0.0))
+
+
+@MODELS.register("semantic_hashing")
+def semantic_hashing(n_features: int, n_components: int, *, hidden: Sequence[int] = (500, 500),
+                     activation: str = "sigmoid", likelihood: str = "bernoulli",
+                     code_noise_std: float = 4.0) -> Autoencoder:
+    """Deep autoencoder whose sigmoid code layer is driven binary (Salakhutdinov & Hinton 2009):
+    N(0, σ²) noise, σ = ``code_noise_std``, is added before the code sigmoid in training, so only
+    saturated codes survive it; ``n_components`` is the number of bits. Threshold the codes at 0.5
+    (:func:`sparseae.retrieval.binarize`) to hash. Pre-train layer by layer with a small σ or
+    none and raise it during fine-tuning with :class:`CodeNoiseSchedule`."""
+    sizes = _sizes(n_features, n_components, hidden)
+    activations = _activations(len(sizes) - 1, activation, "sigmoid")
+    return Autoencoder(MLPEncoder(sizes, activations, code_noise_std=code_noise_std),
+                       MLPDecoder(sizes, activations), make_likelihood(likelihood, n_features))
+
+
+class CodeNoiseSchedule(Callback):
+    """Trainer callback: σ of an :class:`MLPEncoder`'s code noise goes linearly from ``start`` to
+    ``end`` over the first ``ramp_epochs`` epochs, then stays at ``end``. Set at the start of each
+    epoch from the epoch number alone, so a resumed run follows the same schedule."""
+
+    def __init__(self, start: float, end: float, ramp_epochs: int) -> None:
+        check_number(start, "noise schedule start", low=0.0)
+        check_number(end, "noise schedule end", low=0.0)
+        check_number(ramp_epochs, "ramp_epochs", low=1, integer=True)
+        self.start, self.end, self.ramp_epochs = float(start), float(end), int(ramp_epochs)
+
+    def std(self, epoch: int) -> float:
+        """σ during ``epoch`` (1-based)."""
+        progress = min(max(epoch - 1, 0) / self.ramp_epochs, 1.0)
+        return self.start + progress * (self.end - self.start)
+
+    def on_epoch_start(self, epoch: int, model: nn.Module) -> None:
+        if not isinstance(getattr(model, "encoder", None), MLPEncoder):
+            raise ConfigError("a code-noise schedule needs a deep model (an MLPEncoder)")
+        model.encoder.code_noise_std.fill_(self.std(epoch))
 
 
 @MODELS.register("mlp_classifier")

@@ -185,6 +185,9 @@ def write_metrics(run_dir: Path, history: list[dict[str, float]]) -> None:
 class Callback:
     """Hooks into the loop; override what you need. Raising in a hook stops training."""
 
+    def on_epoch_start(self, epoch: int, model: torch.nn.Module) -> None:
+        """Before epoch ``epoch`` (1-based) trains, also the first epoch of a resumed run."""
+
     def on_step(self, step: int, model: torch.nn.Module) -> None:
         """After optimizer step number ``step`` (1-based, counted over the whole run)."""
 
@@ -294,6 +297,8 @@ def train(model: torch.nn.Module, X: Any, config: TrainConfig | None = None, *,
             generator = torch.Generator().manual_seed(seed)
             last_good = copy.deepcopy(model.state_dict())
             set_epoch_learning_rate(optimizer, config, epoch)
+            for callback in callbacks:
+                callback.on_epoch_start(epoch, model)
             started = time.perf_counter()
             if config.optimizer == "lbfgs":
                 sums, count = _lbfgs_epoch(model, optimizer, train_source, amp, epoch, config)

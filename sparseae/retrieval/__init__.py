@@ -1,0 +1,33 @@
+"""Semantic hashing (Salakhutdinov & Hinton 2009): binary codes, a Hamming hash index with
+radius lookup and exhaustive ranking, hashing baselines (LSH, PCA hashing, ITQ) and retrieval
+metrics (mAP, precision within a Hamming radius, precision-recall by radius)."""
+from .baselines import ITQ, PCAHashing, RandomProjectionLSH
+from .codes import binarize, hamming_distances, n_bytes_for, pack_bits, unpack_bits
+from .index import HammingIndex, flip_masks
+from .metrics import (
+    PrecisionRecallCurve,
+    RadiusPrecision,
+    mean_average_precision,
+    mnist_retrieval_split,
+    precision_recall_curve,
+    precision_within_radius,
+)
+
+__all__ = [
+    "HammingIndex",
+    "ITQ",
+    "PCAHashing",
+    "PrecisionRecallCurve",
+    "RadiusPrecision",
+    "RandomProjectionLSH",
+    "binarize",
+    "flip_masks",
+    "hamming_distances",
+    "mean_average_precision",
+    "mnist_retrieval_split",
+    "n_bytes_for",
+    "pack_bits",
+    "precision_recall_curve",
+    "precision_within_radius",
+    "unpack_bits",
+]
