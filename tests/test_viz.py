@@ -182,3 +182,15 @@ def test_save_unit_angles(tmp_path):
         save_unit_angles(angles, tmp_path / "x.png", classifier_norms=[1, 2, 3])
     with pytest.raises(DataError, match="NaN"):
         save_unit_angles([0.1, np.nan], tmp_path / "y.png")
+
+
+def test_embeddings_picture(tmp_path):
+    from sparseae.viz import save_embeddings
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, size=300)
+    path = save_embeddings([("deep AE", rng.normal(size=(300, 2))), ("PCA", rng.normal(size=(300, 2)))],
+                           labels, tmp_path / "map.png", title="MNIST")
+    assert path.read_bytes().startswith(b"\x89PNG") and path.stat().st_size > 5000
+    with pytest.raises(DataError, match="expected \\(300, 2\\)"):
+        save_embeddings([("bad", np.zeros((300, 3)))], labels, tmp_path / "bad.png")

@@ -24,7 +24,8 @@ from ..errors import ConfigError, DataError
 from ..validation import as_float_array, check_number
 from .grid import _as_filter_matrix, _check_image_shape, filter_grid, tile_images
 
-__all__ = ["save_filters", "save_curves", "save_reconstructions", "save_activity_histogram"]
+__all__ = ["save_filters", "save_curves", "save_reconstructions", "save_activity_histogram",
+           "save_unit_angles", "save_embeddings"]
 
 _DPI = 100
 
@@ -238,4 +239,35 @@ def save_unit_angles(angles: Any, path: str | os.PathLike, *, part_below: float 
         scatter.set_xlabel("angle (rad)")
         scatter.set_ylabel("classifier weight norm")
     figure.tight_layout()
+    return _save_figure(figure, path)
+
+
+def save_embeddings(panels: Sequence[tuple[str, Any]], labels: Any, path: str | os.PathLike, *,
+                    title: str | None = None, max_points: int = 10000, random_state: int = 0) -> Path:
+    """Side-by-side scatter plots of 2-D codes coloured by label, e.g. a deep autoencoder's map
+    of MNIST beside PCA's (Hinton & Salakhutdinov 2006, Fig. 3). ``panels``: (title, Z (n, 2))
+    pairs over the same n samples; ``labels``: (n,) integer classes."""
+    labels = np.asarray(labels)
+    if not panels:
+        raise DataError("save_embeddings needs at least one (title, codes) panel")
+    arrays = []
+    for name, Z in panels:
+        Z = as_float_array(Z, f"codes of {name!r}")
+        if Z.shape != (len(labels), 2):
+            raise DataError(f"codes of {name!r} have shape {Z.shape}; expected ({len(labels)}, 2), one 2-D "
+                            "point per label")
+        arrays.append(Z)
+    rng = np.random.default_rng(random_state)
+    shown = np.sort(rng.choice(len(labels), size=min(max_points, len(labels)), replace=False))
+    figure = Figure(figsize=(4.6 * len(panels), 4.6 + (0.3 if title else 0.0)))
+    for k, ((name, _), Z) in enumerate(zip(panels, arrays)):
+        axes = figure.add_subplot(1, len(panels), k + 1)
+        points = axes.scatter(Z[shown, 0], Z[shown, 1], c=labels[shown], cmap="tab10", s=2, alpha=0.7,
+                              vmin=-0.5, vmax=9.5)
+        axes.set_title(name, fontsize=10)
+        axes.set_xticks([])
+        axes.set_yticks([])
+    figure.colorbar(points, ax=figure.axes, ticks=range(10), fraction=0.02)
+    if title:
+        figure.suptitle(title, fontsize=11)
     return _save_figure(figure, path)
