@@ -484,3 +484,41 @@ def test_probe_reports_accuracy_on_codes_and_raw_inputs(trained_run, capsys):
     assert_one_line_error(status, err, "no class 11")
     status, out, err = run_cli(capsys, "probe", trained_run, "--data", "patches")
     assert_one_line_error(status, err, "no labels")
+
+
+def test_index_and_query_a_semantic_hashing_model(tmp_path, capsys):
+    """``sparseae index`` saves the codes of a dataset with its model; ``sparseae query`` finds the
+    items near given inputs, and refuses inputs of the wrong width or another model."""
+    config = {"model": {"name": "semantic_hashing", "n_components": 12, "hidden": [40], "code_noise_std": 0.0},
+              "data": {"name": "digits"},
+              "train": {"optimizer": "adam", "learning_rate": 0.01, "batch_size": 32, "max_epochs": 10,
+                        "random_state": 0, "device": "cpu"},
+              "output": {"dir": str(tmp_path / "run"), "plots": False}}
+    status, _, err = run_cli(capsys, "train", write_config(tmp_path / "hash.yaml", config))
+    assert status == 0, err
+    status, out, err = run_cli(capsys, "index", tmp_path / "run", "--out", tmp_path / "idx", "--json")
+    assert status == 0, err
+    built = json.loads(out)
+    assert built["n_items"] == 1797 and built["n_bits"] == 12 and built["n_buckets"] > 50
+    status, out, err = run_cli(capsys, "query", tmp_path / "idx", "--data", "digits", "--rows", "0:4",
+                               "--radius", "0", "--json")
+    assert status == 0, err
+    results = json.loads(out)["results"]
+    assert len(results) == 4
+    for q, result in enumerate(results):  # each digit finds itself at distance 0
+        assert q in result["ids"] and set(result["distances"]) == {0}
+    status, out, err = run_cli(capsys, "query", tmp_path / "idx", "--data", "digits", "--rows", "7", "--k", "5", "--json")
+    result = json.loads(out)["results"][0]
+    assert status == 0 and result["ids"][0] == 7 and result["distances"] == sorted(result["distances"])
+    np.save(tmp_path / "wrong.npy", np.zeros((2, 10)))
+    status, _, err = run_cli(capsys, "query", tmp_path / "idx", "--input", tmp_path / "wrong.npy")
+    assert_one_line_error(status, err, "10 features")
+    status, _, err = run_cli(capsys, "train", write_config(tmp_path / "hash.yaml", config), "--out",
+                             tmp_path / "other", "--set", "train.random_state=1")
+    status, _, err = run_cli(capsys, "query", tmp_path / "idx", "--data", "digits", "--rows", "0",
+                             "--model", tmp_path / "other")
+    assert_one_line_error(status, err, "built by another model")
+    status, _, err = run_cli(capsys, "index", tmp_path / "run", "--out", tmp_path / "idx")
+    assert_one_line_error(status, err, "--overwrite")
+    status, _, err = run_cli(capsys, "query", tmp_path / "run")
+    assert_one_line_error(status, err, "not a sparseae index")

@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", default=False,
                         help="show the full traceback of an error")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    from . import commands as cmd
+    from . import commands as cmd, hashing
 
     train = commands.add_parser("train", parents=[common], help="train a model into a run folder",
                                 description="Train a model: config file (YAML/TOML) and/or flags.")
@@ -101,6 +101,33 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     _add_download(probe)
     probe.set_defaults(handler=cmd.command_probe)
+
+    index = commands.add_parser("index", parents=[common], help="build a semantic-hashing index",
+                                description="Encode a dataset with a trained model, threshold the codes "
+                                            "to bits and save a Hamming hash index (with the model).")
+    index.add_argument("path", metavar="MODEL_DIR_or_RUN_DIR")
+    index.add_argument("--data", help="dataset to index (default: the run's)")
+    _add_set(index, "data.split=train")
+    index.add_argument("--out", metavar="INDEX_DIR", required=True, help="where the index folder goes")
+    index.add_argument("--threshold", type=float, default=0.5, help="code value above which a bit is 1")
+    index.add_argument("--overwrite", action="store_true", help="replace an index in INDEX_DIR")
+    index.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    _add_download(index)
+    index.set_defaults(handler=hashing.command_index)
+
+    query = commands.add_parser("query", parents=[common], help="nearest indexed items of inputs",
+                                description="Encode inputs with the index's model and list the indexed "
+                                            "items within a Hamming radius, or the k nearest.")
+    query.add_argument("index", metavar="INDEX_DIR")
+    query.add_argument("--input", metavar="FILE", help="queries: .npy/.npz/.csv, one row per query")
+    query.add_argument("--data", help="queries from this dataset (with --rows)")
+    query.add_argument("--rows", metavar="START[:STOP]", help="which rows of --input/--data")
+    query.add_argument("--radius", type=int, default=2, help="Hamming radius of the lookup (default 2)")
+    query.add_argument("--k", type=int, default=None, help="the k nearest by exhaustive ranking instead")
+    query.add_argument("--model", metavar="MODEL_DIR_or_RUN_DIR", help="encode with this model (must be "
+                                                                       "the index's)")
+    query.add_argument("--show", type=int, default=10, help="items printed per query (default 10)")
+    query.set_defaults(handler=hashing.command_query)
 
     plot = commands.add_parser("plot", parents=[common], help="draw a run folder's pictures",
                                description="Write filters.png, curves.png, reconstructions.png and "

@@ -1,0 +1,168 @@
+"""``sparseae index`` and ``sparseae query``: semantic hashing from the command line.
+
+An index folder ``DIR`` holds::
+
+    model/      a copy of the model that encoded the items (model.safetensors + config.json)
+    hash/       the HammingIndex: packed codes, item ids, and the model's fingerprint
+    index.json  what was indexed (data, threshold, timing)
+    labels.npy  the items' labels, when the dataset has them (shown beside query results)
+
+``query`` encodes its inputs with ``DIR/model`` (or ``--model``, which must be the same model:
+its fingerprint, a hash of the weights file, is checked) and returns the items within Hamming
+radius ``--radius`` or the ``--k`` nearest by exhaustive Hamming ranking.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data import load_array
+from ..errors import CheckpointError, ConfigError, DataError, OutputExistsError
+from ..io import WEIGHTS_FILE, load_model, replace_directory, write_json_atomic
+from ..models import encode_dataset
+from ..retrieval import HammingIndex, binarize
+from ..validation import as_float_array, check_number
+from . import runs
+from .output import Output
+
+MODEL_DIR, HASH_DIR, INDEX_FILE, LABELS_FILE = "model", "hash", "index.json", "labels.npy"
+
+
+def model_fingerprint(model_dir: Path) -> str:
+    """sha256 (first 16 hex digits) of the model's weights file: equal weights, equal fingerprint."""
+    digest = hashlib.sha256()
+    with open(model_dir / WEIGHTS_FILE, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def _codes(model: Any, X: Any, threshold: float) -> np.ndarray:
+    return binarize(encode_dataset(model, X), threshold=threshold)
+
+
+def command_index(args: argparse.Namespace, out: Output) -> int:
+    """Encode a dataset with a trained model, threshold the codes to bits and save a hash index."""
+    from .commands import _datasets_for, _load
+
+    check_number(args.threshold, "--threshold", low=0.0, high=1.0)
+    target = Path(args.out)
+    if target.exists() and any(target.iterdir()):
+        if not args.overwrite:
+            raise OutputExistsError(f"{target} already exists; pass --overwrite to replace it")
+        if not (target / INDEX_FILE).exists():
+            raise OutputExistsError(f"{target} is not a sparseae index folder; refusing to replace it")
+    model, config, _, model_dir = _load(args, args.path)
+    dataset, _ = _datasets_for(model, config)
+    started = time.perf_counter()
+    bits = _codes(model, dataset.X, args.threshold)
+    encoded = time.perf_counter()
+    fingerprint = model_fingerprint(model_dir)
+    index = HammingIndex.from_bits(bits, np.arange(dataset.n_samples), model=fingerprint)
+    built = time.perf_counter()
+    summary = {"index": str(target), "model": model.spec["name"], "fingerprint": fingerprint,
+               "data": config.data_name, "n_items": index.n_items, "n_bits": index.n_bits,
+               "n_buckets": index.n_buckets, "threshold": args.threshold,
+               "encode_seconds": encoded - started, "build_seconds": built - encoded,
+               "items_per_second": index.n_items / max(built - started, 1e-9),
+               "labels": dataset.y is not None}
+    # Built in a sibling folder that replaces the target in one rename: never half an index.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    try:
+        shutil.copytree(model_dir, staging / MODEL_DIR)
+        index.save(staging / HASH_DIR)
+        if dataset.y is not None:
+            np.save(staging / LABELS_FILE, np.asarray(dataset.y))
+        write_json_atomic(staging / INDEX_FILE, summary)
+        replace_directory(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    out.line(f"Indexed {index.n_items} items of {config.data_name} as {index.n_bits}-bit codes "
+             f"({index.n_buckets} distinct) in {built - started:.2f} s "
+             f"({summary['items_per_second']:.0f} items/s): {target}")
+    out.json(summary)
+    return 0
+
+
+def _query_inputs(args: argparse.Namespace, n_features: int) -> np.ndarray:
+    if (args.input is None) == (args.data is None):
+        raise ConfigError("give the queries either as --input FILE (.npy/.npz/.csv) or as --data NAME "
+                          "with --rows")
+    if args.input is not None:
+        X = as_float_array(load_array(args.input, mmap=False), f"--input {args.input}")
+    else:
+        from ..data import load_dataset
+        dataset = load_dataset(args.data)
+        X = np.asarray(dataset.X)
+    if X.ndim == 1:
+        X = X[None, :]
+    if X.shape[1] != n_features:
+        raise DataError(f"the queries have {X.shape[1]} features, but the index's model encodes "
+                        f"{n_features}")
+    if args.rows is not None:
+        start, _, stop = args.rows.partition(":")
+        try:
+            rows = slice(int(start), int(stop)) if stop else slice(int(start), int(start) + 1)
+        except ValueError:
+            raise ConfigError(f"--rows takes START or START:STOP, got {args.rows!r}") from None
+        X = X[rows]
+        if not len(X):
+            raise DataError(f"--rows {args.rows} selects no rows of {args.input or args.data}")
+    return X
+
+
+def command_query(args: argparse.Namespace, out: Output) -> int:
+    """Return the indexed items near each query: within ``--radius`` or the ``--k`` nearest."""
+    folder = Path(args.index)
+    if not (folder / INDEX_FILE).exists():
+        raise CheckpointError(f"{folder} is not a sparseae index folder (no {INDEX_FILE}); build one with "
+                              "`sparseae index`")
+    if args.model is not None:
+        model_dir, _ = runs.locate_model(args.model)
+    else:
+        model_dir = folder / MODEL_DIR
+    fingerprint = model_fingerprint(model_dir)
+    index = HammingIndex.load(folder / HASH_DIR)
+    if index.model != fingerprint:
+        raise CheckpointError(f"the index in {folder} was built by another model (fingerprint "
+                              f"{index.model}, this model's is {fingerprint}): rebuild it with `sparseae index`")
+    model = load_model(model_dir)
+    if args.k is not None:
+        check_number(args.k, "--k", low=1, integer=True)
+    check_number(args.radius, "--radius", low=0, integer=True)
+    try:
+        threshold = float(json.loads((folder / INDEX_FILE).read_text())["threshold"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{folder / INDEX_FILE} is corrupt: {exc}") from None
+    X = _query_inputs(args, model.n_features)
+    bits = _codes(model, X, threshold)
+    labels = np.load(folder / LABELS_FILE, allow_pickle=False) if (folder / LABELS_FILE).exists() else None
+    results = []
+    if args.k is not None:
+        ids, distances = index.rank(bits, k=args.k)
+        for q in range(len(X)):
+            results.append({"query": q, "ids": ids[q].tolist(), "distances": distances[q].tolist()})
+    else:
+        id_lists, distance_lists = index.lookup(bits, radius=args.radius, return_distances=True)
+        for q, (ids, distances) in enumerate(zip(id_lists, distance_lists)):  # nearest first, then by id
+            results.append({"query": q, "ids": ids.tolist(), "distances": distances.tolist()})
+    for result in results:
+        if labels is not None:
+            result["labels"] = labels[result["ids"]].tolist()
+        shown = ", ".join(f"{i} (d={d})" for i, d in list(zip(result["ids"], result["distances"]))[:args.show])
+        more = len(result["ids"]) - args.show
+        out.line(f"query {result['query']}: {len(result['ids'])} items"
+                 + (f": {shown}" if shown else "") + (f", … {more} more" if more > 0 else ""))
+    out.json({"index": str(folder), "radius": None if args.k is not None else args.radius, "k": args.k,
+              "results": results})
+    return 0
