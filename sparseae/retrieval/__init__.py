@@ -2,8 +2,8 @@
 radius lookup and exhaustive ranking, hashing baselines (LSH, PCA hashing, ITQ) and retrieval
 metrics (mAP, precision within a Hamming radius, precision-recall by radius)."""
 from .baselines import ITQ, PCAHashing, RandomProjectionLSH
-from .codes import binarize, hamming_distances, n_bytes_for, pack_bits, unpack_bits
-from .index import HammingIndex, flip_masks
+from .codes import binarize, flip_masks, hamming_distances, n_bytes_for, pack_bits, unpack_bits
+from .index import HammingIndex
 from .metrics import (
     PrecisionRecallCurve,
     RadiusPrecision,

@@ -107,6 +107,7 @@ class RandomProjectionLSH(_Hasher):
 
     def __init__(self, n_bits: int, random_state: Any = None):
         super().__init__(n_bits)
+        _rng(random_state)  # validate now; the generator itself is made in fit
         self.random_state = random_state
 
     def _fit(self, X: np.ndarray) -> None:
@@ -137,6 +138,7 @@ class ITQ(_Hasher):
     def __init__(self, n_bits: int, n_iter: int = 50, random_state: Any = None):
         super().__init__(n_bits)
         check_number(n_iter, "n_iter", low=1, integer=True)
+        _rng(random_state)
         self.n_iter, self.random_state = int(n_iter), random_state
 
     def _fit(self, X: np.ndarray) -> None:

@@ -5,6 +5,7 @@ code is bit ``7 - i % 8`` of byte ``i // 8``, and the padding bits of the last b
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,7 @@ import torch
 from ..errors import DataError
 from ..validation import as_float_array, check_number
 
-__all__ = ["binarize", "pack_bits", "unpack_bits", "hamming_distances", "n_bytes_for"]
+__all__ = ["binarize", "pack_bits", "unpack_bits", "hamming_distances", "n_bytes_for", "flip_masks"]
 
 # popcount of every byte value, and of every 16-bit value (for uint64 words without np.bitwise_count)
 _POPCOUNT8 = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(axis=1).astype(np.uint8)
@@ -136,3 +137,27 @@ def hamming_distances(query_packed: Any, database_packed: Any, *,
                 xor = np.bitwise_xor(queries[:, unit, None], items[None, :, unit])
                 target += _popcount_words(xor) if words else _POPCOUNT8[xor]
     return out
+
+
+@lru_cache(maxsize=8)
+def flip_masks(n_bits: int, radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """All bit-flip patterns of weight 0..radius: packed uint8 ``(m, B)`` and weights ``(m,)``,
+    ordered by weight, ``m = Σ_k C(n_bits, k)``. Cached, so both are read-only."""
+    combos = [np.zeros((1, 0), dtype=np.int64)]
+    for _ in range(min(radius, n_bits)):  # extend each combination by a larger bit index
+        prev = combos[-1]
+        last = prev[:, -1] if prev.shape[1] else np.full(len(prev), -1)
+        counts = n_bits - 1 - last
+        starts = np.repeat(np.cumsum(counts) - counts, counts)
+        new = np.repeat(last, counts) + 1 + np.arange(int(counts.sum())) - starts
+        combos.append(np.column_stack([np.repeat(prev, counts, axis=0), new]))
+    parts = []
+    for weight, bits in enumerate(combos):
+        masks = np.zeros((len(bits), n_bytes_for(n_bits)), dtype=np.uint8)
+        rows = np.arange(len(bits))
+        for column in range(weight):  # loop over the ≤ radius flipped bits of each pattern
+            masks[rows, bits[:, column] // 8] |= (0x80 >> (bits[:, column] % 8)).astype(np.uint8)
+        parts.append(masks)
+    masks, weights = np.concatenate(parts), np.repeat(np.arange(len(combos)), [len(p) for p in parts])
+    masks.flags.writeable = weights.flags.writeable = False
+    return masks, weights

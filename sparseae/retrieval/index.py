@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import tempfile
-from functools import lru_cache
 from math import comb
 from pathlib import Path
 from typing import Any
@@ -26,9 +25,10 @@ from .. import __version__
 from ..errors import CheckpointError, ConfigError, DataError, OutputExistsError
 from ..io import replace_directory, write_json_atomic
 from ..validation import check_number
-from .codes import BLOCK_ELEMENTS, _as_bits, _as_packed, hamming_distances, n_bytes_for, pack_bits
+from .codes import (BLOCK_ELEMENTS, _as_bits, _as_packed, flip_masks, hamming_distances, n_bytes_for,
+                    pack_bits)
 
-__all__ = ["HammingIndex", "flip_masks"]
+__all__ = ["HammingIndex"]
 
 FORMAT = "sparseae-hash-index"
 FORMAT_VERSION = 1
@@ -56,29 +56,6 @@ def _clear_padding(packed: np.ndarray, n_bits: int) -> np.ndarray:
     return packed
 
 
-@lru_cache(maxsize=32)
-def flip_masks(n_bits: int, radius: int) -> tuple[np.ndarray, np.ndarray]:
-    """All bit-flip patterns of weight 0..radius: packed uint8 ``(m, B)`` and weights ``(m,)``,
-    ordered by weight, ``m = Σ_k C(n_bits, k)``."""
-    combos = [np.zeros((1, 0), dtype=np.int64)]
-    for _ in range(min(radius, n_bits)):  # extend each combination by a larger bit index
-        prev = combos[-1]
-        last = prev[:, -1] if prev.shape[1] else np.full(len(prev), -1)
-        counts = n_bits - 1 - last
-        starts = np.repeat(np.cumsum(counts) - counts, counts)
-        new = np.repeat(last, counts) + 1 + np.arange(int(counts.sum())) - starts
-        combos.append(np.column_stack([np.repeat(prev, counts, axis=0), new]))
-    parts = []
-    for weight, bits in enumerate(combos):
-        masks = np.zeros((len(bits), n_bytes_for(n_bits)), dtype=np.uint8)
-        rows = np.arange(len(bits))
-        for column in range(weight):  # loop over the ≤ radius flipped bits of each pattern
-            masks[rows, bits[:, column] // 8] |= (0x80 >> (bits[:, column] % 8)).astype(np.uint8)
-        parts.append(masks)
-    weights = np.repeat(np.arange(len(combos)), [len(p) for p in parts])
-    return np.concatenate(parts), weights
-
-
 class HammingIndex:
     """Hash index of ``n`` binary codes of ``n_bits`` bits.
 
@@ -95,7 +72,7 @@ class HammingIndex:
         n_bits = 8 * packed.shape[1] if n_bits is None else n_bits
         check_number(n_bits, "n_bits", low=1, integer=True)
         if n_bytes_for(n_bits) != packed.shape[1]:
-            raise DataError(f"codes have {packed.shape[1]} bytes per code but {n_bits} bits need "
+            raise DataError(f"codes have {packed.shape[1]} bytes per code; {n_bits} bits need "
                             f"{n_bytes_for(n_bits)}")
         if not isinstance(model, str):
             raise ConfigError(f"model must be a string fingerprint, got {type(model).__name__}")
@@ -113,8 +90,7 @@ class HammingIndex:
         by_id = np.argsort(ids, kind="stable")
         order = by_id[np.argsort(keys[by_id], kind="stable")]  # by key, then by id
         self._codes, self._ids, keys = packed[order], ids[order], keys[order]
-        new_bucket = np.concatenate([[True], keys[1:] != keys[:-1]])
-        starts = np.flatnonzero(new_bucket)
+        starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))  # bucket starts
         self._keys = keys[starts]
         self._bucket_starts = np.append(starts, len(keys))
         self._by_id: tuple[np.ndarray, np.ndarray] | None = None
@@ -126,10 +102,11 @@ class HammingIndex:
         return cls(pack_bits(bits), ids, n_bits=bits.shape[1], model=model)
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return self.n_items
 
     @property
     def n_items(self) -> int:
+        """Number of indexed items."""
         return len(self._ids)
 
     @property
@@ -206,7 +183,7 @@ class HammingIndex:
 
     def rank(self, query: Any, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Exhaustive Hamming ranking: ids int64 ``(q, k)`` and distances ``(q, k)``, nearest
-        first, ties broken by id (all ``n`` items when ``k`` is None)."""
+        first, ties broken by id (all ``n`` items when ``k`` is None; a larger ``k`` is clipped)."""
         packed = self._query(query)
         n = self.n_items
         if k is not None:
@@ -223,10 +200,14 @@ class HammingIndex:
             dist = hamming_distances(packed[start:start + block], codes)
             if k == n:
                 order = np.argsort(dist, axis=1, kind="stable")
-            else:  # unique keys (distance, position) so argpartition needs no stable tie-break
-                key = dist.astype(np.int64) * n + np.arange(n)
-                part = np.argpartition(key, k - 1, axis=1)[:, :k]
-                order = np.take_along_axis(part, np.argsort(np.take_along_axis(key, part, 1), 1), 1)
+            else:  # candidates: items no farther than each row's k-th smallest distance
+                kth = np.partition(dist, k - 1, axis=1)[:, k - 1]
+                rows, cols = np.nonzero(dist <= kth[:, None])
+                sort = np.lexsort((cols, dist[rows, cols], rows))
+                rows, cols = rows[sort], cols[sort]
+                counts = np.bincount(rows, minlength=len(dist))
+                keep = np.arange(len(rows)) - (np.cumsum(counts) - counts)[rows] < k
+                order = cols[keep].reshape(len(dist), k)
             out_ids[start:start + block] = ids[order]
             out_dist[start:start + block] = np.take_along_axis(dist, order, 1)
         return out_ids, out_dist
@@ -260,8 +241,9 @@ class HammingIndex:
         Raises :class:`CheckpointError` for a missing, corrupt or foreign folder.
         """
         folder = Path(path)
-        if not (folder / META_FILE).exists() and (folder.with_name(folder.name + ".old") / META_FILE).exists():
-            folder = folder.with_name(folder.name + ".old")  # an interrupted save left the old copy
+        old = folder.with_name(folder.name + ".old")  # an interrupted save may have left the old copy
+        if not (folder / META_FILE).exists() and (old / META_FILE).exists():
+            folder = old
         if not folder.is_dir():
             raise CheckpointError(f"no hash index at {folder}: expected a folder with {META_FILE} "
                                   f"and {ARRAYS_FILE}")
