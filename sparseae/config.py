@@ -3,13 +3,14 @@
 A run config has these sections, each a mapping::
 
     model:    {name: sparse_ae_kl, n_components: 25, <model parameters>...}
-    data:     {name: patches, <dataset options>..., normalize: none|l2, test: {<options of the evaluation set>}}
+    data:     {name: patches, <dataset options>..., normalize: none|l2|center_l2, test: {<options of the evaluation set>}}
     pretrain: {<TrainConfig fields>, layer_model, layer_params}   (optional: see below)
     train:    {<TrainConfig fields>: optimizer, learning_rate, max_epochs, max_iter, ...}
     output:   {dir: runs/demo, plots: true}
 
 ``data.normalize: l2`` scales every sample (of the training and the evaluation set) to unit L2
-norm. A model with a classifier head (e.g. ``drsae``) trains on the dataset's labels; a non-empty
+norm; ``center_l2`` first subtracts the training set's mean (the usual input normalization of
+SAEs on model activations). A model with a classifier head (e.g. ``drsae``) trains on the dataset's labels; a non-empty
 ``pretrain`` section first trains it without labels, with the ``train`` settings changed by the
 section's keys (``pretrain: {max_epochs: 100}``). For a deep model (``deep_autoencoder``,
 ``mlp_classifier``) the ``pretrain`` section means greedy layer-wise pre-training: each layer is
@@ -60,7 +61,7 @@ SECTIONS = ("model", "data", "pretrain", "train", "output")
 #: Keys of the ``pretrain`` section that describe the layers of greedy pre-training.
 STACK_KEYS = ("layer_model", "layer_params")
 #: ``data.normalize`` values: per-sample scaling applied after loading.
-NORMALIZATIONS = ("none", "l2")
+NORMALIZATIONS = ("none", "l2", "center_l2")
 #: Keys of the ``model`` section besides the model's own parameters.
 MODEL_KEYS = ("name", "n_components")
 #: ``output`` keys and their defaults (``dir`` None → ``runs/<model>_<data>``).

@@ -30,7 +30,9 @@ class GradCheckResult:
     ``per_parameter``: the same criterion for each parameter; ``n_checked``: coordinates
     compared; ``n_kinks``: coordinates left out because the loss has a kink there;
     ``unused``: parameters the loss does not depend on (autograd gives them no gradient, e.g. a
-    classifier head during unsupervised pre-training), not checked."""
+    classifier head during unsupervised pre-training), not checked; ``pseudo_gradient``: parameters
+    whose gradient is by design a straight-through estimate (a module lists them in
+    ``pseudo_gradient_parameters``, e.g. JumpReLU's thresholds), not checked either."""
 
     relative_error: float
     n_checked: int
@@ -38,6 +40,7 @@ class GradCheckResult:
     tolerance: float = UFLDL_TOLERANCE
     n_kinks: int = 0
     unused: list[str] = field(default_factory=list)
+    pseudo_gradient: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -87,7 +90,9 @@ def check_gradients(model: torch.nn.Module, X: Any, *, epsilon: float = 1e-4, or
     probe.zero_grad(set_to_none=True)
     loss_of(probe, x).backward()
     unused = [name for name, p in named if p.grad is None]
-    named = [(name, p) for name, p in named if p.grad is not None]
+    pseudo = sorted(f"{prefix}.{name}" if prefix else name for prefix, module in probe.named_modules()
+                    for name in getattr(module, "pseudo_gradient_parameters", ()))
+    named = [(name, p) for name, p in named if p.grad is not None and name not in pseudo]
     analytic = {name: p.grad.detach().clone() for name, p in named}
 
     rng = np.random.default_rng(random_state)
@@ -125,4 +130,4 @@ def check_gradients(model: torch.nn.Module, X: Any, *, epsilon: float = 1e-4, or
         raise ConfigError("the loss depends on none of the model's parameters: nothing to check")
     total = relative_difference(torch.cat(numeric_all), torch.cat(analytic_all))
     return GradCheckResult(total, int(sum(len(v) for v in numeric_all)), per_parameter, tolerance,
-                           n_kinks=n_kinks, unused=unused)
+                           n_kinks=n_kinks, unused=unused, pseudo_gradient=pseudo)

@@ -200,6 +200,8 @@ def test_gradcheck_passes_for_every_registered_model(name, capsys):
     fewer = ["--max-checks", "16"] if name in ("sparse_coding", "psd") else []  # FISTA per evaluation
     if name == "deep_autoencoder":  # a small instance of the 784-1000-500-250-30 preset
         fewer = ["--set", "model.hidden=[20,10]"]
+    if name == "topk_sae":  # k = 32 by default, more than the 8 latents here
+        fewer = ["--set", "model.k=3"]
     status, out, err = run_cli(capsys, "gradcheck", "--model", name, "--json", *fewer)
     result = json.loads(out)
     assert status == 0, (result, err)
@@ -522,3 +524,19 @@ def test_index_and_query_a_semantic_hashing_model(tmp_path, capsys):
     assert_one_line_error(status, err, "--overwrite")
     status, _, err = run_cli(capsys, "query", tmp_path / "run")
     assert_one_line_error(status, err, "not a sparseae index")
+
+
+def test_center_l2_normalization_uses_the_training_mean():
+    from sparseae.cli.report import load_datasets
+    from sparseae.data import load_dataset
+
+    config = load_config(base={"model": {"name": "topk_sae", "n_components": 16, "k": 2},
+                               "data": {"name": "digits", "classes": [0, 1, 2], "normalize": "center_l2",
+                                        "test": {"classes": [3]}}})
+    train_set, test_set = load_datasets(config)
+    raw_train = load_dataset("digits", classes=[0, 1, 2]).X
+    raw_test = load_dataset("digits", classes=[3]).X
+    mean = raw_train.mean(axis=0)
+    expected = (raw_test - mean) / np.linalg.norm(raw_test - mean, axis=1, keepdims=True)
+    np.testing.assert_allclose(test_set.X, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(train_set.X, axis=1), 1.0, rtol=1e-5)

@@ -34,22 +34,31 @@ EVAL_BATCH_SIZE = 4096
 
 def load_datasets(config: RunConfig) -> tuple[Dataset, Dataset]:
     """(training set, evaluation set); the evaluation set is the training set without ``data.test``."""
-    train_set = _normalized(load_dataset(config.data_name, **config.data_options), config.normalize)
+    train_set = load_dataset(config.data_name, **config.data_options)
+    mean = np.asarray(train_set.X, dtype=np.float64).mean(axis=0) if config.normalize == "center_l2" else None
+    train_set = _normalized(train_set, config.normalize, mean)
     spec = config.test_data_spec()
     if spec is None:
         return train_set, train_set
     options = {k: v for k, v in spec[1].items() if k != "normalize"}
-    test_set = _normalized(load_dataset(spec[0], **options), config.normalize)
+    test_set = _normalized(load_dataset(spec[0], **options), config.normalize, mean)
     if test_set.n_features != train_set.n_features:
         raise DataError(f"the test set ({spec[0]}) has {test_set.n_features} features, the training set "
                         f"({config.data_name}) {train_set.n_features}")
     return train_set, test_set
 
 
-def _normalized(dataset: Dataset, normalize: str) -> Dataset:
+def _normalized(dataset: Dataset, normalize: str, mean: np.ndarray | None = None) -> Dataset:
+    """``l2``: every sample scaled to unit norm; ``center_l2``: the training set's mean subtracted
+    first (Gao et al. 2024's input normalization for SAEs on activations)."""
     if normalize == "none":
         return dataset
-    return dataclasses.replace(dataset, X=unit_norm_rows(dataset.X))
+    X = dataset.X
+    if normalize == "center_l2":
+        if mean.shape[0] != X.shape[1]:
+            raise DataError(f"the evaluation set has {X.shape[1]} features, the training set {mean.shape[0]}")
+        X = np.asarray(X, dtype=np.float32) - mean.astype(np.float32)
+    return dataclasses.replace(dataset, X=unit_norm_rows(X))
 
 
 def describe_data(config: RunConfig) -> str:

@@ -2,12 +2,14 @@
 
 * :mod:`.autoencoders`: ``autoencoder``, ``linear_ae``, ``sparse_ae_kl``, ``sparse_ae_l1``,
   ``denoising_ae``, ``contractive_ae``
-* :mod:`.deep`: ``deep_autoencoder``, ``mlp_classifier``, greedy layer-wise pre-training
+* :mod:`.deep`: ``deep_autoencoder``, ``mlp_classifier``, ``semantic_hashing``, greedy layer-wise
+  pre-training
+* :mod:`.sae`: ``topk_sae`` (TopK, BatchTopK, AuxK), ``jumprelu_sae``
 * :mod:`.sparse_coding`: ``sparse_coding`` (FISTA inference, dictionary learning)
 * :mod:`.psd`: ``psd``; :mod:`.lista`: ``lista``
 * :mod:`.supervised` and :mod:`.drsae`: autoencoders with a classifier head, ``drsae``
 """
-from . import autoencoders  # noqa: F401  (registers the presets)
+from . import autoencoders, sae  # noqa: F401  (register the presets)
 from .base import MODELS, Autoencoder, LossOutput, create_model, encode_dataset
 from .deep import StackedResult, fit_stacked, load_layer_weights, pretrain_layers
 from .drsae import DrSAE, encoder_decoder_angles, fit_drsae

@@ -117,7 +117,17 @@ class Autoencoder(nn.Module):
             penalty.full_batch = full_batch
 
     @torch.no_grad()
+    def project_gradients(self) -> None:
+        """Before the optimizer step: constraints that shape the gradient (e.g. tangent to the
+        unit sphere of the decoder's columns) apply here."""
+        for constraint in self.constraints:
+            project = getattr(constraint, "project_gradient", None)
+            if project is not None:
+                project(self)
+
+    @torch.no_grad()
     def apply_constraints(self) -> None:
+        """After the optimizer step: the projections onto the constraint sets."""
         for constraint in self.constraints:
             constraint(self)
 

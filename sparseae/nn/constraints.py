@@ -16,10 +16,26 @@ class NormConstraint:
     (project into the ball, e.g. DrSAE's bounded rows).
     """
 
-    def __init__(self, parameter: str, dim: int = 0, value: float = 1.0, mode: str = "equal") -> None:
+    def __init__(self, parameter: str, dim: int = 0, value: float = 1.0, mode: str = "equal",
+                 tangent_gradient: bool = False) -> None:
         check_number(value, "norm constraint value", low=0.0, low_inclusive=False)
         check_choice(mode, "norm constraint mode", ("equal", "max"))
         self.parameter, self.dim, self.value, self.mode = parameter, dim, float(value), mode
+        self.tangent_gradient = bool(tangent_gradient)
+
+    @torch.no_grad()
+    def project_gradient(self, model: nn.Module) -> None:
+        """With ``tangent_gradient`` (mode ``equal``), remove from each slice's gradient its component
+        along the slice, so that the step moves along the sphere and the projection after it only
+        corrects second order (Bricken et al. 2023; Gao et al. 2024). Called before the step."""
+        if not self.tangent_gradient:
+            return
+        weight = model.get_parameter(self.parameter)
+        if weight.grad is None:
+            return
+        along = (weight.grad * weight).sum(dim=self.dim, keepdim=True) / \
+            weight.pow(2).sum(dim=self.dim, keepdim=True).clamp_min(1e-12)
+        weight.grad.sub_(along * weight)
 
     @torch.no_grad()
     def __call__(self, model: nn.Module) -> None:
@@ -34,6 +50,8 @@ class NormConstraint:
         return f"NormConstraint({self.parameter!r}, dim={self.dim}, value={self.value:g}, mode={self.mode!r})"
 
 
-def unit_norm_columns(parameter: str = "decoder.weight_") -> NormConstraint:
-    """Dictionary atoms (columns) of unit L2 norm, so an L1 penalty cannot be cheated by scale."""
-    return NormConstraint(parameter, dim=0, value=1.0, mode="equal")
+def unit_norm_columns(parameter: str = "decoder.weight_", tangent_gradient: bool = False) -> NormConstraint:
+    """Dictionary atoms (columns) of unit L2 norm, so an L1 penalty cannot be cheated by scale;
+    ``tangent_gradient``: also make their gradient tangent to the sphere before each step."""
+    return NormConstraint(parameter, dim=0, value=1.0, mode="equal", tangent_gradient=tangent_gradient)
+

@@ -166,3 +166,61 @@ class ContractivePenalty(Penalty):
 
     def extra_repr(self) -> str:
         return f"weight={self.weight:g}, method={self.method}"
+
+
+class AuxKPenalty(Penalty):
+    """Gao et al. (2024)'s auxiliary loss against dead latents of a TopK SAE:
+    α · ‖e − ê‖² / ‖e − ē‖² over the batch, where e = x − x̂ (detached) is the main reconstruction's
+    residual and ê = W_dec z_aux reconstructs it from the ``k_aux`` largest pre-activations of the
+    *dead* latents (those that have not fired for more than ``dead_after`` samples, counted in a
+    buffer during training). 0 when no latent is dead.
+    """
+
+    def __init__(self, weight: float, n_components: int, k_aux: int = 512, dead_after: int = 1_000_000) -> None:
+        super().__init__(weight)
+        check_number(k_aux, "k_aux", low=1, integer=True)
+        check_number(dead_after, "dead_after", low=1, integer=True)
+        self.k_aux, self.dead_after = int(k_aux), int(dead_after)
+        self.register_buffer("samples_since_fired", torch.zeros(n_components, dtype=torch.long))
+
+    @property
+    def dead(self) -> torch.Tensor:
+        """Bool (n_components,): latents silent for more than ``dead_after`` samples."""
+        return self.samples_since_fired > self.dead_after
+
+    def forward(self, step: ForwardPass) -> torch.Tensor:
+        code = step.code
+        if self.training and torch.is_grad_enabled():
+            with torch.no_grad():
+                fired = (code > 0).any(dim=0)
+                self.samples_since_fired.add_(code.shape[0]).masked_fill_(fired, 0)
+        dead = self.dead
+        n_dead = int(dead.sum())
+        if n_dead == 0:
+            return code.new_zeros(())
+        encoder = step.model.encoder
+        a = encoder.last_preactivation
+        if a is None or a.shape != code.shape:
+            a = encoder.preactivation(step.x_input)
+        candidates = torch.where(dead, torch.relu(a), torch.full_like(a, -1.0))
+        top = candidates.topk(min(self.k_aux, n_dead), dim=1)
+        z_aux = torch.zeros_like(a).scatter_(1, top.indices, top.values.clamp_min(0))
+        residual = (step.x - step.model.likelihood.mean(step.eta)).detach()
+        estimate = nn.functional.linear(z_aux, step.model.decoder.weight.to(a.dtype))
+        scale = (residual - residual.mean(dim=0)).pow(2).sum().clamp_min(1e-12)
+        return self.weight * (residual - estimate).pow(2).sum() / scale
+
+    def extra_repr(self) -> str:
+        return f"weight={self.weight:g}, k_aux={self.k_aux}, dead_after={self.dead_after}"
+
+
+class L0Penalty(Penalty):
+    """λ · mean_batch Σ_j H(a_j − θ_j): the number of active latents of a JumpReLU SAE
+    (Rajamanoharan et al. 2024), differentiable in θ by the encoder's pseudo-derivative."""
+
+    def forward(self, step: ForwardPass) -> torch.Tensor:
+        encoder = step.model.encoder
+        a = encoder.last_preactivation
+        if a is None or a.shape != step.code.shape:
+            a = encoder.preactivation(step.x_input)
+        return self.weight * encoder.gate(a).sum(dim=1).mean()

@@ -364,6 +364,7 @@ def _backward_step(model, optimizer, x: torch.Tensor, y: torch.Tensor | None, co
     optimizer.zero_grad(set_to_none=True)
     out = batch_loss(model, x, y, amp)
     out.loss.backward()
+    model.project_gradients()
     if config.grad_clip is not None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
     optimizer.step()

@@ -1,0 +1,155 @@
+"""TopK, BatchTopK (with AuxK) and JumpReLU sparse autoencoders: their sparsity rules, the
+straight-through gradient, dead-latent revival, and that they learn a sparse dictionary."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sparseae.errors import ConfigError
+from sparseae.evaluate import fraction_of_variance_unexplained
+from sparseae.gradcheck import check_gradients
+from sparseae.models import create_model
+from sparseae.nn.sparse_encoders import _JumpReLU, _Step
+from sparseae.train import TrainConfig, train
+
+
+def sparse_data(n: int = 4000, d: int = 32, m: int = 48, active: int = 3, seed: int = 0) -> np.ndarray:
+    """x = D s with unit-norm atoms D (d, m) and ``active`` non-negative non-zeros per s."""
+    rng = np.random.default_rng(seed)
+    D = rng.normal(size=(d, m))
+    D /= np.linalg.norm(D, axis=0)
+    S = np.zeros((n, m))
+    for row in range(n):
+        S[row, rng.choice(m, active, replace=False)] = rng.uniform(0.5, 1.5, active)
+    return (S @ D.T).astype(np.float32)
+
+
+def fvu(model, X) -> float:
+    model.eval()
+    with torch.no_grad():
+        return fraction_of_variance_unexplained(X, model(torch.from_numpy(X)).numpy())
+
+
+def test_topk_keeps_exactly_k_and_learns_a_sparse_dictionary():
+    X = sparse_data()
+    torch.manual_seed(0)
+    model = create_model("topk_sae", 32, 96, k=4, aux_weight=0.0)
+    z = model.encode(torch.from_numpy(X[:50]))
+    assert ((z > 0).sum(dim=1) <= 4).all() and ((z != 0).sum(dim=1) == (z > 0).sum(dim=1)).all()
+    before = fvu(model, X)
+    train(model, X, TrainConfig(max_epochs=30, batch_size=64, learning_rate=3e-3))
+    after = fvu(model, X)
+    # measured: 0.62 at initialization, 0.04 after training, with at most 4 active latents
+    assert after < 0.1 < 0.5 < before
+    torch.testing.assert_close(model.decoder.weight.norm(dim=0), torch.ones(96), atol=1e-5, rtol=0)
+
+
+def test_decoder_gradient_is_made_tangent_to_the_unit_sphere():
+    model = create_model("topk_sae", 10, 12, k=3)
+    model.loss(torch.randn(16, 10)).loss.backward()
+    W, G = model.decoder.weight_, model.decoder.weight_.grad
+    assert (G * W).sum(dim=0).abs().max() > 1e-4
+    model.project_gradients()
+    assert (W.grad * W).sum(dim=0).abs().max() < 1e-6
+
+
+def test_batch_topk_keeps_k_per_sample_on_average_and_learns_a_threshold():
+    X = sparse_data()
+    torch.manual_seed(0)
+    model = create_model("topk_sae", 32, 96, k=4, batch_topk=True, aux_weight=0.0)
+    batch = torch.from_numpy(X[:64])
+    model.train()
+    with torch.no_grad():
+        z = model.encode(batch)
+    assert int((z > 0).sum()) <= 4 * 64 and (z > 0).sum(dim=1).max() > (z > 0).sum(dim=1).min()
+    train(model, X, TrainConfig(max_epochs=30, batch_size=64, learning_rate=3e-3))
+    assert float(model.encoder.threshold) > 0
+    model.eval()
+    with torch.no_grad():
+        l0 = float((model.encode(torch.from_numpy(X)) > 0).sum(dim=1).float().mean())
+    # at inference the threshold keeps about k latents per sample (measured 4.0)
+    assert 2.5 < l0 < 6.0 and fvu(model, X) < 0.1
+
+
+def test_aux_k_trains_and_revives_dead_latents():
+    X = sparse_data(active=2)
+    dead_counts, moved = {}, {}
+    for weight in (0.0, 1.0):
+        torch.manual_seed(0)
+        model = create_model("topk_sae", 32, 96, k=2, aux_weight=max(weight, 1e-9), dead_after=500)
+        model.penalties["aux_k"].weight = weight
+        with torch.no_grad():  # handicap half the latents: they rarely win the top-k
+            model.encoder.bias[:48] = -1.0
+        start = model.encoder.weight[:48].detach().clone()
+        train(model, X, TrainConfig(max_epochs=15, batch_size=64, learning_rate=3e-3))
+        with torch.no_grad():
+            fired = (model.encode(torch.from_numpy(X)) > 0).any(dim=0)
+        dead_counts[weight] = int((~fired[:48]).sum())
+        moved[weight] = float((model.encoder.weight[:48].detach() - start).norm())
+    # measured: without AuxK the 48 never fire and their weights never move (no gradient);
+    # AuxK gives them a gradient of their own (they move by 3.8) and revives 8 of them
+    assert dead_counts[0.0] == 48 and moved[0.0] == 0.0
+    assert dead_counts[1.0] <= 44 and moved[1.0] > 1.0
+
+
+def test_aux_k_value_by_hand():
+    torch.manual_seed(0)
+    model = create_model("topk_sae", 6, 8, k=2, k_aux=2, dead_after=1)
+    penalty = model.penalties["aux_k"]
+    penalty.samples_since_fired.fill_(5)
+    penalty.samples_since_fired[:4] = 0  # latents 4..7 are dead
+    x = torch.randn(3, 6)
+    model.eval()  # no count update
+    out = model.loss(x)
+    a = model.encoder.preactivation(x)
+    dead = torch.relu(a[:, 4:])
+    top = dead.topk(2, dim=1)
+    z_aux = torch.zeros_like(a)
+    z_aux[:, 4:] = torch.zeros_like(dead).scatter(1, top.indices, top.values)
+    residual = x - model(x)
+    estimate = z_aux @ model.decoder.weight.t()
+    expected = (1 / 32) * (residual - estimate).pow(2).sum() / (residual - residual.mean(0)).pow(2).sum()
+    torch.testing.assert_close(out.terms["aux_k"], expected.detach())
+
+
+def test_jumprelu_pseudo_derivatives_follow_the_paper():
+    a = torch.tensor([[0.1, 0.5, 0.52, 0.9]], dtype=torch.float64, requires_grad=True)
+    theta = torch.tensor([0.5, 0.5, 0.5, 0.5], dtype=torch.float64, requires_grad=True)
+    eps = 0.1
+    z = _JumpReLU.apply(a, theta, eps)
+    torch.testing.assert_close(z.detach(), torch.tensor([[0.0, 0.0, 0.52, 0.9]], dtype=torch.float64))
+    z.sum().backward()
+    torch.testing.assert_close(a.grad, torch.tensor([[0.0, 0.0, 1.0, 1.0]], dtype=torch.float64))
+    # ∂z/∂θ = −(θ/ε)·1[|a − θ| < ε/2]: the units with a within 0.05 of θ
+    torch.testing.assert_close(theta.grad, torch.tensor([0.0, -5.0, -5.0, 0.0], dtype=torch.float64))
+    theta.grad = None
+    _Step.apply(a.detach(), theta, eps).sum().backward()
+    torch.testing.assert_close(theta.grad, torch.tensor([0.0, -10.0, -10.0, 0.0], dtype=torch.float64))
+
+
+def test_jumprelu_l0_penalty_buys_sparsity_and_gradcheck_skips_the_threshold():
+    X = sparse_data()
+    l0 = {}
+    for weight in (0.0, 0.05):
+        torch.manual_seed(0)
+        model = create_model("jumprelu_sae", 32, 96, l0_weight=weight, initial_threshold=0.1, bandwidth=0.05)
+        train(model, X, TrainConfig(max_epochs=20, batch_size=64, learning_rate=3e-3))
+        model.eval()
+        with torch.no_grad():
+            l0[weight] = float((model.encode(torch.from_numpy(X)) != 0).sum(dim=1).float().mean())
+        assert fvu(model, X) < 0.2
+    # measured: 32.9 active latents without the penalty, 2.8 with it (the data have 3 per sample)
+    assert l0[0.05] < 5 < 20 < l0[0.0]
+    result = check_gradients(create_model("jumprelu_sae", 8, 6), np.random.default_rng(0).normal(size=(5, 8)))
+    assert result.pseudo_gradient == ["encoder.log_threshold"] and result.passed
+
+
+@pytest.mark.parametrize("params, message", [
+    (dict(k=0), "k must be"), (dict(k=20), "k must be <= 16"), (dict(aux_weight=-1.0), "aux_weight"),
+])
+def test_bad_sae_hyperparameters(params, message):
+    with pytest.raises(ConfigError, match=message):
+        create_model("topk_sae", 8, 16, **params)
+    with pytest.raises(ConfigError, match="bandwidth"):
+        create_model("jumprelu_sae", 8, 16, bandwidth=0.0)
