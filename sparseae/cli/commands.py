@@ -67,7 +67,13 @@ def _report_summary(out: Output, summary: dict[str, Any], title: str = "Results"
 
 
 def command_train(args: argparse.Namespace, out: Output) -> int:
-    """``sparseae train``: train a config into a run folder."""
+    """``sparseae train``: train a config into a run folder. Under ``torchrun`` (``WORLD_SIZE`` > 1)
+    every rank trains its share of each batch with DistributedDataParallel; only rank 0 prints
+    and writes."""
+    from ..train import distributed
+
+    if distributed.init_from_environment() and not distributed.is_primary():
+        out = Output("quiet")
     base = None
     if args.config is None and args.resume and args.model is None and args.data is None:
         if args.out is None:
@@ -79,6 +85,8 @@ def command_train(args: argparse.Namespace, out: Output) -> int:
     config = config.override(_flag_overrides(args)).validate()
     summary = runs.execute_run(config, resume=args.resume, overwrite=args.overwrite, progress=out.human,
                                announce=_announce(out))
+    if not distributed.is_primary():
+        return 0  # rank 0 reports
     _report_summary(out, summary)
     out.json(summary)
     return 0

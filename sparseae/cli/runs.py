@@ -32,7 +32,7 @@ from ..io import CONFIG_FILE, read_config, resolve_saved, save_model, write_json
 from ..models import Autoencoder, SupervisedAutoencoder, create_model
 from ..models.deep import MLPEncoder, pretrain_deep_model
 from ..models.supervised import fit_supervised
-from ..train import train
+from ..train import distributed, train
 from ..train.checkpoint import CHECKPOINT_DIR, checkpoint_path, has_checkpoint
 from .report import compute_metrics, describe_data, load_datasets, write_plots
 
@@ -208,17 +208,21 @@ def execute_run(config: RunConfig, *, resume: bool = False, overwrite: bool = Fa
     """
     started = time.perf_counter()
     run_dir = config.output_dir
+    primary = distributed.is_primary()  # under torchrun only rank 0 writes; every rank trains
     state = check_run_dir(run_dir, resume=resume, overwrite=overwrite)
-    train_config = config.train_config(progress=progress)
+    distributed.barrier()  # every rank has looked at the folder before rank 0 changes it
+    train_config = config.train_config(progress=progress and primary)
     train_set, eval_set = load_datasets(config)
     torch.manual_seed(train_config.random_state)
     model = create_model(config.model_name, train_set.n_features, config.n_components, **config.model_params)
     if resume:
         _check_resumable(run_dir, model)
-    elif state == "run":
+    elif state == "run" and primary:
         clear_run_dir(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config.write(run_dir / CONFIG_NAME, model.spec)
+    if primary:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config.write(run_dir / CONFIG_NAME, model.spec)
+    distributed.barrier()
     if announce is not None:
         announce({"model": config.model_name, "data": config.data_name, "n_train": train_set.n_samples,
                   "n_features": train_set.n_features, "n_components": config.n_components,
@@ -246,6 +250,9 @@ def execute_run(config: RunConfig, *, resume: bool = False, overwrite: bool = Fa
         "epochs": history[-1]["epoch"] if history else 0, "stop_reason": result.stop_reason,
         "final_loss": history[-1]["train_loss"] if history else None,
     }
+    summary["world_size"] = distributed.world_size()
+    if not primary:
+        return summary
     save_model(model, run_dir / MODEL_NAME, overwrite=True,
                extra={"run": str(run_dir), "epochs": summary["epochs"], "data": config.data_name})
     summary["metrics"] = compute_metrics(model, train_set, eval_set, random_state=train_config.random_state)

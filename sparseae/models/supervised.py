@@ -47,6 +47,10 @@ class SupervisedAutoencoder(Autoencoder):
         self.set_classification_weight(classification_weight)
         self.apply_constraints()
 
+    #: The head is idle in unsupervised phases, the decoder when ``reconstruction_weight`` is 0
+    #: (read by the trainer's DistributedDataParallel wrapper).
+    may_leave_parameters_unused = True
+
     @property
     def n_classes(self) -> int:
         return self.head.n_classes

@@ -34,6 +34,52 @@ def mean_across_ranks(value: torch.Tensor) -> torch.Tensor:
     """
     if not is_distributed():
         return value
+    import warnings
+
     from torch.distributed.nn.functional import all_reduce
 
-    return all_reduce(value, op=dist.ReduceOp.SUM) / world_size()
+    with warnings.catch_warnings():  # the differentiable all_reduce is marked deprecated, not replaced
+        warnings.simplefilter("ignore", FutureWarning)
+        return all_reduce(value, op=dist.ReduceOp.SUM) / world_size()
+
+
+def init_from_environment() -> bool:
+    """Join the process group that ``torchrun`` describes in the environment (``WORLD_SIZE`` > 1):
+    NCCL when CUDA is available (each rank on GPU ``LOCAL_RANK``), else gloo. Returns True when
+    running distributed; a no-op in a plain single process or when already initialized."""
+    import os
+
+    if dist.is_available() and dist.is_initialized():
+        return is_distributed()
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(backend="nccl")
+    else:
+        dist.init_process_group(backend="gloo")
+    return True
+
+
+def local_device() -> torch.device:
+    """This rank's GPU (``LOCAL_RANK``) when CUDA is available, else the CPU."""
+    import os
+
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) if is_distributed() else 0)
+    return torch.device("cpu")
+
+
+def barrier() -> None:
+    """Wait for every rank (no-op in one process)."""
+    if is_distributed():
+        dist.barrier()
+
+
+def sum_across_ranks(value: torch.Tensor) -> torch.Tensor:
+    """Elementwise sum over ranks of a (non-differentiable) statistic; ``value`` in one process."""
+    if not is_distributed():
+        return value
+    value = value.clone()
+    dist.all_reduce(value)
+    return value

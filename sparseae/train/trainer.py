@@ -40,7 +40,13 @@ class TrainConfig:
     term that early stopping and the best epoch follow, on the validation set when there is one
     (``loss``, or e.g. ``error`` for a model with a classifier head). ``lr_decay`` γ: the
     learning rate of epoch e is ``learning_rate · γ^(e−1)`` (times each parameter's scale), a
-    function of the epoch alone, so resuming keeps the schedule; 1 keeps it constant."""
+    function of the epoch alone, so resuming keeps the schedule; 1 keeps it constant.
+
+    Under torch.distributed (``torchrun``), ``batch_size`` is per rank: N ranks with batch B
+    train exactly as one process with batch N·B (same order, gradients averaged by
+    DistributedDataParallel, batch statistics such as KL's ρ̂ averaged across ranks); only rank 0
+    writes checkpoints, which resume on any number of ranks. L-BFGS runs the full batch on every
+    rank."""
 
     optimizer: str = "adam"
     learning_rate: float = 1e-3
@@ -98,8 +104,10 @@ class TrainConfig:
         return cls(**values).validate()
 
     def resolved_device(self) -> torch.device:
+        """``auto``: this rank's GPU when CUDA is available (GPU ``LOCAL_RANK`` under torchrun),
+        else the CPU."""
         if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+            return distributed.local_device()
         return torch.device(self.device)
 
     @property
@@ -212,12 +220,54 @@ def evaluate_loss(model: torch.nn.Module, source: BatchSource, batch_size: int,
     was_training = model.training
     model.eval()
     sums: dict[str, torch.Tensor] = {}
+    count = 0
     for x, y in source.batches(max(batch_size, 1024), shuffle=False):
         out = batch_loss(model, x, y, amp)
         for name, value in {"loss": out.loss.detach(), **out.terms}.items():
             sums[name] = sums.get(name, 0.0) + value.float() * x.shape[0]
+        count += x.shape[0]
     model.train(was_training)
-    return _to_floats(sums, len(source), "val")
+    sums, count = _reduce_sums(sums, count, source.device)  # each rank saw its share
+    return _to_floats(sums, count, "val")
+
+
+def _reduce_sums(sums: dict[str, torch.Tensor], count: int, device: torch.device
+                 ) -> tuple[dict[str, torch.Tensor], int]:
+    """Per-term sums and the sample count added over ranks (unchanged in one process)."""
+    if not distributed.is_distributed():
+        return sums, count
+    names = sorted(sums)
+    packed = torch.stack([torch.as_tensor(sums[n], device=device).float() for n in names]
+                         + [torch.tensor(float(count), device=device)])
+    packed = distributed.sum_across_ranks(packed)
+    return dict(zip(names, packed[:-1])), int(packed[-1])
+
+
+class _LossForward(torch.nn.Module):
+    """The model's loss as ``forward``, so that DistributedDataParallel can wrap it (DDP hooks
+    the gradient all-reduce onto the backward of what ``forward`` returns)."""
+
+    def __init__(self, model: torch.nn.Module, amp: bool) -> None:
+        super().__init__()
+        self.model, self.amp = model, amp
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None):
+        out = batch_loss(self.model, x, y, self.amp)
+        return out.loss, out.terms
+
+
+def data_parallel(model: torch.nn.Module, device: torch.device, amp: bool):
+    """Under torch.distributed, the model's loss wrapped in DistributedDataParallel (gradients
+    averaged over ranks in the backward; parameters and buffers broadcast from rank 0); else None."""
+    if not distributed.is_distributed():
+        return None
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" else None
+    # A model whose parameters sit out some phases (a classifier head during pre-training, a
+    # decoder during MLP fine-tuning) says so: DDP must then not wait for their gradients.
+    unused = bool(getattr(model, "may_leave_parameters_unused", False))
+    return DistributedDataParallel(_LossForward(model, amp), device_ids=ids, find_unused_parameters=unused)
 
 
 def check_targets(model: torch.nn.Module, y: Any, n_samples: int, name: str) -> np.ndarray | None:
@@ -271,6 +321,7 @@ def train(model: torch.nn.Module, X: Any, config: TrainConfig | None = None, *,
                   else BatchSource(X, device, val_idx, dtype=dtype, targets=y) if val_idx is not None else None)
     amp = config.amp
     optimizer = make_optimizer(model, config)
+    ddp = data_parallel(model, device, amp) if config.optimizer != "lbfgs" else None
     run_dir = Path(run_dir) if run_dir is not None else None
     write = run_dir is not None and distributed.is_primary()
 
@@ -308,7 +359,7 @@ def train(model: torch.nn.Module, X: Any, config: TrainConfig | None = None, *,
                     callback.on_step(state["step"], model)
             else:
                 sums, count = _minibatch_epoch(model, optimizer, train_source, config, generator, amp,
-                                               state, bar, callbacks)
+                                               state, bar, callbacks, ddp)
             train_record = _to_floats(sums, count, "train")
             if not math.isfinite(train_record["train_loss"]):
                 model.load_state_dict(last_good)
@@ -360,26 +411,30 @@ def train(model: torch.nn.Module, X: Any, config: TrainConfig | None = None, *,
 
 
 def _backward_step(model, optimizer, x: torch.Tensor, y: torch.Tensor | None, config: TrainConfig,
-                   amp: bool) -> dict[str, torch.Tensor]:
+                   amp: bool, ddp=None) -> dict[str, torch.Tensor]:
     optimizer.zero_grad(set_to_none=True)
-    out = batch_loss(model, x, y, amp)
-    out.loss.backward()
+    if ddp is not None:
+        loss, terms = ddp(x, y)
+    else:
+        out = batch_loss(model, x, y, amp)
+        loss, terms = out.loss, out.terms
+    loss.backward()
     model.project_gradients()
     if config.grad_clip is not None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
     optimizer.step()
     model.apply_constraints()
-    return {"loss": out.loss.detach(), **out.terms}
+    return {"loss": loss.detach(), **terms}
 
 
 def _minibatch_epoch(model, optimizer, source: BatchSource, config: TrainConfig, generator, amp: bool,
-                     state: dict[str, Any], bar, callbacks: Sequence[Callback]):
+                     state: dict[str, Any], bar, callbacks: Sequence[Callback], ddp=None):
     sums: dict[str, torch.Tensor] = {}
     count = 0
     # On the CPU a finiteness check costs nothing; on a GPU it syncs, so check every 50 steps.
     check_every = 1 if source.device.type == "cpu" else 50
     for i, (x, y) in enumerate(source.batches(config.batch_size, shuffle=config.shuffle, generator=generator)):
-        terms = _backward_step(model, optimizer, x, y, config, amp)
+        terms = _backward_step(model, optimizer, x, y, config, amp, ddp)
         for name, value in terms.items():
             sums[name] = sums.get(name, 0.0) + value.float() * x.shape[0]
         count += x.shape[0]
@@ -389,15 +444,7 @@ def _minibatch_epoch(model, optimizer, source: BatchSource, config: TrainConfig,
             callback.on_step(state["step"], model)
         if (i + 1) % check_every == 0 and not torch.isfinite(sums["loss"]):
             break
-    if distributed.is_distributed():
-        import torch.distributed as dist
-
-        names = sorted(sums)
-        packed = torch.stack([torch.as_tensor(sums[n], device=source.device).float() for n in names]
-                             + [torch.tensor(float(count), device=source.device)])
-        dist.all_reduce(packed)
-        sums, count = dict(zip(names, packed[:-1])), int(packed[-1])
-    return sums, count
+    return _reduce_sums(sums, count, source.device)
 
 
 def _lbfgs_epoch(model, optimizer, source: BatchSource, amp: bool, epoch: int, config: TrainConfig):
