@@ -15,7 +15,9 @@ from ..nn.decoders import LinearDecoder
 from ..nn.encoders import LinearEncoder
 from ..nn.likelihoods import make_likelihood
 from ..nn.corruption import GaussianCorruption, make_corruption
-from ..nn.penalties import ContractivePenalty, KLSparsity, L1Penalty, Penalty, WeightDecay
+from ..errors import ConfigError
+from ..groups import make_groups
+from ..nn.penalties import ContractivePenalty, GroupSparsityPenalty, KLSparsity, L1Penalty, Penalty, WeightDecay
 from ..validation import check_choice, check_number
 from .base import MODELS, Autoencoder
 
@@ -27,14 +29,16 @@ def autoencoder(n_features: int, n_components: int, *, activation: str = "sigmoi
                 kl_momentum: float = 0.0, weight_decay: float = 0.0,
                 unit_norm_decoder: bool = False, corruption: str | None = None,
                 contraction_weight: float = 0.0, contraction_method: str = "auto",
-                code_noise: float = 0.0, dropout: float = 0.0) -> Autoencoder:
+                code_noise: float = 0.0, dropout: float = 0.0, groups: dict | None = None) -> Autoencoder:
     """The general one-hidden-layer autoencoder every preset below is a setting of.
 
     ``z = act(W_e x̃ + b)``, ``η = W_d z + c``, loss = −log p(x|η) + Ω.
     ``activation``: identity | sigmoid | tanh | relu. ``likelihood``: gaussian (squared error),
     gaussian_sigmoid (squared error on σ(η), UFLDL's sigmoid decoder), gaussian_learned_variance
     (−log N(x; η, diag σ²) with σ² learned), bernoulli (cross-entropy on σ(η)), categorical.
-    ``sparsity``: none | l1 (λ‖z‖₁) | kl (β Σ KL(ρ‖ρ̂_j)).
+    ``sparsity``: none | l1 (λ‖z‖₁) | kl (β Σ KL(ρ‖ρ̂_j)) | group (λ Σ_j √(Σ_{i∈g_j} w z_i² + ε),
+    L2 pooling over ``groups``, a :func:`sparseae.groups.make_groups` spec such as
+    ``{"kind": "grid", "height": 10, "width": 10, "window": 3}``).
     ``tied``: W_d = W_eᵀ. ``unit_norm_decoder``: atoms projected to unit norm after each step.
     ``corruption``: x̃ ~ q(x̃|x) in training, e.g. ``"masking:0.25"``, ``"gaussian:0.3"``,
     ``"salt_and_pepper:0.1"`` or a ``+``-composition (denoising AE); none: x̃ = x.
@@ -45,18 +49,26 @@ def autoencoder(n_features: int, n_components: int, *, activation: str = "sigmoi
     1/(1−p)) in training.
     """
     check_choice(activation, "activation", tuple(ACTIVATIONS))
-    check_choice(sparsity, "sparsity", ("none", "l1", "kl"))
+    check_choice(sparsity, "sparsity", ("none", "l1", "kl", "group"))
     check_number(sparsity_weight, "sparsity_weight", low=0.0)
     check_number(weight_decay, "weight_decay", low=0.0)
     check_number(contraction_weight, "contraction_weight", low=0.0)
+    if groups is not None and sparsity != "group":
+        raise ConfigError(f"groups are used by sparsity='group', not sparsity={sparsity!r}")
     if unit_norm_decoder and tied:
-        from ..errors import ConfigError
         raise ConfigError("unit_norm_decoder needs an untied decoder (tied=False)")
     encoder = LinearEncoder(n_features, n_components, activation)
     decoder = LinearDecoder(n_components, n_features, tied_to=encoder if tied else None)
     penalties: dict[str, Penalty] = {}
     if sparsity == "l1" and sparsity_weight > 0:
         penalties["l1"] = L1Penalty(sparsity_weight)
+    elif sparsity == "group":
+        if groups is None:
+            raise ConfigError("sparsity='group' needs groups, e.g. {'kind': 'disjoint', 'group_size': 4, "
+                              f"'n_components': {n_components}}}")
+        structure = make_groups(groups)
+        structure.check_fits(n_components)
+        penalties["group"] = GroupSparsityPenalty(sparsity_weight, structure)
     elif sparsity == "kl":
         penalties["kl"] = KLSparsity(sparsity_weight, sparsity_target, n_components,
                                      code_range=encoder.code_range, momentum=kl_momentum)

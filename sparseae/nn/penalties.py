@@ -224,3 +224,21 @@ class L0Penalty(Penalty):
         if a is None or a.shape != step.code.shape:
             a = encoder.preactivation(step.x_input)
         return self.weight * encoder.gate(a).sum(dim=1).mean()
+
+
+class GroupSparsityPenalty(Penalty):
+    """λ · mean_batch Σ_j √(Σ_{i∈g_j} w_ij z_i² + ε) over a :class:`~sparseae.groups.GroupStructure`
+    (group sparsity / L2 pooling; topographic when the groups are grid windows). ε > 0 keeps
+    the gradient finite at z_g = 0 (Kavukcuoglu et al. 2009)."""
+
+    def __init__(self, weight: float, groups, eps: float = 1e-8) -> None:
+        super().__init__(weight)
+        check_number(eps, "group eps", low=0.0)
+        self.groups, self.eps = groups, float(eps)
+
+    def forward(self, step: ForwardPass) -> torch.Tensor:
+        code = upcast_half(step.code)
+        return self.weight * self.groups.group_norms(code, self.eps).sum(dim=1).mean()
+
+    def extra_repr(self) -> str:
+        return f"weight={self.weight:g}, {self.groups.kind} groups={self.groups.n_groups}, eps={self.eps:g}"
