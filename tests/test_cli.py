@@ -198,7 +198,7 @@ def test_plot_writes_the_pictures(trained_run, tmp_path, capsys):
 @pytest.mark.parametrize("name", MODELS.names())
 def test_gradcheck_passes_for_every_registered_model(name, capsys):
     fewer = ["--max-checks", "16"] if name in ("sparse_coding", "psd") else []  # FISTA per evaluation
-    if name == "deep_autoencoder":  # a small instance of the 784-1000-500-250-30 preset
+    if name in ("deep_autoencoder", "semantic_hashing"):  # small instances of paper-sized presets
         fewer = ["--set", "model.hidden=[20,10]"]
     if name == "topk_sae":  # k = 32 by default, more than the 8 latents here
         fewer = ["--set", "model.k=3"]

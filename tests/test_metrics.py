@@ -251,3 +251,24 @@ def test_confusion_matrix_reuses_sklearn():
     np.testing.assert_array_equal(matrix, [[1, 0, 0], [0, 1, 1], [0, 0, 1]])
     with pytest.raises(DataError):
         confusion_matrix([0, 1], [0])
+
+
+def test_preferred_orientation_of_gratings_and_topographic_smoothness():
+    from sparseae.evaluate.filters import preferred_orientation, topographic_smoothness
+
+    yy, xx = np.mgrid[0:8, 0:8]
+    angles = np.array([0.0, np.pi / 6, np.pi / 3, np.pi / 2, 2 * np.pi / 3])
+    # a grating whose stripes run along angle a varies along the normal direction a + π/2;
+    # its frequency vector points along the normal, so the power-weighted orientation is a + π/2
+    gratings = np.stack([np.cos(1.3 * (xx * np.cos(a + np.pi / 2) + yy * np.sin(a + np.pi / 2))).ravel()
+                         for a in angles])
+    found = preferred_orientation(gratings, (8, 8))
+    expected = (angles + np.pi / 2) % np.pi
+    difference = np.abs(found - expected) % np.pi
+    assert np.minimum(difference, np.pi - difference).max() < 0.12
+    # a smooth map (orientation = column angle) against a random one
+    smooth = np.tile(np.linspace(0, np.pi, 12, endpoint=False), 12)
+    result = topographic_smoothness(smooth, 12, 12)
+    assert result["ratio"] < 0.35 and result["shuffled"] == pytest.approx(np.pi / 4, abs=0.05)
+    noise = np.random.default_rng(0).uniform(0, np.pi, 144)
+    assert 0.85 < topographic_smoothness(noise, 12, 12)["ratio"] < 1.15

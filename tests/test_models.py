@@ -13,7 +13,7 @@ from sparseae.models import MODELS, create_model
 
 N_FEATURES, N_COMPONENTS = 12, 7
 #: Smaller instances of presets whose defaults are paper-sized (the contract does not depend on size).
-SMALL = {"deep_autoencoder": {"hidden": [10, 8]}, "topk_sae": {"k": 3}}
+SMALL = {"deep_autoencoder": {"hidden": [10, 8]}, "semantic_hashing": {"hidden": [10, 8]}, "topk_sae": {"k": 3}}
 #: Models whose loss solves a sparse-coding problem (FISTA) at every evaluation.
 ITERATIVE_INFERENCE = {"sparse_coding", "psd"}
 

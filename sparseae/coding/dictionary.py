@@ -64,13 +64,32 @@ class SparseInference(nn.Module):
     """
 
     def __init__(self, lam: float, *, nonnegative: bool = False, max_iter: int = 200,
-                 tol: float | None = None) -> None:
+                 tol: float | None = None, groups=None) -> None:
         super().__init__()
         check_number(lam, "sparsity_weight (lambda)", low=0.0, low_inclusive=False)
         check_number(max_iter, "max_iter", low=1, integer=True)
         if tol is not None:
             check_number(tol, "tol", low=0.0)
+        if groups is not None and nonnegative:
+            raise ConfigError("group sparsity with non-negative codes is not supported: use one of them")
         self.lam, self.nonnegative, self.max_iter, self.tol = float(lam), bool(nonnegative), max_iter, tol
+        #: None for the ℓ1 penalty, else a GroupStructure: λ Σ_j ‖z‖_{g_j} by :class:`GroupProx`.
+        self.groups = groups
+        self._prox = None
+        if groups is not None:
+            from .prox import GroupProx
+            self._prox = GroupProx(groups)
+
+    @property
+    def penalty_name(self) -> str:
+        """``"l1"`` or ``"group"``: the name of the sparsity term in loss terms."""
+        return "l1" if self.groups is None else "group"
+
+    def penalty(self, z: torch.Tensor) -> torch.Tensor:
+        """λ‖z‖₁ or λ Σ_j ‖z‖_{g_j} per row: (batch,)."""
+        if self.groups is None:
+            return self.lam * z.abs().sum(dim=1)
+        return self.lam * self.groups.group_norms(z).sum(dim=1)
 
     def forward(self, x: torch.Tensor, D: torch.Tensor, z0: torch.Tensor | None = None, *,
                 anchor: torch.Tensor | None = None, anchor_weight: float = 0.0,
@@ -93,11 +112,13 @@ class SparseInference(nn.Module):
                 x = torch.cat([x, scale * anchor.detach().to(x.dtype)], dim=1)
                 D = torch.cat([D, scale * identity], dim=0)
             return fista(x, D, self.lam, L=L, z0=None if z0 is None else z0.detach(),
-                         max_iter=self.max_iter, tol=tol, nonnegative=self.nonnegative).codes
+                         max_iter=self.max_iter, tol=tol, nonnegative=self.nonnegative, prox=self._prox,
+                         stop="relative_change").codes
 
     def extra_repr(self) -> str:
         return (f"lam={self.lam:g}, nonnegative={self.nonnegative}, max_iter={self.max_iter}, "
-                f"tol={'auto' if self.tol is None else f'{self.tol:g}'}")
+                f"tol={'auto' if self.tol is None else f'{self.tol:g}'}"
+                + ("" if self.groups is None else f", {self.groups.kind} groups"))
 
 
 def unit_norm_atoms(samples: torch.Tensor) -> torch.Tensor:

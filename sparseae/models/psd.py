@@ -24,7 +24,7 @@ from ..nn.amortized import ScaledTanhEncoder, ShrinkageEncoder, nonnegative_thre
 from ..nn.activations import upcast_half
 from ..validation import as_float_array, check_choice, check_number
 from .base import MODELS, LossOutput
-from .sparse_coding import DictionaryModel
+from .sparse_coding import DictionaryModel, fitted_groups
 
 __all__ = ["PSD", "PSDCodeQuality", "psd", "psd_code_quality"]
 
@@ -56,7 +56,7 @@ class PSD(DictionaryModel):
         (batch, n_components)."""
         eta = upcast_half(self.decoder(z))
         return {"reconstruction": self.likelihood.nll(eta, x),
-                "l1": self.inference.lam * z.abs().sum(dim=1),
+                self.inference.penalty_name: self.inference.penalty(z),
                 "prediction": self.prediction_weight * (z - prediction).square().sum(dim=1)}
 
     def loss(self, x: torch.Tensor, x_input: torch.Tensor | None = None) -> LossOutput:
@@ -71,15 +71,19 @@ class PSD(DictionaryModel):
 @MODELS.register("psd")
 def psd(n_features: int, n_components: int, *, sparsity_weight: float = 0.1,
         prediction_weight: float = 1.0, encoder: str = "tanh", nonnegative: bool = False,
-        max_iter: int = 100, tol: float | None = None, reinit_unused_every: int = 100) -> PSD:
+        max_iter: int = 100, tol: float | None = None, reinit_unused_every: int = 100,
+        groups: dict | None = None) -> PSD:
     """PSD with λ = ``sparsity_weight``, γ = ``prediction_weight`` (> 0) and ``encoder`` ``"tanh"``
     (G·tanh(Wx + b)) or ``"shrink"`` (h_θ(Wx + b), per-unit θ ≥ 0 starting at λ; non-negative shrinkage
     when ``nonnegative``). Inference: FISTA from F(x), ``max_iter``, ``tol`` (None: the working
     precision), ``z ≥ 0`` when ``nonnegative``. ``reinit_unused_every``: see ``sparse_coding``.
+    ``groups``: a group structure spec (:func:`sparseae.groups.make_groups`): λ Σ_j ‖z‖_{g_j}
+    replaces λ‖z‖₁ (topographic PSD with grid windows, Kavukcuoglu et al. 2009).
     """
     check_choice(encoder, "encoder", ("tanh", "shrink"))
     check_number(prediction_weight, "prediction_weight (gamma)", low=0.0, low_inclusive=False)
-    inference = SparseInference(sparsity_weight, nonnegative=nonnegative, max_iter=max_iter, tol=tol)
+    inference = SparseInference(sparsity_weight, nonnegative=nonnegative, max_iter=max_iter, tol=tol,
+                                groups=fitted_groups(groups, n_components))
     if encoder == "tanh":
         predictor: nn.Module = ScaledTanhEncoder(n_features, n_components)
         constraints: tuple = ()
@@ -132,7 +136,7 @@ def psd_code_quality(model: PSD, X: Any, *, batch_size: int = 1024) -> PSDCodeQu
             energies = [float(sum(model.energy_terms(x, z, fast).values()).sum()) for z in (fast, best)]
             lasso_terms = model.energy_terms(x, lasso, fast)
             sums += [float((fast - best).square().sum()), float(best.square().sum()), *energies,
-                     float((lasso_terms["reconstruction"] + lasso_terms["l1"]).sum())]
+                     float((lasso_terms["reconstruction"] + lasso_terms[model.inference.penalty_name]).sum())]
     finally:
         model.train(was_training)
     n = X.shape[0]

@@ -17,7 +17,7 @@ from ..coding.dictionary import AtomUsage, SparseInference, check_dictionary
 from ..nn.constraints import unit_norm_columns
 from ..nn.decoders import LinearDecoder
 from ..nn.likelihoods import GaussianLikelihood
-from ..nn.penalties import L1Penalty, Penalty
+from ..nn.penalties import GroupSparsityPenalty, L1Penalty, Penalty
 from .base import MODELS, Autoencoder, LossOutput
 
 
@@ -91,13 +91,29 @@ class SparseCoding(DictionaryModel):
 @MODELS.register("sparse_coding")
 def sparse_coding(n_features: int, n_components: int, *, sparsity_weight: float = 0.1,
                   nonnegative: bool = False, max_iter: int = 200, tol: float | None = None,
-                  reinit_unused_every: int = 100) -> SparseCoding:
+                  reinit_unused_every: int = 100, groups: dict | None = None) -> SparseCoding:
     """Sparse coding / dictionary learning: ``z* = argmin ½‖x − Dz‖² + λ‖z‖₁`` (λ = ``sparsity_weight``,
     ``z ≥ 0`` when ``nonnegative``) by FISTA with at most ``max_iter`` iterations and relative-change
     tolerance ``tol`` (None: 100 × the dtype's epsilon, i.e. solved to the working precision);
     unit-norm atoms; atoms unused for ``reinit_unused_every`` training batches move to random
-    normalized inputs (0: never).
+    normalized inputs (0: never). ``groups``: a group structure spec (:func:`sparseae.groups.make_groups`):
+    the penalty becomes λ Σ_j ‖z‖_{g_j}, inferred with :class:`~sparseae.coding.prox.GroupProx`
+    (group-sparse coding; topographic with grid windows).
     """
-    inference = SparseInference(sparsity_weight, nonnegative=nonnegative, max_iter=max_iter, tol=tol)
-    return SparseCoding(inference, n_features, n_components, penalties={"l1": L1Penalty(sparsity_weight)},
+    structure = fitted_groups(groups, n_components)
+    inference = SparseInference(sparsity_weight, nonnegative=nonnegative, max_iter=max_iter, tol=tol,
+                                groups=structure)
+    penalty = L1Penalty(sparsity_weight) if structure is None else GroupSparsityPenalty(sparsity_weight, structure, 0.0)
+    return SparseCoding(inference, n_features, n_components, penalties={inference.penalty_name: penalty},
                         reinit_unused_every=reinit_unused_every)
+
+
+def fitted_groups(groups: dict | None, n_components: int):
+    """The :class:`~sparseae.groups.GroupStructure` of a spec, checked against the code size (None: none)."""
+    if groups is None:
+        return None
+    from ..groups import make_groups
+
+    structure = make_groups(groups)
+    structure.check_fits(n_components)
+    return structure
