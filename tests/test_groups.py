@@ -124,3 +124,27 @@ def test_group_sparse_autoencoder_gradient_check_and_pooling():
     z = model.encode(x)
     pooled = model.penalties["group"].groups.group_norms(z, 1e-8).sum(1).mean()
     torch.testing.assert_close(model.loss(x).terms["group"], 0.3 * pooled)
+
+
+def test_group_sparse_coding_and_topographic_psd_models():
+    from sparseae.models import psd_code_quality
+    from sparseae.train import TrainConfig, train
+
+    torch.manual_seed(0)
+    X = torch.randn(64, 12).numpy()
+    groups = {"kind": "disjoint", "n_components": 16, "group_size": 4}
+    model = create_model("sparse_coding", 12, 16, sparsity_weight=0.5, groups=groups)
+    z = model.encode(torch.from_numpy(X))
+    norms = model.penalties["group"].groups.group_norms(z)
+    assert (norms == 0).any() and (norms > 0).any()
+    zero_group_units = (norms == 0).repeat_interleave(4, dim=1)
+    assert (z[zero_group_units] == 0).all()  # whole groups switch off together
+    assert set(model.loss(torch.from_numpy(X)).terms) == {"reconstruction", "group"}
+    grid = {"kind": "grid", "height": 4, "width": 4, "window": 2}
+    topographic = create_model("psd", 12, 16, sparsity_weight=0.2, groups=grid, max_iter=30)
+    history = train(topographic, X, TrainConfig(max_epochs=3, batch_size=16, learning_rate=1e-2)).history
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    quality = psd_code_quality(topographic, X)
+    assert 0 <= quality.relative_code_error < 1.5
+    with pytest.raises(ConfigError, match="non-negative"):
+        create_model("sparse_coding", 12, 16, nonnegative=True, groups=groups)
