@@ -153,3 +153,19 @@ def test_bad_sae_hyperparameters(params, message):
         create_model("topk_sae", 8, 16, **params)
     with pytest.raises(ConfigError, match="bandwidth"):
         create_model("jumprelu_sae", 8, 16, bandwidth=0.0)
+
+
+def test_structured_sparsity_applies_to_sae_latents():
+    """Group sparsity over a grid of TopK latents: the penalty pulls co-active latents together."""
+    X = sparse_data()
+    groups = {"kind": "grid", "height": 8, "width": 12, "window": 3}
+    model = create_model("topk_sae", 32, 96, k=4, groups=groups, group_weight=0.05, aux_weight=0.0)
+    assert set(model.loss(torch.from_numpy(X[:8])).terms) == {"reconstruction", "group"}
+    jump = create_model("jumprelu_sae", 8, 12, groups={"kind": "disjoint", "n_components": 12, "group_size": 3},
+                        group_weight=0.1)
+    assert "group" in jump.penalties
+    assert check_gradients(jump, np.random.default_rng(0).normal(size=(5, 8))).passed
+    with pytest.raises(ConfigError, match="group_weight"):
+        create_model("topk_sae", 32, 96, k=4, groups=groups)
+    with pytest.raises(ConfigError, match="covers 96 code units, but the code has 95"):
+        create_model("topk_sae", 32, 95, k=4, groups=groups, group_weight=0.1)
