@@ -19,6 +19,18 @@ def _filters(W, image_shape: tuple[int, int]) -> np.ndarray:
     return W.reshape(-1, h, w)
 
 
+def _orientation_moment(W, image_shape: tuple[int, int], pad_to: int) -> tuple[np.ndarray, np.ndarray]:
+    """Σ_f P(f)·e^{2iθ(f)} and Σ_f P(f) over each filter's zero-padded power spectrum (DC removed)."""
+    check_number(pad_to, "pad_to", low=max(image_shape), integer=True)
+    filters = _filters(W, image_shape)
+    filters = filters - filters.mean(axis=(1, 2), keepdims=True)
+    power = np.abs(np.fft.fft2(filters, s=(pad_to, pad_to))) ** 2
+    fy, fx = np.meshgrid(np.fft.fftfreq(pad_to), np.fft.fftfreq(pad_to), indexing="ij")
+    phase = np.exp(2j * np.arctan2(fy, fx))
+    phase[0, 0] = 0.0
+    return (power * phase).sum(axis=(1, 2)), power.sum(axis=(1, 2))
+
+
 def orientation_selectivity(W, image_shape: tuple[int, int], *, pad_to: int = 32) -> np.ndarray:
     """How concentrated each filter's spatial-frequency power is on one orientation: (n_filters,).
 
@@ -26,28 +38,15 @@ def orientation_selectivity(W, image_shape: tuple[int, int], *, pad_to: int = 32
     removed), θ(f) the orientation of frequency f (angles doubled, since θ and θ+π are the same
     orientation). 1 for a pure grating or straight edge, near 0 for isotropic noise or a blob.
     """
-    check_number(pad_to, "pad_to", low=max(image_shape), integer=True)
-    filters = _filters(W, image_shape)
-    filters = filters - filters.mean(axis=(1, 2), keepdims=True)
-    power = np.abs(np.fft.fft2(filters, s=(pad_to, pad_to))) ** 2
-    fy, fx = np.meshgrid(np.fft.fftfreq(pad_to), np.fft.fftfreq(pad_to), indexing="ij")
-    phase = np.exp(2j * np.arctan2(fy, fx))
-    phase[0, 0] = 0.0
-    total = power.sum(axis=(1, 2))
-    return np.abs((power * phase).sum(axis=(1, 2))) / np.maximum(total, 1e-300)
+    moment, total = _orientation_moment(W, image_shape, pad_to)
+    return np.abs(moment) / np.maximum(total, 1e-300)
 
 
 def preferred_orientation(W, image_shape: tuple[int, int], *, pad_to: int = 32) -> np.ndarray:
     """Each filter's dominant orientation in [0, π): half the angle of Σ_f P(f)·e^{2iθ(f)} (the
     power-weighted mean of doubled angles, as in :func:`orientation_selectivity`): (n_filters,)."""
-    check_number(pad_to, "pad_to", low=max(image_shape), integer=True)
-    filters = _filters(W, image_shape)
-    filters = filters - filters.mean(axis=(1, 2), keepdims=True)
-    power = np.abs(np.fft.fft2(filters, s=(pad_to, pad_to))) ** 2
-    fy, fx = np.meshgrid(np.fft.fftfreq(pad_to), np.fft.fftfreq(pad_to), indexing="ij")
-    phase = np.exp(2j * np.arctan2(fy, fx))
-    phase[0, 0] = 0.0
-    return (np.angle((power * phase).sum(axis=(1, 2))) / 2) % np.pi
+    moment, _ = _orientation_moment(W, image_shape, pad_to)
+    return (np.angle(moment) / 2) % np.pi
 
 
 def orientation_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
