@@ -16,11 +16,14 @@ def as_float_array(X: Any, name: str = "X", *, n_features: int | None = None,
 
     Rejects non-numeric data, NaN/inf, empty data, arrays that are not 2-D (a 1-D array is
     refused, as scikit-learn does), and a feature count other than ``n_features`` when given.
-    A ``np.memmap`` of the right dtype is returned as it is (no copy) when ``allow_memmap``.
+    A ``np.memmap`` or a :class:`~sparseae.data.shards.ShardedArray` of the right dtype is returned
+    as it is (no copy) when ``allow_memmap``.
     """
+    from .data.shards import ShardedArray
+
     if isinstance(X, torch.Tensor):
         X = X.detach().cpu().numpy()
-    if allow_memmap and isinstance(X, np.memmap) and X.dtype == dtype and X.ndim == 2:
+    if allow_memmap and isinstance(X, (np.memmap, ShardedArray)) and X.dtype == dtype and X.ndim == 2:
         array = X
     else:
         try:
@@ -44,7 +47,7 @@ def as_float_array(X: Any, name: str = "X", *, n_features: int | None = None,
         raise DataError(f"{name} has 0 features (shape {array.shape})")
     if n_features is not None and array.shape[1] != n_features:
         raise DataError(f"{name} has {array.shape[1]} features, but the model expects {n_features}")
-    if array.dtype != dtype and not isinstance(array, np.memmap):
+    if array.dtype != dtype and not isinstance(array, (np.memmap, ShardedArray)):
         array = array.astype(dtype)
     check_finite(array, name)
     return array
@@ -58,6 +61,8 @@ def check_finite(array: np.ndarray | torch.Tensor, name: str = "X", chunk_rows: 
             row = int(bad.reshape(bad.shape[0], -1).any(dim=1).nonzero()[0, 0])
             raise DataError(f"{name} contains NaN or inf (first at row {row})")
         return
+    row_bytes = max(1, int(np.prod(array.shape[1:])) * np.dtype(array.dtype).itemsize)
+    chunk_rows = max(1, min(chunk_rows, (32 << 20) // row_bytes))  # at most ~32 MiB read at a time
     for start in range(0, array.shape[0], chunk_rows):
         block = np.asarray(array[start:start + chunk_rows])
         if block.dtype.kind == "f" and not np.isfinite(block).all():

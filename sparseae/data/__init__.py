@@ -22,9 +22,13 @@ from .datasets import (
     read_idx,
     ufldl_normalize_patches,
 )
+from .shards import ShardedArray, store_activations, write_shards
 from .whitening import ONE_OVER_F_CUTOFF, ZCAWhitening, unit_norm_rows, whiten_images_1_over_f
 
 __all__ = [
+    "ShardedArray",
+    "store_activations",
+    "write_shards",
     "DATASETS", "Dataset", "load_dataset",
     "load_mnist", "download_mnist", "read_idx", "default_cache_dir",
     "MNIST_URL", "MNIST_SHA256", "MNIST_ENV_VAR", "DATA_DIR_ENV_VAR",

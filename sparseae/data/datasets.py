@@ -330,6 +330,14 @@ def _patches_dataset(n_patches: int = 10000, patch_size: int = 8, whitening: str
     return Dataset(X, None, (patch_size, patch_size), "patches")
 
 
+@DATASETS.register("shards")
+def _shards_dataset(path: str) -> Dataset:
+    from .shards import ShardedArray
+
+    X = ShardedArray(path)
+    return Dataset(X, None, None, Path(str(path).rstrip("/*")).name or "shards")
+
+
 @DATASETS.register("array")
 def _array_dataset(path: str, key: str | None = None, labels_key: str | None = None) -> Dataset:
     if labels_key is None:

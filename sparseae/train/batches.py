@@ -21,15 +21,17 @@ class BatchSource:
     values (n_samples, k) in ``dtype``.
 
     An ordinary array is copied to the device once and batches are gathered there (no host
-    round-trip per step). A ``np.memmap`` stays on disk: each batch reads only its rows (sorted
-    for sequential access), so memory stays bounded by the batch size.
+    round-trip per step). A ``np.memmap`` or a sharded array stays on disk: each batch reads only
+    its rows (sorted for sequential access), so memory stays bounded by the batch size.
     """
 
     def __init__(self, X: np.ndarray | torch.Tensor, device: torch.device,
                  indices: np.ndarray | None = None, dtype: torch.dtype = torch.float32,
                  targets: np.ndarray | torch.Tensor | None = None) -> None:
+        from ..data.shards import ShardedArray
+
         self.device, self.dtype = device, dtype
-        self.on_disk = isinstance(X, np.memmap)
+        self.on_disk = isinstance(X, (np.memmap, ShardedArray))
         n = X.shape[0]
         self.indices = np.arange(n) if indices is None else np.asarray(indices)
         self.targets = None
