@@ -83,3 +83,44 @@ def sum_across_ranks(value: torch.Tensor) -> torch.Tensor:
     value = value.clone()
     dist.all_reduce(value)
     return value
+
+
+def reduce_sums(sums: dict[str, torch.Tensor], count: int, device: torch.device
+                ) -> tuple[dict[str, torch.Tensor], int]:
+    """Per-term sums and the sample count added over ranks (unchanged in one process)."""
+    if not is_distributed():
+        return sums, count
+    names = sorted(sums)
+    packed = torch.stack([torch.as_tensor(sums[n], device=device).float() for n in names]
+                         + [torch.tensor(float(count), device=device)])
+    packed = sum_across_ranks(packed)
+    return dict(zip(names, packed[:-1])), int(packed[-1])
+
+
+class _LossForward(torch.nn.Module):
+    """A model's loss as ``forward``, so that DistributedDataParallel can wrap it (DDP hooks the
+    gradient all-reduce onto the backward of what ``forward`` returns). ``loss_of(x, y)`` returns
+    the model's :class:`~sparseae.models.LossOutput`."""
+
+    def __init__(self, model: torch.nn.Module, loss_of) -> None:
+        super().__init__()
+        self.model, self._loss_of = model, loss_of
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None):
+        out = self._loss_of(x, y)
+        return out.loss, out.terms
+
+
+def data_parallel(model: torch.nn.Module, device: torch.device, loss_of):
+    """Under torch.distributed, ``loss_of(x, y)`` of ``model`` wrapped in DistributedDataParallel
+    (gradients averaged over ranks in the backward; parameters and buffers broadcast from rank 0),
+    called as ``ddp(x, y) -> (loss, terms)``; None in one process."""
+    if not is_distributed():
+        return None
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" else None
+    # A model whose parameters sit out some phases (a classifier head during pre-training, a
+    # decoder during MLP fine-tuning) says so: DDP must then not wait for their gradients.
+    unused = bool(getattr(model, "may_leave_parameters_unused", False))
+    return DistributedDataParallel(_LossForward(model, loss_of), device_ids=ids, find_unused_parameters=unused)

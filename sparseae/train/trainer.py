@@ -227,47 +227,8 @@ def evaluate_loss(model: torch.nn.Module, source: BatchSource, batch_size: int,
             sums[name] = sums.get(name, 0.0) + value.float() * x.shape[0]
         count += x.shape[0]
     model.train(was_training)
-    sums, count = _reduce_sums(sums, count, source.device)  # each rank saw its share
+    sums, count = distributed.reduce_sums(sums, count, source.device)  # each rank saw its share
     return _to_floats(sums, count, "val")
-
-
-def _reduce_sums(sums: dict[str, torch.Tensor], count: int, device: torch.device
-                 ) -> tuple[dict[str, torch.Tensor], int]:
-    """Per-term sums and the sample count added over ranks (unchanged in one process)."""
-    if not distributed.is_distributed():
-        return sums, count
-    names = sorted(sums)
-    packed = torch.stack([torch.as_tensor(sums[n], device=device).float() for n in names]
-                         + [torch.tensor(float(count), device=device)])
-    packed = distributed.sum_across_ranks(packed)
-    return dict(zip(names, packed[:-1])), int(packed[-1])
-
-
-class _LossForward(torch.nn.Module):
-    """The model's loss as ``forward``, so that DistributedDataParallel can wrap it (DDP hooks
-    the gradient all-reduce onto the backward of what ``forward`` returns)."""
-
-    def __init__(self, model: torch.nn.Module, amp: bool) -> None:
-        super().__init__()
-        self.model, self.amp = model, amp
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None):
-        out = batch_loss(self.model, x, y, self.amp)
-        return out.loss, out.terms
-
-
-def data_parallel(model: torch.nn.Module, device: torch.device, amp: bool):
-    """Under torch.distributed, the model's loss wrapped in DistributedDataParallel (gradients
-    averaged over ranks in the backward; parameters and buffers broadcast from rank 0); else None."""
-    if not distributed.is_distributed():
-        return None
-    from torch.nn.parallel import DistributedDataParallel
-
-    ids = [device.index] if device.type == "cuda" else None
-    # A model whose parameters sit out some phases (a classifier head during pre-training, a
-    # decoder during MLP fine-tuning) says so: DDP must then not wait for their gradients.
-    unused = bool(getattr(model, "may_leave_parameters_unused", False))
-    return DistributedDataParallel(_LossForward(model, amp), device_ids=ids, find_unused_parameters=unused)
 
 
 def check_targets(model: torch.nn.Module, y: Any, n_samples: int, name: str) -> np.ndarray | None:
@@ -321,7 +282,8 @@ def train(model: torch.nn.Module, X: Any, config: TrainConfig | None = None, *,
                   else BatchSource(X, device, val_idx, dtype=dtype, targets=y) if val_idx is not None else None)
     amp = config.amp
     optimizer = make_optimizer(model, config)
-    ddp = data_parallel(model, device, amp) if config.optimizer != "lbfgs" else None
+    ddp = distributed.data_parallel(model, device, lambda x, y: batch_loss(model, x, y, amp)) \
+        if config.optimizer != "lbfgs" else None
     run_dir = Path(run_dir) if run_dir is not None else None
     write = run_dir is not None and distributed.is_primary()
 
@@ -444,7 +406,7 @@ def _minibatch_epoch(model, optimizer, source: BatchSource, config: TrainConfig,
             callback.on_step(state["step"], model)
         if (i + 1) % check_every == 0 and not torch.isfinite(sums["loss"]):
             break
-    return _reduce_sums(sums, count, source.device)
+    return distributed.reduce_sums(sums, count, source.device)
 
 
 def _lbfgs_epoch(model, optimizer, source: BatchSource, amp: bool, epoch: int, config: TrainConfig):
