@@ -24,7 +24,7 @@ from sklearn.model_selection import cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
 from sparseae.data import load_mnist
-from sparseae.models import create_model, encode_dataset
+from sparseae.models import create_model
 from sparseae.models.deep import pretrain_deep_model
 from sparseae.train import TrainConfig, train
 from sparseae.viz import save_embeddings

@@ -82,7 +82,7 @@ def main() -> None:
             seconds = time.perf_counter() - started
             codes_db, codes_q = encode_dataset(model, X_db), encode_dataset(model, X_q)
             near_binary = float(((codes_db < 0.1) | (codes_db > 0.9)).mean())
-            rows.append((f"deep binary AE", n_bits, *evaluate(binarize(codes_q), binarize(codes_db), y_q, y_db), seconds))
+            rows.append(("deep binary AE", n_bits, *evaluate(binarize(codes_q), binarize(codes_db), y_q, y_db), seconds))
             print(f"deep binary AE {n_bits:3d} bits: mAP {rows[-1][2]:.4f} ({100 * near_binary:.1f}% of code "
                   f"values within 0.1 of 0 or 1)", flush=True)
     print()
