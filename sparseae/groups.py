@@ -225,3 +225,48 @@ def make_groups(spec: dict[str, Any]) -> GroupStructure:
         raise ConfigError(f"group structure {spec['kind']!r}: {exc}") from None
     except KeyError as exc:
         raise ConfigError(f"group structure {spec['kind']!r} needs {exc}") from None
+
+
+@dataclass
+class TreePruning:
+    """What :func:`prune_tree` did: ``keep`` (the kept units, old indices, in order), the pruned
+    tree's ``structure`` (units renumbered 0..len(keep)−1), and ``removed_roots`` (the roots of
+    the pruned branches)."""
+
+    keep: np.ndarray
+    structure: GroupStructure
+    removed_roots: list[int]
+
+    def report(self) -> dict[str, Any]:
+        """Before/after counts for a log or a summary."""
+        before = len(self.structure.spec.get("pruned_from", [])) or None
+        return {"units_before": before, "units_after": int(len(self.keep)),
+                "branches_removed": len(self.removed_roots), "removed_roots": self.removed_roots}
+
+
+def prune_tree(structure: GroupStructure, activation_frequency: Any, threshold: float) -> TreePruning:
+    """Remove every branch (a node and its descendants) whose units are all active less often
+    than ``threshold`` (a fraction of samples, e.g. from :func:`sparseae.evaluate.sparsity_stats`):
+    train with a larger tree than needed, then prune what the data do not use. A kept node's
+    ancestors are always kept, so the result is again a tree. activation_frequency: (n_units,)."""
+    if structure.parent is None:
+        raise ConfigError("prune_tree needs a tree group structure (tree_groups)")
+    frequency = np.asarray(activation_frequency, dtype=np.float64)
+    if frequency.shape != (structure.n_components,):
+        raise ConfigError(f"{frequency.shape[0] if frequency.ndim else 0} activation frequencies for a tree of "
+                          f"{structure.n_components} units")
+    check_number(threshold, "threshold", low=0.0)
+    parent = structure.parent
+    # a branch is used when any unit in it is used; every group j is the branch rooted at node j
+    used_branch = np.array([bool((frequency[structure.members(j)] >= threshold).any())
+                            for j in range(structure.n_groups)])
+    keep = np.flatnonzero(used_branch)
+    removed_roots = [int(j) for j in np.flatnonzero(~used_branch)
+                     if parent[j] == -1 or used_branch[parent[j]]]
+    if not len(keep):
+        raise ConfigError(f"no unit is active at least {threshold:g} of the time: the whole tree would go")
+    renumber = {int(old): new for new, old in enumerate(keep)}
+    new_parent = [renumber[int(parent[old])] if parent[old] >= 0 else -1 for old in keep]
+    pruned = tree_groups(new_parent)
+    pruned.spec["pruned_from"] = parent.tolist()
+    return TreePruning(keep, pruned, removed_roots)

@@ -148,3 +148,22 @@ def test_group_sparse_coding_and_topographic_psd_models():
     assert 0 <= quality.relative_code_error < 1.5
     with pytest.raises(ConfigError, match="non-negative"):
         create_model("sparse_coding", 12, 16, nonnegative=True, groups=groups)
+
+
+def test_prune_tree_removes_branches_the_data_do_not_use():
+    from sparseae.groups import prune_tree
+
+    structure = tree_groups(balanced_tree(2, 2))  # 0 → (1, 2); 1 → (3, 4); 2 → (5, 6)
+    frequency = np.array([0.5, 0.2, 0.001, 0.3, 0.0, 0.002, 0.0])
+    pruning = prune_tree(structure, frequency, threshold=0.01)
+    # branch 2 (units 2, 5, 6) and leaf 4 are rarely active: they go; the rest stays a tree
+    assert pruning.keep.tolist() == [0, 1, 3] and sorted(pruning.removed_roots) == [2, 4]
+    assert pruning.structure.parent.tolist() == [-1, 0, 1]
+    assert pruning.report() == {"units_before": 7, "units_after": 3, "branches_removed": 2, "removed_roots": [2, 4]}
+    # a rarely active inner node stays when something below it is used
+    kept = prune_tree(structure, np.array([0.5, 0.0, 0.0, 0.3, 0.0, 0.0, 0.0]), 0.01).keep
+    assert kept.tolist() == [0, 1, 3]
+    with pytest.raises(ConfigError, match="whole tree"):
+        prune_tree(structure, np.zeros(7), 0.01)
+    with pytest.raises(ConfigError, match="tree group structure"):
+        prune_tree(disjoint_groups(4, 2), np.ones(4), 0.1)
