@@ -4,7 +4,7 @@ grid (Hyvärinen & Hoyer 2001; Kavukcuoglu et al. 2009; Le et al. 2011).
 
 Model: a tied linear encoder with L2 pooling over K×K toroidal windows (the ``autoencoder``
 preset with ``sparsity="group"``; the reconstruction-ICA form ½‖WᵀWx − x‖² + λ Σ_j √(Σ_{i∈g_j}
-(Wx)_i² + ε)), trained with Adam on ZCA-whitened patches of scikit-learn's sample images.
+(Wx)_i² + ε)), trained with Adam on whitened patches (1/f or ZCA) of scikit-learn's sample images.
 Measured: each filter's preferred orientation, and the mean orientation difference between
 grid neighbours against the same filters randomly permuted over the grid (ratio < 1: a map;
 ≈ 1: none). Writes the filters laid out on the grid and the orientation map.
@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=3)
     parser.add_argument("--weight", type=float, default=0.5, help="λ of the group term")
     parser.add_argument("--patches", type=int, default=20000)
+    parser.add_argument("--whitening", default="1/f", choices=["1/f", "zca"])
     parser.add_argument("--patch-size", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--learning-rate", type=float, default=3e-3)
@@ -57,7 +58,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     size = args.patch_size
-    X = load_dataset("patches", n_patches=args.patches, patch_size=size, whitening="zca").X
+    X = load_dataset("patches", n_patches=args.patches, patch_size=size, whitening=args.whitening).X
     X = (X / X.std()).astype(np.float32)
     torch.manual_seed(args.seed)
     groups = {"kind": "grid", "height": args.grid, "width": args.grid, "window": args.window}
