@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 from sparseae.data import load_dataset
 from sparseae.evaluate.filters import orientation_selectivity, preferred_orientation, topographic_smoothness
 from sparseae.models import create_model
+from sparseae.nn.constraints import NormConstraint
 from sparseae.train import TrainConfig, train
 from sparseae.viz import save_filters
 
@@ -49,6 +50,7 @@ def main() -> None:
     parser.add_argument("--weight", type=float, default=0.5, help="λ of the group term")
     parser.add_argument("--patches", type=int, default=20000)
     parser.add_argument("--whitening", default="1/f", choices=["1/f", "zca"])
+    parser.add_argument("--unit-norm", action="store_true", help="unit-norm filters (RICA)")
     parser.add_argument("--patch-size", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--learning-rate", type=float, default=3e-3)
@@ -64,6 +66,11 @@ def main() -> None:
     groups = {"kind": "grid", "height": args.grid, "width": args.grid, "window": args.window}
     model = create_model("autoencoder", size * size, args.grid ** 2, activation="identity", tied=True,
                          likelihood="gaussian", sparsity="group", sparsity_weight=args.weight, groups=groups)
+    if args.unit_norm:
+        # RICA (Le et al. 2011) keeps each filter at unit norm, so the pooling penalty cannot
+        # shrink filters instead of making them sparse
+        model.constraints.append(NormConstraint("encoder.weight", dim=1, value=1.0))
+        model.apply_constraints()
     started = time.perf_counter()
     history = train(model, X, TrainConfig(optimizer="adam", learning_rate=args.learning_rate, batch_size=256,
                                           max_epochs=args.epochs, random_state=args.seed)).history
