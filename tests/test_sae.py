@@ -95,6 +95,8 @@ def test_aux_k_trains_and_revives_dead_latents():
 
 def test_aux_k_value_by_hand():
     torch.manual_seed(0)
+    fresh = create_model("topk_sae", 6, 8, k=2, k_aux=2, dead_after=1000).eval()
+    assert float(fresh.loss(torch.randn(3, 6)).terms["aux_k"]) == 0.0  # no latent dead yet
     model = create_model("topk_sae", 6, 8, k=2, k_aux=2, dead_after=1)
     penalty = model.penalties["aux_k"]
     penalty.samples_since_fired.fill_(5)

@@ -18,7 +18,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Union
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -141,11 +140,19 @@ class GroupProx(ProximalOperator):
 
             depth = depth_of_groups(groups)
             self.method = "tree"
-            self._levels = [np.flatnonzero(depth == d) for d in range(int(depth.max()), -1, -1)]
+            # per level (deepest first): its memberships and their group renumbered 0..n−1
+            member_depth = torch.as_tensor(depth)[groups.group_index]
+            self._levels = []
+            for d in range(int(depth.max()), -1, -1):
+                keep = member_depth == d
+                local = torch.unique(groups.group_index[keep], return_inverse=True)[1]
+                self._levels.append((local, groups.unit_index[keep], int(local.max()) + 1))
         elif not groups.overlapping and groups.uniform_weights:
             self.method = "disjoint"
         else:
             self.method = "dual"
+            load = torch.zeros(groups.n_components, dtype=torch.float64).index_add_(0, groups.unit_index, groups.weights)
+            self._dual_step = 1.0 / float(load.max())  # 1/L, L the largest total weight of a unit
 
     def __call__(self, v: torch.Tensor, step_threshold: Threshold) -> torch.Tensor:
         g = self.groups
@@ -155,10 +162,8 @@ class GroupProx(ProximalOperator):
             return _block_shrink(v, group_index, unit_index, g.n_groups, step_threshold)
         if self.method == "tree":
             u = v
-            for level in self._levels:  # deepest groups first; one level's groups are disjoint
-                keep = torch.isin(group_index, torch.as_tensor(level, device=v.device))
-                local = torch.unique(group_index[keep], return_inverse=True)[1]
-                u = _block_shrink(u, local, unit_index[keep], len(level), step_threshold)
+            for local, units, n_groups in self._levels:  # deepest first; one level's groups are disjoint
+                u = _block_shrink(u, local.to(v.device), units.to(v.device), n_groups, step_threshold)
             return u
         return self._dual(v, step_threshold, group_index, unit_index)
 
@@ -166,8 +171,7 @@ class GroupProx(ProximalOperator):
               unit_index: torch.Tensor) -> torch.Tensor:
         g = self.groups
         root_w = g.weights.to(device=v.device, dtype=v.dtype).sqrt()  # (m,)
-        load = v.new_zeros(v.shape[-1]).index_add_(0, unit_index, root_w.pow(2))
-        step = 1.0 / float(load.max())
+        step = self._dual_step
         xi = v.new_zeros(v.shape[0], len(unit_index))  # one dual coordinate per membership
         for _ in range(self.n_iter):
             u = v - v.new_zeros(v.shape).index_add_(1, unit_index, xi * root_w)

@@ -41,7 +41,7 @@ class MLPEncoder(nn.Module):
     """``f(x) = s_L(W_L … s_1(W_1 x + b_1) … + b_L)``: a stack of :class:`LinearEncoder`\\ s.
 
     sizes: [n_features, h_1, …, n_components]; activations: one per layer.
-    ``code_noise_std`` σ (a buffer, saved with the weights): in training, N(0, σ²) noise is added to
+    ``code_noise_std`` σ (a Python float: reading it costs no device sync): in training, N(0, σ²) noise is added to
     the code layer's input before its activation — with a sigmoid code layer this drives the
     codes to 0/1 (semantic hashing, Salakhutdinov & Hinton 2009); :class:`CodeNoiseSchedule`
     raises σ epoch by epoch.
@@ -54,7 +54,7 @@ class MLPEncoder(nn.Module):
         self.layers = nn.ModuleList(LinearEncoder(a, b, act) for a, b, act in zip(sizes[:-1], sizes[1:], activations))
         self.n_features, self.n_components = sizes[0], sizes[-1]
         check_number(code_noise_std, "code_noise_std", low=0.0)
-        self.register_buffer("code_noise_std", torch.tensor(float(code_noise_std)))
+        self.code_noise_std = float(code_noise_std)
 
     @property
     def activation(self) -> str:
@@ -68,10 +68,10 @@ class MLPEncoder(nn.Module):
         for layer in self.layers[:-1]:
             x = layer(x)
         top = self.layers[-1]
-        if not self.training or float(self.code_noise_std) == 0:
+        if not self.training or self.code_noise_std == 0:
             return top(x)
         a = top.preactivation(x)
-        return top._act(a + self.code_noise_std.to(a.dtype) * torch.randn_like(a))
+        return top._act(a + self.code_noise_std * torch.randn_like(a))
 
     def extra_repr(self) -> str:
         return " -> ".join(str(s) for s in [self.n_features] + [l.n_components for l in self.layers])
@@ -158,7 +158,8 @@ def semantic_hashing(n_features: int, n_components: int, *, hidden: Sequence[int
 class CodeNoiseSchedule(Callback):
     """Trainer callback: σ of an :class:`MLPEncoder`'s code noise goes linearly from ``start`` to
     ``end`` over the first ``ramp_epochs`` epochs, then stays at ``end``. Set at the start of each
-    epoch from the epoch number alone, so a resumed run follows the same schedule."""
+    epoch from the epoch number alone, so a resumed run follows the same schedule (σ itself is
+    not saved with the weights: a loaded model has its preset's σ until a schedule sets it)."""
 
     def __init__(self, start: float, end: float, ramp_epochs: int) -> None:
         check_number(start, "noise schedule start", low=0.0)
@@ -174,7 +175,7 @@ class CodeNoiseSchedule(Callback):
     def on_epoch_start(self, epoch: int, model: nn.Module) -> None:
         if not isinstance(getattr(model, "encoder", None), MLPEncoder):
             raise ConfigError("a code-noise schedule needs a deep model (an MLPEncoder)")
-        model.encoder.code_noise_std.fill_(self.std(epoch))
+        model.encoder.code_noise_std = self.std(epoch)
 
 
 @MODELS.register("mlp_classifier")

@@ -195,20 +195,19 @@ class AuxKPenalty(Penalty):
                 fired = (code > 0).any(dim=0)
                 self.samples_since_fired.add_(code.shape[0]).masked_fill_(fired, 0)
         dead = self.dead
-        n_dead = int(dead.sum())
-        if n_dead == 0:
-            return code.new_zeros(())
         encoder = step.model.encoder
         a = encoder.last_preactivation
         if a is None or a.shape != code.shape:
             a = encoder.preactivation(step.x_input)
+        # Always computed (no host sync to ask whether any latent is dead): with none dead,
+        # z_aux is 0 and the term is multiplied by 0.
         candidates = torch.where(dead, torch.relu(a), torch.full_like(a, -1.0))
-        top = candidates.topk(min(self.k_aux, n_dead), dim=1)
+        top = candidates.topk(min(self.k_aux, a.shape[1]), dim=1)
         z_aux = torch.zeros_like(a).scatter_(1, top.indices, top.values.clamp_min(0))
         residual = (step.x - step.model.likelihood.mean(step.eta)).detach()
         estimate = nn.functional.linear(z_aux, step.model.decoder.weight.to(a.dtype))
         scale = (residual - residual.mean(dim=0)).pow(2).sum().clamp_min(1e-12)
-        return self.weight * (residual - estimate).pow(2).sum() / scale
+        return self.weight * dead.any().to(a.dtype) * (residual - estimate).pow(2).sum() / scale
 
     def extra_repr(self) -> str:
         return f"weight={self.weight:g}, k_aux={self.k_aux}, dead_after={self.dead_after}"

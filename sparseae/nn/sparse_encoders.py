@@ -74,20 +74,17 @@ class TopKEncoder(_SAEEncoder):
         if not self.batch_topk:
             return a * topk_mask(a, self.k)
         if not self.training:
-            if float(self.threshold) < 0:  # never trained: fall back to per-sample top-k
-                return a * topk_mask(a, self.k)
-            return a * (a > self.threshold.to(a.dtype))
+            # θ < 0: never trained, fall back to per-sample top-k (a tensor test, no host sync)
+            return torch.where(self.threshold < 0, a * topk_mask(a, self.k), a * (a > self.threshold.to(a.dtype)))
         flat = a.reshape(-1)
         kept = flat.topk(min(self.k * a.shape[0], flat.numel())).indices
         mask = torch.zeros_like(flat, dtype=torch.bool).scatter_(0, kept, True).reshape(a.shape)
-        with torch.no_grad():
-            positive = flat[kept][flat[kept] > 0]
-            if positive.numel():
-                smallest = positive.min().to(self.threshold.dtype)
-                if float(self.threshold) < 0:
-                    self.threshold.copy_(smallest)
-                else:
-                    self.threshold.mul_(self.threshold_momentum).add_((1 - self.threshold_momentum) * smallest)
+        with torch.no_grad():  # running θ: the smallest positive kept value, all in tensor ops
+            values = flat[kept]
+            smallest = torch.where(values > 0, values, torch.full_like(values, math.inf)).min().to(self.threshold.dtype)
+            blended = self.threshold_momentum * self.threshold + (1 - self.threshold_momentum) * smallest
+            updated = torch.where(self.threshold < 0, smallest, blended)
+            self.threshold.copy_(torch.where(torch.isfinite(smallest), updated, self.threshold))
         return a * mask
 
     def extra_repr(self) -> str:

@@ -10,6 +10,8 @@ Each hasher is fitted on data ``X`` ``(n, n_features)`` and encodes rows into bo
 """
 from __future__ import annotations
 
+import abc
+
 from typing import Any
 
 import numpy as np
@@ -63,7 +65,7 @@ def _principal_directions(X: np.ndarray, n_components: int) -> tuple[np.ndarray,
     return mean, components * np.where(signs == 0, 1.0, signs)
 
 
-class _Hasher:
+class _Hasher(abc.ABC):
     """Shared ``fit`` / ``encode``: subclasses set ``mean_`` and ``projection_`` in ``_fit``."""
 
     _needs_pca = False
@@ -72,8 +74,9 @@ class _Hasher:
         check_number(n_bits, "n_bits", low=1, integer=True)
         self.n_bits = int(n_bits)
 
+    @abc.abstractmethod
     def _fit(self, X: np.ndarray) -> None:
-        raise NotImplementedError
+        """Set ``mean_`` (n_features,) and ``projection_`` (n_features, n_bits) from X."""
 
     def fit(self, X: Any) -> "_Hasher":
         """Learn the hash functions from ``X`` ``(n, n_features)``, n ≥ 2; returns ``self``."""
