@@ -1,5 +1,6 @@
 """Evaluation of trained autoencoders: reconstruction quality, code sparsity, linear probes,
 what the learned filters look like, and the field a denoising autoencoder learns."""
+from .features import TopActivations, top_activations
 from .filters import energy_concentration, orientation_selectivity, random_filter_baseline
 from .metrics import (
     SparsityAccumulator,
@@ -20,6 +21,8 @@ from .manifold import (
 from .probe import confusion_matrix, linear_probe
 
 __all__ = [
+    "TopActivations",
+    "top_activations",
     "SparsityAccumulator",
     "confusion_matrix",
     "contraction_stats",
