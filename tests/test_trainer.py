@@ -289,3 +289,28 @@ def test_learning_rate_decays_per_epoch_and_resumes_exactly(digits, tmp_path):
         torch.testing.assert_close(b.state_dict()[key], value)
     with pytest.raises(ConfigError, match="lr_decay"):
         TrainConfig(lr_decay=1.5).validate()
+
+
+@pytest.mark.parametrize("model_name, params", [("sparse_ae_l1", {}), ("topk_sae", {"k": 4})])
+def test_compiled_training_step_matches_eager(model_name, params):
+    """``compile`` runs the same training step through torch.compile (aot_eager: the traced and
+    functionalized graph, without a C++ toolchain): same losses and weights as eager."""
+    X = np.random.default_rng(0).normal(size=(96, 12)).astype(np.float32)
+    weights = []
+    losses = []
+    for compile_ in (False, "aot_eager"):
+        torch.manual_seed(0)
+        model = create_model(model_name, 12, 16, **params)
+        result = train(model, X, TrainConfig(max_epochs=3, batch_size=40, learning_rate=1e-2, compile=compile_))
+        losses.append([r["train_loss"] for r in result.history])
+        weights.append(model.decoder.weight.detach().clone())
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)
+    assert losses[0][-1] < losses[0][0]
+    torch.testing.assert_close(weights[1], weights[0], rtol=1e-5, atol=1e-6)
+
+
+def test_compile_option_is_validated():
+    with pytest.raises(ConfigError, match="compile"):
+        TrainConfig(compile="").validate()
+    with pytest.raises(ConfigError, match="lbfgs"):
+        TrainConfig(compile=True, optimizer="lbfgs").validate()

@@ -100,15 +100,14 @@ def reduce_sums(sums: dict[str, torch.Tensor], count: int, device: torch.device
 class _LossForward(torch.nn.Module):
     """A model's loss as ``forward``, so that DistributedDataParallel can wrap it (DDP hooks the
     gradient all-reduce onto the backward of what ``forward`` returns). ``loss_of(x, y)`` returns
-    the model's :class:`~sparseae.models.LossOutput`."""
+    ``(loss, terms)``."""
 
     def __init__(self, model: torch.nn.Module, loss_of) -> None:
         super().__init__()
         self.model, self._loss_of = model, loss_of
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None):
-        out = self._loss_of(x, y)
-        return out.loss, out.terms
+        return self._loss_of(x, y)
 
 
 def data_parallel(model: torch.nn.Module, device: torch.device, loss_of):

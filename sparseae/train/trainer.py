@@ -40,7 +40,9 @@ class TrainConfig:
     term that early stopping and the best epoch follow, on the validation set when there is one
     (``loss``, or e.g. ``error`` for a model with a classifier head). ``lr_decay`` γ: the
     learning rate of epoch e is ``learning_rate · γ^(e−1)`` (times each parameter's scale), a
-    function of the epoch alone, so resuming keeps the schedule; 1 keeps it constant.
+    function of the epoch alone, so resuming keeps the schedule; 1 keeps it constant. ``compile``:
+the training step's forward and backward through ``torch.compile`` (True: the inductor backend,
+or a backend's name); minibatch optimizers only. Adam is fused on CUDA.
 
     Under torch.distributed (``torchrun``), ``batch_size`` is per rank: N ranks with batch B
     train exactly as one process with batch N·B (same order, gradients averaged by
@@ -67,6 +69,7 @@ class TrainConfig:
     grad_clip: float | None = None
     monitor: str = "loss"
     lr_decay: float = 1.0
+    compile: bool | str = False
 
     def validate(self) -> "TrainConfig":
         check_choice(self.optimizer, "optimizer", OPTIMIZERS)
@@ -82,6 +85,10 @@ class TrainConfig:
         check_number(self.random_state, "random_state", low=0, integer=True)
         check_choice(self.dtype, "dtype", ("float32", "float64"))
         check_number(self.lr_decay, "lr_decay", low=0.0, high=1.0, low_inclusive=False)
+        if not isinstance(self.compile, (bool, str)) or self.compile == "":
+            raise ConfigError(f"compile must be true, false or a torch.compile backend name, got {self.compile!r}")
+        if self.compile and self.optimizer == "lbfgs":
+            raise ConfigError("compile applies to minibatch optimizers (adam, sgd), not lbfgs")
         if not isinstance(self.monitor, str) or not self.monitor:
             raise ConfigError(f"monitor must be the name of a logged term, got {self.monitor!r}")
         if self.amp and self.dtype == "float64":
@@ -161,7 +168,8 @@ def set_epoch_learning_rate(optimizer: torch.optim.Optimizer, config: "TrainConf
 def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     groups = parameter_groups(model, config.learning_rate)
     if config.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=config.learning_rate)
+        on_cuda = all(p.is_cuda for group in groups for p in group["params"])
+        return torch.optim.Adam(groups, lr=config.learning_rate, fused=on_cuda or None)
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.learning_rate, momentum=config.momentum)
     parameters = [p for group in groups for p in group["params"]]
@@ -282,8 +290,7 @@ def train(model: torch.nn.Module, X: Any, config: TrainConfig | None = None, *,
                   else BatchSource(X, device, val_idx, dtype=dtype, targets=y) if val_idx is not None else None)
     amp = config.amp
     optimizer = make_optimizer(model, config)
-    ddp = distributed.data_parallel(model, device, lambda x, y: batch_loss(model, x, y, amp)) \
-        if config.optimizer != "lbfgs" else None
+    forward = training_forward(model, device, config) if config.optimizer != "lbfgs" else None
     run_dir = Path(run_dir) if run_dir is not None else None
     write = run_dir is not None and distributed.is_primary()
 
@@ -321,7 +328,7 @@ def train(model: torch.nn.Module, X: Any, config: TrainConfig | None = None, *,
                     callback.on_step(state["step"], model)
             else:
                 sums, count = _minibatch_epoch(model, optimizer, train_source, config, generator, amp,
-                                               state, bar, callbacks, ddp)
+                                               state, bar, callbacks, forward)
             train_record = _to_floats(sums, count, "train")
             if not math.isfinite(train_record["train_loss"]):
                 model.load_state_dict(last_good)
@@ -372,14 +379,26 @@ def train(model: torch.nn.Module, X: Any, config: TrainConfig | None = None, *,
     return result
 
 
-def _backward_step(model, optimizer, x: torch.Tensor, y: torch.Tensor | None, config: TrainConfig,
-                   amp: bool, ddp=None) -> dict[str, torch.Tensor]:
-    optimizer.zero_grad(set_to_none=True)
-    if ddp is not None:
-        loss, terms = ddp(x, y)
-    else:
+def training_forward(model: torch.nn.Module, device: torch.device, config: TrainConfig):
+    """``forward(x, y) -> (loss, terms)`` of a training step: wrapped in DistributedDataParallel
+    under torch.distributed, through ``torch.compile`` when ``config.compile`` asks."""
+    amp = config.amp
+
+    def loss_of(x: torch.Tensor, y: torch.Tensor | None):
         out = batch_loss(model, x, y, amp)
-        loss, terms = out.loss, out.terms
+        return out.loss, out.terms
+
+    forward = distributed.data_parallel(model, device, loss_of) or loss_of
+    if config.compile:
+        backend = "inductor" if config.compile is True else config.compile
+        forward = torch.compile(forward, backend=backend)
+    return forward
+
+
+def _backward_step(model, optimizer, x: torch.Tensor, y: torch.Tensor | None, config: TrainConfig,
+                   forward) -> dict[str, torch.Tensor]:
+    optimizer.zero_grad(set_to_none=True)
+    loss, terms = forward(x, y)
     loss.backward()
     model.project_gradients()
     if config.grad_clip is not None:
@@ -390,13 +409,13 @@ def _backward_step(model, optimizer, x: torch.Tensor, y: torch.Tensor | None, co
 
 
 def _minibatch_epoch(model, optimizer, source: BatchSource, config: TrainConfig, generator, amp: bool,
-                     state: dict[str, Any], bar, callbacks: Sequence[Callback], ddp=None):
+                     state: dict[str, Any], bar, callbacks: Sequence[Callback], forward):
     sums: dict[str, torch.Tensor] = {}
     count = 0
     # On the CPU a finiteness check costs nothing; on a GPU it syncs, so check every 50 steps.
     check_every = 1 if source.device.type == "cpu" else 50
     for i, (x, y) in enumerate(source.batches(config.batch_size, shuffle=config.shuffle, generator=generator)):
-        terms = _backward_step(model, optimizer, x, y, config, amp, ddp)
+        terms = _backward_step(model, optimizer, x, y, config, forward)
         for name, value in terms.items():
             sums[name] = sums.get(name, 0.0) + value.float() * x.shape[0]
         count += x.shape[0]
