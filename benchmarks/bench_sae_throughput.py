@@ -3,7 +3,8 @@ hand-written PyTorch loop of the same model, eager or compiled (goal on an H100 
 16,384 latents, batch 4,096: ≤ 1.2 ms per L1 step, ≥ 1.5× the compiled hand-written loop).
 
 Side by side in one run, for the L1 SAE (ReLU codes, λ‖z‖₁, unit-norm decoder columns) and the
-TopK SAE (k = 32): a hand-written loop (forward, loss, backward, Adam, decoder renormalization) in
+TopK SAE (k = 32; also with the sparse decoder, which decodes from the k active latents only):
+a hand-written loop (forward, loss, backward, Adam, decoder renormalization) in
 eager mode and under ``torch.compile``, against ``sparseae.train.train`` with ``compile`` off and
 on. bf16 autocast on CUDA (``--no-amp`` turns it off), data already on the device, timing between
 two synchronizations after ``--warmup`` steps. Prints ms/step and the ratio to the compiled
@@ -98,13 +99,13 @@ class StepTimer(Callback):
             self.ended = time.perf_counter()
 
 
-def time_sparseae(X: torch.Tensor, args, k: int | None, compiled: bool) -> float:
+def time_sparseae(X: torch.Tensor, args, k: int | None, compiled: bool, sparse_decode: bool = False) -> float:
     device = X.device
     torch.manual_seed(0)
     if k is None:
         model = create_model("sparse_ae_l1", X.shape[1], args.latents, sparsity_weight=args.l1)
     else:
-        model = create_model("topk_sae", X.shape[1], args.latents, k=k, aux_weight=0.0)
+        model = create_model("topk_sae", X.shape[1], args.latents, k=k, aux_weight=0.0, sparse_decode=sparse_decode)
     timer = StepTimer(device, args.warmup, args.warmup + args.steps)
     n_batches = X.shape[0] // args.batch
     epochs = -(-(args.warmup + args.steps) // n_batches)
@@ -143,13 +144,16 @@ def main() -> None:
             print(f"{name:<10} hand-written {mode:<8} {rows[-1][2]:8.3f} ms/step", flush=True)
             rows.append((name, f"sparseae, {mode}", time_sparseae(X, args, k, compiled)))
             print(f"{name:<10} sparseae     {mode:<8} {rows[-1][2]:8.3f} ms/step", flush=True)
+            if k is not None:
+                rows.append((name, f"sparseae sparse-dec, {mode}", time_sparseae(X, args, k, compiled, True)))
+                print(f"{name:<10} sparse decode {mode:<8} {rows[-1][2]:8.3f} ms/step", flush=True)
     print()
-    print(f"{'model':<10} | {'loop':<22} | {'ms/step':>8} | {'vs hand-written, same mode':>26} | "
+    print(f"{'model':<10} | {'loop':<28} | {'ms/step':>8} | {'vs hand-written, same mode':>26} | "
           f"{'vs compiled hand-written':>24}")
     for name, loop, ms in rows:
         same = [r[2] for r in rows if r[0] == name and r[1] == "hand-written, " + loop.split(", ")[1]]
         compiled = [r[2] for r in rows if r[0] == name and r[1] == "hand-written, compiled"]
-        print(f"{name:<10} | {loop:<22} | {ms:8.3f} | {same[0] / ms:25.2f}× | "
+        print(f"{name:<10} | {loop:<28} | {ms:8.3f} | {same[0] / ms:25.2f}× | "
               f"{(f'{compiled[0] / ms:.2f}×' if compiled else '-'):>24}")
     print(f"(d = {args.d}, {args.latents} latents, batch {args.batch}, {args.steps} timed steps after "
           f"{args.warmup}; device {device}{', bf16 autocast' if device.type == 'cuda' and args.amp else ''}; "

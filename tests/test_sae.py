@@ -171,3 +171,33 @@ def test_structured_sparsity_applies_to_sae_latents():
         create_model("topk_sae", 32, 96, k=4, groups=groups)
     with pytest.raises(ConfigError, match="covers 96 code units, but the code has 95"):
         create_model("topk_sae", 32, 95, k=4, groups=groups, group_weight=0.1)
+
+
+def test_sparse_decoder_equals_the_dense_one_in_value_and_gradient(tmp_path):
+    """``sparse_decode`` decodes from the k active latents (embedding_bag): same loss, same
+    gradients of every parameter, same training, and it saves and loads."""
+    from sparseae.io import load_model, save_model
+
+    X = torch.randn(64, 20, dtype=torch.float64)
+    models = []
+    for sparse in (False, True):
+        torch.manual_seed(3)
+        model = create_model("topk_sae", 20, 48, k=5, sparse_decode=sparse).double()
+        model.loss(X).loss.backward()
+        models.append(model)
+    dense, sparse = models
+    assert type(sparse.decoder).__name__ == "SparseLinearDecoder"
+    torch.testing.assert_close(sparse.loss(X).loss, dense.loss(X).loss)
+    for (name, p), (_, q) in zip(dense.named_parameters(), sparse.named_parameters()):
+        torch.testing.assert_close(q.grad, p.grad, msg=name)
+    z = sparse.encode(X)
+    torch.testing.assert_close(sparse.decode(z), dense.decode(dense.encode(X)))
+    torch.testing.assert_close(sparse.decode(z.clone()), sparse.decode(z))     # dense fallback agrees
+    assert check_gradients(sparse, X[:8]).passed
+    result = train(sparse.float(), X.float().numpy(), TrainConfig(max_epochs=4, batch_size=16, learning_rate=1e-2))
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    save_model(sparse, tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    torch.testing.assert_close(loaded.decode(loaded.encode(X.float())), sparse.decode(sparse.encode(X.float())))
+    with pytest.raises(ConfigError, match="per-sample TopK"):
+        create_model("topk_sae", 20, 48, k=5, batch_topk=True, sparse_decode=True)

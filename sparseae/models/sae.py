@@ -17,20 +17,22 @@ from ..nn.decoders import LinearDecoder
 from ..nn.likelihoods import GaussianLikelihood
 from ..errors import ConfigError
 from ..nn.penalties import AuxKPenalty, GroupSparsityPenalty, L0Penalty, Penalty
-from ..nn.sparse_encoders import JumpReLUEncoder, TopKEncoder, _SAEEncoder
+from ..nn.sparse_encoders import JumpReLUEncoder, SparseLinearDecoder, TopKEncoder, _SAEEncoder
 from ..validation import check_number
 from .base import MODELS, Autoencoder
 from .sparse_coding import fitted_groups
 
 
 def _sae(encoder: _SAEEncoder, n_features: int, n_components: int, penalties: dict[str, Penalty],
-         groups: dict | None = None, group_weight: float = 0.0) -> Autoencoder:
+         groups: dict | None = None, group_weight: float = 0.0, sparse_decode: bool = False) -> Autoencoder:
     check_number(group_weight, "group_weight", low=0.0)
     if groups is not None:
         if group_weight <= 0:
             raise ConfigError("groups need a group_weight > 0 (the weight of the group-sparsity term)")
         penalties["group"] = GroupSparsityPenalty(group_weight, fitted_groups(groups, n_components))
-    decoder = LinearDecoder(n_components, n_features)
+    decoder = SparseLinearDecoder(n_components, n_features) if sparse_decode else LinearDecoder(n_components, n_features)
+    if sparse_decode:
+        decoder.bind_encoder(encoder)
     with torch.no_grad():
         decoder.weight_.copy_(encoder.weight.t())
         decoder.weight_.div_(decoder.weight_.norm(dim=0, keepdim=True).clamp_min(1e-12))
@@ -43,21 +45,23 @@ def _sae(encoder: _SAEEncoder, n_features: int, n_components: int, penalties: di
 @MODELS.register("topk_sae")
 def topk_sae(n_features: int, n_components: int, *, k: int = 32, batch_topk: bool = False,
              aux_weight: float = 1.0 / 32, k_aux: int | None = None, dead_after: int = 1_000_000,
-             groups: dict | None = None, group_weight: float = 0.0) -> Autoencoder:
+             groups: dict | None = None, group_weight: float = 0.0, sparse_decode: bool = False) -> Autoencoder:
     """TopK SAE (Gao et al. 2024): z = TopK_k(ReLU(W_enc(x − b_pre) + b_enc)), x̂ = W_dec z + b_pre,
     loss ½‖x − x̂‖² + α·AuxK (α = ``aux_weight``; 0 turns it off; ``k_aux`` defaults to 2k as a
     share of the latents, at most n_components; a latent is dead after ``dead_after`` samples
     without firing). ``batch_topk``: BatchTopK (Bussmann et al. 2024), k·batch latents kept per
     batch, a learned threshold at inference. ``groups`` (a :func:`sparseae.groups.make_groups`
     spec) with ``group_weight`` μ adds μ Σ_j ‖z‖_{g_j}: structured sparsity for SAE latents, e.g.
-    a topographic map of features with grid windows."""
+    a topographic map of features with grid windows. ``sparse_decode``: decode from the k active
+    latents only (:class:`~sparseae.nn.sparse_encoders.SparseLinearDecoder`; per-sample TopK),
+    the same function, cheaper when k ≪ n_components."""
     check_number(aux_weight, "aux_weight", low=0.0)
-    encoder = TopKEncoder(n_features, n_components, k, batch_topk=batch_topk)
+    encoder = TopKEncoder(n_features, n_components, k, batch_topk=batch_topk, keep_sparse=sparse_decode)
     penalties: dict[str, Penalty] = {}
     if aux_weight > 0:
         k_aux = min(2 * k if k_aux is None else k_aux, n_components)
         penalties["aux_k"] = AuxKPenalty(aux_weight, n_components, k_aux=k_aux, dead_after=dead_after)
-    return _sae(encoder, n_features, n_components, penalties, groups, group_weight)
+    return _sae(encoder, n_features, n_components, penalties, groups, group_weight, sparse_decode)
 
 
 @MODELS.register("jumprelu_sae")

@@ -19,7 +19,9 @@ import math
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ..validation import check_number
+from .decoders import LinearDecoder
 from .encoders import uniform_init_bound
 
 
@@ -37,6 +39,14 @@ class _SAEEncoder(nn.Module):
         nn.init.uniform_(self.weight, -bound, bound)
         self._decoder: list[nn.Module] = []  # a list keeps the decoder out of this module's children
         self.last_preactivation: torch.Tensor | None = None
+
+    def __getstate__(self) -> dict:
+        """Copies and pickles leave out the last batch's tensors (part of an autograd graph)."""
+        state = dict(self.__dict__)
+        state["last_preactivation"] = None
+        if "last_sparse" in state:
+            state["last_sparse"] = None
+        return state
 
     def bind_decoder(self, decoder: nn.Module) -> None:
         """Subtract ``decoder.bias`` from the input before encoding (x − b_pre)."""
@@ -59,18 +69,29 @@ def topk_mask(values: torch.Tensor, k: int) -> torch.Tensor:
 
 class TopKEncoder(_SAEEncoder):
     """``z = TopK_k(ReLU(W(x − b_pre) + b))``; see the module docstring. ``threshold_momentum``:
-    the weight of past batches in BatchTopK's running threshold."""
+    the weight of past batches in BatchTopK's running threshold. ``keep_sparse`` (per-sample
+    TopK): the last codes are also kept as (values, indices), each (batch, k), in ``last_sparse``
+    for a :class:`SparseLinearDecoder`."""
 
     def __init__(self, n_features: int, n_components: int, k: int, batch_topk: bool = False,
-                 threshold_momentum: float = 0.99) -> None:
+                 threshold_momentum: float = 0.99, keep_sparse: bool = False) -> None:
         super().__init__(n_features, n_components)
         check_number(k, "k", low=1, high=n_components, integer=True)
         check_number(threshold_momentum, "threshold_momentum", low=0.0, high=1.0, high_inclusive=False)
+        if keep_sparse and batch_topk:
+            raise ConfigError("the sparse decoder needs per-sample TopK (k codes per sample), not BatchTopK")
         self.k, self.batch_topk, self.threshold_momentum = int(k), bool(batch_topk), float(threshold_momentum)
+        self.keep_sparse = bool(keep_sparse)
+        self.last_sparse: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self.register_buffer("threshold", torch.tensor(-1.0))  # BatchTopK's θ; < 0 until estimated
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a = torch.relu(self.preactivation(x))
+        if self.keep_sparse:
+            values, indices = a.topk(min(self.k, a.shape[1]), dim=1)
+            z = torch.zeros_like(a).scatter(1, indices, values)
+            self.last_sparse = (z, values, indices)
+            return z
         if not self.batch_topk:
             return a * topk_mask(a, self.k)
         if not self.training:
@@ -89,6 +110,26 @@ class TopKEncoder(_SAEEncoder):
 
     def extra_repr(self) -> str:
         return f"{self.n_features} -> {self.n_components}, k={self.k}, batch_topk={self.batch_topk}"
+
+
+class SparseLinearDecoder(LinearDecoder):
+    """A :class:`~sparseae.nn.decoders.LinearDecoder` that decodes TopK codes from their k active
+    latents only: ``x̂_b = Σ_i values_{b,i} · W[:, indices_{b,i}] + c`` (an ``embedding_bag``,
+    O(batch·k·n_features) instead of O(batch·n_components·n_features)), when ``z`` is the tensor
+    its bound :class:`TopKEncoder` just returned; any other ``z`` is decoded densely."""
+
+    def bind_encoder(self, encoder: TopKEncoder) -> None:
+        self._sparse_source = [encoder]
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        source = getattr(self, "_sparse_source", None)
+        sparse = source[0].last_sparse if source else None
+        if sparse is None or sparse[0] is not z:
+            return super().forward(z)
+        _, values, indices = sparse
+        out = nn.functional.embedding_bag(indices, self.weight.t(), per_sample_weights=values.to(self.weight.dtype),
+                                          mode="sum")
+        return out if self.bias is None else out + self.bias
 
 
 def _rectangle(u: torch.Tensor) -> torch.Tensor:
