@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,13 +26,20 @@ from sparseae.models import create_model, encode_dataset
 from sparseae.models.deep import CodeNoiseSchedule, pretrain_deep_model
 from sparseae.retrieval import (ITQ, PCAHashing, RandomProjectionLSH, binarize, hamming_distances,
                                 mean_average_precision, mnist_retrieval_split, pack_bits,
-                                precision_within_radius)
+                                precision_recall_curve, precision_within_radius)
+from sparseae.viz import save_precision_recall
 from sparseae.train import TrainConfig, train
 
 
-def evaluate(bits_query: np.ndarray, bits_database: np.ndarray, y_query, y_database) -> tuple[float, float, float]:
+def evaluate(bits_query: np.ndarray, bits_database: np.ndarray, y_query, y_database, curves: list | None = None,
+             name: str = "") -> tuple[float, float, float]:
+    """(mAP, precision within radius 2, fraction of queries with a hit); appends the method's
+    precision-recall curve over Hamming radii to ``curves``."""
     distances = hamming_distances(pack_bits(bits_query), pack_bits(bits_database))
     radius = precision_within_radius(y_query, y_database, distances, radius=2)
+    if curves is not None:
+        curve = precision_recall_curve(y_query, y_database, distances, n_bits=bits_query.shape[1])
+        curves.append((name, curve.precision, curve.recall))
     return mean_average_precision(y_query, y_database, distances), radius.precision, radius.hit_fraction
 
 
@@ -56,6 +64,7 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--noise", type=float, default=4.0, help="final σ of the code noise")
     parser.add_argument("--skip-autoencoder", action="store_true", help="baselines only")
+    parser.add_argument("--out", default="runs/semantic_hashing", help="precision_recall_<bits>.png go here")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
@@ -68,13 +77,14 @@ def main() -> None:
     X_db, y_db, X_q, y_q = X[database], y[database], X[query], y[query]
     rows = []
     for n_bits in args.bits:
+        curves: list = []
         hashers = [("LSH", RandomProjectionLSH(n_bits, random_state=args.seed)), ("PCAH", PCAHashing(n_bits)),
                    ("ITQ", ITQ(n_bits, random_state=args.seed))]
         for name, hasher in hashers:
             started = time.perf_counter()
             hasher.fit(X_db)
             seconds = time.perf_counter() - started
-            rows.append((name, n_bits, *evaluate(hasher.encode(X_q), hasher.encode(X_db), y_q, y_db), seconds))
+            rows.append((name, n_bits, *evaluate(hasher.encode(X_q), hasher.encode(X_db), y_q, y_db, curves, name), seconds))
             print(f"{name:<14} {n_bits:3d} bits: mAP {rows[-1][2]:.4f}", flush=True)
         if not args.skip_autoencoder:
             started = time.perf_counter()
@@ -82,9 +92,13 @@ def main() -> None:
             seconds = time.perf_counter() - started
             codes_db, codes_q = encode_dataset(model, X_db), encode_dataset(model, X_q)
             near_binary = float(((codes_db < 0.1) | (codes_db > 0.9)).mean())
-            rows.append(("deep binary AE", n_bits, *evaluate(binarize(codes_q), binarize(codes_db), y_q, y_db), seconds))
+            rows.append(("deep binary AE", n_bits, *evaluate(binarize(codes_q), binarize(codes_db), y_q, y_db, curves, "deep binary AE"),
+                         seconds))
             print(f"deep binary AE {n_bits:3d} bits: mAP {rows[-1][2]:.4f} ({100 * near_binary:.1f}% of code "
                   f"values within 0.1 of 0 or 1)", flush=True)
+        path = save_precision_recall(curves, Path(args.out) / f"precision_recall_{n_bits}.png",
+                                     title=f"MNIST, {n_bits} bits: Hamming radius 0..{n_bits}")
+        print(f"wrote {path}", flush=True)
     print()
     print(f"{'method':<15} | {'bits':>4} | {'mAP':>7} | {'P(r≤2)':>7} | {'hit':>6} | {'seconds':>8}")
     for name, n_bits, mean_ap, precision, hits, seconds in rows:

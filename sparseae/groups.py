@@ -24,6 +24,8 @@ from .errors import ConfigError
 from .validation import check_number
 
 KINDS = ("disjoint", "grid", "tree", "custom")
+#: Largest n_components × n_groups for which group norms use a dense membership matrix.
+DENSE_LIMIT = 1 << 22
 
 
 @dataclass(eq=False)
@@ -76,9 +78,26 @@ class GroupStructure:
         """The units of one group (for inspection and tests)."""
         return sorted(self.unit_index[self.group_index == group].tolist())
 
+    def membership_matrix(self, device: torch.device | str | None = None,
+                          dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """M (n_components, n_groups), M[i, j] = w_ij for i ∈ g_j and 0 elsewhere (cached per
+        device and dtype): the group sums of squares of z (batch, n_components) are z² M."""
+        cache = self.__dict__.setdefault("_membership_cache", {})
+        key = (str(torch.device(device) if device is not None else "cpu"), dtype)
+        if key not in cache:
+            matrix = torch.zeros(self.n_components, self.n_groups, dtype=dtype)
+            matrix[self.unit_index, self.group_index] = self.weights.to(dtype)
+            cache[key] = matrix.to(key[0])
+        return cache[key]
+
     def group_norms(self, z: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
-        """√(Σ_{i∈g} w z_i² + ε) for every group: z (batch, n_components) → (batch, n_groups)."""
+        """√(Σ_{i∈g} w z_i² + ε) for every group: z (batch, n_components) → (batch, n_groups).
+        Group sums are one matmul z² M with the dense :meth:`membership_matrix` when it has at most
+        ``DENSE_LIMIT`` entries (much faster than gather + scatter, forward and backward), else a
+        gather over the memberships and an ``index_add``."""
         self.check_fits(z.shape[-1])
+        if self.n_components * self.n_groups <= DENSE_LIMIT:
+            return (z.pow(2) @ self.membership_matrix(z.device, z.dtype) + eps).sqrt()
         unit = self.unit_index.to(z.device)
         squares = z[:, unit].pow(2) * self.weights.to(device=z.device, dtype=z.dtype)
         sums = z.new_zeros(z.shape[0], self.n_groups).index_add_(1, self.group_index.to(z.device), squares)
@@ -114,24 +133,34 @@ def grid_groups(height: int, width: int, window: int = 3, *, toroidal: bool = Tr
                 gaussian_sigma: float | None = None) -> GroupStructure:
     """Overlapping ``window``×``window`` neighbourhoods on a ``height``×``width`` grid of units
     (unit i sits at row i // width, column i % width): one group per grid position (toroidal: the
-    grid wraps around), or per position where the window fits (not toroidal). ``gaussian_sigma``
-    weights each member by exp(−d²/2σ²), d its distance to the window's centre (Kavukcuoglu et
-    al. 2009; Hyvärinen & Hoyer 2001 use uniform weights)."""
-    for name, value in (("height", height), ("width", width), ("window", window)):
+    grid wraps around), or per position where the window fits (not toroidal). ``window`` may be a
+    (rows, columns) pair: ``height=1, window=(1, K)`` gives 1-D windows of K consecutive units.
+    ``gaussian_sigma`` weights each member by exp(−d²/2σ²), d its distance to the window's centre
+    (Kavukcuoglu et al. 2009; Hyvärinen & Hoyer 2001 use uniform weights)."""
+    for name, value in (("height", height), ("width", width)):
         check_number(value, name, low=1, integer=True)
-    if window > min(height, width):
-        raise ConfigError(f"a {window}×{window} window does not fit a {height}×{width} grid")
+    if isinstance(window, (list, tuple)):
+        if len(window) != 2:
+            raise ConfigError(f"window must be K or (rows, columns), got {window!r}")
+        for value in window:
+            check_number(value, "window", low=1, integer=True)
+        window = [int(value) for value in window]
+    else:
+        check_number(window, "window", low=1, integer=True)
+    window_rows, window_cols = window if isinstance(window, list) else (window, window)
+    if window_rows > height or window_cols > width:
+        raise ConfigError(f"a {window_rows}×{window_cols} window does not fit a {height}×{width} grid")
     if gaussian_sigma is not None:
         check_number(gaussian_sigma, "gaussian_sigma", low=0.0, low_inclusive=False)
-    offsets = [(dr, dc) for dr in range(window) for dc in range(window)]
-    centre = (window - 1) / 2
-    rows = range(height) if toroidal else range(height - window + 1)
-    cols = range(width) if toroidal else range(width - window + 1)
+    offsets = [(dr, dc) for dr in range(window_rows) for dc in range(window_cols)]
+    centre_r, centre_c = (window_rows - 1) / 2, (window_cols - 1) / 2
+    rows = range(height) if toroidal else range(height - window_rows + 1)
+    cols = range(width) if toroidal else range(width - window_cols + 1)
     groups, weights = [], []
     for r in rows:
         for c in cols:
             groups.append([((r + dr) % height) * width + (c + dc) % width for dr, dc in offsets])
-            weights.append([math.exp(-((dr - centre) ** 2 + (dc - centre) ** 2) / (2 * gaussian_sigma ** 2))
+            weights.append([math.exp(-((dr - centre_r) ** 2 + (dc - centre_c) ** 2) / (2 * gaussian_sigma ** 2))
                             if gaussian_sigma else 1.0 for dr, dc in offsets])
     spec = {"kind": "grid", "height": height, "width": width, "window": window, "toroidal": toroidal,
             "gaussian_sigma": gaussian_sigma}

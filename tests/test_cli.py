@@ -202,6 +202,8 @@ def test_gradcheck_passes_for_every_registered_model(name, capsys):
         fewer = ["--set", "model.hidden=[20,10]"]
     if name == "topk_sae":  # k = 32 by default, more than the 8 latents here
         fewer = ["--set", "model.k=3"]
+    if name in ("conv_sae", "local_sae"):  # 5×5 kernels by default, larger than the 4×4 image here
+        fewer = ["--set", "model.kernel_size=3"]
     status, out, err = run_cli(capsys, "gradcheck", "--model", name, "--json", *fewer)
     result = json.loads(out)
     assert status == 0, (result, err)
@@ -527,7 +529,7 @@ def test_index_and_query_a_semantic_hashing_model(tmp_path, capsys):
 
 
 def test_center_l2_normalization_uses_the_training_mean():
-    from sparseae.cli.report import load_datasets
+    from sparseae.cli.evaluation import load_datasets
     from sparseae.data import load_dataset
 
     config = load_config(base={"model": {"name": "topk_sae", "n_components": 16, "k": 2},

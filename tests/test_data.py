@@ -386,7 +386,7 @@ def test_zca_errors():
         ZCAWhitening().fit(X[:1])
     with pytest.raises(DataError, match="NaN"):
         ZCAWhitening().fit(np.where(np.eye(6, dtype=bool), np.nan, 1.0))
-    assert ZCAWhitening(epsilon=0.5).get_params() == {"epsilon": 0.5}
+    assert ZCAWhitening(epsilon=0.5).get_params() == {"epsilon": 0.5, "n_components": None, "rotate_back": True}
 
 
 def _power_spectrum_slope(image: np.ndarray, low: float = 0.02, high: float = 0.15) -> float:

@@ -13,7 +13,13 @@ from sparseae.models import MODELS, create_model
 
 N_FEATURES, N_COMPONENTS = 12, 7
 #: Smaller instances of presets whose defaults are paper-sized (the contract does not depend on size).
-SMALL = {"deep_autoencoder": {"hidden": [10, 8]}, "semantic_hashing": {"hidden": [10, 8]}, "topk_sae": {"k": 3}}
+SMALL = {"deep_autoencoder": {"hidden": [10, 8]}, "semantic_hashing": {"hidden": [10, 8]}, "topk_sae": {"k": 3},
+         # image models on 3×4 images: pools over the 7 maps (3×3 kernels: a 2×2 kernel puts one ReLU
+         # within 2e-4 of its kink here, which the stencil crosses), windows over the 2×21 sheet
+         "conv_sae": {"image_shape": [3, 4], "kernel_size": 3,
+                      "pools": {"kind": "grid", "height": 1, "width": 7, "window": [1, 2]}},
+         "local_sae": {"image_shape": [3, 4], "kernel_size": 2,
+                       "groups": {"kind": "grid", "height": 2, "width": 21, "window": 2}}}
 #: Models whose loss solves a sparse-coding problem (FISTA) at every evaluation.
 ITERATIVE_INFERENCE = {"sparse_coding", "psd"}
 
@@ -28,7 +34,9 @@ def test_shapes_and_finite(name, batch):
     model = create_model(name, N_FEATURES, N_COMPONENTS, **SMALL.get(name, {}))
     x = torch.from_numpy(batch).float()
     z = model.encode(x)
-    assert z.shape == (6, N_COMPONENTS)
+    # the code width; for image models (n_components feature maps) it is maps × positions
+    assert z.shape == (6, model.n_components)
+    assert model.n_components == N_COMPONENTS or name in ("conv_sae", "local_sae")
     assert model.decode(z).shape == (6, N_FEATURES)
     out = model.loss(x)
     assert out.loss.ndim == 0 and torch.isfinite(out.loss)

@@ -201,3 +201,45 @@ def test_sparse_decoder_equals_the_dense_one_in_value_and_gradient(tmp_path):
     torch.testing.assert_close(loaded.decode(loaded.encode(X.float())), sparse.decode(sparse.encode(X.float())))
     with pytest.raises(ConfigError, match="per-sample TopK"):
         create_model("topk_sae", 20, 48, k=5, batch_topk=True, sparse_decode=True)
+
+
+def test_lateral_inhibition_applies_to_sae_latents(tmp_path):
+    """μ·½|z|ᵀS|z| on TopK/JumpReLU latents: exact value, float64 gradients, the learned S rises
+    between co-active latents within its bound and keeps the tree zeros, and it is saved."""
+    from sparseae.io import load_model, save_model
+    from sparseae.coding.inhibition_matrix import tree_relatives
+
+    tree = {"depth": 2, "branching": 3}                                  # 13 latents
+    torch.manual_seed(0)
+    fixed = create_model("jumprelu_sae", 10, 13, inhibition={"tree": tree, "value": 0.4},
+                         inhibition_weight=0.5).double()
+    X = torch.randn(16, 10, dtype=torch.float64)
+    z = fixed.encode(X).abs()
+    S = fixed.penalties["inhibition"].inhibition
+    expected = 0.5 * 0.5 * torch.einsum("bi,ij,bj->b", z, S, z).mean()
+    torch.testing.assert_close(fixed.loss(X).terms["inhibition"], expected)
+    relatives = tree_relatives([-1, 0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3])
+    assert (S[relatives] == 0).all() and torch.allclose(S[~relatives], torch.full_like(S[~relatives], 0.4))
+    assert check_gradients(fixed, X[:6]).passed
+
+    torch.manual_seed(0)
+    learned = create_model("topk_sae", 10, 13, k=3, inhibition={"tree": tree, "learned": True, "value": 0.0,
+                                                                 "rate": 5.0, "bound": 0.5}, inhibition_weight=0.1)
+    data = torch.randn(512, 10).numpy()
+    train(learned, data, TrainConfig(max_epochs=3, batch_size=64, learning_rate=1e-2))
+    S = learned.penalties["inhibition"].inhibition
+    assert float(S.max()) > 0.05                                          # it learned some inhibition
+    assert (S[relatives] == 0).all() and (S >= 0).all() and torch.equal(S, S.T)
+    assert float(S.sum(dim=1).max()) <= 0.5 + 1e-5                        # row sums within the bound
+    save_model(learned, tmp_path / "m")
+    torch.testing.assert_close(load_model(tmp_path / "m").penalties["inhibition"].inhibition, S)
+
+    with pytest.raises(ConfigError, match="inhibition_weight"):
+        create_model("topk_sae", 10, 13, k=3, inhibition={"value": 0.1})
+    with pytest.raises(ConfigError, match="≥ 0"):
+        create_model("topk_sae", 4, 4, k=2, inhibition={"S": -np.ones((4, 4)) + np.eye(4)}, inhibition_weight=1.0)
+    with pytest.raises(ConfigError, match="relatives"):
+        create_model("topk_sae", 10, 13, k=3, inhibition={"tree": tree, "S": np.ones((13, 13)) - np.eye(13)},
+                     inhibition_weight=1.0)
+    with pytest.raises(ConfigError, match="inhibition"):
+        create_model("topk_sae", 10, 13, k=3, inhibition={"colour": 1}, inhibition_weight=1.0)

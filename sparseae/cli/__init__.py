@@ -1,4 +1,4 @@
-"""The ``sparseae`` command: train, evaluate, plot, gradcheck, demo, models, datasets.
+"""The ``sparseae`` command: train, evaluate, plot, report, gradcheck, demo, models, datasets.
 
 ``main(argv) -> exit status``: 0 success, 1 a failed gradient check, 2 a usage or user error
 (``sparseae: error: <message>`` on one line of stderr, never a traceback unless ``--debug``),
@@ -23,6 +23,7 @@ examples:
   sparseae train --model sparse_ae_l1 --data digits --set model.n_components=32 --set train.max_epochs=5
   sparseae train --out runs/ufldl --resume --set train.max_iter=800
   sparseae evaluate runs/ufldl --json
+  sparseae report runs/ufldl                     one HTML page: runs/ufldl/report.html
   sparseae gradcheck --model sparse_ae_kl --n-features 64 --n-components 25
 """
 
@@ -139,6 +140,19 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     _add_download(plot)
     plot.set_defaults(handler=cmd.command_plot)
+
+    report = commands.add_parser("report", parents=[common], help="one HTML page of a run, or of two side by side",
+                                 description="Write one self-contained HTML file (it opens from disk, with no "
+                                             "network): a run's config, final metrics, loss and sparsity "
+                                             "curves, filters, reconstructions, unit activity, and the "
+                                             "confusion matrix or precision-recall curve where they apply. "
+                                             "With RUN_DIR_B, the two runs side by side.")
+    report.add_argument("run_dir", metavar="RUN_DIR")
+    report.add_argument("other_run_dir", metavar="RUN_DIR_B", nargs="?", help="a second run to compare with")
+    report.add_argument("--out", metavar="FILE", help="the HTML file (default RUN_DIR/report.html, or "
+                                                      "RUN_DIR/compare-<name of RUN_DIR_B>.html)")
+    report.add_argument("--device", help="where the model draws the pictures: cpu (default), auto, cuda or cuda:N")
+    report.set_defaults(handler=cmd.command_report)
 
     gradcheck = commands.add_parser("gradcheck", parents=[common], help="float64 derivative check",
                                     description="Compare autograd's gradient with central differences "

@@ -22,7 +22,7 @@ from ..gradcheck import UFLDL_TOLERANCE, check_gradients
 from ..io import load_model, read_config
 from ..models import MODELS, create_model
 from ..validation import check_number
-from . import report, runs
+from . import evaluation, runs
 from .output import Output
 
 #: Coordinates checked per parameter by ``demo``'s gradient check (``--quick``: fewer).
@@ -227,7 +227,7 @@ def _load(args: argparse.Namespace, path: str) -> tuple[Any, RunConfig, Path | N
 
 
 def _datasets_for(model: Any, config: RunConfig):
-    train_set, eval_set = report.load_datasets(config)
+    train_set, eval_set = evaluation.load_datasets(config)
     if eval_set.n_features != model.n_features:
         raise DataError(f"dataset {config.data_name!r} has {eval_set.n_features} features, but the model "
                         f"expects {model.n_features}")
@@ -238,9 +238,10 @@ def command_evaluate(args: argparse.Namespace, out: Output) -> int:
     """``sparseae evaluate``: the metrics of a saved model (or a run's model) on data."""
     model, config, run_dir, model_dir = _load(args, args.path)
     train_set, eval_set = _datasets_for(model, config)
-    metrics = report.compute_metrics(model, train_set, eval_set,
-                                   random_state=config.train.get("random_state", 0))
-    eval_name = "train" if eval_set is train_set else report.describe_data(config)
+    with out.progress(eval_set.n_samples, "encoding", "sample") as bar:
+        metrics = evaluation.compute_metrics(model, train_set, eval_set, progress=bar.update,
+                                             random_state=config.train.get("random_state", 0))
+    eval_name = "train" if eval_set is train_set else evaluation.describe_data(config)
     result = {"model_dir": str(model_dir), "model": model.spec["name"], "n_features": model.n_features,
               "n_components": model.n_components, "data": config.data_name, "eval_data": eval_name,
               "n_eval": eval_set.n_samples, "metrics": metrics}
@@ -259,10 +260,21 @@ def command_plot(args: argparse.Namespace, out: Output) -> int:
     history = runs.read_history(run_dir) if run_dir is not None else []
     _, eval_set = _datasets_for(model, config)
     random_state = config.train.get("random_state", 0)
-    paths = report.write_plots(model, history, eval_set, out_dir, random_state=random_state)
+    paths = evaluation.write_plots(model, history, eval_set, out_dir, random_state=random_state)
     for path in paths:
         out.line(f"wrote {path}")
     out.json({"plots": [str(path) for path in paths]})
+    return 0
+
+
+def command_report(args: argparse.Namespace, out: Output) -> int:
+    """``sparseae report``: one self-contained HTML page of a run folder, or of two side by side."""
+    from ..html_report import write_report
+
+    runs_shown = [args.run_dir] + ([args.other_run_dir] if args.other_run_dir is not None else [])
+    path = write_report(args.run_dir, args.other_run_dir, out=args.out, device=args.device)
+    out.line(f"Report written to {path} (a single file: open it in a browser, no network needed)")
+    out.json({"report": str(path), "runs": [str(Path(run)) for run in runs_shown], "bytes": path.stat().st_size})
     return 0
 
 
@@ -272,7 +284,6 @@ def command_probe(args: argparse.Namespace, out: Output) -> int:
     """``sparseae probe``: self-taught learning — a logistic regression on a trained model's codes
     of labelled data (split into a training and a test part), beside the same probe on raw inputs."""
     from ..evaluate import linear_probe
-    from ..models import encode_dataset
 
     check_number(args.test_fraction, "--test-fraction", low=0.0, high=1.0, low_inclusive=False,
                  high_inclusive=False)
@@ -285,9 +296,10 @@ def command_probe(args: argparse.Namespace, out: Output) -> int:
     n_test = max(1, int(round(args.test_fraction * dataset.n_samples)))
     test, train = np.sort(order[:n_test]), np.sort(order[n_test:])
     X, y = np.asarray(dataset.X), np.asarray(dataset.y)
-    codes = encode_dataset(model, X)
+    with out.progress(dataset.n_samples, "encoding", "sample") as bar:
+        codes, _ = evaluation.encode_decode(model, X, decode=False, progress=bar.update)
     probe = linear_probe(codes[train], y[train], codes[test], y[test], C=args.C, random_state=args.seed)
-    result = {"model_dir": str(model_dir), "model": model.spec["name"], "data": report.describe_data(config),
+    result = {"model_dir": str(model_dir), "model": model.spec["name"], "data": evaluation.describe_data(config),
               "n_train": int(len(train)), "n_test": int(len(test)), "n_components": model.n_components,
               "accuracy": probe["accuracy"], "train_accuracy": probe["train_accuracy"]}
     rows = [(f"probe on {model.spec['name']} codes ({model.n_components})", probe["accuracy"])]

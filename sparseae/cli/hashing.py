@@ -31,6 +31,7 @@ from ..models import encode_dataset
 from ..retrieval import HammingIndex, binarize
 from ..validation import as_float_array, check_number
 from . import runs
+from .evaluation import encode_decode
 from .output import Output
 
 MODEL_DIR, HASH_DIR, INDEX_FILE, LABELS_FILE = "model", "hash", "index.json", "labels.npy"
@@ -63,7 +64,10 @@ def command_index(args: argparse.Namespace, out: Output) -> int:
     model, config, _, model_dir = _load(args, args.path)
     dataset, _ = _datasets_for(model, config)
     started = time.perf_counter()
-    bits = _codes(model, dataset.X, args.threshold)
+    with out.progress(dataset.n_samples, "encoding", "item") as bar:
+        codes, _ = encode_decode(model, as_float_array(dataset.X, "the data", n_features=model.n_features),
+                                 decode=False, progress=bar.update)
+    bits = binarize(codes, threshold=args.threshold)
     encoded = time.perf_counter()
     fingerprint = model_fingerprint(model_dir)
     index = HammingIndex.from_bits(bits, np.arange(dataset.n_samples), model=fingerprint)

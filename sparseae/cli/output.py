@@ -31,6 +31,7 @@ METRIC_LABELS = {
     "orientation_selectivity": "filter orientation selectivity",
     "probe_accuracy": "linear probe accuracy",
     "probe_skipped": "linear probe",
+    "classifier_error": "classifier error rate",
 }
 
 
@@ -90,6 +91,14 @@ class Output:
         ordered = [key for key in METRIC_LABELS if key in metrics]
         ordered += [key for key in metrics if key not in METRIC_LABELS]
         self.table([*extra, *((METRIC_LABELS.get(key, key), metrics[key]) for key in ordered)], title)
+
+    def progress(self, total: int, description: str, unit: str = "it"):
+        """A tqdm progress bar on stderr for long work, shown only in ``human`` mode; use it as a
+        context manager and call its ``update(n)``."""
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=description, unit=unit, unit_scale=True, dynamic_ncols=True, leave=False,
+                    disable=not self.human)
 
     def json(self, payload: Any) -> None:
         """The single JSON object of ``--json`` mode."""

@@ -9,10 +9,11 @@ A run folder ``DIR`` holds::
                       one layer<k>/ per layer of greedy pre-training
     metrics.jsonl     one JSON record per epoch
     model/            the final model (model.safetensors + config.json)
-    summary.json      final metrics (see :func:`~sparseae.cli.report.compute_metrics`), timings
-    *.png             filters, curves, reconstructions, activity (:func:`~sparseae.cli.report.write_plots`)
+    summary.json      final metrics (see :func:`~sparseae.cli.evaluation.compute_metrics`), timings
+    *.png             filters, curves, reconstructions, activity... (:func:`~sparseae.cli.evaluation.write_plots`)
+    report.html       ``sparseae report`` (and compare-<other run>.html for a comparison)
 
-Metrics and pictures are computed by :mod:`~sparseae.cli.report`. Nothing here prints; the CLI's
+Metrics and pictures are computed by :mod:`~sparseae.cli.evaluation`. Nothing here prints; the CLI's
 :mod:`~sparseae.cli.output` module reports the results.
 """
 from __future__ import annotations
@@ -34,25 +35,29 @@ from ..models.deep import MLPEncoder, pretrain_deep_model
 from ..models.supervised import fit_supervised
 from ..train import distributed, train
 from ..train.checkpoint import CHECKPOINT_DIR, checkpoint_path, has_checkpoint
-from .report import compute_metrics, describe_data, load_datasets, write_plots
+from .evaluation import compute_metrics, describe_data, load_datasets, write_plots
 
 RUN_FORMAT = "sparseae-run"
 CONFIG_NAME = "config.yaml"
 METRICS_NAME = "metrics.jsonl"
 SUMMARY_NAME = "summary.json"
 MODEL_NAME = "model"
-PLOT_NAMES = ("filters.png", "curves.png", "reconstructions.png", "activity.png", "angles.png")
+PLOT_NAMES = ("filters.png", "curves.png", "reconstructions.png", "activity.png", "angles.png", "confusion.png",
+              "precision_recall.png")
+REPORT_NAME = "report.html"
+COMPARISON_PREFIX = "compare-"
 #: Every name a run folder may hold; a folder with anything else is not ours to overwrite.
 PRETRAIN_DIR = "pretrain"
 RUN_ENTRIES = frozenset({CONFIG_NAME, METRICS_NAME, SUMMARY_NAME, MODEL_NAME, MODEL_NAME + ".old",
-                         CHECKPOINT_DIR, CHECKPOINT_DIR + ".old", PRETRAIN_DIR, *PLOT_NAMES})
+                         CHECKPOINT_DIR, CHECKPOINT_DIR + ".old", PRETRAIN_DIR, REPORT_NAME, *PLOT_NAMES})
 
 
 # ------------------------------------------------------------------------------- run folders
 
 def _is_ours(entry: Path) -> bool:
     # Atomic writes leave hidden "*.tmp" siblings only if killed mid-write.
-    return entry.name in RUN_ENTRIES or (entry.name.startswith(".") and entry.name.endswith(".tmp"))
+    return (entry.name in RUN_ENTRIES or (entry.name.startswith(".") and entry.name.endswith(".tmp"))
+            or (entry.name.startswith(COMPARISON_PREFIX) and entry.name.endswith(".html")))
 
 
 def run_dir_state(path: Path) -> str:

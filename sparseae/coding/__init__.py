@@ -5,6 +5,9 @@
   Teboulle 2009), the Lasso objective, its duality gap and the Lipschitz constant of ``DᵀD``.
 * :mod:`~sparseae.coding.dictionary`: inference as a module, dictionary learning
   (:func:`learn_dictionary`), re-initialization of unused atoms, atom recovery.
+* :mod:`~sparseae.coding.inhibition`: lateral inhibition, ``+ ½|z|ᵀS|z|`` in the energy: majorized
+  ISTA/FISTA and coordinate descent; :mod:`~sparseae.coding.inhibition_matrix`: S's tree form, bound
+  and gradient-ascent step.
 
 ``lista_from_dictionary`` and ``psd_code_quality`` live with their models
 (:mod:`sparseae.models.lista`, :mod:`sparseae.models.psd`), which import this package; they are
@@ -22,6 +25,21 @@ from .dictionary import (
     dictionary_from_samples,
     learn_dictionary,
     unit_norm_atoms,
+)
+from .inhibition import (
+    check_inhibition_matrix,
+    inhibition_codes,
+    inhibition_energy,
+    inhibition_lipschitz,
+    inhibition_stationarity,
+)
+from .inhibition_matrix import (
+    coactivation,
+    inhibition_ascent,
+    inhibition_mask,
+    project_inhibition,
+    tree_inhibition,
+    tree_relatives,
 )
 from .prox import L1Prox, ProximalOperator, nonnegative_soft_threshold, soft_threshold
 from .solvers import (
@@ -54,6 +72,17 @@ __all__ = [
     "lista_from_dictionary",
     "psd_code_quality",
     "unit_norm_atoms",
+    "check_inhibition_matrix",
+    "coactivation",
+    "inhibition_ascent",
+    "inhibition_codes",
+    "inhibition_energy",
+    "inhibition_lipschitz",
+    "inhibition_mask",
+    "inhibition_stationarity",
+    "project_inhibition",
+    "tree_inhibition",
+    "tree_relatives",
     "L1Prox",
     "ProximalOperator",
     "SparseCodeResult",

@@ -59,12 +59,15 @@ class SparseInference(nn.Module):
     :func:`~sparseae.coding.solvers.fista` under ``torch.no_grad()`` and in full precision.
 
     ``lam`` λ > 0; ``max_iter`` ≥ 1; ``tol`` the relative-change tolerance, ``None`` for
-    :func:`default_tolerance` of the data's dtype. No parameters: a module so that a model's repr shows
-    its inference settings.
+    :func:`default_tolerance` of the data's dtype. ``groups`` replaces λ‖z‖₁ by λ Σ_j ‖z‖_{g_j}
+    (FISTA with :class:`~sparseae.coding.prox.GroupProx`); with ``group_eps`` ε > 0 by the smooth
+    λ Σ_j √(‖z‖²_{g_j} + ε), solved by accelerated gradient
+    (:func:`~sparseae.coding.smooth.smooth_group_codes`; UFLDL's topographic sparse coding). No
+    parameters: a module so that a model's repr shows its inference settings.
     """
 
     def __init__(self, lam: float, *, nonnegative: bool = False, max_iter: int = 200,
-                 tol: float | None = None, groups=None) -> None:
+                 tol: float | None = None, groups=None, group_eps: float = 0.0) -> None:
         super().__init__()
         check_number(lam, "sparsity_weight (lambda)", low=0.0, low_inclusive=False)
         check_number(max_iter, "max_iter", low=1, integer=True)
@@ -75,8 +78,12 @@ class SparseInference(nn.Module):
         self.lam, self.nonnegative, self.max_iter, self.tol = float(lam), bool(nonnegative), max_iter, tol
         #: None for the ℓ1 penalty, else a GroupStructure: λ Σ_j ‖z‖_{g_j} by :class:`GroupProx`.
         self.groups = groups
+        check_number(group_eps, "group_eps", low=0.0)
+        if group_eps > 0 and groups is None:
+            raise ConfigError("group_eps smooths a group penalty: it needs groups")
+        self.group_eps = float(group_eps)
         self._prox = None
-        if groups is not None:
+        if groups is not None and not self.group_eps:
             from .prox import GroupProx
             self._prox = GroupProx(groups)
 
@@ -89,7 +96,7 @@ class SparseInference(nn.Module):
         """λ‖z‖₁ or λ Σ_j ‖z‖_{g_j} per row: (batch,)."""
         if self.groups is None:
             return self.lam * z.abs().sum(dim=1)
-        return self.lam * self.groups.group_norms(z).sum(dim=1)
+        return self.lam * self.groups.group_norms(z, self.group_eps).sum(dim=1)
 
     def forward(self, x: torch.Tensor, D: torch.Tensor, z0: torch.Tensor | None = None, *,
                 anchor: torch.Tensor | None = None, anchor_weight: float = 0.0,
@@ -111,6 +118,11 @@ class SparseInference(nn.Module):
                 identity = torch.eye(D.shape[1], dtype=D.dtype, device=D.device)
                 x = torch.cat([x, scale * anchor.detach().to(x.dtype)], dim=1)
                 D = torch.cat([D, scale * identity], dim=0)
+            if self.group_eps:
+                from .smooth import smooth_group_codes
+
+                return smooth_group_codes(x, D, self.lam, self.groups, self.group_eps, L=L, z0=z0,
+                                          max_iter=self.max_iter, tol=tol)
             return fista(x, D, self.lam, L=L, z0=None if z0 is None else z0.detach(),
                          max_iter=self.max_iter, tol=tol, nonnegative=self.nonnegative, prox=self._prox,
                          stop="relative_change").codes
@@ -118,7 +130,8 @@ class SparseInference(nn.Module):
     def extra_repr(self) -> str:
         return (f"lam={self.lam:g}, nonnegative={self.nonnegative}, max_iter={self.max_iter}, "
                 f"tol={'auto' if self.tol is None else f'{self.tol:g}'}"
-                + ("" if self.groups is None else f", {self.groups.kind} groups"))
+                + ("" if self.groups is None else f", {self.groups.kind} groups")
+                + (f", group_eps={self.group_eps:g}" if self.group_eps else ""))
 
 
 def unit_norm_atoms(samples: torch.Tensor) -> torch.Tensor:

@@ -49,15 +49,26 @@ class ZCAWhitening(TransformerMixin, BaseEstimator):
 
     ``epsilon`` (ε ≥ 0) regularises small eigenvalues: as ε → 0 the whitened training data has
     covariance exactly ``I``; a larger ε damps directions of variance below ε (noise) instead of
-    amplifying them. ε = 0 is refused on a singular covariance.
+    amplifying them. ε = 0 is refused on a singular covariance. ``n_components`` k keeps only the
+    k directions of largest variance (PCA dimension reduction, then rotated back:
+    ``W = U_k (Λ_k + εI)^{-1/2} U_kᵀ``, rank k): on image patches a low-pass that drops the
+    high-frequency noise whitening would amplify; ``inverse_transform`` then restores the kept
+    directions only. None keeps all. ``rotate_back=False`` is PCA whitening: the output is the k
+    whitened coordinates ``(X − μ) U_k (Λ_k + εI)^{-1/2}`` (n, k), without the rank-k embedding
+    in pixel space (a model fitted on them has no null space to put weight into); then
+    ``components_`` is (d, k) and ``inverse_components_`` (k, d), so ``V @ inverse_components_``
+    shows row vectors V (·, k) of the whitened space as pixel-space images.
 
     Fitted attributes: ``mean_`` (n_features,), ``components_`` = W and ``inverse_components_`` = W⁻¹
     (n_features, n_features), ``explained_variance_`` = Λ in descending order, ``n_features_in_``.
     Output dtype follows the input: float64 stays float64, anything else becomes float32.
     """
 
-    def __init__(self, *, epsilon: float = 1e-2) -> None:
+    def __init__(self, *, epsilon: float = 1e-2, n_components: int | None = None,
+                 rotate_back: bool = True) -> None:
         self.epsilon = epsilon
+        self.n_components = n_components
+        self.rotate_back = rotate_back
 
     def fit(self, X: Any, y: Any = None) -> "ZCAWhitening":
         """Estimate ``mean_``, ``components_`` and ``inverse_components_`` from ``X (n, d)``."""
@@ -70,17 +81,25 @@ class ZCAWhitening(TransformerMixin, BaseEstimator):
         covariance = centered.T @ centered / data.shape[0]
         eigenvalues, eigenvectors = np.linalg.eigh(covariance)
         eigenvalues = np.clip(eigenvalues, 0.0, None)  # eigh can return tiny negatives
+        all_eigenvalues = eigenvalues
+        if self.n_components is not None:
+            check_number(self.n_components, "n_components", low=1, high=data.shape[1], integer=True)
+            eigenvalues, eigenvectors = eigenvalues[-self.n_components:], eigenvectors[:, -self.n_components:]
         regularised = eigenvalues + float(self.epsilon)
         if regularised.min() <= 1e-12 * max(float(regularised.max()), 1e-300):
             raise DataError(
                 "the covariance of X is singular (a direction has zero variance); "
                 "ZCAWhitening needs epsilon > 0 for such data")
-        whitening = (eigenvectors / np.sqrt(regularised)) @ eigenvectors.T
-        colouring = (eigenvectors * np.sqrt(regularised)) @ eigenvectors.T
         self.mean_ = mean
-        self.components_ = (whitening + whitening.T) / 2  # exactly symmetric
-        self.inverse_components_ = (colouring + colouring.T) / 2
-        self.explained_variance_ = eigenvalues[::-1].copy()
+        if self.rotate_back:
+            whitening = (eigenvectors / np.sqrt(regularised)) @ eigenvectors.T
+            colouring = (eigenvectors * np.sqrt(regularised)) @ eigenvectors.T
+            self.components_ = (whitening + whitening.T) / 2  # exactly symmetric
+            self.inverse_components_ = (colouring + colouring.T) / 2
+        else:  # PCA whitening, largest variance first
+            self.components_ = (eigenvectors / np.sqrt(regularised))[:, ::-1].copy()
+            self.inverse_components_ = (eigenvectors * np.sqrt(regularised)).T[::-1].copy()
+        self.explained_variance_ = all_eigenvalues[::-1].copy()
         self.n_features_in_ = data.shape[1]
         logger.debug("ZCA fitted on %d samples x %d features; eigenvalues in [%.3g, %.3g]",
                      data.shape[0], data.shape[1], eigenvalues.min(), eigenvalues.max())
@@ -91,7 +110,7 @@ class ZCAWhitening(TransformerMixin, BaseEstimator):
             raise NotFittedError("this ZCAWhitening is not fitted yet; call fit(X) first")
 
     def transform(self, X: Any) -> np.ndarray:
-        """Whiten: ``(X − mean_) @ components_``, shape ``(n, d)``."""
+        """Whiten: ``(X − mean_) @ components_``, shape ``(n, d)`` (``(n, k)`` without ``rotate_back``)."""
         self._check_fitted()
         data = as_float_array(X, "X", n_features=self.n_features_in_, dtype=np.float64)
         return ((data - self.mean_) @ self.components_).astype(_output_dtype(X), copy=False)
@@ -99,7 +118,7 @@ class ZCAWhitening(TransformerMixin, BaseEstimator):
     def inverse_transform(self, X: Any) -> np.ndarray:
         """Undo the whitening: ``X @ inverse_components_ + mean_``, shape ``(n, d)``."""
         self._check_fitted()
-        data = as_float_array(X, "X", n_features=self.n_features_in_, dtype=np.float64)
+        data = as_float_array(X, "X", n_features=self.components_.shape[1], dtype=np.float64)
         return (data @ self.inverse_components_ + self.mean_).astype(_output_dtype(X), copy=False)
 
     def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> np.ndarray:

@@ -10,8 +10,11 @@ from .autoencoders import (AutoencoderEstimator, ContractiveAutoencoder, Denoisi
                            LinearAutoencoder, SparseAutoencoder)
 from .base import BaseAutoencoderEstimator
 from .classifiers import DrSAEClassifier
+from .inhibition import LateralInhibitionCoder
+from .convolutional import ConvSparseAutoencoder, LocalSparseAutoencoder
 from .stacked import StackedAutoencoder, StackedClassifier
 
 __all__ = ["AutoencoderEstimator", "BaseAutoencoderEstimator", "ContractiveAutoencoder",
-           "DenoisingAutoencoder", "DrSAEClassifier", "LinearAutoencoder", "SparseAutoencoder",
+           "DenoisingAutoencoder", "DrSAEClassifier", "LateralInhibitionCoder", "LinearAutoencoder", "SparseAutoencoder",
            "StackedAutoencoder", "StackedClassifier"]
+__all__ += ["ConvSparseAutoencoder", "LocalSparseAutoencoder"]

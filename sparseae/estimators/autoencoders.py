@@ -47,6 +47,8 @@ class SparseAutoencoder(BaseAutoencoderEstimator):
         (x̂ = W₂a + b₂, squared error; e.g. whitened data), ``bernoulli`` (sigmoid output with
         cross-entropy; data in [0, 1]).
 
+    Notes
+    -----
     The training parameters and the fitted attributes are those of
     :class:`BaseAutoencoderEstimator`.
     """
@@ -119,6 +121,8 @@ class LinearAutoencoder(BaseAutoencoderEstimator):
     tied : bool
         Decoder weights are the encoder's transposed (W_d = W_eᵀ).
 
+    Notes
+    -----
     The training parameters and the fitted attributes are those of
     :class:`BaseAutoencoderEstimator`.
     """
@@ -167,6 +171,8 @@ class AutoencoderEstimator(BaseAutoencoderEstimator):
     model_params : dict or None
         Keyword arguments of the model's builder (not ``n_features``/``n_components``).
 
+    Notes
+    -----
     The training parameters and the fitted attributes are those of
     :class:`BaseAutoencoderEstimator`.
     """
@@ -224,6 +230,8 @@ class DenoisingAutoencoder(BaseAutoencoderEstimator):
         Decoder weights are the encoder's transposed.
     weight_decay : float ≥ 0
 
+    Notes
+    -----
     The training parameters and the fitted attributes are those of
     :class:`BaseAutoencoderEstimator`.
     """
@@ -281,6 +289,8 @@ class ContractiveAutoencoder(BaseAutoencoderEstimator):
     activation, likelihood, tied, weight_decay
         As for :class:`DenoisingAutoencoder`.
 
+    Notes
+    -----
     The training parameters and the fitted attributes are those of
     :class:`BaseAutoencoderEstimator`.
     """

@@ -89,8 +89,10 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
     Subclasses declare their hyperparameters as keyword-only ``__init__`` arguments (stored
     unchanged), extend ``_parameter_constraints`` and implement :meth:`_model_spec`. The training
     parameters below are common to all of them and map one-to-one onto
-    :class:`~sparseae.train.TrainConfig`:
+    :class:`~sparseae.train.TrainConfig`.
 
+    Other Parameters
+    ----------------
     optimizer : {"adam", "sgd", "lbfgs"}
         ``lbfgs`` runs full-batch L-BFGS for ``max_iter`` iterations; the others run
         ``max_epochs`` passes of minibatches of ``batch_size``.
@@ -112,8 +114,8 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
     verbose : bool
         Show the trainer's progress bar.
 
-    Fitted attributes
-    -----------------
+    Attributes
+    ----------
     model_ : :class:`~sparseae.models.Autoencoder`
         The trained torch module (on the CPU, in eval mode).
     n_features_in_ : int
@@ -419,7 +421,7 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
             estimator.feature_names_in_ = np.asarray(state["feature_names_in"], dtype=object)
         estimator.history_ = list(state.get("history") or [])
         estimator.n_iter_ = int(state.get("n_iter", len(estimator.history_)))
-        estimator.components_ = cls._components(model)
+        estimator.components_ = estimator._components(model)
         estimator._restore_fitted_state(state.get("fitted") or {})
         return estimator
 

@@ -117,6 +117,8 @@ class DrSAEClassifier(HeadClassifierMixin, BaseAutoencoderEstimator):
         Scale each sample to unit L2 norm first (the paper's MNIST preprocessing); applies in
         every method, so ``inverse_transform`` reconstructs the normalized samples.
 
+    Notes
+    -----
     The training parameters are those of :class:`BaseAutoencoderEstimator` (``max_epochs`` counts
     the discriminative epochs). Fitted attributes add ``classes_`` (n_classes,).
     """

@@ -71,6 +71,8 @@ class StackedAutoencoder(_StackedMixin, BaseAutoencoderEstimator):
     pretrain_learning_rate : float > 0 or None
         Pre-training's step size (None: ``learning_rate``).
 
+    Notes
+    -----
     The training parameters (of the fine-tuning) and the fitted attributes are those of
     :class:`BaseAutoencoderEstimator`; ``history_`` records have a ``phase``.
     """
@@ -133,6 +135,8 @@ class StackedClassifier(HeadClassifierMixin, _StackedMixin, BaseAutoencoderEstim
     dropout : float in [0, 1)
         Dropout on the top hidden layer during fine-tuning.
 
+    Notes
+    -----
     Training parameters are those of :class:`BaseAutoencoderEstimator` (they drive the
     fine-tuning). Fitted attributes add ``classes_``.
     """

@@ -19,11 +19,13 @@ from .manifold import (
     score_alignment,
 )
 from .probe import confusion_matrix, linear_probe
+from .tree import branch_similarity
 
 __all__ = [
     "TopActivations",
     "top_activations",
     "SparsityAccumulator",
+    "branch_similarity",
     "confusion_matrix",
     "contraction_stats",
     "energy_concentration",

@@ -55,29 +55,70 @@ def orientation_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.minimum(d, np.pi - d)
 
 
-def topographic_smoothness(orientations, height: int, width: int, *, toroidal: bool = True,
-                           n_permutations: int = 100, random_state: int = 0) -> dict[str, float]:
-    """How smoothly orientation varies over a ``height``×``width`` map of units (unit i at row
-    i // width, column i % width): the mean orientation difference between grid neighbours
-    (right and down; wrapped when ``toroidal``) against the same orientations randomly permuted
-    over the grid (``n_permutations`` draws). Returns ``neighbour`` and ``shuffled`` (radians;
-    π/4 ≈ 0.785 for unrelated orientations) and their ratio (< 1: a topographic map)."""
-    theta = np.asarray(orientations, dtype=np.float64)
-    if theta.shape != (height * width,):
-        raise DataError(f"{theta.shape[0] if theta.ndim else 0} orientations for a {height}×{width} map")
-    check_number(n_permutations, "n_permutations", low=1, integer=True)
+def _neighbour_pairs(height: int, width: int, toroidal: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Unit indices of every right and down neighbour pair on the grid: two (n_pairs,) arrays."""
     grid = np.arange(height * width).reshape(height, width)
     if toroidal:
         pairs = [(grid, np.roll(grid, -1, axis=1)), (grid, np.roll(grid, -1, axis=0))]
     else:
         pairs = [(grid[:, :-1], grid[:, 1:]), (grid[:-1], grid[1:])]
-    left = np.concatenate([a.ravel() for a, _ in pairs])
-    right = np.concatenate([b.ravel() for _, b in pairs])
-    neighbour = float(orientation_difference(theta[left], theta[right]).mean())
+    return (np.concatenate([a.ravel() for a, _ in pairs]), np.concatenate([b.ravel() for _, b in pairs]))
+
+
+def topographic_smoothness(orientations, height: int, width: int, *, toroidal: bool = True,
+                           n_permutations: int = 100, random_state: int = 0,
+                           mask=None) -> dict[str, float]:
+    """How smoothly orientation varies over a ``height``×``width`` map of units (unit i at row
+    i // width, column i % width): the mean orientation difference between grid neighbours
+    (right and down; wrapped when ``toroidal``) against the same orientations randomly permuted
+    over the grid (``n_permutations`` draws). Returns ``neighbour`` and ``shuffled`` (radians;
+    π/4 ≈ 0.785 for unrelated orientations) and their ratio (< 1: a topographic map).
+
+    ``mask`` (n_units,) bool, e.g. ``orientation_selectivity(W) > 0.3``: only pairs of two masked
+    units count (a non-oriented filter's orientation is noise), and each permutation moves units
+    with their mask; ``pairs`` in the result is the number of neighbour pairs counted."""
+    theta = np.asarray(orientations, dtype=np.float64)
+    if theta.shape != (height * width,):
+        raise DataError(f"{theta.shape[0] if theta.ndim else 0} orientations for a {height}×{width} map")
+    check_number(n_permutations, "n_permutations", low=1, integer=True)
+    keep = np.ones(theta.shape, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    if keep.shape != theta.shape:
+        raise DataError(f"mask has shape {keep.shape}, the map has {theta.shape[0]} units")
+    left, right = _neighbour_pairs(height, width, toroidal)
+    counted = keep[left] & keep[right]
+    if not counted.any():
+        raise DataError("no pair of neighbouring units is in the mask")
+    neighbour = float(orientation_difference(theta[left], theta[right])[counted].mean())
     rng = np.random.default_rng(random_state)
-    shuffled = float(np.mean([orientation_difference(t[left], t[right]).mean()
-                              for t in (rng.permutation(theta) for _ in range(n_permutations))]))
-    return {"neighbour": neighbour, "shuffled": shuffled, "ratio": neighbour / shuffled}
+    shuffled = []
+    for _ in range(n_permutations):
+        order = rng.permutation(theta.size)
+        both = keep[order][left] & keep[order][right]
+        if both.any():
+            shuffled.append(orientation_difference(theta[order][left], theta[order][right])[both].mean())
+    shuffled_mean = float(np.mean(shuffled)) if shuffled else float("nan")
+    return {"neighbour": neighbour, "shuffled": shuffled_mean, "ratio": neighbour / shuffled_mean,
+            "pairs": int(counted.sum())}
+
+
+def orientation_singularities(orientations, height: int, width: int) -> np.ndarray:
+    """Pinwheel centres of a toroidal orientation map: (height, width) int array, +1 / −1 where the
+    orientation turns by +π / −π around the 2×2 plaquette whose top-left unit is (r, c), else 0.
+    Around a loop the wrapped orientation steps (each in (−π/2, π/2]) sum to a multiple of π; a
+    non-zero sum is a singularity (a pinwheel, V1's ±½ winding). A smooth map has few; a random one
+    has about one plaquette in three."""
+    theta = np.asarray(orientations, dtype=np.float64)
+    if theta.shape != (height * width,):
+        raise DataError(f"{theta.shape[0] if theta.ndim else 0} orientations for a {height}×{width} map")
+    grid = theta.reshape(height, width)
+    corners = [grid, np.roll(grid, -1, axis=1), np.roll(np.roll(grid, -1, axis=0), -1, axis=1),
+               np.roll(grid, -1, axis=0)]
+
+    def step(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return (b - a + np.pi / 2) % np.pi - np.pi / 2
+
+    total = sum(step(corners[k], corners[(k + 1) % 4]) for k in range(4))
+    return np.rint(total / np.pi).astype(np.int64)
 
 
 def energy_concentration(W, image_shape: tuple[int, int], *, top_fraction: float = 0.25) -> np.ndarray:

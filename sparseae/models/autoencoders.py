@@ -10,7 +10,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..nn.activations import ACTIVATIONS
-from ..nn.constraints import unit_norm_columns
+from ..nn.constraints import unit_norm_columns, unit_norm_rows_parametrization
 from ..nn.decoders import LinearDecoder
 from ..nn.encoders import LinearEncoder
 from ..nn.likelihoods import make_likelihood
@@ -29,7 +29,8 @@ def autoencoder(n_features: int, n_components: int, *, activation: str = "sigmoi
                 kl_momentum: float = 0.0, weight_decay: float = 0.0,
                 unit_norm_decoder: bool = False, corruption: str | None = None,
                 contraction_weight: float = 0.0, contraction_method: str = "auto",
-                code_noise: float = 0.0, dropout: float = 0.0, groups: dict | None = None) -> Autoencoder:
+                code_noise: float = 0.0, dropout: float = 0.0, groups: dict | None = None,
+                group_eps: float = 1e-8, unit_norm_encoder: bool = False) -> Autoencoder:
     """The general one-hidden-layer autoencoder every preset below is a setting of.
 
     ``z = act(W_e x̃ + b)``, ``η = W_d z + c``, loss = −log p(x|η) + Ω.
@@ -38,8 +39,11 @@ def autoencoder(n_features: int, n_components: int, *, activation: str = "sigmoi
     (−log N(x; η, diag σ²) with σ² learned), bernoulli (cross-entropy on σ(η)), categorical.
     ``sparsity``: none | l1 (λ‖z‖₁) | kl (β Σ KL(ρ‖ρ̂_j)) | group (λ Σ_j √(Σ_{i∈g_j} w z_i² + ε),
     L2 pooling over ``groups``, a :func:`sparseae.groups.make_groups` spec such as
-    ``{"kind": "grid", "height": 10, "width": 10, "window": 3}``).
-    ``tied``: W_d = W_eᵀ. ``unit_norm_decoder``: atoms projected to unit norm after each step.
+    ``{"kind": "grid", "height": 10, "width": 10, "window": 3}``; ``group_eps`` is ε).
+    ``tied``: W_d = W_eᵀ. ``unit_norm_encoder``: the rows of W_e have unit norm inside the
+    objective (W_e = V/‖V_i‖, a parametrization; with ``tied`` and identity units this is
+    reconstruction ICA, Le et al. 2011; works with L-BFGS, unlike a projection after each step).
+    ``unit_norm_decoder``: atoms projected to unit norm after each step.
     ``corruption``: x̃ ~ q(x̃|x) in training, e.g. ``"masking:0.25"``, ``"gaussian:0.3"``,
     ``"salt_and_pepper:0.1"`` or a ``+``-composition (denoising AE); none: x̃ = x.
     ``contraction_weight`` λ: + λ‖J_f(x̃)‖²_F (contractive AE), computed by
@@ -58,6 +62,8 @@ def autoencoder(n_features: int, n_components: int, *, activation: str = "sigmoi
     if unit_norm_decoder and tied:
         raise ConfigError("unit_norm_decoder needs an untied decoder (tied=False)")
     encoder = LinearEncoder(n_features, n_components, activation)
+    if unit_norm_encoder:
+        unit_norm_rows_parametrization(encoder)
     decoder = LinearDecoder(n_components, n_features, tied_to=encoder if tied else None)
     penalties: dict[str, Penalty] = {}
     if sparsity == "l1" and sparsity_weight > 0:
@@ -68,7 +74,7 @@ def autoencoder(n_features: int, n_components: int, *, activation: str = "sigmoi
                               f"'n_components': {n_components}}}")
         structure = make_groups(groups)
         structure.check_fits(n_components)
-        penalties["group"] = GroupSparsityPenalty(sparsity_weight, structure)
+        penalties["group"] = GroupSparsityPenalty(sparsity_weight, structure, group_eps)
     elif sparsity == "kl":
         penalties["kl"] = KLSparsity(sparsity_weight, sparsity_target, n_components,
                                      code_range=encoder.code_range, momentum=kl_momentum)

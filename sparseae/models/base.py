@@ -150,6 +150,8 @@ def encode_dataset(model: nn.Module, X: Any, batch_size: int = 1024) -> np.ndarr
 
 def _json_ready(value: Any) -> Any:
     """Tuples become lists, as they come back from JSON (so a saved spec equals the live one)."""
+    if isinstance(value, (np.ndarray, torch.Tensor)):  # e.g. a matrix given by hand
+        return _json_ready(value.tolist())
     if isinstance(value, (tuple, list)):
         return [_json_ready(v) for v in value]
     return value

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -224,8 +224,10 @@ def check_stackable(layer: Autoencoder, index: int) -> None:
                           "stacked: a layer needs a linear encoder with an activation and a linear decoder")
 
 
-def build_layer(spec: dict[str, Any] | Autoencoder, n_inputs: int, index: int) -> Autoencoder:
-    """A layer model from ``{"name": preset, "n_components": h, **params}`` or a model."""
+def build_layer(spec: dict[str, Any] | Autoencoder, n_inputs: int, index: int, *,
+                check: bool = True) -> Autoencoder:
+    """A layer model from ``{"name": preset, "n_components": h, **params}`` or a model;
+    ``check``: it must be stackable into an MLP (:func:`check_stackable`)."""
     if isinstance(spec, Autoencoder):
         layer = spec
     else:
@@ -238,15 +240,20 @@ def build_layer(spec: dict[str, Any] | Autoencoder, n_inputs: int, index: int) -
     if layer.n_features != n_inputs:
         raise ConfigError(f"layer {index + 1} takes {layer.n_features} inputs but the layer below "
                           f"gives {n_inputs}")
-    check_stackable(layer, index)
+    if check:
+        check_stackable(layer, index)
     return layer
 
 
 def pretrain_layers(X: Any, layers: Sequence[dict[str, Any] | Autoencoder], config, *,
                     run_dir: str | Path | None = None, resume: bool = False,
-                    callbacks: Sequence = ()) -> tuple[list[Autoencoder], list]:
+                    callbacks: Sequence = (), layer_output: Callable | None = None
+                    ) -> tuple[list[Autoencoder], list]:
     """Greedy layer-wise training: layer k on the codes of layers 1…k−1 of ``X`` (n_samples,
     n_features). ``config``: one :class:`~sparseae.train.TrainConfig` or one per layer.
+    ``layer_output(layer, inputs)`` → the next layer's inputs (default: the codes,
+    :func:`encode_dataset`); given one, the layers need not be MLP layers (e.g. convolutional
+    layers handing on their pooled maps, :func:`~sparseae.models.conv_stack.fit_conv_stack`).
     Checkpoints go to ``run_dir/layer<k>``; ``resume`` skips finished layers.
     Returns the trained layers and their :class:`~sparseae.train.TrainResult`\\ s."""
     from ..train import train
@@ -260,12 +267,12 @@ def pretrain_layers(X: Any, layers: Sequence[dict[str, Any] | Autoencoder], conf
     inputs = as_float_array(X, "X")
     trained, results = [], []
     for k, (spec, layer_config) in enumerate(zip(layers, configs)):
-        layer = build_layer(spec, inputs.shape[1], k)
+        layer = build_layer(spec, inputs.shape[1], k, check=layer_output is None)
         layer_dir = Path(run_dir) / f"layer{k + 1}" if run_dir is not None else None
         results.append(train(layer, inputs, layer_config, run_dir=layer_dir, resume=resume, callbacks=callbacks))
         trained.append(layer)
         if k + 1 < len(layers):
-            inputs = encode_dataset(layer, inputs)
+            inputs = (layer_output or encode_dataset)(layer, inputs)
     return trained, results
 
 

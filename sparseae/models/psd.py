@@ -72,18 +72,19 @@ class PSD(DictionaryModel):
 def psd(n_features: int, n_components: int, *, sparsity_weight: float = 0.1,
         prediction_weight: float = 1.0, encoder: str = "tanh", nonnegative: bool = False,
         max_iter: int = 100, tol: float | None = None, reinit_unused_every: int = 100,
-        groups: dict | None = None) -> PSD:
+        groups: dict | None = None, group_eps: float = 0.0) -> PSD:
     """PSD with λ = ``sparsity_weight``, γ = ``prediction_weight`` (> 0) and ``encoder`` ``"tanh"``
     (G·tanh(Wx + b)) or ``"shrink"`` (h_θ(Wx + b), per-unit θ ≥ 0 starting at λ; non-negative shrinkage
     when ``nonnegative``). Inference: FISTA from F(x), ``max_iter``, ``tol`` (None: the working
     precision), ``z ≥ 0`` when ``nonnegative``. ``reinit_unused_every``: see ``sparse_coding``.
     ``groups``: a group structure spec (:func:`sparseae.groups.make_groups`): λ Σ_j ‖z‖_{g_j}
-    replaces λ‖z‖₁ (topographic PSD with grid windows, Kavukcuoglu et al. 2009).
+    replaces λ‖z‖₁ (topographic PSD with grid windows, Kavukcuoglu et al. 2009); ``group_eps`` ε > 0
+    smooths it to λ Σ_j √(‖z‖²_{g_j} + ε), inferred by accelerated gradient (as ``sparse_coding``).
     """
     check_choice(encoder, "encoder", ("tanh", "shrink"))
     check_number(prediction_weight, "prediction_weight (gamma)", low=0.0, low_inclusive=False)
     inference = SparseInference(sparsity_weight, nonnegative=nonnegative, max_iter=max_iter, tol=tol,
-                                groups=fitted_groups(groups, n_components))
+                                groups=fitted_groups(groups, n_components), group_eps=group_eps)
     if encoder == "tanh":
         predictor: nn.Module = ScaledTanhEncoder(n_features, n_components)
         constraints: tuple = ()

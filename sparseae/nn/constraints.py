@@ -55,3 +55,22 @@ def unit_norm_columns(parameter: str = "decoder.weight_", tangent_gradient: bool
     ``tangent_gradient``: also make their gradient tangent to the sphere before each step."""
     return NormConstraint(parameter, dim=0, value=1.0, mode="equal", tangent_gradient=tangent_gradient)
 
+
+
+class UnitNormRows(nn.Module):
+    """A parametrization W = V / ‖V_i‖ row by row (``torch.nn.utils.parametrize``): the rows of the
+    weight have unit norm *inside the objective*, as in reconstruction ICA (Le et al. 2011), so a
+    full-batch L-BFGS line search sees the constraint (a projection after each step would not).
+    V: (rows, columns) → W of the same shape."""
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight / weight.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+def unit_norm_rows_parametrization(module: nn.Module, name: str = "weight") -> nn.Module:
+    """Register :class:`UnitNormRows` on ``module.<name>`` (the stored parameter becomes
+    ``module.parametrizations.<name>.original``; reading ``module.<name>`` gives the normalized rows)."""
+    from torch.nn.utils import parametrize
+
+    parametrize.register_parametrization(module, name, UnitNormRows())
+    return module

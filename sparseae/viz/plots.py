@@ -25,7 +25,7 @@ from ..validation import as_float_array, check_number
 from .grid import _as_filter_matrix, _check_image_shape, filter_grid, tile_images
 
 __all__ = ["save_filters", "save_curves", "save_reconstructions", "save_activity_histogram",
-           "save_unit_angles", "save_embeddings"]
+           "save_unit_angles", "save_embeddings", "save_confusion_matrix", "save_precision_recall"]
 
 _DPI = 100
 
@@ -172,7 +172,8 @@ def save_reconstructions(X: Any, X_hat: Any, path: str | os.PathLike, image_shap
 
 
 def save_activity_histogram(activation_frequency: Any, path: str | os.PathLike, *,
-                            dead_threshold: float = 0.0, bins: int = 50) -> Path:
+                            dead_threshold: float = 0.0, bins: int = 50,
+                            xlabel: str = "activation frequency") -> Path:
     """Histogram of per-unit activity ``(n_units,)``, with dead units counted and marked.
 
     A unit is dead when its value is ``<= dead_threshold`` (with the default 0: never active).
@@ -200,7 +201,7 @@ def save_activity_histogram(activation_frequency: Any, path: str | os.PathLike, 
     axes.hist(alive, bins=edges, color="tab:blue", label=f"live units ({alive.size})")
     axes.bar([low - width], [n_dead], width=width, color="tab:red", align="center",
              label=f"dead units (<= {dead_threshold:g})")
-    axes.set_xlabel("activation frequency")
+    axes.set_xlabel(xlabel)
     axes.set_ylabel("units")
     axes.set_title(f"{n_dead} dead of {n_units} units ({100.0 * n_dead / n_units:.1f}%)")
     axes.legend(fontsize=8)
@@ -270,4 +271,75 @@ def save_embeddings(panels: Sequence[tuple[str, Any]], labels: Any, path: str | 
     figure.colorbar(points, ax=figure.axes, ticks=range(10), fraction=0.02)
     if title:
         figure.suptitle(title, fontsize=11)
+    return _save_figure(figure, path)
+
+
+def save_confusion_matrix(counts: Any, path: str | os.PathLike, *, class_names: Sequence[str] | None = None,
+                          title: str | None = None) -> Path:
+    """The confusion matrix ``counts`` ``(n_classes, n_classes)`` (row: true class, column:
+    predicted): cells coloured by the fraction of their row, counts written in the cells (up to
+    20 classes)."""
+    if isinstance(counts, torch.Tensor):
+        counts = counts.detach().cpu().numpy()
+    counts = np.asarray(counts)
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1] or counts.shape[0] == 0:
+        raise DataError(f"counts must be a square (n_classes, n_classes) matrix, got shape {counts.shape}")
+    counts = as_float_array(counts, "counts", dtype=np.float64)
+    if (counts < 0).any():
+        raise DataError("counts must be non-negative")
+    n = counts.shape[0]
+    names = [str(k) for k in range(n)] if class_names is None else [str(name) for name in class_names]
+    if len(names) != n:
+        raise DataError(f"{len(names)} class names for {n} classes")
+    totals = counts.sum(axis=1, keepdims=True)
+    fractions = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    side = float(np.clip(0.45 * n + 1.6, 3.2, 7.0))
+    figure = Figure(figsize=(side + 0.9, side))
+    axes = figure.add_subplot()
+    image = axes.imshow(fractions, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
+    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="fraction of the true class")
+    if n <= 20:
+        for (i, j), value in np.ndenumerate(counts):
+            if value:
+                axes.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=7 if n > 10 else 8,
+                          color="white" if fractions[i, j] > 0.6 else "black")
+    axes.set_xticks(range(n), names, fontsize=8)
+    axes.set_yticks(range(n), names, fontsize=8)
+    axes.set_xlabel("predicted class")
+    axes.set_ylabel("true class")
+    if title:
+        axes.set_title(title, fontsize=10)
+    figure.tight_layout()
+    return _save_figure(figure, path)
+
+
+def save_precision_recall(curves: Sequence[tuple[str, Any, Any]], path: str | os.PathLike, *,
+                          title: str | None = None) -> Path:
+    """Precision against recall for one or more methods: ``curves`` holds (name, precision (m,),
+    recall (m,)) triples, e.g. from :func:`sparseae.retrieval.precision_recall_curve` at each
+    Hamming radius. NaN points (nothing retrieved) are left out."""
+    if isinstance(curves, (str, bytes)) or not isinstance(curves, Sequence) or not curves:
+        raise DataError("curves must be a non-empty list of (name, precision, recall) triples")
+    figure = Figure(figsize=(5.6, 4.4))
+    axes = figure.add_subplot()
+    for entry in curves:
+        if not isinstance(entry, Sequence) or len(entry) != 3:
+            raise DataError(f"each curve is a (name, precision, recall) triple, got {entry!r}")
+        name, precision, recall = entry
+        precision = np.asarray(precision, dtype=np.float64).ravel()
+        recall = np.asarray(recall, dtype=np.float64).ravel()
+        if precision.shape != recall.shape:
+            raise DataError(f"curve {name!r}: {precision.size} precision values for {recall.size} recall values")
+        shown = np.isfinite(precision) & np.isfinite(recall)
+        axes.plot(recall[shown], precision[shown], marker="o" if shown.sum() <= 65 else None, markersize=3,
+                  label=str(name))
+    axes.set_xlim(-0.02, 1.02)
+    axes.set_ylim(0.0, 1.02)
+    axes.set_xlabel("recall")
+    axes.set_ylabel("precision")
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=8)
+    if title:
+        axes.set_title(title, fontsize=10)
+    figure.tight_layout()
     return _save_figure(figure, path)

@@ -1,13 +1,13 @@
 """What a trained model does on data: the metrics of a run and its pictures.
 
-Shared by ``sparseae train`` (summary.json and the PNGs), ``evaluate`` and ``plot``, so the three
-always agree. Nothing here prints.
+Shared by ``sparseae train`` (summary.json and the PNGs), ``evaluate``, ``plot`` and ``report``
+(:mod:`sparseae.html_report`), so they always agree. Nothing here prints.
 """
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -15,6 +15,7 @@ import torch
 from ..config import RunConfig
 from ..data import Dataset, load_dataset, unit_norm_rows
 from ..errors import DataError
+from ..groups import make_groups
 from ..evaluate import (explained_variance, linear_probe, mean_squared_error, orientation_selectivity,
                         reconstruction_error, sparsity_stats)
 from ..models import Autoencoder, SupervisedAutoencoder
@@ -22,12 +23,20 @@ from ..models.drsae import DrSAE, encoder_decoder_angles
 from ..models.supervised import error_rate
 from ..nn.penalties import KLSparsity
 
+if TYPE_CHECKING:
+    from ..retrieval import PrecisionRecallCurve
+
 #: At most this many samples are encoded for the linear probe's training and test sets each,
 #: and for the activity plot (the metrics themselves use every sample).
 PROBE_MAX_SAMPLES = 10_000
 #: Fraction of the training set held out for the probe when there is no separate test set.
 PROBE_TEST_FRACTION = 0.2
 EVAL_BATCH_SIZE = 4096
+#: Models whose codes are bits (thresholded at 0.5): their pictures add a precision-recall curve.
+HASHING_MODELS = ("semantic_hashing",)
+#: Items (of the evaluation set) in the precision-recall curve, and the queries among them.
+RETRIEVAL_MAX_ITEMS = 2000
+RETRIEVAL_QUERIES = 200
 
 
 # ------------------------------------------------------------------------------------- data
@@ -75,8 +84,12 @@ def describe_data(config: RunConfig) -> str:
 
 @torch.no_grad()
 def encode_decode(model: Autoencoder, X: np.ndarray, *, decode: bool = True,
-                  batch_size: int = EVAL_BATCH_SIZE) -> tuple[np.ndarray, np.ndarray | None]:
-    """Codes ``(n, n_components)`` and reconstructions ``(n, n_features)`` of ``X``, in eval mode."""
+                  batch_size: int = EVAL_BATCH_SIZE, progress: Callable[[int], Any] | None = None
+                  ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Codes ``(n, n_components)`` and reconstructions ``(n, n_features)`` of ``X``, in eval mode.
+
+    ``progress(k)`` is called after each batch with its number of rows (e.g. a tqdm bar's update).
+    """
     parameter = next(model.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
     dtype = parameter.dtype if parameter is not None else torch.float32
@@ -90,6 +103,8 @@ def encode_decode(model: Autoencoder, X: np.ndarray, *, decode: bool = True,
             codes.append(z.float().cpu().numpy())
             if decode:
                 reconstructions.append(model.decode(z).float().cpu().numpy())
+            if progress is not None:
+                progress(x.shape[0])
     finally:
         model.train(was_training)
     return np.concatenate(codes), (np.concatenate(reconstructions) if decode else None)
@@ -127,7 +142,7 @@ def _subsample(n: int, limit: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def compute_metrics(model: Autoencoder, train_set: Dataset, eval_set: Dataset, *,
-                    random_state: int = 0) -> dict[str, Any]:
+                    random_state: int = 0, progress: Callable[[int], Any] | None = None) -> dict[str, Any]:
     """The final metrics of ``model`` on ``eval_set`` (a flat dict of numbers).
 
     - ``reconstruction_error`` (mean per-sample ‖x − x̂‖²), ``mean_squared_error`` (per
@@ -144,9 +159,11 @@ def compute_metrics(model: Autoencoder, train_set: Dataset, eval_set: Dataset, *
     - ``probe_accuracy``, when the data has labels: a logistic regression on the codes, trained
       on up to 10,000 training samples and tested on up to 10,000 evaluation samples (or, without
       a separate evaluation set, on a held-out 20% of the training set).
+
+    ``progress(k)``: called as the evaluation set is encoded, ``k`` rows at a time.
     """
     X = eval_set.X
-    Z, X_hat = encode_decode(model, X)
+    Z, X_hat = encode_decode(model, X, progress=progress)
     metrics: dict[str, Any] = {
         "reconstruction_error": reconstruction_error(X, X_hat),
         "mean_squared_error": mean_squared_error(X, X_hat),
@@ -197,35 +214,140 @@ def compute_metrics(model: Autoencoder, train_set: Dataset, eval_set: Dataset, *
     return metrics
 
 
+def unit_arrangement(model: Autoencoder) -> tuple[str, Any] | None:
+    """Where the model's code units sit, to draw its filters there: ``("grid", (height, width))``
+    for grid groups (unit i at row i // width, column i % width), ``("tree", parent)`` for tree
+    groups or a tree-form model (its ``tree`` parameter: a parent list or spec), else None."""
+    params = getattr(model, "spec", {}).get("params", {})
+    if isinstance(params.get("groups"), dict):
+        groups = make_groups(params["groups"])
+        if groups.kind == "grid":
+            return "grid", (groups.spec["height"], groups.spec["width"])
+        if groups.kind == "tree":
+            return "tree", groups.parent
+    if params.get("tree") is not None:
+        return "tree", params["tree"]
+    return None
+
+
+@torch.no_grad()
+def class_predictions(model: SupervisedAutoencoder, X: np.ndarray, *,
+                      batch_size: int = EVAL_BATCH_SIZE) -> np.ndarray:
+    """The classifier head's predicted class of every row of ``X`` (n, n_features) → (n,) int64."""
+    parameter = next(model.parameters())
+    was_training = model.training
+    model.eval()
+    try:
+        return np.concatenate([
+            model.predict_logits(torch.as_tensor(np.asarray(X[start:start + batch_size])).to(parameter))
+            .argmax(dim=1).cpu().numpy() for start in range(0, X.shape[0], batch_size)])
+    finally:
+        model.train(was_training)
+
+
+def confusion_matrix(model: SupervisedAutoencoder, eval_set: Dataset) -> np.ndarray | None:
+    """Counts ``(n_classes, n_classes)``: row = true class, column = the head's prediction; None
+    without labels in 0..n_classes−1."""
+    if eval_set.y is None:
+        return None
+    labels = np.asarray(eval_set.y).astype(np.int64)
+    if labels.min() < 0 or labels.max() >= model.n_classes:
+        return None
+    predicted = class_predictions(model, eval_set.X)
+    counts = np.zeros((model.n_classes, model.n_classes), dtype=np.int64)
+    np.add.at(counts, (labels, predicted), 1)
+    return counts
+
+
+def hamming_precision_recall(model: Autoencoder, eval_set: Dataset, *, threshold: float = 0.5,
+                             max_items: int = RETRIEVAL_MAX_ITEMS, n_queries: int = RETRIEVAL_QUERIES,
+                             random_state: int = 0) -> PrecisionRecallCurve | None:
+    """Precision and recall of Hamming ranking by radius (:func:`~sparseae.retrieval.precision_recall_curve`)
+    on a random subsample of ``max_items`` labelled items: ``n_queries`` of them query the rest, an item
+    being relevant when its label equals the query's. None without labels or with too few items."""
+    from ..retrieval import binarize, hamming_distances, pack_bits, precision_recall_curve
+
+    if eval_set.y is None or eval_set.n_samples < 2:
+        return None
+    rows = _subsample(eval_set.n_samples, max_items, np.random.default_rng(random_state))
+    Z, _ = encode_decode(model, eval_set.X[rows], decode=False)
+    packed = pack_bits(binarize(Z, threshold=threshold))
+    labels = np.asarray(eval_set.y)[rows]
+    order = np.random.default_rng(random_state + 1).permutation(len(rows))
+    queries, database = order[:min(n_queries, len(rows) // 2)], order[min(n_queries, len(rows) // 2):]
+    distances = hamming_distances(packed[queries], packed[database])
+    return precision_recall_curve(labels[queries], labels[database], distances, n_bits=model.n_components)
+
+
+def write_curves(history: Sequence[dict[str, Any]], out_dir: Path) -> Path | None:
+    """``curves.png``: every numeric per-epoch term of ``history`` (losses, then the other terms:
+    reconstruction, sparsity penalties, error...); None for an empty history."""
+    from ..viz import save_curves
+
+    if not history:
+        return None
+    keys = [key for key in history[-1] if key not in ("epoch", "seconds")
+            and isinstance(history[-1][key], (int, float))]
+    return save_curves(list(history), out_dir / "curves.png", keys=keys or None)
+
+
 def write_plots(model: Autoencoder, history: Sequence[dict[str, Any]], eval_set: Dataset,
                 out_dir: Path, *, random_state: int = 0) -> list[Path]:
     """Write the run's PNGs into ``out_dir``; returns their paths.
 
-    ``curves.png`` (per-epoch losses, when there is a history), ``filters.png`` and
-    ``reconstructions.png`` (when the data has an ``image_shape``), ``activity.png`` (per-unit mean
-    activation ρ̂ for bounded codes such as sigmoid units, activation frequency otherwise),
-    and for DrSAE ``angles.png`` (:func:`~sparseae.viz.save_unit_angles`).
+    ``curves.png`` (:func:`write_curves`, when there is a history); ``filters.png`` and
+    ``reconstructions.png`` (when the data has an ``image_shape``; the filters in the model's
+    topographic grid or tree when it has grid or tree groups); ``activity.png`` (how often each
+    unit is active, above :func:`activity_threshold` as in :func:`compute_metrics`, dead units
+    in red); for a model with a classifier head ``confusion.png``; for a hashing model
+    (:data:`HASHING_MODELS`) ``precision_recall.png`` (:func:`hamming_precision_recall`); for
+    DrSAE ``angles.png`` (:func:`~sparseae.viz.save_unit_angles`).
     """
-    from ..viz import (save_activity_histogram, save_curves, save_filters, save_reconstructions,
-                       save_unit_angles)
+    from ..viz import (save_activity_histogram, save_confusion_matrix, save_filters, save_precision_recall,
+                       save_reconstructions, save_unit_angles)
+    from ..viz.tree import save_filter_tree
 
     paths = []
-    if history:
-        keys = [key for key in history[-1] if key not in ("epoch", "seconds")
-                and isinstance(history[-1][key], (int, float))]
-        paths.append(save_curves(list(history), out_dir / "curves.png", keys=keys or None))
+    curves = write_curves(history, out_dir)
+    if curves is not None:
+        paths.append(curves)
     if eval_set.image_shape is not None:
-        paths.append(save_filters(filter_matrix(model), out_dir / "filters.png", eval_set.image_shape,
-                                  title=f"{model.n_components} filters"))
+        W = filter_matrix(model)
+        # a deep model's filters are its first layer's units, not the code units
+        code_units = W.shape[0] == model.n_components
+        arrangement = unit_arrangement(model) if code_units else None
+        title = f"{W.shape[0]} filters" if code_units else f"{W.shape[0]} first-layer filters"
+        if arrangement is not None and arrangement[0] == "tree":
+            paths.append(save_filter_tree(W, arrangement[1], out_dir / "filters.png", eval_set.image_shape,
+                                          title=f"{title}, tree layout"))
+        elif arrangement is not None and arrangement[0] == "grid":
+            layout = arrangement[1]
+            paths.append(save_filters(W, out_dir / "filters.png", eval_set.image_shape, layout=layout,
+                                      title=f"{title}, topographic {layout[0]}×{layout[1]} grid"))
+        else:
+            paths.append(save_filters(W, out_dir / "filters.png", eval_set.image_shape, title=title))
         _, X_hat = encode_decode(model, eval_set.X[:10])
         paths.append(save_reconstructions(eval_set.X[:10], X_hat, out_dir / "reconstructions.png",
                                           eval_set.image_shape))
     rows = _subsample(eval_set.n_samples, PROBE_MAX_SAMPLES, np.random.default_rng(random_state))
     Z, _ = encode_decode(model, eval_set.X[rows], decode=False)
-    bounded = code_range(model)
-    stats = sparsity_stats(Z, activation_range=bounded)
-    paths.append(save_activity_histogram(stats["rho_hat"] if bounded else stats["activation_frequency"],
-                                         out_dir / "activity.png"))
+    threshold = activity_threshold(model)
+    stats = sparsity_stats(Z, activation_range=code_range(model), threshold=threshold, dead_threshold=threshold)
+    paths.append(save_activity_histogram(stats["activation_frequency"], out_dir / "activity.png",
+                                         xlabel=f"activation frequency (fraction of samples with z > {threshold:g})"))
+    if isinstance(model, SupervisedAutoencoder):
+        counts = confusion_matrix(model, eval_set)
+        if counts is not None:
+            error = 1.0 - np.trace(counts) / counts.sum()
+            paths.append(save_confusion_matrix(counts, out_dir / "confusion.png",
+                                               title=f"classifier error {100 * error:.2f}% "
+                                                     f"({counts.sum()} samples)"))
+    if getattr(model, "spec", {}).get("name") in HASHING_MODELS:
+        curve = hamming_precision_recall(model, eval_set, random_state=random_state)
+        if curve is not None:
+            paths.append(save_precision_recall([(f"{model.n_components}-bit codes", curve.precision, curve.recall)],
+                                               out_dir / "precision_recall.png",
+                                               title="Hamming ranking (radius 0, 1, 2, ...)"))
     if isinstance(model, DrSAE):
         angles = encoder_decoder_angles(model)
         norms = model.head.weight.detach().float().norm(dim=0).cpu().numpy()

@@ -1,0 +1,498 @@
+"""One self-contained HTML page about a run folder, or two run folders side by side (``sparseae report``).
+
+The page opens from disk with no network: every picture is a PNG embedded as a base64 ``data:``
+URI, the style sheet is inline, and there is no script and no external font. It shows the run's
+status and facts, the final metrics (``summary.json``), the pictures of
+:func:`sparseae.cli.evaluation.write_plots` — loss and sparsity curves, the filters (in the
+model's topographic grid or tree when it has grid or tree groups), reconstructions beside their
+inputs, unit activity with dead units marked, the confusion matrix of a classifier head, the
+precision-recall curve of Hamming ranking for a hashing model — and the config (``config.yaml``).
+
+A run still training, or one without a model or whose data cannot be loaded, gives a page with
+what there is; every skipped section says why. A path that is not a run folder is a
+:class:`~sparseae.errors.CheckpointError`. Every string from the run is HTML-escaped.
+"""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime
+import html
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from . import __version__
+from .cli.evaluation import load_datasets, write_curves, write_plots
+from .cli.output import METRIC_LABELS, format_value
+from .cli.runs import (CONFIG_NAME, PLOT_NAMES, REPORT_NAME, COMPARISON_PREFIX, SUMMARY_NAME, is_run_dir,
+                       locate_model, read_history)
+from .config import load_config, read_config_file
+from .errors import CheckpointError, DataError, SparseAEError
+from .io import load_model
+from .train import TrainConfig
+
+__all__ = ["RunContent", "collect_run", "render_html", "write_report", "default_report_path"]
+
+#: The pictures, in page order: (PNG file stem, section title, caption).
+FIGURES = (
+    ("curves", "Loss and sparsity curves",
+     "Per-epoch averages logged in metrics.jsonl: the losses on top; below, the other terms "
+     "(reconstruction, sparsity penalties, classification error...)."),
+    ("filters", "Filters",
+     "What each unit responds to (the encoder's rows, or the decoder's atoms), each scaled to its own "
+     "range; models with grid or tree groups are drawn in their topographic grid or tree."),
+    ("activity", "Unit activity",
+     "How often each unit is active over up to 10,000 evaluation samples; dead units (never active) in red."),
+    ("reconstructions", "Reconstructions",
+     "The first evaluation inputs (top row) and the model's reconstructions (bottom row), on one grey scale."),
+    ("confusion", "Confusion matrix",
+     "The classifier head on the evaluation set: rows are the true classes, columns the predictions."),
+    ("precision_recall", "Precision-recall of Hamming ranking",
+     "Binary codes (thresholded at 0.5) of up to 2,000 evaluation items: 200 queries rank the rest by "
+     "Hamming distance; an item is relevant when it has the query's label. One point per radius."),
+    ("angles", "Encoder-decoder angles",
+     "DrSAE's unit analysis: part-units (small angle) and categorical-units (large angle), "
+     "as in Rolfe & LeCun (2013), Fig. 3."),
+)
+
+#: Summary entries shown as facts beside the metrics: (summary key, label).
+_FACTS = (("model", "model"), ("n_features", "input features"), ("n_components", "code units"),
+          ("data", "training data"), ("n_train", "training samples"), ("eval_data", "evaluated on"),
+          ("n_eval", "evaluation samples"), ("epochs", "epochs"), ("stop_reason", "stop reason"),
+          ("final_loss", "final loss"), ("train_seconds", "training time (s)"),
+          ("sparseae_version", "trained with sparseae"))
+
+
+@dataclass
+class RunContent:
+    """What the page shows about one run folder.
+
+    ``figures`` maps a picture's file stem (see :data:`FIGURES`) to its PNG bytes; ``stale``
+    lists the stems taken from the run folder's own PNGs instead of being drawn now; ``notes``
+    says what was skipped and why.
+    """
+
+    run_dir: Path
+    status: str
+    config_text: str | None = None
+    config: dict[str, Any] | None = None
+    summary: dict[str, Any] | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    figures: dict[str, bytes] = field(default_factory=dict)
+    stale: set[str] = field(default_factory=set)
+    notes: list[str] = field(default_factory=list)
+    label: str | None = None
+
+    @property
+    def name(self) -> str:
+        """How the page names the run: ``label``, else the folder's name."""
+        return self.label or self.run_dir.resolve().name or str(self.run_dir)
+
+
+# --------------------------------------------------------------------------------- collecting
+
+def _check_run_folder(run_dir: Path) -> None:
+    if not run_dir.exists():
+        raise CheckpointError(f"no run folder at {run_dir}: it does not exist")
+    if not is_run_dir(run_dir):
+        what = "a file" if not run_dir.is_dir() else f"a folder without {CONFIG_NAME}, model/ or checkpoint/"
+        raise CheckpointError(f"{run_dir} is not a sparseae run folder: it is {what} "
+                              "(make one with `sparseae train --out DIR`)")
+
+
+def _status(summary: dict[str, Any] | None, history: list[dict[str, Any]]) -> str:
+    if summary is not None:
+        return f"finished after {summary.get('epochs', '?')} epochs ({summary.get('stop_reason', 'unknown stop')})"
+    if history:
+        return f"unfinished: {len(history)} epoch{'s' if len(history) != 1 else ''} logged"
+    return "unfinished: no epoch logged yet"
+
+
+def _device(device: str | None) -> torch.device:
+    """``device`` (``auto``, ``cpu``, ``cuda[:N]``; :class:`ConfigError` when unusable here), CPU by
+    default: a report is light work, and the run's own device may be one this machine lacks."""
+    return TrainConfig(device="cpu" if device is None else device).validate().resolved_device()
+
+
+def _draw_pictures(content: RunContent, folder: Path, device: torch.device) -> bool:
+    """Draw the run's pictures into ``folder`` with its model on its evaluation data; returns False
+    (with a note saying why) when only the curves, which need just the history, could be drawn."""
+    try:
+        model_dir, _ = locate_model(content.run_dir)
+        model = load_model(model_dir)
+    except SparseAEError as exc:
+        content.notes.append(f"No trained model to draw filters, reconstructions and unit activity with: {exc}")
+        write_curves(content.history, folder)
+        return False
+    if content.summary is None:
+        content.notes.append(f"The pictures use the last checkpoint ({model_dir.name}/), not a final model.")
+    try:
+        if content.config is None:
+            raise DataError(f"no readable {CONFIG_NAME}, so the evaluation data is unknown")
+        config = load_config(base=content.config)
+        model.to(device)
+        _, eval_set = load_datasets(config)
+        if eval_set.n_features != model.n_features:
+            raise DataError(f"the data has {eval_set.n_features} features, the model expects {model.n_features}")
+    except SparseAEError as exc:
+        content.notes.append(f"The pictures that need the model on its evaluation data are skipped: {exc}")
+        write_curves(content.history, folder)
+        return False
+    write_plots(model, content.history, eval_set, folder, random_state=int(config.train.get("random_state") or 0))
+    return True
+
+
+def collect_run(run_dir: str | os.PathLike, *, device: str | None = None) -> RunContent:
+    """Read a run folder and draw its pictures (with its model on its evaluation data).
+
+    ``device``: where the model runs (default ``cpu``). Raises :class:`CheckpointError` when
+    ``run_dir`` is not a run folder and :class:`ConfigError` for a device that is not usable;
+    anything else missing or unreadable becomes a note on the page.
+    """
+    run_dir = Path(run_dir)
+    _check_run_folder(run_dir)
+    where = _device(device)
+    content = RunContent(run_dir=run_dir, status="")
+    config_path = run_dir / CONFIG_NAME
+    if config_path.exists():
+        try:
+            content.config_text = config_path.read_text(encoding="utf-8")
+            content.config = read_config_file(config_path)
+        except (OSError, UnicodeDecodeError, SparseAEError) as exc:
+            content.notes.append(f"{CONFIG_NAME} could not be read: {exc}")
+    else:
+        content.notes.append(f"No {CONFIG_NAME} in the run folder.")
+    summary_path = run_dir / SUMMARY_NAME
+    if summary_path.exists():
+        try:
+            summary = json.loads(summary_path.read_text(encoding="utf-8"))
+            if not isinstance(summary, dict):
+                raise ValueError(f"it holds a {type(summary).__name__}, not an object")
+            content.summary = summary
+        except (OSError, UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
+            content.notes.append(f"{SUMMARY_NAME} could not be read: {exc}")
+    try:
+        content.history = read_history(run_dir)
+    except CheckpointError as exc:
+        content.notes.append(str(exc))
+    content.status = _status(content.summary, content.history)
+    with tempfile.TemporaryDirectory(prefix="sparseae-report-") as scratch:
+        try:
+            complete = _draw_pictures(content, Path(scratch), where)
+        except SparseAEError as exc:  # e.g. a history without a single finite number
+            content.notes.append(f"The pictures could not be drawn: {exc}")
+            complete = False
+        for path in sorted(Path(scratch).glob("*.png")):
+            content.figures[path.stem] = path.read_bytes()
+    if not complete:  # instead of the pictures not drawn now: the ones training wrote, if any
+        for name in PLOT_NAMES:
+            stem = Path(name).stem
+            if stem not in content.figures and (run_dir / name).is_file():
+                content.figures[stem] = (run_dir / name).read_bytes()
+                content.stale.add(stem)
+    return content
+
+
+# ---------------------------------------------------------------------------------- rendering
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _image(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{_e(alt)}">'
+
+
+def _metric_rows(summary: dict[str, Any] | None) -> dict[str, tuple[str, Any]]:
+    """metric key → (label, value), known metrics first in :data:`METRIC_LABELS` order."""
+    metrics = (summary or {}).get("metrics") or {}
+    if not isinstance(metrics, dict):
+        return {}
+    keys = [key for key in METRIC_LABELS if key in metrics] + [key for key in metrics if key not in METRIC_LABELS]
+    return {key: (METRIC_LABELS.get(key, key), metrics[key]) for key in keys}
+
+
+def _facts(content: RunContent) -> dict[str, Any]:
+    """label → value: the summary's facts, or what the config says for an unfinished run."""
+    facts: dict[str, Any] = {"status": content.status}
+    summary = content.summary or {}
+    model, data = ((content.config or {}).get(name) for name in ("model", "data"))
+    model, data = (section if isinstance(section, dict) else {} for section in (model, data))
+    fallback = {"model": model.get("name"), "n_components": model.get("n_components"), "data": data.get("name"),
+                "epochs": content.history[-1].get("epoch") if content.history else None}
+    for key, label in _FACTS:
+        value = summary.get(key, fallback.get(key))
+        if value is not None:
+            facts[label] = round(value, 2) if key == "train_seconds" and isinstance(value, float) else value
+    facts["run folder"] = str(content.run_dir.resolve())
+    return facts
+
+
+def _flatten(mapping: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(mapping, dict):
+        return {prefix: mapping}
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        flat.update(_flatten(value, name) if isinstance(value, dict) and value else {name: value})
+    return flat
+
+
+def _yaml_html(text: str) -> str:
+    """The config text, escaped, with keys and comments marked for colour."""
+    lines = []
+    for line in text.splitlines():
+        escaped = _e(line)
+        if line.lstrip().startswith("#"):
+            lines.append(f'<span class="comment">{escaped}</span>')
+            continue
+        match = re.match(r"^(\s*(?:-\s+)?)([^:#\s][^:#]*?)(:(?:\s|$).*)$", escaped)
+        lines.append(f'{match.group(1)}<span class="key">{match.group(2)}</span>{match.group(3)}' if match
+                     else escaped)
+    return "\n".join(lines)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], css: str = "") -> str:
+    head = "".join(f"<th>{_e(cell)}</th>" for cell in header)
+    body = "".join("<tr>" + "".join(f"<td>{_e(format_value(cell))}</td>" for cell in row) + "</tr>"
+                   for row in rows)
+    return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _metrics_section(contents: Sequence[RunContent]) -> str:
+    tables = [_metric_rows(content.summary) for content in contents]
+    keys = list(dict.fromkeys(key for table in tables for key in table))
+    if not keys:
+        unfinished = [c for c in contents if c.summary is None]
+        latest = "".join(
+            f"<h3>{_e(c.name)}: last logged epoch</h3>"
+            + _table(("term", "value"), [(k, v) for k, v in c.history[-1].items() if k != "epoch"], "metrics")
+            for c in unfinished if c.history)
+        return ('<p class="note">No final metrics yet: they are computed when a run finishes '
+                f"(summary.json); the run may still be training, or have stopped.</p>{latest}")
+    labels = {key: next(table[key][0] for table in tables if key in table) for key in keys}
+    if len(contents) == 1:
+        rows = [(labels[key], tables[0][key][1]) for key in keys]
+        return _table(("metric", "value"), rows, "metrics")
+    rows = [(labels[key], *(table[key][1] if key in table else None for table in tables)) for key in keys]
+    return _table(("metric", *(content.name for content in contents)), rows, "metrics compare")
+
+
+def _facts_section(contents: Sequence[RunContent]) -> str:
+    facts = [_facts(content) for content in contents]
+    if len(contents) == 1:
+        cells = "".join(f"<div><dt>{_e(label)}</dt><dd>{_e(format_value(value))}</dd></div>"
+                        for label, value in facts[0].items())
+        return f'<dl class="facts">{cells}</dl>'
+    labels = list(dict.fromkeys(label for fact in facts for label in fact))
+    return _table(("", *(content.name for content in contents)),
+                  [(label, *(fact.get(label) for fact in facts)) for label in labels], "facts-table compare")
+
+
+def _figure(content: RunContent, stem: str, title: str) -> str:
+    if stem not in content.figures:
+        return f'<div class="missing">{_e(content.name)}: no {_e(title.lower())}</div>'
+    stale = (f'<figcaption class="stale">{_e(stem)}.png from the run folder (written when training ended): it could '
+             "not be drawn now</figcaption>") if stem in content.stale else ""
+    picture = _image(content.figures[stem], f"{title} of {content.name}")
+    return f'<figure class="fig-{_e(stem)}">{picture}{stale}</figure>'
+
+
+def _figure_sections(contents: Sequence[RunContent]) -> list[tuple[str, str, str]]:
+    sections = []
+    for stem, title, caption in FIGURES:
+        if not any(stem in content.figures for content in contents):
+            continue
+        if len(contents) == 1:
+            body = _figure(contents[0], stem, title)
+        else:
+            body = '<div class="pair">' + "".join(
+                f'<div class="side"><div class="side-name">{_e(content.name)}</div>'
+                f"{_figure(content, stem, title)}</div>" for content in contents) + "</div>"
+        sections.append((stem, title, f'<p class="caption">{_e(caption)}</p>{body}'))
+    return sections
+
+
+def _config_section(contents: Sequence[RunContent]) -> str:
+    blocks = []
+    for content in contents:
+        text = (f'<pre class="config">{_yaml_html(content.config_text)}</pre>' if content.config_text is not None
+                else f'<p class="note">No {_e(CONFIG_NAME)}.</p>')
+        name = f'<div class="side-name">{_e(content.name)}</div>' if len(contents) > 1 else ""
+        blocks.append(f'<div class="side">{name}{text}</div>')
+    if len(contents) == 1:
+        return blocks[0]
+    flat = [_flatten(content.config or {}) for content in contents]
+    keys = [key for key in dict.fromkeys(k for f in flat for k in f) if key != "output.dir"]
+    differ = [(key, *(json.dumps(f.get(key)) if key in f else "(absent)" for f in flat)) for key in keys
+              if len({json.dumps(f.get(key), sort_keys=True) if key in f else "(absent)" for f in flat}) > 1]
+    diff = (_table(("config entry", *(content.name for content in contents)), differ, "compare diff") if differ
+            else '<p class="note">The two configs are the same (apart from output.dir).</p>')
+    return (f"<h3>What differs</h3>{diff}<details><summary>Both configs in full</summary>"
+            f'<div class="pair">{"".join(blocks)}</div></details>')
+
+
+_STYLE = """
+:root { --ink:#1f2933; --muted:#61707f; --line:#e3e8ee; --bg:#f6f8fa; --card:#fff; --accent:#2457a6; }
+* { box-sizing: border-box; }
+body { margin:0; background:var(--bg); color:var(--ink);
+  font:15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
+header.top { background:#17324d; color:#fff; padding:22px 32px 18px; }
+header.top h1 { margin:0; font-size:24px; font-weight:600; word-break:break-all; }
+header.top .sub { margin:4px 0 0; color:#c9d6e3; font-size:14px; }
+nav { position:sticky; top:0; z-index:1; background:#fff; border-bottom:1px solid var(--line);
+  padding:8px 32px; font-size:13px; }
+nav a { color:var(--accent); text-decoration:none; margin-right:16px; white-space:nowrap; }
+nav a:hover { text-decoration:underline; }
+main { max-width:1280px; margin:0 auto; padding:20px 32px 40px; display:grid;
+  grid-template-columns:repeat(2, minmax(0, 1fr)); gap:20px; align-items:start; }
+main > .notes, section.wide { grid-column:1 / -1; }
+section { background:var(--card); border:1px solid var(--line); border-radius:8px; padding:18px 22px;
+  min-width:0; scroll-margin-top:44px; }
+h2 { font-size:18px; margin:0 0 10px; font-weight:600; }
+h3 { font-size:15px; margin:14px 0 8px; font-weight:600; }
+.caption, .note { color:var(--muted); font-size:13px; margin:0 0 12px; }
+.notes { background:#fff8e6; border:1px solid #f0d48a; border-radius:8px; padding:10px 18px; }
+.notes ul { margin:4px 0; padding-left:20px; font-size:13px; }
+.notes strong { font-size:13px; }
+dl.facts { display:grid; grid-template-columns:repeat(auto-fill, minmax(190px, 1fr)); gap:10px; margin:0; }
+dl.facts div { background:var(--bg); border-radius:6px; padding:8px 12px; min-width:0; }
+dl.facts dt { color:var(--muted); font-size:12px; }
+dl.facts dd { margin:0; font-weight:600; overflow-wrap:anywhere; }
+table { border-collapse:collapse; font-size:14px; width:100%; }
+th, td { text-align:left; padding:5px 14px 5px 0; border-bottom:1px solid var(--line); vertical-align:top; }
+th { color:var(--muted); font-weight:600; font-size:12px; letter-spacing:.02em; }
+td + td { font-variant-numeric:tabular-nums; font-family:ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace;
+  font-size:13px; overflow-wrap:anywhere; }
+tbody tr:nth-child(even) { background:#fafbfc; }
+table.compare { width:100%; }
+figure { margin:0; }
+figure img { display:block; max-width:100%; height:auto; border:1px solid var(--line); border-radius:4px;
+  background:#fff; }
+.fig-curves img, .fig-activity img, .fig-precision_recall img, .fig-confusion img { max-width:min(100%, 560px); }
+.fig-filters img, .fig-reconstructions img { image-rendering:pixelated; }
+.fig-reconstructions img { max-width:min(100%, 720px); }
+figcaption.stale { color:#9a6700; font-size:12px; margin-top:4px; }
+.pair { display:grid; grid-template-columns:repeat(2, minmax(0, 1fr)); gap:20px; }
+.side-name { font-weight:600; font-size:13px; color:var(--accent); margin-bottom:6px; overflow-wrap:anywhere; }
+.missing { color:var(--muted); font-size:13px; border:1px dashed var(--line); border-radius:6px; padding:24px;
+  text-align:center; }
+pre.config { background:#0f1e2e; color:#d7e1ea; padding:14px 16px; border-radius:6px; overflow:auto;
+  font:12.5px/1.45 ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; margin:0; max-height:560px; }
+pre.config .key { color:#8cc4ff; }
+pre.config .comment { color:#7f95a8; font-style:italic; }
+details summary { cursor:pointer; color:var(--accent); font-size:14px; margin:10px 0; }
+footer { color:var(--muted); font-size:12px; text-align:center; padding:0 0 30px; }
+@media (max-width:900px) { .pair, main { grid-template-columns:1fr; } main { padding:12px; } }
+"""
+
+
+#: Sections that take the page's full width in a one-run report (the others go two to a row).
+_WIDE = ("overview", "reconstructions", "angles", "config")
+
+
+def _wide_sections(anchors: Sequence[str], *, single: bool) -> set[str]:
+    """The sections to draw full width: all of them in a comparison (each holds a pair); for one
+    run, :data:`_WIDE` and the last of an odd run of half-width sections (no hole beside it)."""
+    if not single:
+        return set(anchors)
+    wide, pending = set(), []
+    for anchor in [*anchors, None]:
+        if anchor is None or anchor in _WIDE:
+            if len(pending) % 2:
+                wide.add(pending[-1])
+            pending = []
+            if anchor is not None:
+                wide.add(anchor)
+        else:
+            pending.append(anchor)
+    return wide
+
+
+def render_html(contents: Sequence[RunContent]) -> str:
+    """The page of one run, or the side-by-side comparison of two, as one HTML document."""
+    if not 1 <= len(contents) <= 2:
+        raise DataError(f"a report shows one run or compares two, got {len(contents)}")
+    if len(contents) == 2 and contents[0].name == contents[1].name:  # a/run vs b/run: name the parents too
+        contents = [dataclasses.replace(content, label=f"{content.run_dir.resolve().parent.name}/{content.name}")
+                    for content in contents]
+    names = [content.name for content in contents]
+    if len(contents) == 1:
+        facts = _facts(contents[0])
+        title = f"{names[0]} — sparseae run report"
+        subtitle = " · ".join(str(facts[k]) for k in ("model", "training data", "status") if k in facts)
+    else:
+        title = f"{names[0]} vs {names[1]} — sparseae comparison"
+        subtitle = "Two runs side by side: " + " · ".join(
+            f"{content.name}: {_facts(content).get('model', '?')} on {_facts(content).get('training data', '?')}"
+            for content in contents)
+    sections = [("overview", "Overview", _facts_section(contents)),
+                ("metrics", "Final metrics", _metrics_section(contents)),
+                *_figure_sections(contents),
+                ("config", "Config", _config_section(contents))]
+    wide = _wide_sections([anchor for anchor, _, _ in sections], single=len(contents) == 1)
+    notes = "".join(f"<li>{_e(content.name + ': ' if len(contents) > 1 else '')}{_e(note)}</li>"
+                    for content in contents for note in content.notes)
+    nav = "".join(f'<a href="#{_e(anchor)}">{_e(heading)}</a>' for anchor, heading, _ in sections)
+    body = "".join(f'<section id="{_e(anchor)}" class="{"wide" if anchor in wide else "half"}">'
+                   f"<h2>{_e(heading)}</h2>{inner}</section>" for anchor, heading, inner in sections)
+    when = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    sources = ", ".join(str(content.run_dir.resolve()) for content in contents)
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f'<meta name="generator" content="sparseae {_e(__version__)}">\n'
+        '<link rel="icon" href="data:,">\n'
+        f"<title>{_e(title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
+        f'<header class="top"><h1>{_e(title)}</h1><p class="sub">{_e(subtitle)}</p></header>\n'
+        f"<nav>{nav}</nav>\n<main>\n"
+        + (f'<div class="notes"><strong>Notes</strong><ul>{notes}</ul></div>\n' if notes else "")
+        + body
+        + f"\n</main>\n<footer>Made by sparseae {_e(__version__)} on {_e(when)} from {_e(sources)}</footer>\n"
+        "</body>\n</html>\n")
+
+
+# ------------------------------------------------------------------------------------ writing
+
+def default_report_path(run_dir: str | os.PathLike, compare_with: str | os.PathLike | None = None) -> Path:
+    """``RUN_DIR/report.html``, or ``RUN_DIR/compare-<other run's name>.html`` for a comparison."""
+    run_dir = Path(run_dir)
+    if compare_with is None:
+        return run_dir / REPORT_NAME
+    other = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(compare_with).resolve().name).strip("._") or "run"
+    return run_dir / f"{COMPARISON_PREFIX}{other}.html"
+
+
+def write_report(run_dir: str | os.PathLike, compare_with: str | os.PathLike | None = None, *,
+                 out: str | os.PathLike | None = None, device: str | None = None) -> Path:
+    """Write the HTML report of ``run_dir`` (beside ``compare_with``'s when given) and return its path.
+
+    ``out``: the file to write (an existing folder gets the default name inside it); default
+    :func:`default_report_path`. Written atomically. Raises :class:`CheckpointError` for a path
+    that is not a run folder.
+    """
+    runs = [Path(run_dir)] + ([Path(compare_with)] if compare_with is not None else [])
+    for path in runs:
+        _check_run_folder(path)
+    _device(device)
+    target = default_report_path(*runs) if out is None else Path(out)
+    if out is not None and target.is_dir():
+        target = target / default_report_path(*runs).name
+    page = render_html([collect_run(path, device=device) for path in runs])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.tmp")
+    try:
+        temporary.write_text(page, encoding="utf-8")
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return target

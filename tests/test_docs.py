@@ -1,0 +1,202 @@
+"""The documentation site: it builds with ``mkdocs build --strict``, and its examples run.
+
+Which blocks of ``docs/**/*.md`` run:
+
+* a ````` ```python ````` block runs; the blocks of one page run in order, in one namespace, in a
+  fresh temporary folder (the page's working directory, holding a copy of ``examples/``);
+* in a ````` ```console ````` or ````` ```bash ````` block, every line ``$ sparseae ...`` (with ``\\``
+  continuations) runs through :func:`sparseae.cli.main` in the same folder and must exit 0; lines
+  without ``$`` are the output shown. Any other ``$`` command is an error: the test cannot run it.
+
+Marked explicitly as not run: a ````` ```text ````` fence (or any other language), or a block whose
+closest non-blank line before the fence is ``<!-- norun -->``. ``<!-- file: NAME -->`` there
+instead writes the block to ``NAME`` in the page's folder (a config file a later command reads).
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+PAGES = sorted(path.relative_to(DOCS).as_posix() for path in DOCS.rglob("*.md"))
+
+PYTHON = {"python", "py", "python3"}
+SHELL = {"console", "bash", "sh", "shell"}
+NORUN = re.compile(r"^\s*<!--\s*norun\s*-->\s*$")
+FILE = re.compile(r"^\s*<!--\s*file:\s*(\S+)\s*-->\s*$")
+FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`\s]*)")
+
+
+@dataclass
+class Block:
+    """One fenced code block: its language, text, first line number and marker."""
+
+    language: str
+    code: str
+    line: int
+    norun: bool = False
+    file: str | None = None
+
+
+def parse_blocks(text: str) -> list[Block]:
+    """The fenced code blocks of a Markdown page, in order, with their markers."""
+    lines = text.splitlines()
+    blocks: list[Block] = []
+    i = 0
+    while i < len(lines):
+        opening = FENCE.match(lines[i])
+        if not opening:
+            i += 1
+            continue
+        indent, fence = opening["indent"], opening["fence"]
+        language = opening["info"].lstrip("{.").rstrip("}").lower()
+        previous = next((lines[j] for j in range(i - 1, -1, -1) if lines[j].strip()), "")
+        body, j = [], i + 1
+        while j < len(lines) and not re.match(rf"^[ \t]*{re.escape(fence[0])}{{{len(fence)},}}\s*$", lines[j]):
+            body.append(lines[j][len(indent):] if lines[j].startswith(indent) else lines[j].lstrip())
+            j += 1
+        file_marker = FILE.match(previous)
+        blocks.append(Block(language, "\n".join(body) + "\n", i + 1, norun=bool(NORUN.match(previous)),
+                            file=file_marker[1] if file_marker else None))
+        i = j + 1
+    return blocks
+
+
+def shell_commands(block: Block) -> list[list[str]]:
+    """The ``$ sparseae ...`` commands of a console/bash block as argument lists (``sparseae``
+    dropped); raises AssertionError for a command the test cannot run."""
+    commands, pending = [], None
+    for raw in block.code.splitlines():
+        line = raw.rstrip()
+        if pending is not None:
+            pending += " " + line.rstrip("\\").strip()
+            if not line.endswith("\\"):
+                commands.append(pending)
+                pending = None
+            continue
+        if line.startswith("$ "):
+            command = line[2:].strip()
+            if command.endswith("\\"):
+                pending = command.rstrip("\\").strip()
+            else:
+                commands.append(command)
+        elif block.language != "console" and line.strip() and not line.lstrip().startswith("#"):
+            raise AssertionError(f"line {block.line}: {block.language} block line {line!r} is neither a "
+                                 "`$ sparseae` command nor a comment; use ```console, or mark it <!-- norun -->")
+    argvs = []
+    for command in commands:
+        argv = shlex.split(command, comments=True)
+        if not argv or argv[0] != "sparseae":
+            raise AssertionError(f"line {block.line}: `$ {command}` is not a sparseae command, so the test "
+                                 "cannot run it; mark the block <!-- norun --> or use a ```text fence")
+        argvs.append(argv[1:])
+    return argvs
+
+
+def run_cli(argv: list[str]) -> tuple[int, str, str]:
+    from sparseae.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            status = main(argv)
+        except SystemExit as exc:  # argparse: a usage error or --help
+            status = exc.code if isinstance(exc.code, int) else 2
+    return status, out.getvalue(), err.getvalue()
+
+
+# ---------------------------------------------------------------------------------------- tests
+
+def test_the_marker_parser_honours_exactly_norun_and_file():
+    page = "\n".join([
+        "<!-- norun -->", "```python", "raise SystemExit('must not run')", "```",
+        "<!-- norun -->", "", "```console", "$ torchrun -m sparseae train", "```",
+        "<!-- norun -->", "a paragraph in between", "```python", "x = 1", "```",
+        "```text", "$ sparseae train --whatever", "```",
+        "<!-- file: run.yaml -->", "```yaml", "model: {name: linear_ae}", "```",
+        "```console", "$ sparseae models \\", "    --json", "output line", "```",
+    ])
+    blocks = parse_blocks(page)
+    assert [(b.language, b.norun, b.file) for b in blocks] == [
+        ("python", True, None), ("console", True, None), ("python", False, None), ("text", False, None),
+        ("yaml", False, "run.yaml"), ("console", False, None)]
+    assert shell_commands(blocks[-1]) == [["models", "--json"]]
+    with pytest.raises(AssertionError, match="not a sparseae command"):
+        shell_commands(blocks[1])
+
+
+def test_the_docs_build_strict_and_load_nothing_from_the_network(tmp_path):
+    for module in ("mkdocs", "mkdocstrings", "mkdocstrings_handlers.python"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{module} is not installed (pip install -e '.[docs]')")
+    site = tmp_path / "site"
+    completed = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file",
+                                str(ROOT / "mkdocs.yml"), "--site-dir", str(site)],
+                               cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stdout[-4000:] + completed.stderr[-4000:]
+    pages = list(site.rglob("*.html"))
+    assert len(pages) >= len(PAGES)
+    remote = re.compile(r"""<(?:script|img|iframe)[^>]*\bsrc=["']?(?:https?:)?//"""
+                        r"""|<link[^>]*\bhref=["']?(?:https?:)?//[^>]*>|@import\s+url\(["']?(?:https?:)?//""",
+                        re.IGNORECASE)
+    for path in [*pages, *site.rglob("*.css")]:
+        match = remote.search(path.read_text(encoding="utf-8", errors="replace"))
+        assert match is None, f"{path.relative_to(site)} loads {match.group(0)!r} from the network"
+    assert (site / "images" / "ufldl_filters.png").is_file()
+    assert (site / "api" / "models.html").read_text(encoding="utf-8").count("create_model") > 0
+
+
+def test_every_cli_command_is_on_the_cli_page():
+    import argparse
+
+    from sparseae.cli import build_parser
+
+    subparsers = next(action for action in build_parser()._actions
+                      if isinstance(action, argparse._SubParsersAction))
+    page = (DOCS / "interfaces" / "cli.md").read_text(encoding="utf-8")
+    missing = [name for name in subparsers.choices if f"| `{name}" not in page]
+    assert not missing, f"docs/interfaces/cli.md does not list the command(s) {missing} in its table"
+
+
+def test_no_page_needs_the_shared_data_folder():
+    for page in PAGES:
+        assert "shared/data" not in (DOCS / page).read_text(encoding="utf-8"), page
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_examples_run(page, tmp_path, monkeypatch):
+    blocks = parse_blocks((DOCS / page).read_text(encoding="utf-8"))
+    runnable = [b for b in blocks if not b.norun and (b.file or b.language in PYTHON | SHELL)]
+    if not runnable:
+        pytest.skip(f"{page} has no runnable example")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("SPARSEAE_DATA_DIR", str(tmp_path / "cache"))  # nothing read from or written to ~
+    monkeypatch.delenv("SPARSEAE_MNIST", raising=False)
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    namespace: dict = {"__name__": "__docs__"}
+    for block in runnable:
+        where = f"{page}:{block.line}"
+        if block.file:
+            target = tmp_path / block.file
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(block.code, encoding="utf-8")
+        elif block.language in PYTHON:
+            with contextlib.redirect_stdout(io.StringIO()):
+                exec(compile(block.code, where, "exec"), namespace)  # noqa: S102 - the docs' own examples
+        else:
+            for argv in shell_commands(block):
+                status, out, err = run_cli(argv)
+                assert status == 0, (f"{where}: `sparseae {shlex.join(argv)}` exited {status}\n"
+                                     f"{out[-2000:]}\n{err[-2000:]}")
