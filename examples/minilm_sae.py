@@ -81,6 +81,24 @@ def neighbour_correlation(codes: torch.Tensor, height: int, width: int) -> float
     return float(near.mean() - (C.sum() - C.diagonal().sum()) / (m * (m - 1)))
 
 
+def neighbour_cofiring_lift(codes: torch.Tensor, height: int, width: int) -> float:
+    """How much more often right/down torus neighbours fire on the same token than two latents
+    taken at random: (mean co-firing count of neighbour pairs) / (mean over all pairs); 1 = none."""
+    active = (codes[:, :height * width] > 0).double()
+    together = active.T @ active                                     # (m, m) co-firing counts
+    grid = torch.arange(height * width).reshape(height, width)
+    near = torch.cat([together[grid.flatten(), grid.roll(1, 0).flatten()],
+                      together[grid.flatten(), grid.roll(1, 1).flatten()]])
+    m = len(together)
+    return float(near.mean() / ((together.sum() - together.diagonal().sum()) / (m * (m - 1))))
+
+
+def grid_shape(n: int) -> tuple[int, int]:
+    """The most square (height, width) with height · width = n."""
+    height = max(h for h in range(1, int(n ** 0.5) + 1) if n % h == 0)
+    return height, n // height
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layer", type=int, default=3, help="MiniLM block whose output is cached (0-5)")
@@ -101,14 +119,13 @@ def main() -> None:
     X = np.asarray(store, dtype=np.float32)                          # (n_tokens, 384)
     X = X - X.mean(axis=0)                                           # Gao et al.: centre, unit norm
     X /= np.linalg.norm(X, axis=1, keepdims=True) + 1e-8
-    side = int(round(args.latents ** 0.5))
-    height, width = side, args.latents // side
+    height, width = grid_shape(args.latents)
     variants = {
         "topk": dict(k=args.k),
         "topographic": dict(k=args.k, groups={"kind": "grid", "height": height, "width": width,
                                               "window": 3}, group_weight=args.group_weight),
     }
-    print(f"{'model':<12} | {'FVU':>6} | {'L0':>5} | {'dead':>6} | {'neighbour corr':>14} | {'seconds':>7}")
+    print(f"{'model':<12} | {'FVU':>6} | {'L0':>5} | {'dead':>6} | {'neighbour corr':>14} | {'co-firing lift':>14} | {'seconds':>7}")
     for name, params in variants.items():
         torch.manual_seed(0)
         model = create_model("topk_sae", X.shape[1], args.latents, **params)
@@ -125,6 +142,7 @@ def main() -> None:
                                    n_latents=args.report_latents, k=8)
         print(f"{name:<12} | {fvu:6.3f} | {float((codes > 0).sum(1).float().mean()):5.1f} | "
               f"{100 * float((frequency == 0).mean()):5.1f}% | {neighbour_correlation(codes, height, width):+14.3f} | "
+              f"{neighbour_cofiring_lift(codes, height, width):14.2f} | "
               f"{seconds:7.0f}")
     print(f"feature reports: {out / 'topk' / 'features.md'}, {out / 'topographic' / 'features.md'}")
 

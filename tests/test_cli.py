@@ -204,6 +204,8 @@ def test_gradcheck_passes_for_every_registered_model(name, capsys):
         fewer = ["--set", "model.k=3"]
     if name in ("conv_sae", "local_sae"):  # 5×5 kernels by default, larger than the 4×4 image here
         fewer = ["--set", "model.kernel_size=3"]
+    if name == "conv_stack":  # 4 maps 3×3 → one pool (1, 2, 2); 8 maps 1×1 on it
+        fewer = ["--set", "model.layers=[{n_components: 4, kernel_size: 3}, {kernel_size: 1}]"]
     status, out, err = run_cli(capsys, "gradcheck", "--model", name, "--json", *fewer)
     result = json.loads(out)
     assert status == 0, (result, err)

@@ -4,6 +4,7 @@ computations, learning on tiny data, save/load, the estimators, the CLI and the 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from sparseae.train import TrainConfig, train
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 WINDOWS_OF_2 = {"kind": "grid", "height": 1, "width": 4, "window": [1, 2]}
+RICA = dict(activation="identity", tied=True, unit_norm_encoder=True)  # local_sae as reconstruction ICA
 
 
 def small_conv(**params):
@@ -153,7 +155,8 @@ def test_spatial_pooling_and_local_contrast_normalization():
     lambda: small_conv(pools={"kind": "grid", "height": 2, "width": 2, "window": 2, "gaussian_sigma": 1.0},
                        likelihood="bernoulli", stride=1, padding=0),
     lambda: small_local(weight_decay=0.01),
-], ids=["conv-1d-windows", "conv-2d-windows-bernoulli", "local"])
+    lambda: small_local(**RICA, group_eps=1e-2),
+], ids=["conv-1d-windows", "conv-2d-windows-bernoulli", "local", "local-rica"])
 def test_gradient_check_float64(build):
     model = build()
     X = np.random.default_rng(0).uniform(0.05, 0.95, size=(3, model.n_features))
@@ -213,6 +216,72 @@ def test_local_model_learns_on_digits(digits):
     torch.testing.assert_close(model.decoder.weight_.norm(dim=2), torch.ones(9, 4))
 
 
+def load_benchmark(name: str):
+    """A script of benchmarks/ as a module (its pieces are tested here, not its full run)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_local_rica_is_tied_linear_with_unit_norm_filters():
+    """tied + identity + unit_norm_encoder: z = Wx + b with ‖W_u‖ = 1, x̂ = Wᵀz + c (the decoder has no
+    weight of its own, no gain, no projection), loss ½‖x̂ − x‖² + λ Σ_j √(‖z‖²_{P_j} + ε)."""
+    model = small_local(**RICA, group_eps=1e-2)
+    names = {name for name, _ in model.named_parameters()}
+    assert names == {"encoder.parametrizations.weight.original", "encoder.bias", "decoder.bias"}
+    assert model.constraints == [] and model.decoder.tied
+    with torch.no_grad():
+        model.encoder.parametrizations.weight.original.mul_(3.0)
+        model.encoder.bias.normal_()
+    filters = model.encoder.weight
+    torch.testing.assert_close(filters.norm(dim=-1), torch.ones(16, 4))
+    x = torch.randn(5, 36)
+    dense = model.decoder.weight  # (36, 64): each unit's filter at its location, in sheet order
+    z = model.encode(x)
+    torch.testing.assert_close(z, x @ dense + model.encoder.bias.view(4, 16).t().reshape(4, 4, 2, 2)
+                               .permute(0, 2, 1, 3).reshape(1, 64))
+    torch.testing.assert_close(model.decoder(z), z @ dense.t() + model.decoder.bias)
+    torch.testing.assert_close(model.sheet_atoms(), model.decoder.filters.detach().reshape(4, 4, 2, 2, 9)
+                               .permute(0, 2, 1, 3, 4).reshape(64, 9))
+    out = model.loss(x)
+    groups = model.groups.group_norms(z, 1e-2).sum(1).mean()
+    expected = 0.5 * (model.decoder(z) - x).pow(2).sum(1).mean() + 0.3 * groups
+    torch.testing.assert_close(out.loss, expected)
+    with pytest.raises(ConfigError, match="activation"):
+        small_local(activation="softplus")
+
+
+def test_sheet_atoms_are_the_decoder_columns_in_sheet_order():
+    model = small_local(unit_grid=[1, 4], groups={"kind": "grid", "height": 4, "width": 16, "window": 3})
+    with torch.no_grad():
+        model.decoder.weight_.normal_()
+    atoms = model.sheet_atoms()  # (64, 9): 4×4 locations × 1×4 units per location
+    assert atoms.shape == (64, 9)
+    placed = model.decoder.weight.t()  # (64, 36): each unit's atom at its location, sheet order
+    torch.testing.assert_close(placed.sum(1), atoms.sum(1))
+    torch.testing.assert_close(placed.norm(dim=1), atoms.norm(dim=1))
+
+
+def test_local_sae_on_whitened_images_grows_an_orientation_map():
+    """bench_local_topographic.py in small: 16×16 whitened crops, 6×6 filters every 2 pixels, 4 units per
+    location on a 12×12 sheet with 3×3 windows; neighbouring units' orientations differ less than the
+    same filters permuted (measured: ratio 0.77 after 15 epochs, 0.80 with seed 1; 1.02 untrained)."""
+    bench = load_benchmark("bench_local_topographic")
+    X = bench.whitened_crops(3000, 16, keep=0.15, epsilon=0.1, seed=0)
+    assert X.shape == (3000, 256) and abs(float(X.std()) - 1) < 1e-4
+    torch.manual_seed(0)
+    model = create_model("local_sae", 256, 4, image_shape=[16, 16], kernel_size=6, stride=2, sparsity_weight=1.0,
+                         group_eps=1e-2, groups={"kind": "grid", "height": 12, "width": 12, "window": 3})
+    untrained = bench.map_measures(bench.sheet_filters(model), 6, (12, 12), selective=0.3, n_permutations=20)
+    train(model, X, TrainConfig(learning_rate=1e-2, batch_size=32, max_epochs=15, random_state=0))
+    trained = bench.map_measures(bench.sheet_filters(model), 6, (12, 12), selective=0.3, n_permutations=20)
+    assert untrained["all"]["ratio"] > 0.9
+    assert trained["all"]["ratio"] < 0.9, trained["all"]
+    assert trained["pinwheels"] < trained["pinwheels_permuted"]
+
+
 # -------------------------------------------------------------------------------- stacking
 def test_fit_conv_stack_trains_two_layers_and_extracts_features(digits, tmp_path):
     X = digits[0][:300]
@@ -258,7 +327,8 @@ def test_stack_errors():
 
 
 # ----------------------------------------------------------------------------- save / load
-@pytest.mark.parametrize("build", [small_conv, small_local], ids=["conv", "local"])
+@pytest.mark.parametrize("build", [small_conv, small_local, lambda: small_local(**RICA)],
+                         ids=["conv", "local", "local-rica"])
 def test_save_load_round_trip(build, tmp_path):
     model = build()
     save_model(model, tmp_path / "m")
@@ -330,6 +400,81 @@ def test_example_config_is_valid():
     assert config.model_name == "conv_sae" and config.model_params["pools"]["window"] == [1, 3]
     model = create_model(config.model_name, 784, config.n_components, **config.model_params)
     assert model.code_shape == (16, 11, 11) and model.pooling.n_pools == 16
+
+
+# ---------------------------------------------------------------------- conv_stack via the CLI
+def conv_stack_config(run_dir: Path) -> dict:
+    """digits (8×8): 8 maps 3×3 → pools of 2 → 2×2 max pool (4, 3, 3); 6 maps 3×3 → pools of 3 (2, 3, 3)."""
+    return {"model": {"name": "conv_stack", "n_components": 6, "image_shape": [8, 8], "contrast_sigma": 1.5,
+                      "layers": [{"n_components": 8, "kernel_size": 3, "pools": {"kind": "disjoint", "group_size": 2},
+                                  "sparsity_weight": 0.2, "spatial_pool": "max", "pool_size": 2},
+                                 {"kernel_size": 3, "padding": 1, "pools": {"kind": "disjoint", "group_size": 3}}]},
+            "data": {"name": "digits"},
+            "train": {"optimizer": "adam", "learning_rate": 0.01, "batch_size": 256, "max_epochs": 2,
+                      "random_state": 0, "device": "cpu"},
+            "output": {"dir": str(run_dir), "plots": True}}
+
+
+def test_cli_trains_reloads_probes_and_resumes_a_conv_stack(tmp_path, capsys, digits):
+    from sparseae.models import ConvStack, encode_dataset
+
+    run = tmp_path / "run"
+    path = tmp_path / "stack.yaml"
+    path.write_text(yaml.safe_dump(conv_stack_config(run)))
+    capsys.readouterr()
+    assert main(["train", str(path), "--json"]) == 0, capsys.readouterr().err
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["model"] == "conv_stack" and summary["epochs"] == 4 and summary["n_components"] == 6
+    assert 0.5 < summary["metrics"]["probe_accuracy"] <= 1
+    assert "reconstruction_error" not in summary["metrics"]  # pooled features have no decoder
+    for layer in ("layer1", "layer2"):
+        assert len((run / "pretrain" / layer / "metrics.jsonl").read_text().splitlines()) == 2
+    assert (run / "filters.png").exists() and not (run / "reconstructions.png").exists()
+    # the whole convnet in one folder: JSON + safetensors, rebuilt without unpickling
+    assert sorted(p.name for p in (run / "model").iterdir()) == ["config.json", "model.safetensors"]
+    saved = json.loads((run / "model" / "config.json").read_text())
+    assert saved["model"] == "conv_stack" and "output_scale" in saved["params"]["layers"][0]
+    loaded = load_model(run / "model")
+    assert isinstance(loaded, ConvStack) and loaded.n_components == 2 * 3 * 3
+    X = digits[0]
+    features = encode_dataset(loaded, X)
+    assert features.shape == (len(X), 18) and np.isfinite(features).all()
+    with torch.no_grad():  # the saved output scale: layer 1's outputs have unit RMS on the training set
+        hidden = loaded.encoder.stages[0](loaded.normalize_input(torch.from_numpy(X))).double()
+    assert float(hidden.pow(2).mean().sqrt()) == pytest.approx(1.0, rel=1e-3)
+    capsys.readouterr()
+    assert main(["probe", str(run), "--json", "--compare-raw"]) == 0
+    probe = json.loads(capsys.readouterr().out)
+    assert probe["model"] == "conv_stack" and probe["n_components"] == 18 and 0.5 < probe["accuracy"] <= 1
+    assert main(["evaluate", str(run), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["metrics"]["probe_accuracy"] == summary["metrics"]["probe_accuracy"]
+    assert main(["train", "--out", str(run), "--resume", "--set", "train.max_epochs=3", "--json"]) == 0
+    assert json.loads((run / "summary.json").read_text())["epochs"] == 6  # each layer continued 2 → 3
+
+
+@pytest.mark.parametrize("change, message", [
+    ("model.layers=[{n_components: 8, kernel_size: 3, spatial_pool: max, pool_size: 2}, {kernel_size: 5}]",
+     "layer 2 of the stack (reading the [2, 3, 3] output of layer 1): a 5×5 kernel is larger"),
+    ("model.layers=[{kernel_size: 3}, {n_components: 8, kernel_size: 1}]", "the top layer has 8 maps but "
+                                                                            "n_components is 4"),
+    ("model.layers=null", "conv_stack needs layers"),
+    ("pretrain.layer_model=conv_sae", "pretrain.layer_model and pretrain.layer_params belong to"),
+])
+def test_cli_conv_stack_bad_input_is_one_line_and_status_2(change, message, tmp_path, capsys):
+    capsys.readouterr()
+    status = main(["train", "--model", "conv_stack", "--data", "digits", "--set", "model.n_components=4",
+                   "--set", "model.layers=[{n_components: 4, kernel_size: 3}]", "--set", change,
+                   "--set", "train.max_epochs=1", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("sparseae: error: ") and message in err, err
+
+
+def test_conv_stack_example_config_is_valid():
+    config = load_config(EXAMPLES / "conv_stack_mnist.yaml")
+    model = create_model(config.model_name, 784, config.n_components, **config.model_params)
+    assert [stage.output_shape for stage in model.encoder.stages] == [(8, 11, 11), (64, 6, 6)]
+    assert model.n_components == 2304 and model.input_contrast is not None
 
 
 # ----------------------------------------------------------------------------------- errors

@@ -158,6 +158,8 @@ def test_the_docs_build_strict_and_load_nothing_from_the_network(tmp_path):
 
 
 def test_every_cli_command_is_on_the_cli_page():
+    """Every subcommand is in the page's table and shown in an example (``$ sparseae NAME``), and
+    every long option of every subcommand is named on the page."""
     import argparse
 
     from sparseae.cli import build_parser
@@ -167,6 +169,35 @@ def test_every_cli_command_is_on_the_cli_page():
     page = (DOCS / "interfaces" / "cli.md").read_text(encoding="utf-8")
     missing = [name for name in subparsers.choices if f"| `{name}" not in page]
     assert not missing, f"docs/interfaces/cli.md does not list the command(s) {missing} in its table"
+    shown = {argv[0] for block in parse_blocks(page) if block.language in SHELL
+             for argv in shell_commands(block) if argv}
+    missing = sorted(set(subparsers.choices) - shown)
+    assert not missing, f"docs/interfaces/cli.md has no `$ sparseae NAME ...` example of {missing}"
+    undocumented = {name: options for name, parser in subparsers.choices.items()
+                    if (options := sorted({option for action in parser._actions for option in action.option_strings
+                                           if option.startswith("--") and option != "--help"
+                                           and not re.search(rf"{re.escape(option)}(?![\w-])", page)}))}
+    assert not undocumented, f"docs/interfaces/cli.md does not mention these options: {undocumented}"
+    for mode in ("--quiet", "--json"):
+        assert f"`{mode}`" in page, f"docs/interfaces/cli.md does not document {mode}"
+
+
+def test_every_registered_model_is_on_a_model_page():
+    from sparseae.models import MODELS
+
+    pages = "\n".join(path.read_text(encoding="utf-8") for path in sorted((DOCS / "models").glob("*.md")))
+    missing = [name for name in MODELS if not re.search(rf"`{re.escape(name)}[`(]", pages)]
+    assert not missing, f"no page of docs/models/ names the registered model(s) {missing} (as `name`)"
+    nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    orphans = [path.name for path in sorted((DOCS / "models").glob("*.md")) if f"models/{path.name}" not in nav]
+    assert not orphans, f"model page(s) {orphans} are not in the mkdocs.yml nav"
+
+
+def test_the_distributed_page_shows_torchrun_and_the_config_keys():
+    page = (DOCS / "interfaces" / "distributed.md").read_text(encoding="utf-8")
+    assert "$ torchrun " in page and "-m sparseae train" in page
+    for key in ("train.batch_size", "train.device", "LOCAL_RANK"):
+        assert key in page, f"docs/interfaces/distributed.md does not mention {key}"
 
 
 def test_no_page_needs_the_shared_data_folder():

@@ -379,7 +379,8 @@ def test_estimator_fit_transform_score_save_load(tmp_path):
     energy = estimator.score(X)
     assert energy < 0
     x, z = torch.from_numpy(X), torch.from_numpy(Z)
-    expected = sum(v.mean() for v in estimator.model_.energy_terms(x, z).values())
+    with torch.no_grad():
+        expected = sum(v.mean() for v in estimator.model_.energy_terms(x, z).values())
     assert energy == pytest.approx(-float(expected), rel=1e-4)
     estimator.save(tmp_path / "est")
     loaded = LateralInhibitionCoder.load(tmp_path / "est")

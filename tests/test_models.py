@@ -19,7 +19,13 @@ SMALL = {"deep_autoencoder": {"hidden": [10, 8]}, "semantic_hashing": {"hidden":
          "conv_sae": {"image_shape": [3, 4], "kernel_size": 3,
                       "pools": {"kind": "grid", "height": 1, "width": 7, "window": [1, 2]}},
          "local_sae": {"image_shape": [3, 4], "kernel_size": 2,
-                       "groups": {"kind": "grid", "height": 2, "width": 21, "window": 2}}}
+                       "groups": {"kind": "grid", "height": 2, "width": 21, "window": 2}},
+         # two conv_sae layers: 4 maps 2×2 → pools of 2 → (2, 2, 3); 7 maps 1×1 → 6 windows of 2 maps
+         "conv_stack": {"image_shape": [3, 4], "layers": [
+             {"n_components": 4, "kernel_size": 2, "pools": {"kind": "disjoint", "group_size": 2}},
+             {"kernel_size": 1, "pools": {"kind": "grid", "height": 1, "width": 7, "window": [1, 2]}}]}}
+#: Image models: n_components is the number of maps, the code is maps × positions.
+IMAGE_MODELS = ("conv_sae", "local_sae", "conv_stack")
 #: Models whose loss solves a sparse-coding problem (FISTA) at every evaluation.
 ITERATIVE_INFERENCE = {"sparse_coding", "psd"}
 
@@ -36,8 +42,9 @@ def test_shapes_and_finite(name, batch):
     z = model.encode(x)
     # the code width; for image models (n_components feature maps) it is maps × positions
     assert z.shape == (6, model.n_components)
-    assert model.n_components == N_COMPONENTS or name in ("conv_sae", "local_sae")
-    assert model.decode(z).shape == (6, N_FEATURES)
+    assert model.n_components == N_COMPONENTS or name in IMAGE_MODELS
+    if getattr(model, "can_decode", True):  # a conv_stack's pooled features have no decoder
+        assert model.decode(z).shape == (6, N_FEATURES)
     out = model.loss(x)
     assert out.loss.ndim == 0 and torch.isfinite(out.loss)
     assert "reconstruction" in out.terms

@@ -110,6 +110,12 @@ def encode_decode(model: Autoencoder, X: np.ndarray, *, decode: bool = True,
     return np.concatenate(codes), (np.concatenate(reconstructions) if decode else None)
 
 
+def can_decode(model: Autoencoder) -> bool:
+    """False for a model whose codes have no decoder (a ``conv_stack``'s pooled features): it has
+    no reconstruction metrics or pictures."""
+    return bool(getattr(model, "can_decode", True))
+
+
 def code_range(model: Autoencoder) -> tuple[float, float] | None:
     """The interval of the model's code values ((0, 1) for sigmoid units), None when unbounded."""
     return getattr(model.encoder, "code_range", None)
@@ -146,7 +152,7 @@ def compute_metrics(model: Autoencoder, train_set: Dataset, eval_set: Dataset, *
     """The final metrics of ``model`` on ``eval_set`` (a flat dict of numbers).
 
     - ``reconstruction_error`` (mean per-sample ‖x − x̂‖²), ``mean_squared_error`` (per
-      element), ``explained_variance``;
+      element), ``explained_variance`` (not for a model that cannot decode, :func:`can_decode`);
     - ``mean_l0``, ``active_fraction``, ``dead_units``, ``dead_fraction``: a unit is active above
       ``activity_threshold`` (0.5 for codes in (0, 1) such as sigmoid units, else 0) and dead
       when never active;
@@ -163,8 +169,8 @@ def compute_metrics(model: Autoencoder, train_set: Dataset, eval_set: Dataset, *
     ``progress(k)``: called as the evaluation set is encoded, ``k`` rows at a time.
     """
     X = eval_set.X
-    Z, X_hat = encode_decode(model, X, progress=progress)
-    metrics: dict[str, Any] = {
+    Z, X_hat = encode_decode(model, X, decode=can_decode(model), progress=progress)
+    metrics: dict[str, Any] = {} if X_hat is None else {
         "reconstruction_error": reconstruction_error(X, X_hat),
         "mean_squared_error": mean_squared_error(X, X_hat),
         "explained_variance": explained_variance(X, X_hat),
@@ -326,9 +332,10 @@ def write_plots(model: Autoencoder, history: Sequence[dict[str, Any]], eval_set:
                                       title=f"{title}, topographic {layout[0]}×{layout[1]} grid"))
         else:
             paths.append(save_filters(W, out_dir / "filters.png", eval_set.image_shape, title=title))
-        _, X_hat = encode_decode(model, eval_set.X[:10])
-        paths.append(save_reconstructions(eval_set.X[:10], X_hat, out_dir / "reconstructions.png",
-                                          eval_set.image_shape))
+        if can_decode(model):
+            _, X_hat = encode_decode(model, eval_set.X[:10])
+            paths.append(save_reconstructions(eval_set.X[:10], X_hat, out_dir / "reconstructions.png",
+                                              eval_set.image_shape))
     rows = _subsample(eval_set.n_samples, PROBE_MAX_SAMPLES, np.random.default_rng(random_state))
     Z, _ = encode_decode(model, eval_set.X[rows], decode=False)
     threshold = activity_threshold(model)

@@ -5,8 +5,8 @@ A run folder ``DIR`` holds::
     config.yaml       the resolved run config (every default written out)
     checkpoint/       the last finished epoch (a loadable model + optimizer state), for --resume
     pretrain/         for a model with a classifier head and a ``pretrain`` section: the
-                      unsupervised phase's checkpoint/ and metrics.jsonl; for a deep model,
-                      one layer<k>/ per layer of greedy pre-training
+                      unsupervised phase's checkpoint/ and metrics.jsonl; for a deep model or a
+                      ``conv_stack``, one layer<k>/ per layer of greedy pre-training
     metrics.jsonl     one JSON record per epoch
     model/            the final model (model.safetensors + config.json)
     summary.json      final metrics (see :func:`~sparseae.cli.evaluation.compute_metrics`), timings
@@ -27,13 +27,14 @@ from typing import Any, Callable
 import torch
 
 from .. import __version__
-from ..config import RunConfig
-from ..errors import CheckpointError, DataError, OutputExistsError
+from ..config import STACK_KEYS, RunConfig
+from ..errors import CheckpointError, ConfigError, DataError, OutputExistsError
 from ..io import CONFIG_FILE, read_config, resolve_saved, save_model, write_json_atomic
 from ..models import Autoencoder, SupervisedAutoencoder, create_model
+from ..models.conv_stack import ConvStack
 from ..models.deep import MLPEncoder, pretrain_deep_model
 from ..models.supervised import fit_supervised
-from ..train import distributed, train
+from ..train import TrainResult, distributed, train
 from ..train.checkpoint import CHECKPOINT_DIR, checkpoint_path, has_checkpoint
 from .evaluation import compute_metrics, describe_data, load_datasets, write_plots
 
@@ -186,9 +187,22 @@ def _train_stack(model: Autoencoder, config: RunConfig, train_set, train_config,
                  run_dir=run_dir, resume=resume)
 
 
+def _train_conv_stack(model: ConvStack, config: RunConfig, train_set, train_config, run_dir: Path,
+                      resume: bool) -> TrainResult:
+    """A ``conv_stack``: greedy layer-wise training of its ``conv_sae`` layers into
+    ``run_dir/pretrain/layer<k>``, with the ``train`` settings changed by the ``pretrain`` section's
+    (as a deep model's pre-training); there is no fine-tuning. The layers' histories, one after the
+    other (epochs numbered on), are the run's."""
+    layer_config = config.pretrain_config(progress=train_config.progress) or train_config
+    results = model.fit_layers(train_set.X, layer_config, run_dir=run_dir / PRETRAIN_DIR, resume=resume)
+    history = [{**record, "epoch": epoch} for epoch, record in
+               enumerate((record for result in results for record in result.history), start=1)]
+    return TrainResult(history=history, best_epoch=len(history), stop_reason=results[-1].stop_reason)
+
+
 def _check_resumable(run_dir: Path, model: Autoencoder) -> None:
     if not has_checkpoint(run_dir):
-        if isinstance(model.encoder, MLPEncoder):
+        if isinstance(model.encoder, MLPEncoder) or isinstance(model, ConvStack):
             return  # only layer checkpoints so far: each layer's run checks its own
         run_dir = run_dir / PRETRAIN_DIR
     saved = read_config(resolve_saved(checkpoint_path(run_dir)))
@@ -220,6 +234,9 @@ def execute_run(config: RunConfig, *, resume: bool = False, overwrite: bool = Fa
     train_set, eval_set = load_datasets(config)
     torch.manual_seed(train_config.random_state)
     model = create_model(config.model_name, train_set.n_features, config.n_components, **config.model_params)
+    if isinstance(model, ConvStack) and set(config.pretrain) & set(STACK_KEYS):
+        raise ConfigError("a conv_stack's layers are model.layers; pretrain.layer_model and "
+                          "pretrain.layer_params belong to deep_autoencoder and mlp_classifier")
     if resume:
         _check_resumable(run_dir, model)
     elif state == "run" and primary:
@@ -235,7 +252,9 @@ def execute_run(config: RunConfig, *, resume: bool = False, overwrite: bool = Fa
                   "max_iter": train_config.max_iter, "device": str(train_config.resolved_device()),
                   "run_dir": str(run_dir), "resume": resume})
     try:
-        if isinstance(model.encoder, MLPEncoder):
+        if isinstance(model, ConvStack):
+            result = _train_conv_stack(model, config, train_set, train_config, run_dir, resume)
+        elif isinstance(model.encoder, MLPEncoder):
             result = _train_stack(model, config, train_set, train_config, run_dir, resume)
         elif isinstance(model, SupervisedAutoencoder):
             result = _train_supervised(model, config, train_set, train_config, run_dir, resume)

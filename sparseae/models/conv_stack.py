@@ -24,11 +24,11 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
-from ..nn.contrast import LocalContrastNorm
+from ..nn.contrast import LocalContrastNorm, local_contrast_normalize
 from ..nn.convolutional import ConvEncoder
 from ..nn.pooling import SPATIAL_POOLING, MapPooling, spatial_pool
 from ..validation import as_float_array, check_choice, check_number
-from .base import MODELS, Autoencoder, create_model
+from .base import MODELS, Autoencoder, LossOutput, create_model
 from .convolutional import ConvAutoencoder
 from .deep import pretrain_layers
 
@@ -162,8 +162,12 @@ def build_conv_stack(n_features: int, layers: Sequence[dict[str, Any]], *,
         if "image_shape" not in inspect.signature(MODELS.get(name)).parameters:
             raise ConfigError(f"a convolutional stack is made of conv_sae layers, not {name!r}")
         params["image_shape"] = params.get("image_shape", shape if shape is None else list(shape))
-        model = create_model(name, n_inputs, n_components, **params)
-        stage = stage_of(model, **options)
+        try:
+            model = create_model(name, n_inputs, n_components, **params)
+            stage = stage_of(model, **options)
+        except ConfigError as exc:  # say which layer, and what it reads
+            reads = f"images of {n_inputs} values" if k == 0 else f"the {list(shape)} output of layer {k}"
+            raise ConfigError(f"layer {k + 1} of the stack (reading {reads}): {exc}") from None
         models.append(model)
         stages.append(stage)
         n_inputs, shape = stage.n_outputs, stage.output_shape
@@ -208,21 +212,19 @@ def load_conv_stack(path: str | Path) -> ConvStackResult:
     return ConvStackResult(ConvFeatureExtractor(stages).eval(), layers)
 
 
-def fit_conv_stack(X: Any, layers: Sequence[dict[str, Any]], config, *, image_shape: Sequence[int] | None = None,
-                   run_dir: str | Path | None = None, resume: bool = False,
-                   callbacks: Sequence = ()) -> ConvStackResult:
-    """Greedy layer-wise training of a convolutional stack on images ``X`` ``(n_samples, n_features)``:
-    layer 1 on X, layer k on the stage outputs of layers 1…k−1 (see :func:`build_conv_stack` for
-    ``layers``). Each stage that feeds another gets the ``output_scale`` that gives its outputs on the
-    training set unit RMS (so the next layer's λ does not depend on the scale of the one below).
-    ``config``: one :class:`~sparseae.train.TrainConfig` or one per layer; checkpoints in
-    ``run_dir/layer<k>``. Returns the extractor and the trained layers."""
-    X = as_float_array(X, "X")
-    models, extractor = build_conv_stack(X.shape[1], layers, image_shape=image_shape)
-    stage_by_layer = {id(model): stage for model, stage in zip(models, extractor.stages)}
+def pretrain_conv_layers(X: Any, layers: Sequence[ConvAutoencoder], extractor: ConvFeatureExtractor, config, *,
+                         run_dir: str | Path | None = None, resume: bool = False, callbacks: Sequence = ()) -> list:
+    """Greedy layer-wise training, in place, of ``layers`` (whose encoders and poolings ``extractor``'s
+    stages share) on images ``X`` ``(n_samples, n_features)``: layer 1 on X, layer k on the stage
+    outputs of layers 1…k−1. Each stage that feeds another gets the ``output_scale`` that gives its
+    outputs on the training set unit RMS (so the next layer's λ does not depend on the scale of the
+    one below). ``config``: one :class:`~sparseae.train.TrainConfig` or one per layer; checkpoints
+    in ``run_dir/layer<k>``. Returns each layer's :class:`~sparseae.train.TrainResult`."""
+    stage_by_layer = {id(model): stage for model, stage in zip(layers, extractor.stages)}
 
     def layer_output(layer: Autoencoder, inputs: np.ndarray) -> np.ndarray:
         stage = stage_by_layer[id(layer)]
+        stage.to(next(layer.parameters()).device)  # its own contrast window, if any, too
         stage.output_scale = 1.0
         outputs = transform_rows(stage, inputs)
         rms = float(np.sqrt(np.mean(np.square(outputs, dtype=np.float64))))
@@ -231,6 +233,149 @@ def fit_conv_stack(X: Any, layers: Sequence[dict[str, Any]], config, *, image_sh
             outputs *= np.float32(stage.output_scale)
         return outputs
 
-    trained, results = pretrain_layers(X, models, config, run_dir=run_dir, resume=resume, callbacks=callbacks,
-                                       layer_output=layer_output)
-    return ConvStackResult(extractor.eval(), trained, results)
+    _, results = pretrain_layers(X, list(layers), config, run_dir=run_dir, resume=resume, callbacks=callbacks,
+                                 layer_output=layer_output)
+    return results
+
+
+def fit_conv_stack(X: Any, layers: Sequence[dict[str, Any]], config, *, image_shape: Sequence[int] | None = None,
+                   run_dir: str | Path | None = None, resume: bool = False,
+                   callbacks: Sequence = ()) -> ConvStackResult:
+    """Build (:func:`build_conv_stack`) and train (:func:`pretrain_conv_layers`) a convolutional stack
+    on images ``X`` ``(n_samples, n_features)``. Returns the extractor and the trained layers."""
+    X = as_float_array(X, "X")
+    models, extractor = build_conv_stack(X.shape[1], layers, image_shape=image_shape)
+    results = pretrain_conv_layers(X, models, extractor, config, run_dir=run_dir, resume=resume,
+                                   callbacks=callbacks)
+    return ConvStackResult(extractor.eval(), models, results)
+
+
+class ConvStack(Autoencoder):
+    """A pre-trained convnet as one model (``conv_stack``), saved and loaded like any other.
+
+    ``layers``: the ``conv_sae`` models; :attr:`encoder`: the :class:`ConvFeatureExtractor` over
+    their encoders and poolings, x ``(batch, n_features)`` → features ``(batch, G·H·W)``
+    (``encode``; ``n_components`` = G·H·W). :meth:`fit_layers` trains the layers greedily;
+    :meth:`loss` is the sum of the layers' own losses, each on the output of the stages below it. The features have no decoder (``can_decode`` is False: ``decode`` refuses);
+    :attr:`decoder` is the first layer's (its filters are the ones drawn)."""
+
+    can_decode = False
+
+    def __init__(self, layers: Sequence[ConvAutoencoder], extractor: ConvFeatureExtractor,
+                 contrast_sigma: float | None = None) -> None:
+        nn.Module.__init__(self)  # not Autoencoder's: every part is a layer's
+        self.layers = nn.ModuleList(layers)
+        # The extractor shares the layers' encoders and poolings: kept out of the module tree so that
+        # the state dict holds each tensor once; its own contrast windows are registered below.
+        object.__setattr__(self, "_extractor", extractor)
+        self.input_contrast = LocalContrastNorm(contrast_sigma) if contrast_sigma is not None else None
+        self.stage_contrasts = nn.ModuleList(stage.contrast for stage in extractor.stages
+                                             if stage.contrast is not None)
+        self.penalties = nn.ModuleDict()
+        self.constraints: list = []
+        self.corruption = self.code_noise = None
+        self.spec: dict[str, Any] = {}
+
+    @property
+    def encoder(self) -> ConvFeatureExtractor:
+        return self._extractor
+
+    @property
+    def decoder(self) -> nn.Module:
+        return self.layers[0].decoder
+
+    @property
+    def n_features(self) -> int:
+        return self._extractor.n_features
+
+    @property
+    def n_components(self) -> int:
+        return self._extractor.n_outputs
+
+    def normalize_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The images as layer 1 reads them: x ``(batch, n_features)``, locally contrast-normalized
+        when the model has ``contrast_sigma``."""
+        if self.input_contrast is None:
+            return x
+        return self.input_contrast(x.reshape(-1, *self.layers[0].image_shape)).flatten(1)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The top stage's features ``(batch, G·H·W)`` of images x ``(batch, n_features)``."""
+        return self._extractor(self.normalize_input(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encode(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        raise ConfigError("a conv_stack's pooled features cannot be decoded; each layer decodes its own "
+                          "maps (model.layers[k])")
+
+    def loss(self, x: torch.Tensor, x_input: torch.Tensor | None = None, *,
+             reconstruction_weight: float = 1.0) -> LossOutput:
+        """Σ_k of layer k's loss on the output of stages 1…k−1 of x ``(batch, n_features)``, the
+        gradient flowing through them (an end-to-end objective; the greedy training is
+        :meth:`fit_layers`); ``terms`` add up the layers' terms of one name."""
+        inputs = self.normalize_input(x)
+        total, terms = 0.0, {}
+        for k, (layer, stage) in enumerate(zip(self.layers, self._extractor.stages)):
+            out = layer.loss(inputs, reconstruction_weight=reconstruction_weight)
+            total = total + out.loss
+            for name, value in out.terms.items():
+                terms[name] = terms.get(name, 0.0) + value
+            if k + 1 < len(self.layers):
+                inputs = stage(inputs).flatten(1)
+        return LossOutput(loss=total, terms=terms)
+
+    def set_full_batch(self, full_batch: bool) -> None:
+        for layer in self.layers:
+            layer.set_full_batch(full_batch)
+
+    @torch.no_grad()
+    def project_gradients(self) -> None:
+        for layer in self.layers:
+            layer.project_gradients()
+
+    @torch.no_grad()
+    def apply_constraints(self) -> None:
+        for layer in self.layers:
+            layer.apply_constraints()
+
+    def fit_layers(self, X: Any, config, *, run_dir: str | Path | None = None, resume: bool = False,
+                   callbacks: Sequence = ()) -> list:
+        """:func:`pretrain_conv_layers` of this model's layers on images ``X`` ``(n_samples,
+        n_features)``; the stages' output scales are written into ``spec`` (a saved model keeps them)."""
+        X = as_float_array(X, "X", n_features=self.n_features)
+        if self.input_contrast is not None:
+            X = local_contrast_normalize(X, self.layers[0].image_shape, sigma=self.input_contrast.sigma)
+        results = pretrain_conv_layers(X, list(self.layers), self._extractor, config, run_dir=run_dir,
+                                       resume=resume, callbacks=callbacks)
+        params = self.spec.get("params", {})
+        if isinstance(params.get("layers"), list):  # new dicts: the config's own stay as they were
+            params["layers"] = [{**spec, "output_scale": stage.output_scale}
+                                for spec, stage in zip(params["layers"], self._extractor.stages)]
+        return results
+
+
+@MODELS.register("conv_stack")
+def conv_stack(n_features: int, n_components: int, *, layers: Sequence[dict[str, Any]] | None = None,
+               image_shape: Sequence[int] | None = None, contrast_sigma: float | None = None) -> ConvStack:
+    """Stacked ``conv_sae`` layers: a convnet pre-trained layer by layer (Kavukcuoglu et al. 2010).
+
+    ``layers``: one dict per layer as for :func:`build_conv_stack` (``conv_sae`` parameters and the
+    stage's ``spatial_pool``, ``pool_size``, ``pool_stride``, ``contrast_sigma``); the top layer's
+    maps are ``n_components`` (its dict may leave them out). ``image_shape``: (H, W) or (C, H, W)
+    of an input row. ``contrast_sigma``: local contrast normalization of the input images (the
+    width of its Gaussian window; Jarrett et al. 2009), None: none. ``encode`` gives the top
+    stage's features, flattened."""
+    if isinstance(layers, (str, bytes, dict)) or not isinstance(layers, Sequence) or not layers:
+        raise ConfigError("conv_stack needs layers: a list of conv_sae layer dicts, e.g. "
+                          "[{n_components: 16, kernel_size: 7, spatial_pool: max}, {kernel_size: 5}]")
+    layers = [dict(spec) if isinstance(spec, dict) else spec for spec in layers]
+    top = layers[-1]
+    if isinstance(top, dict) and top.setdefault("n_components", n_components) != n_components:
+        raise ConfigError(f"the top layer has {top['n_components']} maps but n_components is {n_components}: "
+                          "they are one number (set model.n_components, leave it out of the top layer)")
+    if contrast_sigma is not None:
+        check_number(contrast_sigma, "contrast_sigma", low=0.0, low_inclusive=False)
+    models, extractor = build_conv_stack(n_features, layers, image_shape=image_shape)
+    return ConvStack(models, extractor, contrast_sigma)
