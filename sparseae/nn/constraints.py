@@ -61,10 +61,11 @@ class UnitNormRows(nn.Module):
     """A parametrization W = V / ‖V_i‖ row by row (``torch.nn.utils.parametrize``): the rows of the
     weight have unit norm *inside the objective*, as in reconstruction ICA (Le et al. 2011), so a
     full-batch L-BFGS line search sees the constraint (a projection after each step would not).
-    V: (rows, columns) → W of the same shape."""
+    V: (rows, columns) → W of the same shape; the norm runs over the last dimension, so a stack of
+    filters (…, rows, columns), e.g. a locally connected layer's (L, M, C·k·k), works alike."""
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        return weight / weight.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        return weight / weight.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
 def unit_norm_rows_parametrization(module: nn.Module, name: str = "weight") -> nn.Module:

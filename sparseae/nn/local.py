@@ -22,6 +22,7 @@ from torch.nn import functional as F
 
 from ..errors import ConfigError
 from ..validation import check_number
+from .activations import get_activation
 from .convolutional import PositiveGain, conv_output_shape, uniform_filters_
 
 
@@ -86,50 +87,66 @@ class _SheetLayout(nn.Module):
 
 
 class LocalEncoder(_SheetLayout):
-    """``z = g ⊙ ReLU(local(W, x) + b)`` laid out on the sheet: x ``(batch, C·H·W)`` → z
-    ``(batch, H'·r·W'·c)``. W ``(L, M, C·k·k)`` (own filters per location), b and the positive gain
-    g one per unit ``(M, H', W')``."""
+    """``z = g ⊙ act(local(W, x) + b)`` laid out on the sheet: x ``(batch, C·H·W)`` → z
+    ``(batch, H'·r·W'·c)``. W ``(L, M, C·k·k)`` (own filters per location), b one per unit and the
+    positive gain g ``(M, H', W')`` one per unit (``gain=False``: none, g = 1). ``activation``: a
+    name of :data:`~sparseae.nn.activations.ACTIVATIONS` (``relu``; ``identity`` with a tied
+    decoder and unit-norm filters is reconstruction ICA)."""
 
     code_range = None
 
     def __init__(self, image_shape: tuple[int, int, int], n_maps: int, kernel_size: int, *, stride: int = 1,
-                 padding: int = 0, grid: Sequence[int] | None = None) -> None:
+                 padding: int = 0, grid: Sequence[int] | None = None, activation: str = "relu",
+                 gain: bool = True) -> None:
         super().__init__(image_shape, n_maps, kernel_size, stride, padding, grid)
+        self.activation_name, self.activation = activation, get_activation(activation)
         n_locations = math.prod(self.locations)
         self.weight = nn.Parameter(torch.empty(n_locations, n_maps, self.fan_in))
         self.bias = nn.Parameter(torch.zeros(n_maps * n_locations))
-        self.gain = PositiveGain(self.code_shape)
+        self.gain = PositiveGain(self.code_shape) if gain else nn.Identity()
         uniform_filters_(self.weight, self.fan_in)
 
     def maps(self, x: torch.Tensor) -> torch.Tensor:
         """``(batch, M, H', W')``."""
         drive = local_linear(x.reshape(-1, *self.input_shape), self.weight, self.kernel_size, self.stride,
                              self.padding) + self.bias.view(self.code_shape[0], -1)
-        return self.gain(torch.relu(drive.reshape(-1, *self.code_shape)))
+        return self.gain(self.activation(drive.reshape(-1, *self.code_shape)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.to_sheet(self.maps(x)).flatten(1)
 
     def extra_repr(self) -> str:
         return (f"{self.input_shape} -> sheet {self.sheet_shape} ({self.code_shape[0]} maps × "
-                f"{self.locations} locations), kernel={self.kernel_size}, stride={self.stride}")
+                f"{self.locations} locations), kernel={self.kernel_size}, stride={self.stride}, "
+                f"activation={self.activation_name}")
 
 
 class LocalDecoder(_SheetLayout):
     """``η = local_transpose(D, z) + c``: sheet code ``(batch, H'·r·W'·c)`` → ``(batch, C·H·W)``.
-    ``weight_`` D ``(L, M, C·k·k)``: each unit's own atom (kept at unit norm by the model's
-    constraint over its last dim); c ``(C·H·W,)`` one bias per pixel."""
+    ``filters`` D ``(L, M, C·k·k)``: each unit's own atom — the parameter ``weight_`` (kept at unit
+    norm by the model's constraint over its last dim), or with ``tied_to`` that encoder's filters
+    (no own weight: x̂ = Wᵀ W x, as in reconstruction ICA); c ``(C·H·W,)`` one bias per pixel."""
 
     def __init__(self, image_shape: tuple[int, int, int], n_maps: int, kernel_size: int, *, stride: int = 1,
-                 padding: int = 0, grid: Sequence[int] | None = None) -> None:
+                 padding: int = 0, grid: Sequence[int] | None = None, tied_to: LocalEncoder | None = None) -> None:
         super().__init__(image_shape, n_maps, kernel_size, stride, padding, grid)
-        self.weight_ = nn.Parameter(torch.empty(math.prod(self.locations), n_maps, self.fan_in))
+        self.tied = tied_to is not None
+        self._tied_encoder = [tied_to] if self.tied else []  # not a child: saved once, with the encoder
+        if self.tied:
+            self.register_parameter("weight_", None)
+        else:
+            self.weight_ = nn.Parameter(torch.empty(math.prod(self.locations), n_maps, self.fan_in))
+            uniform_filters_(self.weight_, self.fan_in)
         self.bias = nn.Parameter(torch.zeros(self.n_features))
-        uniform_filters_(self.weight_, self.fan_in)
+
+    @property
+    def filters(self) -> torch.Tensor:
+        """Every unit's atom ``(L, M, C·k·k)`` (the tied encoder's filters when tied)."""
+        return self._tied_encoder[0].weight if self.tied else self.weight_
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         code = self.from_sheet(z).flatten(2)
-        images = local_linear_transpose(code, self.weight_, self.input_shape[1:], self.kernel_size,
+        images = local_linear_transpose(code, self.filters, self.input_shape[1:], self.kernel_size,
                                         self.stride, self.padding)
         return images.flatten(1) + self.bias
 
@@ -137,10 +154,12 @@ class LocalDecoder(_SheetLayout):
     def weight(self) -> torch.Tensor:
         """The decoder as a matrix ``(n_features, n_components)``, columns in sheet order: each unit's
         atom in image coordinates (its filter at its location)."""
-        eye = torch.eye(self.n_features, dtype=self.weight_.dtype, device=self.weight_.device)
-        columns = local_linear(eye.view(-1, *self.input_shape), self.weight_, self.kernel_size, self.stride,
+        filters = self.filters
+        eye = torch.eye(self.n_features, dtype=filters.dtype, device=filters.device)
+        columns = local_linear(eye.view(-1, *self.input_shape), filters, self.kernel_size, self.stride,
                                self.padding)
         return self.to_sheet(columns.reshape(-1, *self.code_shape)).flatten(1)
 
     def extra_repr(self) -> str:
-        return f"sheet {self.sheet_shape} -> {self.input_shape}, kernel={self.kernel_size}, stride={self.stride}"
+        return (f"sheet {self.sheet_shape} -> {self.input_shape}, kernel={self.kernel_size}, stride={self.stride}, "
+                f"tied={self.tied}")
