@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 from sparseae.data import load_mnist
 from sparseae.evaluate import contraction_stats, linear_probe
@@ -83,6 +84,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--run-dir", default=None)
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--layer-param", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a parameter of every pre-trained layer, e.g. contraction_weight=0.5")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -91,6 +94,9 @@ def main() -> None:
     X_test, y_test = load_mnist(split="test")
     X_train, y_train, X_val, y_val = X[:args.n_train], y[:args.n_train], X[50000:], y[50000:]
     layers, pre, fine, published = RECIPES[args.recipe]
+    for item in args.layer_param:
+        key, _, value = item.partition("=")
+        layers = [{**layer, key: yaml.safe_load(value)} for layer in layers]
     common = dict(device=args.device, random_state=args.seed)
     pretrain_config = TrainConfig(**{"max_epochs": args.pretrain_epochs, **pre, **common})
     finetune_config = TrainConfig(**{"max_epochs": args.epochs, "n_iter_no_change": args.patience,

@@ -283,6 +283,32 @@ def test_local_sae_on_whitened_images_grows_an_orientation_map():
     assert shape == (8, 8) and inner.shape == (64, 2) and inner[0, 0] == 2 * (2 * 12 + 2)
 
 
+def test_local_benchmark_in_per_field_pca_coordinates():
+    """bench_local_topographic.py --space pca: each 8×8 field of a crop in its whitened PCA coordinates,
+    as a channel image with one pixel per field; a 1×1-kernel local_sae there has the fields' filters
+    as its atoms, mapped back to pixels by the whitening's inverse."""
+    import argparse
+
+    bench = load_benchmark("bench_local_topographic")
+    X, zca = bench.patch_coordinates(200, 16, kernel=8, stride=4, keep=12, epsilon=0.1, seed=0)
+    assert X.shape == (200, 12 * 3 * 3) and X.dtype == np.float32
+    coords = X.reshape(200, 12, 9).transpose(0, 2, 1).reshape(-1, 12).astype(np.float64)
+    variance = coords.var(axis=0)
+    assert np.all(variance < 1) and np.all(variance > 0.5)  # whitened (ε = 0.1 shrinks the weakest)
+    raw = bench.natural_image_patches(200, 16, whitening="none", ufldl_normalize=False, random_state=0)
+    raw = raw - raw.mean(axis=1, keepdims=True)
+    field = (raw / raw.std()).reshape(200, 16, 16)[:, 4:12, 8:16].reshape(200, 64)  # location (1, 2)
+    field = field - field.mean(axis=1, keepdims=True)
+    np.testing.assert_allclose(X.reshape(200, 12, 3, 3)[:, :, 1, 2], zca.transform(field), rtol=1e-4, atol=1e-4)
+    args = argparse.Namespace(space="pca", size=16, kernel=8, stride=4, directions=12, maps=4, window=3,
+                              model="rica", weight=0.5, group_eps=1e-2)
+    model = bench.build(args)
+    assert model.sheet_shape == (6, 6) and model.encoder.kernel_size == 1
+    filters = bench.sheet_filters(model, zca.inverse_components_)
+    assert filters.shape == (36, 64)
+    np.testing.assert_allclose(filters[0], model.sheet_atoms()[0].double().numpy() @ zca.inverse_components_)
+
+
 # ----------------------------------------------------------------------------- save / load
 @pytest.mark.parametrize("build", [small_conv, small_local, lambda: small_local(**RICA)],
                          ids=["conv", "local", "local-rica"])
