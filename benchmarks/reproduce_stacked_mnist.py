@@ -86,6 +86,8 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--layer-param", action="append", default=[], metavar="KEY=VALUE",
                         help="override a parameter of every pre-trained layer, e.g. contraction_weight=0.5")
+    parser.add_argument("--finetune-param", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a fine-tuning setting (a TrainConfig field), e.g. lr_decay=0.99")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -97,6 +99,9 @@ def main() -> None:
     for item in args.layer_param:
         key, _, value = item.partition("=")
         layers = [{**layer, key: yaml.safe_load(value)} for layer in layers]
+    for item in args.finetune_param:
+        key, _, value = item.partition("=")
+        fine = {**fine, key: yaml.safe_load(value)}
     common = dict(device=args.device, random_state=args.seed)
     pretrain_config = TrainConfig(**{"max_epochs": args.pretrain_epochs, **pre, **common})
     finetune_config = TrainConfig(**{"max_epochs": args.epochs, "n_iter_no_change": args.patience,
