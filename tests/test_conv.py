@@ -353,6 +353,12 @@ def test_local_estimator(digits):
     Z = estimator.fit(X).transform(X)
     assert Z.shape == (200, 36) and estimator.components_.shape == (36, 64)
     assert estimator.transform_pooled(X).shape == (200, 36)
+    rica = LocalSparseAutoencoder(n_components=4, kernel_size=4, stride=2, max_epochs=1, random_state=0,
+                                  groups={"kind": "grid", "height": 6, "width": 6, "window": 2}, **RICA).fit(X)
+    np.testing.assert_allclose(np.linalg.norm(rica.components_.reshape(36, -1), axis=1), 1.0, rtol=1e-4)
+    assert rica.model_.n_components == 36 and rica.get_params()["tied"] is True
+    with pytest.raises(ConfigError, match="activation"):
+        LocalSparseAutoencoder(kernel_size=4, activation="bogus").fit(X)
 
 
 # -------------------------------------------------------------------------------------- CLI

@@ -124,6 +124,13 @@ class LocalSparseAutoencoder(_ImageEstimatorMixin, BaseAutoencoderEstimator):
         windows that do not wrap.
     image_shape, kernel_size, stride, padding, sparsity_weight, likelihood, weight_decay
         As for :class:`ConvSparseAutoencoder`.
+    activation : str
+        The units' non-linearity (``"relu"``; ``"identity"`` for a linear encoder).
+    tied : bool
+        Decoder filters = encoder filters.
+    unit_norm_encoder : bool
+        Unit-norm encoder filters (and no per-unit gain); with ``tied=True`` and
+        ``activation="identity"`` the model is reconstruction ICA.
 
     Notes
     -----
@@ -133,11 +140,13 @@ class LocalSparseAutoencoder(_ImageEstimatorMixin, BaseAutoencoderEstimator):
 
     _parameter_constraints: ClassVar[dict] = {**BaseAutoencoderEstimator._parameter_constraints,
                                               **_IMAGE_CONSTRAINTS, "unit_grid": [tuple, list, None],
-                                              "groups": [dict, None]}
+                                              "groups": [dict, None], "activation": [str], "tied": ["boolean"],
+                                              "unit_norm_encoder": ["boolean"]}
 
     def __init__(self, *, n_components: int = 4, image_shape: Any = None, kernel_size: int = 5,
                  stride: int = 1, padding: int = 0, unit_grid: Any = None, groups: dict | None = None,
                  sparsity_weight: float = 0.1, likelihood: str = "gaussian", weight_decay: float = 0.0,
+                 activation: str = "relu", tied: bool = False, unit_norm_encoder: bool = False,
                  optimizer: str = "adam", learning_rate: float = 1e-2, batch_size: int = 64,
                  max_epochs: int = 10, max_iter: int = 400, validation_fraction: float = 0.0,
                  n_iter_no_change: int | None = None, device: str = "auto", random_state: int | None = None,
@@ -149,6 +158,9 @@ class LocalSparseAutoencoder(_ImageEstimatorMixin, BaseAutoencoderEstimator):
         self.padding = padding
         self.unit_grid = unit_grid
         self.groups = groups
+        self.activation = activation
+        self.tied = tied
+        self.unit_norm_encoder = unit_norm_encoder
         self.sparsity_weight = sparsity_weight
         self.likelihood = likelihood
         self.weight_decay = weight_decay
@@ -165,4 +177,6 @@ class LocalSparseAutoencoder(_ImageEstimatorMixin, BaseAutoencoderEstimator):
 
     def _model_spec(self) -> tuple[str, dict[str, Any]]:
         unit_grid = None if self.unit_grid is None else list(self.unit_grid)
-        return "local_sae", {**self._image_params(), "unit_grid": unit_grid, "groups": self.groups}
+        return "local_sae", {**self._image_params(), "unit_grid": unit_grid, "groups": self.groups,
+                             "activation": self.activation, "tied": self.tied,
+                             "unit_norm_encoder": self.unit_norm_encoder}
