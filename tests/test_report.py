@@ -26,7 +26,7 @@ from sparseae.cli.evaluation import (confusion_matrix, filter_matrix, hamming_pr
 from sparseae.config import load_config, read_config_file
 from sparseae.errors import CheckpointError, ConfigError, DataError
 from sparseae.groups import balanced_tree
-from sparseae.html_report import RunContent, collect_run, default_report_path, render_html, write_report
+from sparseae.report import RunContent, collect_run, default_report_path, render_html, write_report
 from sparseae.io import load_model
 from sparseae.viz import save_confusion_matrix, save_filters, save_precision_recall
 from sparseae.viz.tree import save_filter_tree

@@ -269,7 +269,7 @@ def command_plot(args: argparse.Namespace, out: Output) -> int:
 
 def command_report(args: argparse.Namespace, out: Output) -> int:
     """``sparseae report``: one self-contained HTML page of a run folder, or of two side by side."""
-    from ..html_report import write_report
+    from ..report import write_report
 
     runs_shown = [args.run_dir] + ([args.other_run_dir] if args.other_run_dir is not None else [])
     path = write_report(args.run_dir, args.other_run_dir, out=args.out, device=args.device)

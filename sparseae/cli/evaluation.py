@@ -1,7 +1,7 @@
 """What a trained model does on data: the metrics of a run and its pictures.
 
 Shared by ``sparseae train`` (summary.json and the PNGs), ``evaluate``, ``plot`` and ``report``
-(:mod:`sparseae.html_report`), so they always agree. Nothing here prints.
+(:mod:`sparseae.report`), so they always agree. Nothing here prints.
 """
 from __future__ import annotations
 

@@ -58,6 +58,19 @@ def _as_filter_matrix(W: Any, name: str, image_shape: tuple[int, int]) -> np.nda
     return W
 
 
+def scaled_filters(W: np.ndarray, image_shape: tuple[int, int], normalize: str) -> np.ndarray:
+    """Filters ``(k, h·w)`` as ``(k, h, w)`` images in [0, 1]: ``"each"`` stretches every filter to
+    its own range, ``"all"`` maps ±max|W| to 0 and 1 (0 stays mid-grey)."""
+    if normalize == "each":
+        low = W.min(axis=1, keepdims=True)
+        span = W.max(axis=1, keepdims=True) - low
+        scaled = np.divide(W - low, span, out=np.full_like(W, 0.5), where=span > 0)
+    else:
+        scale = float(np.abs(W).max())
+        scaled = (W / scale + 1.0) / 2.0 if scale > 0 else np.full_like(W, 0.5)
+    return scaled.reshape(W.shape[0], *image_shape)
+
+
 def tile_images(tiles: np.ndarray, layout: tuple[int, int], *, pad: int = 1,
                 background: float = 0.0) -> np.ndarray:
     """Tile ``tiles`` ``(n, h, w)`` row-major into ``(rows*h + (rows+1)*pad, cols*w + (cols+1)*pad)``.
@@ -96,12 +109,5 @@ def filter_grid(W: Any, image_shape: Any, *, layout: Any = None, pad: int = 1,
     check_number(background, "background", low=0.0, high=1.0)
     W = _as_filter_matrix(W, "W", image_shape)
     rows, cols = grid_layout(W.shape[0], layout)
-    if normalize == "each":
-        low = W.min(axis=1, keepdims=True)
-        span = W.max(axis=1, keepdims=True) - low
-        scaled = np.divide(W - low, span, out=np.full_like(W, 0.5), where=span > 0)
-    else:
-        scale = float(np.abs(W).max())
-        scaled = (W / scale + 1.0) / 2.0 if scale > 0 else np.full_like(W, 0.5)
-    tiles = scaled.reshape(W.shape[0], *image_shape)
+    tiles = scaled_filters(W, image_shape, normalize)
     return tile_images(tiles, (rows, cols), pad=int(pad), background=float(background))

@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..validation import check_choice
-from .grid import _as_filter_matrix, _check_image_shape
+from .grid import _as_filter_matrix, _check_image_shape, scaled_filters
 from .plots import _save_figure
 
 __all__ = ["tree_layout", "save_filter_tree"]
@@ -48,18 +48,6 @@ def tree_layout(parent: Any) -> np.ndarray:
     return np.stack([x, depth.astype(np.float64)], axis=1)
 
 
-def _scaled_tiles(W: np.ndarray, image_shape: tuple[int, int], normalize: str) -> np.ndarray:
-    """Filters ``(k, h·w)`` as ``(k, h, w)`` images in [0, 1] (as :func:`~sparseae.viz.filter_grid`)."""
-    if normalize == "each":
-        low = W.min(axis=1, keepdims=True)
-        span = W.max(axis=1, keepdims=True) - low
-        scaled = np.divide(W - low, span, out=np.full_like(W, 0.5), where=span > 0)
-    else:
-        scale = float(np.abs(W).max())
-        scaled = (W / scale + 1.0) / 2.0 if scale > 0 else np.full_like(W, 0.5)
-    return scaled.reshape(W.shape[0], *image_shape)
-
-
 def save_filter_tree(W: Any, parent: Any, path: str | os.PathLike, image_shape: Any, *,
                      title: str | None = None, normalize: str = "each", tile_inches: float = 0.45,
                      labels: bool = False) -> Path:
@@ -78,7 +66,7 @@ def save_filter_tree(W: Any, parent: Any, path: str | os.PathLike, image_shape: 
     from ..coding.inhibition_matrix import parse_tree
 
     parent = parse_tree(parent)
-    tiles = _scaled_tiles(W, image_shape, normalize)
+    tiles = scaled_filters(W, image_shape, normalize)
     width, levels = position[:, 0].max() + 1, position[:, 1].max() + 1
     gap = 1.6  # vertical distance between levels, in tile widths
     half_w = 0.42
