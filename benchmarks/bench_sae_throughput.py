@@ -5,8 +5,9 @@ hand-written PyTorch loop of the same model, eager or compiled (goal on an H100 
 Side by side in one run, for the L1 SAE (ReLU codes, λ‖z‖₁, unit-norm decoder columns) and the
 TopK SAE (k = 32; also with the sparse decoder, which decodes from the k active latents only):
 a hand-written loop (forward, loss, backward, Adam, decoder renormalization) in
-eager mode and under ``torch.compile``, against ``sparseae.train.train`` with ``compile`` off and
-on. bf16 autocast on CUDA (``--no-amp`` turns it off), data already on the device, timing between
+eager mode, under ``torch.compile``, and compiled with the whole step captured in a CUDA graph by
+hand (PyTorch's recipe), against ``sparseae.train.train`` with ``compile`` off, on, and on with
+``cuda_graph=True``. bf16 autocast on CUDA (``--no-amp`` turns it off), data already on the device, timing between
 two synchronizations after ``--warmup`` steps. Prints ms/step and the ratio to the compiled
 hand-written loop.
 
@@ -21,7 +22,7 @@ import time
 import torch
 
 from sparseae.models import create_model
-from sparseae.train import Callback, TrainConfig, train
+from sparseae.train import Callback, TrainConfig, train, trainer
 
 
 def synchronize(device: torch.device) -> None:
@@ -55,22 +56,40 @@ class HandWrittenSAE(torch.nn.Module):
         return 0.5 * (x_hat - x).pow(2).sum(-1).mean() + sparsity
 
 
-def time_hand_written(X: torch.Tensor, args, k: int | None, compiled: bool) -> float:
+def time_hand_written(X: torch.Tensor, args, k: int | None, compiled: bool, graphed: bool = False) -> float:
     device = X.device
     torch.manual_seed(0)
     model = HandWrittenSAE(X.shape[1], args.latents, k).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, fused=device.type == "cuda" or None)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, fused=device.type == "cuda" or None,
+                                 capturable=graphed)
     loss_of = torch.compile(model.loss) if compiled else model.loss
     amp = device.type == "cuda" and args.amp
 
     def step(x: torch.Tensor) -> None:
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp, cache_enabled=not graphed):
             loss = loss_of(x, args.l1)
         loss.backward()
         optimizer.step()
         with torch.no_grad():
             model.W_dec.div_(model.W_dec.norm(dim=0, keepdim=True).clamp_min(1e-12))
+
+    if graphed:  # PyTorch's whole-network recipe: warm up on a side stream, capture, replay
+        static_x = X[:args.batch].clone()
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                step(static_x)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        optimizer.zero_grad(set_to_none=True)
+        with torch.cuda.graph(graph):
+            step(static_x)
+
+        def step(x: torch.Tensor) -> None:  # noqa: F811
+            static_x.copy_(x)
+            graph.replay()
 
     n_batches = X.shape[0] // args.batch
     for i in range(args.warmup):
@@ -99,7 +118,8 @@ class StepTimer(Callback):
             self.ended = time.perf_counter()
 
 
-def time_sparseae(X: torch.Tensor, args, k: int | None, compiled: bool, sparse_decode: bool = False) -> float:
+def time_sparseae(X: torch.Tensor, args, k: int | None, compiled: bool, sparse_decode: bool = False,
+                  graphed: bool = False) -> float:
     device = X.device
     torch.manual_seed(0)
     if k is None:
@@ -111,7 +131,7 @@ def time_sparseae(X: torch.Tensor, args, k: int | None, compiled: bool, sparse_d
     epochs = -(-(args.warmup + args.steps) // n_batches)
     config = TrainConfig(optimizer="adam", learning_rate=1e-4, batch_size=args.batch, max_epochs=epochs,
                          device=str(device), amp=device.type == "cuda" and args.amp, compile=compiled,
-                         shuffle=False)
+                         shuffle=False, cuda_graph=graphed)
     train(model, X, config, callbacks=[timer])
     return 1e3 * (timer.ended - timer.began) / args.steps
 
@@ -127,6 +147,11 @@ def main() -> None:
     parser.add_argument("--l1", type=float, default=5e-3)
     parser.add_argument("--no-amp", dest="amp", action="store_false")
     parser.add_argument("--no-compile", dest="compile", action="store_false", help="skip the compiled variants")
+    parser.add_argument("--no-graph", dest="graph", action="store_false", help="skip the CUDA-graph variants")
+    parser.add_argument("--eager-update", action="store_true",
+                        help="add graphed sparseae rows whose update (projection, fused Adam, constraints) "
+                             "is not compiled")
+    parser.add_argument("--only", choices=("L1", "TopK"), default=None, help="one model only")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
@@ -136,18 +161,31 @@ def main() -> None:
     n_rows = args.batch * min(args.warmup + args.steps, 64)
     X = torch.randn(n_rows, args.d, device=device)
 
+    modes = [("eager", False, False)]
+    if args.compile:
+        modes.append(("compiled", True, False))
+    if args.compile and args.graph and device.type == "cuda":
+        modes.append(("graph", True, True))  # compiled, the whole step in one CUDA graph
+    models = [("L1", None), (f"TopK k={args.k}", args.k)]
+    if args.only:
+        models = [m for m in models if m[0].startswith(args.only)]
     rows = []
-    for name, k in (("L1", None), (f"TopK k={args.k}", args.k)):
-        for compiled in ((False, True) if args.compile else (False,)):
-            mode = "compiled" if compiled else "eager"
-            rows.append((name, f"hand-written, {mode}", time_hand_written(X, args, k, compiled)))
+    for name, k in models:
+        for mode, compiled, graphed in modes:
+            rows.append((name, f"hand-written, {mode}", time_hand_written(X, args, k, compiled, graphed)))
             print(f"{name:<10} hand-written {mode:<8} {rows[-1][2]:8.3f} ms/step", flush=True)
-            rows.append((name, f"sparseae, {mode}", time_sparseae(X, args, k, compiled)))
+            rows.append((name, f"sparseae, {mode}", time_sparseae(X, args, k, compiled, graphed=graphed)))
             print(f"{name:<10} sparseae     {mode:<8} {rows[-1][2]:8.3f} ms/step", flush=True)
-            if k is not None:
+            if graphed and args.eager_update:
+                trainer.COMPILE_UPDATE_ON_CUDA = False  # the fused-Adam update, uncompiled
+                rows.append((name, f"sparseae eager-upd., {mode}", time_sparseae(X, args, k, compiled, graphed=graphed)))
+                trainer.COMPILE_UPDATE_ON_CUDA = True
+                print(f"{name:<10} eager update {mode:<8} {rows[-1][2]:8.3f} ms/step", flush=True)
+            if k is not None and not graphed:
                 rows.append((name, f"sparseae sparse-dec, {mode}", time_sparseae(X, args, k, compiled, True)))
                 print(f"{name:<10} sparse decode {mode:<8} {rows[-1][2]:8.3f} ms/step", flush=True)
     print()
+    print("modes: eager; compiled (torch.compile); graph (compiled + the whole step in one CUDA graph)")
     print(f"{'model':<10} | {'loop':<28} | {'ms/step':>8} | {'vs hand-written, same mode':>26} | "
           f"{'vs compiled hand-written':>24}")
     for name, loop, ms in rows:

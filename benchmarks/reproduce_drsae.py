@@ -53,6 +53,8 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=5e-3)
     parser.add_argument("--lr-decay", type=float, default=1.0,
                         help="per-epoch factor of the discriminative phase's learning rate")
+    parser.add_argument("--weight-decay", type=float, default=0.0,
+                        help="(λ/2)(‖E‖² + ‖S‖² + ‖C‖²) in the loss (not in the paper)")
     parser.add_argument("--batch-size", type=int, default=10)
     parser.add_argument("--n-train", type=int, default=50000, help="fewer for a quick run")
     parser.add_argument("--device", default="auto")
@@ -74,7 +76,8 @@ def main() -> None:
     X_val, y_val = X[50000:], y[50000:]
 
     torch.manual_seed(args.seed)
-    model = create_model("drsae", 784, args.n_units, n_steps=args.n_steps)
+    model = create_model("drsae", 784, args.n_units, n_steps=args.n_steps,
+                         **({"weight_decay": args.weight_decay} if args.weight_decay else {}))
     common = dict(optimizer="sgd", learning_rate=args.learning_rate, batch_size=args.batch_size,
                   device=args.device, random_state=args.seed)
     started = time.perf_counter()

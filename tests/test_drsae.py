@@ -159,3 +159,45 @@ def test_bad_labels():
         train(model, X, config, y=np.full(20, 0.5))
     with pytest.raises(ConfigError, match="monitor 'error'"):
         train(create_model("sparse_ae_l1", 12, 5), X, TrainConfig(max_epochs=1, device="cpu", monitor="error"))
+
+
+def test_weight_decay_on_E_S_and_C_only():
+    """``weight_decay`` adds (λ/2)(‖E‖² + ‖S‖² + ‖C‖²) — not D, which its norm bound holds — and
+    passes the float64 gradient check."""
+    torch.manual_seed(0)
+    plain = small_drsae(classification_weight=1.0)
+    decayed = small_drsae(classification_weight=1.0, weight_decay=0.1)
+    decayed.load_state_dict(plain.state_dict())
+    x, y = torch.rand(5, 12), torch.tensor([0, 1, 2, 0, 1])
+    out = decayed.loss(x, targets=y)
+    expected = 0.05 * sum(w.pow(2).sum() for w in (plain.encoder.E, plain.encoder.S, plain.head.weight))
+    assert out.terms["weight_decay"].item() == pytest.approx(expected.item(), rel=1e-6)
+    assert out.loss.item() == pytest.approx(plain.loss(x, targets=y).loss.item() + expected.item(), rel=1e-6)
+    with torch.no_grad():
+        decayed.encoder.b.fill_(-0.05)
+        decayed.head.weight.normal_()
+    X = np.random.default_rng(0).uniform(0.1, 0.9, size=(6, 12))
+    yy = torch.tensor([0, 1, 2, 0, 1, 2])
+    result = check_gradients(decayed, X, loss_fn=lambda m, xx: m.loss(xx, targets=yy).loss)
+    assert result.relative_error < UFLDL_TOLERANCE, result.per_parameter
+    with pytest.raises(ConfigError, match="weight_decay"):
+        small_drsae(weight_decay=-1.0)
+
+
+def test_checkpoint_from_before_a_new_parameter_resumes(tmp_path):
+    """A run saved before ``weight_decay`` existed (its spec lacks the key) resumes: the missing
+    parameter takes its default."""
+    import json
+
+    X, y = load_digits_data()
+    X = unit_norm_rows(X[:200])
+    config = TrainConfig(optimizer="sgd", learning_rate=5e-3, batch_size=10, max_epochs=1, device="cpu")
+    torch.manual_seed(0)
+    train(create_model("drsae", 64, 16, n_steps=2), X, config, run_dir=tmp_path)
+    saved = tmp_path / "checkpoint" / "config.json"
+    spec = json.loads(saved.read_text())
+    del spec["params"]["weight_decay"]
+    saved.write_text(json.dumps(spec))
+    result = train(create_model("drsae", 64, 16, n_steps=2), X, TrainConfig(**{**config.__dict__, "max_epochs": 2}),
+                   run_dir=tmp_path, resume=True)
+    assert len(result.history) == 2

@@ -79,6 +79,17 @@ def test_penalty_weights_validated():
             cls(-0.1)
 
 
+def test_weight_decay_on_named_parameters():
+    torch.manual_seed(0)
+    model = create_model("autoencoder", 6, 4, tied=False)
+    step = ForwardPass(torch.zeros(1, 6), torch.zeros(1, 6), torch.zeros(1, 4), torch.zeros(1, 6), model)
+    only_encoder = WeightDecay(0.2, names=["encoder.weight"])
+    torch.testing.assert_close(only_encoder(step), 0.1 * model.encoder.weight.pow(2).sum())
+    assert WeightDecay(0.2)(step) > only_encoder(step)
+    with pytest.raises(ConfigError, match="unknown parameters: nope"):
+        WeightDecay(0.2, names=["nope"])(step)
+
+
 def test_likelihood_values():
     eta = torch.tensor([[0.0, 2.0]])
     x = torch.tensor([[1.0, 0.0]])

@@ -177,7 +177,15 @@ def create_model(name: str, n_features: int, n_components: int, **params: Any) -
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{key} must be a positive integer, got {value!r}")
     model = builder(n_features=n_features, n_components=n_components, **params)
-    full = {k: p.default for k, p in accepted.items() if p.default is not inspect.Parameter.empty}
-    full.update(params, n_features=n_features, n_components=n_components)
-    model.spec = {"name": name, "params": {k: _json_ready(v) for k, v in full.items()}}
+    model.spec = {"name": name, "params": with_defaults(name, dict(params, n_features=n_features,
+                                                                   n_components=n_components))}
     return model
+
+
+def with_defaults(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` of model ``name`` completed with the defaults of the parameters it leaves out
+    (so a spec saved before a parameter was added compares equal to today's)."""
+    accepted = inspect.signature(MODELS.get(name)).parameters
+    full = {k: p.default for k, p in accepted.items() if p.default is not inspect.Parameter.empty}
+    full.update(params)
+    return {k: _json_ready(v) for k, v in full.items()}

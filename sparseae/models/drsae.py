@@ -24,7 +24,7 @@ from ..nn.decoders import LinearDecoder
 from ..nn.encoders import RecurrentReLUEncoder
 from ..nn.heads import LinearClassifierHead
 from ..nn.likelihoods import GaussianLikelihood
-from ..nn.penalties import L1Penalty
+from ..nn.penalties import L1Penalty, WeightDecay
 from ..validation import as_float_array, check_number
 from .base import MODELS
 from .supervised import SupervisedAutoencoder, error_rate, fit_supervised  # noqa: F401  (error_rate re-exported)
@@ -66,16 +66,19 @@ def drsae(n_features: int, n_components: int, *, n_classes: int = 10, n_steps: i
           sparsity_weight: float = 0.09, reconstruction_weight: float = 5.0,
           classification_weight: float = 0.0, decoder_max_norm: float = 1.0,
           encoder_max_norm: float | None = None, classifier_max_norm: float = 5.0,
-          classifier_lr_scale: float = 0.2) -> DrSAE:
+          classifier_lr_scale: float = 0.2, weight_decay: float = 0.0) -> DrSAE:
     """DrSAE ``n_features``-``n_components``^``n_steps``-``n_classes`` with the authors' defaults.
 
     ``classification_weight`` starts at 0 (pre-training); :func:`fit_drsae` sets it to 1.
-    ``encoder_max_norm`` defaults to 1.25/(T − 1) (no bound when T = 1).
+    ``encoder_max_norm`` defaults to 1.25/(T − 1) (no bound when T = 1). ``weight_decay``:
+    (λ/2)(‖E‖² + ‖S‖² + ‖C‖²) added to the loss (not in the paper; off by default); D is
+    already bounded.
     """
     check_number(n_steps, "n_steps (T)", low=1, integer=True)
     check_number(n_classes, "n_classes", low=2, integer=True)
     check_number(sparsity_weight, "sparsity_weight (lambda)", low=0.0, low_inclusive=False)
     check_number(reconstruction_weight, "reconstruction_weight", low=0.0, low_inclusive=False)
+    check_number(weight_decay, "weight_decay", low=0.0)
     for name, value in (("decoder_max_norm", decoder_max_norm), ("classifier_max_norm", classifier_max_norm),
                         ("classifier_lr_scale", classifier_lr_scale)):
         check_number(value, name, low=0.0, low_inclusive=False)
@@ -86,11 +89,15 @@ def drsae(n_features: int, n_components: int, *, n_classes: int = 10, n_steps: i
     if encoder_max_norm is not None:
         check_number(encoder_max_norm, "encoder_max_norm", low=0.0, low_inclusive=False)
         constraints.append(NormConstraint("encoder.E", dim=1, value=encoder_max_norm, mode="max"))
+    penalties = {"l1": L1Penalty(sparsity_weight)}
+    if weight_decay > 0:
+        names = ("encoder.E", "head.weight") + (("encoder.S",) if n_steps > 1 else ())
+        penalties["weight_decay"] = WeightDecay(weight_decay, names=names)
     model = DrSAE(RecurrentReLUEncoder(n_features, n_components, n_steps),
                   LinearDecoder(n_components, n_features, bias=False),
                   GaussianLikelihood(variance=1.0 / reconstruction_weight),
                   LinearClassifierHead(n_components, n_classes, normalize_code=True),
-                  penalties={"l1": L1Penalty(sparsity_weight)}, constraints=constraints,
+                  penalties=penalties, constraints=constraints,
                   classification_weight=classification_weight)
     model.classifier_lr_scale = float(classifier_lr_scale)
     return model

@@ -130,11 +130,26 @@ class KLSparsity(Penalty):
 
 
 class WeightDecay(Penalty):
-    """(λ/2) Σ_W ‖W‖²_F over the model's weight matrices (not biases), as in UFLDL's J."""
+    """(λ/2) Σ_W ‖W‖²_F over the model's weight matrices (not biases), as in UFLDL's J;
+    ``names``: only these parameters (e.g. ``("encoder.E", "encoder.S")``)."""
+
+    def __init__(self, weight: float, names: Iterable[str] | None = None) -> None:
+        super().__init__(weight)
+        self.names = None if names is None else tuple(names)
 
     def forward(self, step: ForwardPass) -> torch.Tensor:
-        matrices: Iterable[torch.Tensor] = step.model.weight_matrices()
+        if self.names is None:
+            matrices: Iterable[torch.Tensor] = step.model.weight_matrices()
+        else:
+            named = dict(step.model.named_parameters())
+            unknown = [n for n in self.names if n not in named]
+            if unknown:
+                raise ConfigError(f"weight decay names unknown parameters: {', '.join(unknown)}")
+            matrices = [named[n] for n in self.names]
         return 0.5 * self.weight * sum(w.pow(2).sum() for w in matrices)
+
+    def extra_repr(self) -> str:
+        return f"weight={self.weight:g}" + (f", names={list(self.names)}" if self.names else "")
 
 
 class ContractivePenalty(Penalty):
