@@ -73,6 +73,16 @@ def whitened_crops(n_crops: int, size: int, keep: float, epsilon: float, seed: i
     return (white / white.std()).astype(np.float32)
 
 
+def one_over_f_crops(n_crops: int, size: int, seed: int) -> np.ndarray:
+    """Crops ``(n_crops, size²)`` float32 of the 1/f-whitened sample images (Olshausen & Field's
+    whole-image whitening, as for the patch benchmarks), each crop's mean removed, unit variance
+    overall: every location sees the same whitened statistics, with no null space."""
+    crops = natural_image_patches(n_crops, size, whitening="1/f", ufldl_normalize=False,
+                                  random_state=seed).astype(np.float64)
+    crops -= crops.mean(axis=1, keepdims=True)
+    return (crops / crops.std()).astype(np.float32)
+
+
 def patch_coordinates(n_crops: int, size: int, kernel: int, stride: int, keep: int, epsilon: float, seed: int
                       ) -> tuple[np.ndarray, ZCAWhitening]:
     """Every ``kernel``×``kernel`` receptive field (every ``stride`` pixels) of ``n_crops`` crops in the
@@ -209,9 +219,9 @@ def main() -> None:
     parser.add_argument("--crops", type=int, default=6000)
     parser.add_argument("--keep", type=float, default=None, help="fraction of whitened directions kept "
                         "(default 0.5 rica, 0.15 sae)")
-    parser.add_argument("--space", default="pixels", choices=["pca", "pixels"],
+    parser.add_argument("--space", default="pixels", choices=["pca", "pixels", "1/f"],
                         help="pca: every receptive field in the kept PCA-whitened coordinates (no null space); "
-                        "pixels: ZCA-whitened crops")
+                        "pixels: ZCA-whitened crops; 1/f: crops of the 1/f-whitened images")
     parser.add_argument("--directions", type=int, default=48, help="kept PCA directions of an 8×8 field (pca)")
     parser.add_argument("--zca-eps", type=float, default=0.1)
     parser.add_argument("--kernel", type=int, default=8)
@@ -241,6 +251,8 @@ def main() -> None:
         X, zca = patch_coordinates(args.crops, args.size, args.kernel, args.stride, args.directions, args.zca_eps,
                                    args.seed)
         basis = zca.inverse_components_
+    elif args.space == "1/f":
+        X = one_over_f_crops(args.crops, args.size, args.seed)
     else:
         X = whitened_crops(args.crops, args.size, args.keep, args.zca_eps, args.seed)
     torch.manual_seed(args.seed)
@@ -267,7 +279,7 @@ def main() -> None:
     path = save_picture(filters, whole, args.kernel, sheet, Path(args.out) / "local_topographic.png", title,
                         args.margin)
     kept = (f"{args.directions} PCA directions per field" if args.space == "pca" else
-            f"{args.keep:g} of the directions")
+            "1/f-whitened images" if args.space == "1/f" else f"{args.keep:g} of the directions")
     print(f"{title}; sheet {sheet[0]}×{sheet[1]}, {args.crops} crops, {kept}, {how}")
     print(f"{'filters':<10} | {'neigh Δθ':>8} | {'perm Δθ':>8} | {'ratio':>5} | {'selective':>11} | "
           f"{'selectivity':>11} | pinwheels (permuted)")

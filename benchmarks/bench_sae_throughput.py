@@ -31,7 +31,8 @@ def synchronize(device: torch.device) -> None:
 
 
 class HandWrittenSAE(torch.nn.Module):
-    """What a user writes: x̂ = W_d z + b_d, z = ReLU(W_e (x − b_d) + b_e) or its top k."""
+    """What a user writes, the same functions as sparseae's models: x̂ = W_d z + b_d with
+    z = ReLU(W_e x + b_e) (``sparse_ae_l1``) or z = TopK(ReLU(W_e (x − b_d) + b_e)) (``topk_sae``)."""
 
     def __init__(self, d: int, m: int, k: int | None) -> None:
         super().__init__()
@@ -44,7 +45,8 @@ class HandWrittenSAE(torch.nn.Module):
         self.k = k
 
     def loss(self, x: torch.Tensor, l1: float) -> torch.Tensor:
-        pre = torch.relu((x - self.b_dec) @ self.W_enc.t() + self.b_enc)
+        centred = x if self.k is None else x - self.b_dec
+        pre = torch.relu(centred @ self.W_enc.t() + self.b_enc)
         if self.k is None:
             z = pre
             sparsity = l1 * z.abs().sum(-1).mean()

@@ -243,3 +243,24 @@ def test_lateral_inhibition_applies_to_sae_latents(tmp_path):
                      inhibition_weight=1.0)
     with pytest.raises(ConfigError, match="inhibition"):
         create_model("topk_sae", 10, 13, k=3, inhibition={"colour": 1}, inhibition_weight=1.0)
+
+
+@pytest.mark.parametrize("x_needs_grad", [False, True])
+def test_pre_bias_gradient_skips_the_input_product_but_not_its_value(x_needs_grad):
+    """W(x − b_pre) + b: the encoder's shortcut for b_pre's gradient gives the values and the
+    gradients (W, b, b_pre, and x when it needs one) of differentiating through x − b_pre, in float64."""
+    torch.manual_seed(0)
+    model = create_model("topk_sae", 7, 12, k=3).double()
+    with torch.no_grad():
+        model.decoder.bias.normal_()
+    encoder = model.encoder
+    x = torch.randn(5, 7, dtype=torch.float64, requires_grad=x_needs_grad)
+    weights = torch.randn(5, 12, dtype=torch.float64)
+    params = [encoder.weight, encoder.bias, model.decoder.bias] + ([x] if x_needs_grad else [])
+    ours = encoder.preactivation(x)
+    grads = torch.autograd.grad((ours * weights).sum(), params)
+    naive = torch.nn.functional.linear(x - model.decoder.bias, encoder.weight, encoder.bias)
+    expected = torch.autograd.grad((naive * weights).sum(), params)
+    torch.testing.assert_close(ours, naive, rtol=0, atol=0)
+    for got, want in zip(grads, expected):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)

@@ -53,10 +53,21 @@ class _SAEEncoder(nn.Module):
         self._decoder = [decoder]
 
     def preactivation(self, x: torch.Tensor) -> torch.Tensor:
-        """``W(x − b_pre) + b``: (batch, n_components)."""
-        if self._decoder and self._decoder[0].bias is not None:
-            x = x - self._decoder[0].bias.to(x.dtype)
-        a = nn.functional.linear(x, self.weight, self.bias)
+        """``W(x − b_pre) + b``: (batch, n_components).
+
+        The product sees ``x − b_pre`` with ``b_pre`` detached, and b_pre's gradient,
+        ``−(Σ_batch ∂a)·W``, flows through ``s − s.detach()`` (exactly 0), ``s = W b_pre`` with
+        W detached. Same values and gradients as differentiating through ``x − b_pre``, without
+        the (batch × n_components × n_features) product autograd would spend on the input's
+        gradient just to sum it over the batch."""
+        pre_bias = self._decoder[0].bias if self._decoder else None
+        if pre_bias is None:
+            a = nn.functional.linear(x, self.weight, self.bias)
+        else:
+            a = nn.functional.linear(x - pre_bias.detach().to(x.dtype), self.weight, self.bias)
+            if pre_bias.requires_grad and torch.is_grad_enabled():
+                shift = nn.functional.linear(pre_bias.to(x.dtype), self.weight.detach())
+                a = a - (shift - shift.detach())
         self.last_preactivation = a if self.training and torch.is_grad_enabled() else None
         return a
 
