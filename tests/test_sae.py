@@ -26,7 +26,7 @@ def sparse_data(n: int = 4000, d: int = 32, m: int = 48, active: int = 3, seed: 
 
 
 def fvu(model, X) -> float:
-    model.eval()
+    model.to("cpu").eval()  # training may have moved it to a GPU
     with torch.no_grad():
         return fraction_of_variance_unexplained(X, model(torch.from_numpy(X)).numpy())
 

@@ -15,7 +15,8 @@ eagerly on the same parameters and optimizer state. Requirements, checked where 
   ``capturable``, with each group's learning rate held in a device tensor, so the per-epoch
   schedule applies without capturing again);
 - a step that is pure tensor work: no host synchronisation (``.item()``, data-dependent Python
-  branches) and no Python-side state. Every built-in model qualifies; a step that cannot be
+  branches) and no Python-side state (tested on the GPU: the L1 and TopK SAEs and the denoising
+  AE, whose noise is drawn inside the graph); a step that cannot be
   captured raises :class:`~sparseae.errors.ConfigError` naming the reason.
 """
 from __future__ import annotations
