@@ -91,6 +91,8 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--layer-param", action="append", default=[], metavar="KEY=VALUE",
                         help="override a parameter of every pre-trained layer, e.g. contraction_weight=0.5")
+    parser.add_argument("--pretrain-param", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a pre-training setting (a TrainConfig field), e.g. optimizer=sgd")
     parser.add_argument("--finetune-param", action="append", default=[], metavar="KEY=VALUE",
                         help="override a fine-tuning setting (a TrainConfig field), e.g. lr_decay=0.99")
     args = parser.parse_args()
@@ -104,6 +106,9 @@ def main() -> None:
     for item in args.layer_param:
         key, _, value = item.partition("=")
         layers = [{**layer, key: yaml.safe_load(value)} for layer in layers]
+    for item in args.pretrain_param:
+        key, _, value = item.partition("=")
+        pre = {**pre, key: yaml.safe_load(value)}
     for item in args.finetune_param:
         key, _, value = item.partition("=")
         fine = {**fine, key: yaml.safe_load(value)}
