@@ -72,8 +72,20 @@ def command_train(args: argparse.Namespace, out: Output) -> int:
     and writes."""
     from ..train import distributed
 
-    if distributed.init_from_environment() and not distributed.is_primary():
-        out = Output("quiet")
+    joined = distributed.init_from_environment()
+    finished = False
+    try:
+        status = _train(args, Output("quiet") if joined and not distributed.is_primary() else out)
+        finished = True
+        return status
+    finally:
+        if joined:
+            distributed.shutdown(wait=finished)  # on an error the other ranks may never arrive
+
+
+def _train(args: argparse.Namespace, out: Output) -> int:
+    from ..train import distributed
+
     base = None
     if args.config is None and args.resume and args.model is None and args.data is None:
         if args.out is None:

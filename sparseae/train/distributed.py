@@ -61,6 +61,16 @@ def init_from_environment() -> bool:
     return True
 
 
+def shutdown(wait: bool = True) -> None:
+    """Leave the process group (after a barrier when ``wait``), so that no rank exits while the
+    backend's threads still serve another: a rank torn down mid-exchange aborts ("terminate called
+    without an active exception"). A no-op outside torch.distributed."""
+    if dist.is_available() and dist.is_initialized():
+        if wait and is_distributed():
+            dist.barrier()
+        dist.destroy_process_group()
+
+
 def local_device() -> torch.device:
     """This rank's GPU (``LOCAL_RANK``) when CUDA is available, else the CPU."""
     import os
