@@ -22,7 +22,7 @@ import time
 import torch
 
 from sparseae.models import create_model
-from sparseae.train import Callback, TrainConfig, train, trainer
+from sparseae.train import Callback, TrainConfig, optim, train
 
 
 def synchronize(device: torch.device) -> None:
@@ -179,9 +179,9 @@ def main() -> None:
             rows.append((name, f"sparseae, {mode}", time_sparseae(X, args, k, compiled, graphed=graphed)))
             print(f"{name:<10} sparseae     {mode:<8} {rows[-1][2]:8.3f} ms/step", flush=True)
             if graphed and args.eager_update:
-                trainer.COMPILE_UPDATE_ON_CUDA = False  # the fused-Adam update, uncompiled
+                optim.COMPILE_UPDATE_ON_CUDA = False  # the fused-Adam update, uncompiled
                 rows.append((name, f"sparseae eager-upd., {mode}", time_sparseae(X, args, k, compiled, graphed=graphed)))
-                trainer.COMPILE_UPDATE_ON_CUDA = True
+                optim.COMPILE_UPDATE_ON_CUDA = True
                 print(f"{name:<10} eager update {mode:<8} {rows[-1][2]:8.3f} ms/step", flush=True)
             if k is not None and not graphed:
                 rows.append((name, f"sparseae sparse-dec, {mode}", time_sparseae(X, args, k, compiled, True)))

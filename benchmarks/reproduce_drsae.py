@@ -21,7 +21,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from sparseae.data import load_mnist, unit_norm_rows
@@ -76,8 +75,7 @@ def main() -> None:
     X_val, y_val = X[50000:], y[50000:]
 
     torch.manual_seed(args.seed)
-    model = create_model("drsae", 784, args.n_units, n_steps=args.n_steps,
-                         **({"weight_decay": args.weight_decay} if args.weight_decay else {}))
+    model = create_model("drsae", 784, args.n_units, n_steps=args.n_steps, weight_decay=args.weight_decay)
     common = dict(optimizer="sgd", learning_rate=args.learning_rate, batch_size=args.batch_size,
                   device=args.device, random_state=args.seed)
     started = time.perf_counter()

@@ -14,7 +14,7 @@ from sparseae.io import load_model, save_model
 from sparseae.models import create_model
 from sparseae.models.drsae import encoder_decoder_angles, error_rate, fit_drsae
 from sparseae.train import TrainConfig, train
-from sparseae.train.trainer import parameter_groups
+from sparseae.train.optim import parameter_groups
 
 
 def small_drsae(**params):

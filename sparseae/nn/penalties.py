@@ -141,11 +141,11 @@ class WeightDecay(Penalty):
         if self.names is None:
             matrices: Iterable[torch.Tensor] = step.model.weight_matrices()
         else:
-            named = dict(step.model.named_parameters())
-            unknown = [n for n in self.names if n not in named]
-            if unknown:
-                raise ConfigError(f"weight decay names unknown parameters: {', '.join(unknown)}")
-            matrices = [named[n] for n in self.names]
+            try:
+                matrices = [step.model.get_parameter(name) for name in self.names]
+            except AttributeError:
+                unknown = [n for n in self.names if n not in dict(step.model.named_parameters())]
+                raise ConfigError(f"weight decay names unknown parameters: {', '.join(unknown)}") from None
         return 0.5 * self.weight * sum(w.pow(2).sum() for w in matrices)
 
     def extra_repr(self) -> str:

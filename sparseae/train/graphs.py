@@ -31,22 +31,6 @@ from ..errors import ConfigError
 StepFn = Callable[[torch.Tensor, "torch.Tensor | None"], dict[str, torch.Tensor]]
 
 
-def make_capturable(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
-    """Adam in graph-safe form: ``capturable`` groups, learning rates as float32 tensors on
-    ``device`` (updated in place by the schedule), step counters on the device."""
-    if not isinstance(optimizer, torch.optim.Adam):
-        raise ConfigError(f"cuda_graph needs the adam optimizer, not {type(optimizer).__name__}")
-    for group in optimizer.param_groups:
-        group["capturable"] = True
-        group["lr"] = torch.tensor(float(group["lr"]), dtype=torch.float32, device=device)
-    for state in optimizer.state.values():
-        step = state.get("step")
-        if isinstance(step, torch.Tensor) and step.device != device:
-            state["step"] = step.to(device=device, dtype=torch.float32)
-    # Warm-up and odd-sized batches run uncaptured on purpose; PyTorch's warning about it is noise.
-    optimizer._warned_capturable_if_run_uncaptured = True
-
-
 class GraphedStep:
     """Calls ``step_fn(x, y) -> terms`` (one optimizer step; terms: scalar tensors) and keeps
     ``sums[name] = Σ batch_size · term`` over the batches since :meth:`reset_sums`, replaying a

@@ -13,7 +13,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -23,7 +23,8 @@ from ..validation import as_class_labels, as_float_array, check_choice, check_nu
 from . import distributed
 from .batches import BatchSource
 from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
-from .graphs import GraphedStep, make_capturable
+from .graphs import GraphedStep
+from .optim import make_capturable, make_optimizer, set_epoch_learning_rate, training_update
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +128,11 @@ per-kernel launch cost that dominates mid-sized models' steps.
         return torch.device(self.device)
 
     @property
+    def compile_backend(self) -> str:
+        """The torch.compile backend ``compile`` names (True: inductor)."""
+        return "inductor" if self.compile is True else str(self.compile)
+
+    @property
     def n_epochs(self) -> int:
         if self.optimizer == "lbfgs":
             return -(-self.max_iter // self.lbfgs_iter_per_epoch)
@@ -146,66 +152,6 @@ class TrainResult:
 def epoch_seed(random_state: int, epoch: int) -> int:
     """The seed of every random draw in ``epoch`` (shuffling, noise, dropout)."""
     return (random_state * 1_000_003 + epoch * 7_919) % (2**63 - 1)
-
-
-def parameter_groups(model: torch.nn.Module, learning_rate: float) -> list[dict[str, Any]]:
-    """Optimizer groups. A model may define ``learning_rate_scales() -> {parameter name: scale}``
-    (e.g. DrSAE divides a shared matrix's rate by the number of times it is unrolled);
-    parameters it does not name get scale 1."""
-    scales = model.learning_rate_scales() if hasattr(model, "learning_rate_scales") else {}
-    named = dict(model.named_parameters())
-    unknown = sorted(set(scales) - set(named))
-    if unknown:
-        raise ConfigError(f"learning-rate scales name unknown parameters: {', '.join(unknown)}")
-    groups: dict[float, list[torch.nn.Parameter]] = {}
-    for name, parameter in named.items():
-        if parameter.requires_grad:
-            groups.setdefault(float(scales.get(name, 1.0)), []).append(parameter)
-    return [{"params": params, "lr": learning_rate * scale, "lr_scale": scale}
-            for scale, params in groups.items()]
-
-
-def set_epoch_learning_rate(optimizer: torch.optim.Optimizer, config: "TrainConfig", epoch: int) -> None:
-    """``learning_rate · lr_decay^(epoch−1) · scale`` in every group (see :class:`TrainConfig`)."""
-    if config.optimizer == "lbfgs":
-        return
-    rate = config.learning_rate * config.lr_decay ** (epoch - 1)
-    for group in optimizer.param_groups:
-        value = rate * group.get("lr_scale", 1.0)
-        if isinstance(group["lr"], torch.Tensor):  # a captured CUDA graph reads it in place
-            group["lr"].fill_(value)
-        else:
-            group["lr"] = value
-
-
-# With ``compile`` and ``cuda_graph`` the update (gradient projection, Adam, constraints) is
-# compiled too: inductor fuses the constraints' per-column reductions with Adam's element-wise
-# math, where the eager path makes a separate pass over the weights for each. Measured on an
-# H200 (benchmarks/bench_sae_throughput.py --eager-update), L1 SAE 768-16384, batch 4096: 1.309
-# vs 1.356 ms per graphed step, TopK 2.354 vs 2.530 ms. Without the graph the compiled update's
-# host-side cost outweighs it (L1: 2.318 vs 1.945 ms), so the eager fused Adam stays there.
-COMPILE_UPDATE_ON_CUDA = True
-
-
-def compiles_update(config: TrainConfig, device: torch.device) -> bool:
-    return (bool(config.compile) and config.cuda_graph and config.optimizer == "adam"
-            and device.type == "cuda" and COMPILE_UPDATE_ON_CUDA)
-
-
-def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    groups = parameter_groups(model, config.learning_rate)
-    if config.optimizer == "adam":
-        on_cuda = all(p.is_cuda for group in groups for p in group["params"])
-        if on_cuda and compiles_update(config, torch.device("cuda")):  # inductor sees Adam's math
-            return torch.optim.Adam(groups, lr=config.learning_rate, foreach=True, capturable=True)
-        return torch.optim.Adam(groups, lr=config.learning_rate, fused=on_cuda or None,
-                                capturable=config.cuda_graph and on_cuda)
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=config.learning_rate, momentum=config.momentum)
-    parameters = [p for group in groups for p in group["params"]]
-    return torch.optim.LBFGS(parameters, lr=config.learning_rate, max_iter=config.lbfgs_iter_per_epoch,
-                             history_size=100, line_search_fn="strong_wolfe",
-                             tolerance_grad=1e-9, tolerance_change=1e-12)
 
 
 def split_validation(n_samples: int, fraction: float, random_state: int) -> tuple[np.ndarray, np.ndarray | None]:
@@ -338,7 +284,7 @@ def train(model: torch.nn.Module, X: Any, config: TrainConfig | None = None, *,
         logger.info("resumed from %s at epoch %d", run_dir, state["epoch"])
         model.to(device=device, dtype=dtype)
     update = training_update(model, optimizer, config, device) if forward is not None else None
-    if config.cuda_graph or compiles_update(config, device):
+    if config.cuda_graph:
         make_capturable(optimizer, device)  # learning rates as device tensors: no re-capture/re-compile
     graphed = None
     if config.cuda_graph:
@@ -433,27 +379,8 @@ def training_forward(model: torch.nn.Module, device: torch.device, config: Train
 
     forward = distributed.data_parallel(model, device, loss_of) or loss_of
     if config.compile:
-        backend = "inductor" if config.compile is True else config.compile
-        forward = torch.compile(forward, backend=backend)
+        forward = torch.compile(forward, backend=config.compile_backend)
     return forward
-
-
-def training_update(model: torch.nn.Module, optimizer: torch.optim.Optimizer, config: TrainConfig,
-                    device: torch.device):
-    """``update()`` after the backward pass: gradient projection, clipping, the optimizer's step
-    and the constraints; through ``torch.compile`` when :func:`compiles_update` (``compile`` and
-    ``cuda_graph`` on CUDA; Adam is then the foreach implementation, which inductor fuses)."""
-
-    def update() -> None:
-        model.project_gradients()
-        if config.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
-        model.apply_constraints()
-
-    if compiles_update(config, device):
-        return torch.compile(update, backend="inductor" if config.compile is True else config.compile)
-    return update
 
 
 def _backward_step(optimizer, x: torch.Tensor, y: torch.Tensor | None, forward, update) -> dict[str, torch.Tensor]:
