@@ -7,7 +7,8 @@ TopK SAE (k = 32; also with the sparse decoder, which decodes from the k active 
 a hand-written loop (forward, loss, backward, Adam, decoder renormalization) in
 eager mode, under ``torch.compile``, and compiled with the whole step captured in a CUDA graph by
 hand (PyTorch's recipe), against ``sparseae.train.train`` with ``compile`` off, on, and on with
-``cuda_graph=True``. bf16 autocast on CUDA (``--no-amp`` turns it off), data already on the device, timing between
+``cuda_graph=True`` (and, under autocast, with ``bf16_weights``: the step runs on bf16 copies of
+the weight matrices written by the update, no casts). bf16 autocast on CUDA (``--no-amp`` turns it off), data already on the device, timing between
 two synchronizations after ``--warmup`` steps. Prints ms/step and the ratio to the compiled
 hand-written loop.
 
@@ -121,7 +122,7 @@ class StepTimer(Callback):
 
 
 def time_sparseae(X: torch.Tensor, args, k: int | None, compiled: bool, sparse_decode: bool = False,
-                  graphed: bool = False) -> float:
+                  graphed: bool = False, bf16_weights: bool = False) -> float:
     device = X.device
     torch.manual_seed(0)
     if k is None:
@@ -133,7 +134,7 @@ def time_sparseae(X: torch.Tensor, args, k: int | None, compiled: bool, sparse_d
     epochs = -(-(args.warmup + args.steps) // n_batches)
     config = TrainConfig(optimizer="adam", learning_rate=1e-4, batch_size=args.batch, max_epochs=epochs,
                          device=str(device), amp=device.type == "cuda" and args.amp, compile=compiled,
-                         shuffle=False, cuda_graph=graphed)
+                         shuffle=False, cuda_graph=graphed, bf16_weights=bf16_weights)
     train(model, X, config, callbacks=[timer])
     return 1e3 * (timer.ended - timer.began) / args.steps
 
@@ -178,6 +179,10 @@ def main() -> None:
             print(f"{name:<10} hand-written {mode:<8} {rows[-1][2]:8.3f} ms/step", flush=True)
             rows.append((name, f"sparseae, {mode}", time_sparseae(X, args, k, compiled, graphed=graphed)))
             print(f"{name:<10} sparseae     {mode:<8} {rows[-1][2]:8.3f} ms/step", flush=True)
+            if compiled and device.type == "cuda" and args.amp:
+                rows.append((name, f"sparseae bf16 copies, {mode}",
+                             time_sparseae(X, args, k, compiled, graphed=graphed, bf16_weights=True)))
+                print(f"{name:<10} bf16 copies  {mode:<8} {rows[-1][2]:8.3f} ms/step", flush=True)
             if graphed and args.eager_update:
                 optim.COMPILE_UPDATE_ON_CUDA = False  # the fused-Adam update, uncompiled
                 rows.append((name, f"sparseae eager-upd., {mode}", time_sparseae(X, args, k, compiled, graphed=graphed)))

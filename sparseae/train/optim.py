@@ -10,6 +10,7 @@ import torch
 from ..errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .precision import Bf16Weights
     from .trainer import TrainConfig
 
 
@@ -90,17 +91,23 @@ def make_capturable(optimizer: torch.optim.Optimizer, device: torch.device) -> N
 
 
 def training_update(model: torch.nn.Module, optimizer: torch.optim.Optimizer, config: TrainConfig,
-                    device: torch.device):
+                    device: torch.device, weights: Bf16Weights | None = None):
     """``update()`` after the backward pass: gradient projection, clipping, the optimizer's step
     and the constraints; through ``torch.compile`` when :func:`compiles_update` (``compile`` and
-    ``cuda_graph`` on CUDA; Adam is then the foreach implementation, which inductor fuses)."""
+    ``cuda_graph`` on CUDA; Adam is then the foreach implementation, which inductor fuses). With
+    bf16 working ``weights``, their gradients come to the float32 masters first and the copies
+    are rewritten last."""
 
     def update() -> None:
+        if weights is not None:
+            weights.grads_to_masters()
         model.project_gradients()
         if config.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         model.apply_constraints()
+        if weights is not None:
+            weights.refresh()
 
     if compiles_update(config, device):
         return torch.compile(update, backend=config.compile_backend)

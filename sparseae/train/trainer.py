@@ -24,6 +24,7 @@ from . import distributed
 from .batches import BatchSource
 from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from .graphs import GraphedStep
+from .precision import Bf16Weights
 from .optim import make_capturable, make_optimizer, set_epoch_learning_rate, training_update
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,10 @@ the training step's forward and backward through ``torch.compile`` (True: the in
 or a backend's name); minibatch optimizers only. Adam is fused on CUDA. ``cuda_graph``: capture
 the whole step (forward, backward, optimizer, constraints) in one CUDA graph and replay it per
 batch (:mod:`sparseae.train.graphs`): CUDA, Adam and a single process only; it removes the
-per-kernel launch cost that dominates mid-sized models' steps.
+per-kernel launch cost that dominates mid-sized models' steps. ``bf16_weights`` (with ``amp``):
+the forward and backward run on bf16 copies of the weight matrices, written by the update, instead
+of casting each matrix twice per step (:mod:`sparseae.train.precision`); minibatch optimizers, a
+single process.
 
     Under torch.distributed (``torchrun``), ``batch_size`` is per rank: N ranks with batch B
     train exactly as one process with batch N·B (same order, gradients averaged by
@@ -76,6 +80,7 @@ per-kernel launch cost that dominates mid-sized models' steps.
     lr_decay: float = 1.0
     compile: bool | str = False
     cuda_graph: bool = False
+    bf16_weights: bool = False
 
     def validate(self) -> "TrainConfig":
         check_choice(self.optimizer, "optimizer", OPTIMIZERS)
@@ -101,6 +106,12 @@ per-kernel launch cost that dominates mid-sized models' steps.
             raise ConfigError(f"cuda_graph must be true or false, got {self.cuda_graph!r}")
         if self.cuda_graph and self.optimizer != "adam":
             raise ConfigError(f"cuda_graph needs optimizer adam, not {self.optimizer!r}")
+        if not isinstance(self.bf16_weights, bool):
+            raise ConfigError(f"bf16_weights must be true or false, got {self.bf16_weights!r}")
+        if self.bf16_weights and not self.amp:
+            raise ConfigError("bf16_weights needs amp (bf16 autocast) on")
+        if self.bf16_weights and self.optimizer == "lbfgs":
+            raise ConfigError("bf16_weights applies to minibatch optimizers (adam, sgd), not lbfgs")
         if self.amp and self.dtype == "float64":
             raise ConfigError("amp (bf16 autocast) needs dtype float32")
         if self.grad_clip is not None:
@@ -268,9 +279,10 @@ def train(model: torch.nn.Module, X: Any, config: TrainConfig | None = None, *,
                   else BatchSource(X, device, val_idx, dtype=dtype, targets=y) if val_idx is not None else None)
     amp = config.amp
     optimizer = make_optimizer(model, config)
-    forward = training_forward(model, device, config) if config.optimizer != "lbfgs" else None
     if config.cuda_graph and distributed.is_distributed():
         raise ConfigError("cuda_graph is not supported under torch.distributed; train without it")
+    if config.bf16_weights and distributed.is_distributed():
+        raise ConfigError("bf16_weights is not supported under torch.distributed; train without it")
     if config.cuda_graph and device.type != "cuda":
         raise ConfigError(f"cuda_graph needs a CUDA device, and training runs on {device}")
     run_dir = Path(run_dir) if run_dir is not None else None
@@ -283,7 +295,9 @@ def train(model: torch.nn.Module, X: Any, config: TrainConfig | None = None, *,
         state, best_state = load_checkpoint(run_dir, model, optimizer)
         logger.info("resumed from %s at epoch %d", run_dir, state["epoch"])
         model.to(device=device, dtype=dtype)
-    update = training_update(model, optimizer, config, device) if forward is not None else None
+    weights = Bf16Weights(model) if config.bf16_weights else None  # after the resume: copies of its weights
+    forward = training_forward(model, device, config, weights) if config.optimizer != "lbfgs" else None
+    update = training_update(model, optimizer, config, device, weights) if forward is not None else None
     if config.cuda_graph:
         make_capturable(optimizer, device)  # learning rates as device tensors: no re-capture/re-compile
     graphed = None
@@ -368,16 +382,21 @@ def train(model: torch.nn.Module, X: Any, config: TrainConfig | None = None, *,
     return result
 
 
-def training_forward(model: torch.nn.Module, device: torch.device, config: TrainConfig):
+def training_forward(model: torch.nn.Module, device: torch.device, config: TrainConfig,
+                     weights: Bf16Weights | None = None):
     """``forward(x, y) -> (loss, terms)`` of a training step: wrapped in DistributedDataParallel
-    under torch.distributed, through ``torch.compile`` when ``config.compile`` asks."""
+    under torch.distributed, on the bf16 copies of the weights when ``weights`` is given, through
+    ``torch.compile`` when ``config.compile`` asks."""
     amp = config.amp
 
     def loss_of(x: torch.Tensor, y: torch.Tensor | None):
-        out = batch_loss(model, x, y, amp, cache=not config.cuda_graph)
+        out = batch_loss(model, x, y, amp, cache=not config.cuda_graph and weights is None)
         return out.loss, out.terms
 
-    forward = distributed.data_parallel(model, device, loss_of) or loss_of
+    if weights is not None:
+        forward = weights.wrap(loss_of)
+    else:
+        forward = distributed.data_parallel(model, device, loss_of) or loss_of
     if config.compile:
         forward = torch.compile(forward, backend=config.compile_backend)
     return forward
