@@ -2,7 +2,7 @@
 batch 4,096, bf16 autocast), by default compiled and with the whole step in one CUDA graph: the
 profiler records steps 16–25 and prints the kernels sorted by GPU time (divide by 10 for a step).
 
-    python benchmarks/profile_sae_step.py [--no-graph] [--no-compile]
+    python benchmarks/profile_sae_step.py [--no-graph] [--no-compile] [--bf16-weights]
 """
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-graph", dest="graph", action="store_false")
     parser.add_argument("--no-compile", dest="compile", action="store_false")
+    parser.add_argument("--bf16-weights", action="store_true", help="the step on bf16 copies of the weights")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("this profile needs a CUDA GPU")
@@ -44,7 +45,7 @@ def main() -> None:
     callback = Profile()
     train(model, X, TrainConfig(optimizer="adam", learning_rate=1e-4, batch_size=4096, max_epochs=4, device="cuda",
                                 amp=True, compile=args.compile, cuda_graph=args.graph,
-                                shuffle=False), callbacks=[callback])
+                                shuffle=False, bf16_weights=args.bf16_weights), callbacks=[callback])
     print(callback.profiler.key_averages().table(sort_by="cuda_time_total", row_limit=25, max_name_column_width=90))
 
 

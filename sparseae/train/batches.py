@@ -75,6 +75,8 @@ class BatchSource:
         order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
         if distributed.is_distributed():
             order = order[distributed.rank()::distributed.world_size()]
+        if not self.on_disk:  # one copy of the order per epoch, not one of each batch's positions
+            order = order.to(self.device)
         for start in range(0, len(order), batch_size):
             positions = order[start:start + batch_size]
             yield self._batch(positions)
