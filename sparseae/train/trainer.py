@@ -24,8 +24,8 @@ from . import distributed
 from .batches import BatchSource
 from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from .graphs import GraphedStep
-from .precision import Bf16Weights
 from .optim import make_capturable, make_optimizer, set_epoch_learning_rate, training_update
+from .precision import Bf16Weights
 
 logger = logging.getLogger(__name__)
 
