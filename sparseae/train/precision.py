@@ -63,9 +63,9 @@ class Bf16Weights:
 
     def grads_to_masters(self) -> None:
         """The copies' gradients, in float32, become the masters' (and the copies' are cleared)."""
-        for copy, master in zip(self.copies, self.masters):
+        for copy, master in zip(self.copies, self.masters):  # the masters took no part in the backward
             if copy.grad is not None:
-                master.grad = copy.grad.to(master.dtype) if master.grad is None else master.grad + copy.grad
+                master.grad = copy.grad.to(master.dtype)
                 copy.grad = None
 
     def wrap(self, fn: LossFn) -> LossFn:
