@@ -44,7 +44,7 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from .errors import ConfigError
-from .train.trainer import TrainConfig
+from .train.config import TrainConfig
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -8,6 +8,7 @@ import torch
 from sklearn.datasets import load_digits
 
 from sparseae.errors import ConfigError
+from sparseae.evaluate import contraction_stats
 from sparseae.gradcheck import UFLDL_TOLERANCE, check_gradients
 from sparseae.io import load_model, save_model
 from sparseae.models import create_model, encode_dataset
@@ -102,6 +103,25 @@ def test_closed_form_exact_and_stochastic_jacobian_norms_agree(activation):
     torch.manual_seed(1)
     stochastic = jacobian_frobenius_sq(model.encoder, x, "stochastic", n_projections=4000, create_graph=False)
     torch.testing.assert_close(stochastic, reference, rtol=0.08, atol=1e-8)
+
+
+def test_contraction_stats_match_autograd_jacobians_and_codes_by_hand():
+    """Rifai et al.'s two figures: mean ‖J_f(x)‖_F (and the mean squared entry of J), and the
+    fraction of saturated sigmoid units; across batch boundaries."""
+    torch.manual_seed(0)
+    model = create_model("contractive_ae", 9, 6)
+    with torch.no_grad():
+        model.encoder.weight.mul_(6.0)  # some units saturate
+    X = torch.rand(7, 9)
+    stats = contraction_stats(model, X.numpy(), batch_size=3)
+    encoder = model.encoder.double()  # the reference in float64, one Jacobian per row
+    squares = torch.stack([torch.autograd.functional.jacobian(encoder, row).pow(2).sum() for row in X.double()])
+    assert stats["jacobian_norm"] == pytest.approx(float(squares.sqrt().mean()), rel=1e-5)
+    assert stats["jacobian_sq_per_entry"] == pytest.approx(float(squares.mean()) / 54, rel=1e-5)
+    with torch.no_grad():
+        codes = encoder(X.double())
+    saturated = float(((codes < 0.05) | (codes > 0.95)).double().mean())
+    assert 0.1 < saturated < 0.9 and stats["saturated"] == pytest.approx(saturated)
 
 
 def test_exact_jacobian_of_a_recurrent_encoder_matches_autograd():

@@ -202,6 +202,23 @@ def test_early_stopping_restores_best_weights(digits):
         assert len(val) - result.best_epoch == 3
 
 
+def test_resuming_a_run_that_stopped_early_trains_no_further(digits, tmp_path):
+    """A finished early-stopped run, resumed, ends at once with its best weights and history."""
+    X, _ = digits
+    config = TrainConfig(optimizer="sgd", learning_rate=0.5, max_epochs=40, batch_size=32,
+                         validation_fraction=0.2, n_iter_no_change=2)
+    torch.manual_seed(0)
+    first = create_model("sparse_ae_l1", 64, 16)
+    done = train(first, X, config, run_dir=tmp_path)
+    assert done.stop_reason == "early_stopping" and len(done.history) < 40
+    again = create_model("sparse_ae_l1", 64, 16)
+    resumed = train(again, X, config, run_dir=tmp_path, resume=True)
+    assert resumed.stop_reason == "early_stopping"
+    assert len(resumed.history) == len(done.history) and resumed.best_epoch == done.best_epoch
+    for key, value in state_of(first).items():
+        torch.testing.assert_close(again.state_dict()[key], value, rtol=0, atol=0)
+
+
 def test_trains_from_a_memory_map(digits, tmp_path):
     X, _ = digits
     path = tmp_path / "x.npy"

@@ -14,7 +14,6 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-import numpy as np
 import torch
 
 from ..errors import DataError

@@ -175,24 +175,28 @@ def saturated_fraction(codes: Any, low: float = 0.05, high: float = 0.95) -> flo
 
 
 def contraction_stats(model: nn.Module, X: Any, batch_size: int = 1000) -> dict[str, float]:
-    """``jacobian_norm``: mean over ``X`` (n_samples, n_features) of ‖J_f(x)‖_F (the CAE paper's
-    figure), and ``saturated``: :func:`saturated_fraction` of the codes. Eval mode, on the CPU."""
+    """``jacobian_norm``: mean over ``X`` (n_samples, n_features) of ‖J_f(x)‖_F;
+    ``jacobian_sq_per_entry``: mean of ‖J_f(x)‖²_F / (n_features · n_components), the mean squared
+    entry of J (Rifai et al. 2011's Table 1 "average ‖J_f(x)‖_F" figures, 0.73·10⁻⁴ for their CAE,
+    fall on this scale); ``saturated``: :func:`saturated_fraction` of the codes. Eval mode."""
     from ..nn.jacobian import jacobian_frobenius_sq
 
     X = as_float_array(X, "X", n_features=getattr(model, "n_features", None))
     parameter = next(model.parameters())
     was_training = model.training
     model.eval()
-    norms, codes = [], []
+    squares, codes = [], []
     try:
         for start in range(0, X.shape[0], batch_size):
             x = torch.as_tensor(X[start:start + batch_size]).to(parameter)
             with torch.no_grad():
                 code = model.encode(x)
             squared = jacobian_frobenius_sq(model.encoder, x, code=code, create_graph=False)
-            norms.append(squared.detach().sqrt().double().cpu())
+            squares.append(squared.detach().double().cpu())
             codes.append(code.float().cpu().numpy())
     finally:
         model.train(was_training)
-    return {"jacobian_norm": float(torch.cat(norms).mean()),
-            "saturated": saturated_fraction(np.concatenate(codes))}
+    squares, codes = torch.cat(squares), np.concatenate(codes)
+    return {"jacobian_norm": float(squares.sqrt().mean()),
+            "jacobian_sq_per_entry": float(squares.mean()) / (X.shape[1] * codes.shape[1]),
+            "saturated": saturated_fraction(codes)}

@@ -1,4 +1,5 @@
 """Training: one loop (:func:`train`), atomic checkpoints, distributed helpers."""
-from .trainer import Callback, TrainConfig, TrainResult, evaluate_loss, train
+from .config import TrainConfig
+from .trainer import Callback, TrainResult, evaluate_loss, train
 
 __all__ = ["Callback", "TrainConfig", "TrainResult", "evaluate_loss", "train"]

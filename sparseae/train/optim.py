@@ -11,7 +11,7 @@ from ..errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .precision import Bf16Weights
-    from .trainer import TrainConfig
+    from .config import TrainConfig
 
 
 def parameter_groups(model: torch.nn.Module, learning_rate: float) -> list[dict[str, Any]]:
