@@ -471,11 +471,11 @@ def test_deep_models_pretrain_layer_by_layer_then_finetune(tmp_path, capsys):
     assert_one_line_error(status, err, "layer_size")
 
 
-@pytest.mark.parametrize("name", ["stacked_dae_mnist.yaml", "deep_autoencoder_mnist.yaml"])
+@pytest.mark.parametrize("name", ["stacked_dae_mnist.yaml", "deep_autoencoder_mnist.yaml", "cae_mnist.yaml"])
 def test_deep_example_configs_are_valid(name):
     config = load_config(EXAMPLES / name)
-    assert config.pretrain_config().max_epochs in (10, 15)
-    assert config.layer_spec[0] in ("denoising_ae", "autoencoder")
+    assert config.pretrain_config().max_epochs in (10, 15, 20)
+    assert config.layer_spec[0] in ("denoising_ae", "autoencoder", "contractive_ae")
 
 
 def test_probe_reports_accuracy_on_codes_and_raw_inputs(trained_run, capsys):
