@@ -169,6 +169,39 @@ def test_evaluate_agrees_with_the_summary(trained_run, capsys):
     assert f"{summary['metrics']['reconstruction_error']:.6g}" in out
 
 
+def test_contractive_and_sigmoid_models_report_rifai_et_als_figures(tmp_path, capsys):
+    """Mean ‖J_f(x)‖_F, its mean squared entry and the saturated units (Rifai et al. 2011, Table 1)
+    in the summary and ``evaluate`` of a CAE; none for a ReLU L1 SAE (no contraction, no sigmoid)."""
+    from sparseae.data import load_dataset
+    from sparseae.evaluate import contraction_stats
+    from sparseae.io import load_model
+
+    cae = {**TINY, "model": {"name": "contractive_ae", "n_components": 16, "contraction_weight": 0.5},
+           "output": {"plots": False}}
+    status, _, err = run_cli(capsys, "train", write_config(tmp_path / "cae.yaml", cae), "--out", tmp_path / "cae",
+                             "--quiet")
+    assert status == 0, err
+    status, out, err = run_cli(capsys, "evaluate", tmp_path / "cae", "--json")
+    assert status == 0, err
+    metrics = json.loads(out)["metrics"]
+    expected = contraction_stats(load_model(tmp_path / "cae" / "model"), load_dataset("digits").X)
+    assert metrics["jacobian_norm"] == pytest.approx(expected["jacobian_norm"], rel=1e-5)
+    assert metrics["jacobian_sq_per_entry"] == pytest.approx(expected["jacobian_sq_per_entry"], rel=1e-5)
+    assert metrics["saturated_fraction"] == pytest.approx(expected["saturated"])
+    assert 0 < metrics["jacobian_norm"] and 0 <= metrics["saturated_fraction"] <= 1
+    summary = json.loads((tmp_path / "cae" / "summary.json").read_text())["metrics"]
+    assert summary["jacobian_norm"] == pytest.approx(metrics["jacobian_norm"], rel=1e-5)
+    status, out, err = run_cli(capsys, "evaluate", tmp_path / "cae")
+    assert "mean ‖J_f(x)‖_F" in out and "saturated units" in out
+
+    l1 = {**TINY, "model": {"name": "sparse_ae_l1", "n_components": 16}, "output": {"plots": False}}
+    status, _, err = run_cli(capsys, "train", write_config(tmp_path / "l1.yaml", l1), "--out", tmp_path / "l1",
+                             "--quiet")
+    assert status == 0, err
+    status, out, err = run_cli(capsys, "evaluate", tmp_path / "l1", "--json")
+    assert status == 0 and "jacobian_norm" not in json.loads(out)["metrics"]
+
+
 def test_evaluate_a_bare_model_folder_needs_data(trained_run, tmp_path, capsys):
     shutil.copytree(trained_run / "model", tmp_path / "alone")
     status, _, err = run_cli(capsys, "evaluate", tmp_path / "alone")

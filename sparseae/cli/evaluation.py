@@ -16,12 +16,13 @@ from ..config import RunConfig
 from ..data import Dataset, load_dataset, unit_norm_rows
 from ..errors import DataError
 from ..groups import make_groups
-from ..evaluate import (explained_variance, linear_probe, mean_squared_error, orientation_selectivity,
-                        reconstruction_error, sparsity_stats)
+from ..evaluate import (contraction_stats, explained_variance, linear_probe, mean_squared_error,
+                        orientation_selectivity, reconstruction_error, sparsity_stats)
 from ..models import Autoencoder, SupervisedAutoencoder
 from ..models.drsae import DrSAE, encoder_decoder_angles
 from ..models.supervised import error_rate
-from ..nn.penalties import KLSparsity
+from ..nn.jacobian import has_closed_form
+from ..nn.penalties import ContractivePenalty, KLSparsity
 
 if TYPE_CHECKING:
     from ..retrieval import PrecisionRecallCurve
@@ -37,6 +38,8 @@ HASHING_MODELS = ("semantic_hashing",)
 #: Items (of the evaluation set) in the precision-recall curve, and the queries among them.
 RETRIEVAL_MAX_ITEMS = 2000
 RETRIEVAL_QUERIES = 200
+#: Samples (the evaluation set's first) whose encoder Jacobian the contraction metrics average.
+CONTRACTION_MAX_SAMPLES = 2000
 
 
 # ------------------------------------------------------------------------------------- data
@@ -134,6 +137,15 @@ def sparsity_target(model: Autoencoder) -> float | None:
     return None
 
 
+def reports_contraction(model: Autoencoder) -> bool:
+    """Whether the metrics include Rifai et al.'s figures (mean ‖J_f(x)‖_F, saturated units): for
+    a model with a contractive penalty, and for every one-layer sigmoid encoder (the models their
+    Table 1 compares: AE, DAE, CAE), whose Jacobian has a closed form."""
+    if any(isinstance(penalty, ContractivePenalty) for penalty in model.penalties.values()):
+        return True
+    return has_closed_form(model.encoder) and model.encoder.activation == "sigmoid"
+
+
 def filter_matrix(model: Autoencoder) -> np.ndarray:
     """What each unit responds to, ``(n_components, n_features)``: the encoder's weight rows when
     the encoder is one linear map (UFLDL's W1), else the decoder's atoms."""
@@ -160,6 +172,9 @@ def compute_metrics(model: Autoencoder, train_set: Dataset, eval_set: Dataset, *
       to [0, 1]); ``sparsity_target``: ρ, for models with KL sparsity;
     - ``orientation_selectivity``: mean over the filters (1 for a straight edge, near 0 for
       noise), when the data are images;
+    - ``jacobian_norm``, ``jacobian_sq_per_entry`` and, for codes in (0, 1), ``saturated_fraction``
+      (:func:`~sparseae.evaluate.contraction_stats` on the first 2,000 evaluation samples) when
+      :func:`reports_contraction`;
     - ``classifier_error``: for a model with a classifier head, its error rate on the evaluation
       set (and, for DrSAE, ``units_*``: the part/categorical split of the encoder–decoder angles);
     - ``probe_accuracy``, when the data has labels: a logistic regression on the codes, trained
@@ -190,6 +205,14 @@ def compute_metrics(model: Autoencoder, train_set: Dataset, eval_set: Dataset, *
     if eval_set.image_shape is not None:
         metrics["orientation_selectivity"] = float(
             orientation_selectivity(filter_matrix(model), eval_set.image_shape).mean())
+    if reports_contraction(model):
+        # the exact Jacobian holds n_components × batch × n_features numbers: batches of ≤ 25M
+        batch = 1000 if has_closed_form(model.encoder) else max(1, 25_000_000 // (model.n_components * model.n_features))
+        contraction = contraction_stats(model, X[:CONTRACTION_MAX_SAMPLES], batch_size=min(1000, batch))
+        metrics.update(jacobian_norm=contraction["jacobian_norm"],
+                       jacobian_sq_per_entry=contraction["jacobian_sq_per_entry"])
+        if code_range(model) == (0.0, 1.0):
+            metrics["saturated_fraction"] = contraction["saturated"]
     if train_set.y is not None and (eval_set is train_set or eval_set.y is not None):
         rng = np.random.default_rng(random_state)
         if eval_set is train_set:
