@@ -202,6 +202,38 @@ def test_contractive_and_sigmoid_models_report_rifai_et_als_figures(tmp_path, ca
     assert status == 0 and "jacobian_norm" not in json.loads(out)["metrics"]
 
 
+def test_a_pretrained_stack_reports_its_first_layer_before_fine_tuning(tmp_path, capsys):
+    """Rifai et al. report the CAE's Jacobian and saturation before fine-tuning: the summary and
+    ``evaluate`` of an MLP pre-trained as a CAE give them for ``pretrain/layer1``, unchanged by the
+    fine-tuning that follows."""
+    from sparseae.data import load_dataset
+    from sparseae.evaluate import contraction_stats
+    from sparseae.io import load_model
+
+    config = {"model": {"name": "mlp_classifier", "n_components": 24, "hidden": [], "activation": "sigmoid"},
+              "data": {"name": "digits"},
+              "pretrain": {"layer_model": "contractive_ae", "layer_params": {"contraction_weight": 0.5},
+                           "max_epochs": 2},
+              "train": {"optimizer": "sgd", "learning_rate": 0.5, "batch_size": 32, "max_epochs": 2,
+                        "random_state": 0, "device": "cpu"},
+              "output": {"plots": False}}
+    status, _, err = run_cli(capsys, "train", write_config(tmp_path / "cae.yaml", config), "--out", tmp_path / "run",
+                             "--quiet")
+    assert status == 0, err
+    layer = load_model(tmp_path / "run" / "pretrain" / "layer1" / "checkpoint")
+    expected = contraction_stats(layer, load_dataset("digits").X)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())["metrics"]
+    assert summary["pretrained_jacobian_norm"] == pytest.approx(expected["jacobian_norm"], rel=1e-5)
+    assert summary["pretrained_saturated_fraction"] == pytest.approx(expected["saturated"])
+    fine_tuned = contraction_stats(load_model(tmp_path / "run" / "model"), load_dataset("digits").X)
+    assert abs(fine_tuned["jacobian_norm"] - expected["jacobian_norm"]) > 1e-3   # the MLP moved on
+    assert "jacobian_norm" not in summary                        # the MLP's encoder is not one sigmoid layer
+    status, out, err = run_cli(capsys, "evaluate", tmp_path / "run", "--json")
+    assert status == 0, err
+    metrics = json.loads(out)["metrics"]
+    assert metrics["pretrained_jacobian_sq_per_entry"] == pytest.approx(summary["pretrained_jacobian_sq_per_entry"])
+
+
 def test_evaluate_a_bare_model_folder_needs_data(trained_run, tmp_path, capsys):
     shutil.copytree(trained_run / "model", tmp_path / "alone")
     status, _, err = run_cli(capsys, "evaluate", tmp_path / "alone")

@@ -252,7 +252,8 @@ def command_evaluate(args: argparse.Namespace, out: Output) -> int:
     train_set, eval_set = _datasets_for(model, config)
     with out.progress(eval_set.n_samples, "encoding", "sample") as bar:
         metrics = evaluation.compute_metrics(model, train_set, eval_set, progress=bar.update,
-                                             random_state=config.train.get("random_state", 0))
+                                             random_state=config.train.get("random_state", 0),
+                                             pretrained=runs.pretrained_first_layer(run_dir, model))
     eval_name = "train" if eval_set is train_set else evaluation.describe_data(config)
     result = {"model_dir": str(model_dir), "model": model.spec["name"], "n_features": model.n_features,
               "n_components": model.n_components, "data": config.data_name, "eval_data": eval_name,

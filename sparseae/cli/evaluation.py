@@ -146,6 +146,18 @@ def reports_contraction(model: Autoencoder) -> bool:
     return has_closed_form(model.encoder) and model.encoder.activation == "sigmoid"
 
 
+def contraction_metrics(model: Autoencoder, X: Any) -> dict[str, float]:
+    """``jacobian_norm``, ``jacobian_sq_per_entry`` and, for codes in (0, 1), ``saturated_fraction``
+    of ``model`` on the first :data:`CONTRACTION_MAX_SAMPLES` rows of ``X`` (n, n_features)."""
+    # the exact Jacobian holds n_components × batch × n_features numbers: batches of ≤ 25M
+    batch = 1000 if has_closed_form(model.encoder) else 25_000_000 // (model.n_components * model.n_features)
+    stats = contraction_stats(model, X[:CONTRACTION_MAX_SAMPLES], batch_size=max(1, min(1000, batch)))
+    metrics = {"jacobian_norm": stats["jacobian_norm"], "jacobian_sq_per_entry": stats["jacobian_sq_per_entry"]}
+    if code_range(model) == (0.0, 1.0):
+        metrics["saturated_fraction"] = stats["saturated"]
+    return metrics
+
+
 def filter_matrix(model: Autoencoder) -> np.ndarray:
     """What each unit responds to, ``(n_components, n_features)``: the encoder's weight rows when
     the encoder is one linear map (UFLDL's W1), else the decoder's atoms."""
@@ -160,7 +172,8 @@ def _subsample(n: int, limit: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def compute_metrics(model: Autoencoder, train_set: Dataset, eval_set: Dataset, *,
-                    random_state: int = 0, progress: Callable[[int], Any] | None = None) -> dict[str, Any]:
+                    random_state: int = 0, progress: Callable[[int], Any] | None = None,
+                    pretrained: Autoencoder | None = None) -> dict[str, Any]:
     """The final metrics of ``model`` on ``eval_set`` (a flat dict of numbers).
 
     - ``reconstruction_error`` (mean per-sample ‖x − x̂‖²), ``mean_squared_error`` (per
@@ -174,7 +187,8 @@ def compute_metrics(model: Autoencoder, train_set: Dataset, eval_set: Dataset, *
       noise), when the data are images;
     - ``jacobian_norm``, ``jacobian_sq_per_entry`` and, for codes in (0, 1), ``saturated_fraction``
       (:func:`~sparseae.evaluate.contraction_stats` on the first 2,000 evaluation samples) when
-      :func:`reports_contraction`;
+      :func:`reports_contraction`; the same three, prefixed ``pretrained_``, of ``pretrained`` (a
+      deep model's first greedily pre-trained layer, before fine-tuning: what Rifai et al. report);
     - ``classifier_error``: for a model with a classifier head, its error rate on the evaluation
       set (and, for DrSAE, ``units_*``: the part/categorical split of the encoder–decoder angles);
     - ``probe_accuracy``, when the data has labels: a logistic regression on the codes, trained
@@ -205,14 +219,9 @@ def compute_metrics(model: Autoencoder, train_set: Dataset, eval_set: Dataset, *
     if eval_set.image_shape is not None:
         metrics["orientation_selectivity"] = float(
             orientation_selectivity(filter_matrix(model), eval_set.image_shape).mean())
-    if reports_contraction(model):
-        # the exact Jacobian holds n_components × batch × n_features numbers: batches of ≤ 25M
-        batch = 1000 if has_closed_form(model.encoder) else max(1, 25_000_000 // (model.n_components * model.n_features))
-        contraction = contraction_stats(model, X[:CONTRACTION_MAX_SAMPLES], batch_size=min(1000, batch))
-        metrics.update(jacobian_norm=contraction["jacobian_norm"],
-                       jacobian_sq_per_entry=contraction["jacobian_sq_per_entry"])
-        if code_range(model) == (0.0, 1.0):
-            metrics["saturated_fraction"] = contraction["saturated"]
+    for prefix, which in (("", model), ("pretrained_", pretrained)):
+        if which is not None and reports_contraction(which):
+            metrics.update({prefix + k: v for k, v in contraction_metrics(which, X).items()})
     if train_set.y is not None and (eval_set is train_set or eval_set.y is not None):
         rng = np.random.default_rng(random_state)
         if eval_set is train_set:

@@ -29,7 +29,7 @@ import torch
 from .. import __version__
 from ..config import STACK_KEYS, RunConfig
 from ..errors import CheckpointError, ConfigError, DataError, OutputExistsError
-from ..io import CONFIG_FILE, read_config, resolve_saved, save_model, write_json_atomic
+from ..io import CONFIG_FILE, load_model, read_config, resolve_saved, save_model, write_json_atomic
 from ..models import Autoencoder, SupervisedAutoencoder, create_model
 from ..models.conv_stack import ConvStack
 from ..models.deep import MLPEncoder, pretrain_deep_model
@@ -127,6 +127,18 @@ def read_history(run_dir: Path) -> list[dict[str, Any]]:
 def is_run_dir(path: Path) -> bool:
     """True for a folder with the run config or a model/checkpoint of a run."""
     return path.is_dir() and any((path / name).exists() for name in (CONFIG_NAME, MODEL_NAME, CHECKPOINT_DIR))
+
+
+def pretrained_first_layer(run_dir: Path | None, model: Autoencoder) -> Autoencoder | None:
+    """A deep model's first greedily pre-trained layer as it was before fine-tuning
+    (``run_dir/pretrain/layer1``), on the model's device; None for other runs and bare models."""
+    if run_dir is None or not isinstance(getattr(model, "encoder", None), MLPEncoder):
+        return None
+    layer_dir = run_dir / PRETRAIN_DIR / "layer1"
+    if not has_checkpoint(layer_dir):
+        return None
+    parameter = next(model.parameters())
+    return load_model(checkpoint_path(layer_dir)).to(parameter.device)
 
 
 def locate_model(path: str | Path) -> tuple[Path, Path | None]:
@@ -279,7 +291,8 @@ def execute_run(config: RunConfig, *, resume: bool = False, overwrite: bool = Fa
         return summary
     save_model(model, run_dir / MODEL_NAME, overwrite=True,
                extra={"run": str(run_dir), "epochs": summary["epochs"], "data": config.data_name})
-    summary["metrics"] = compute_metrics(model, train_set, eval_set, random_state=train_config.random_state)
+    summary["metrics"] = compute_metrics(model, train_set, eval_set, random_state=train_config.random_state,
+                                         pretrained=pretrained_first_layer(run_dir, model))
     summary["plots"] = [str(path) for path in write_plots(model, history, eval_set, run_dir,
                                                            random_state=train_config.random_state)] \
         if config.plots else []
