@@ -124,6 +124,30 @@ def test_contraction_stats_match_autograd_jacobians_and_codes_by_hand():
     assert 0.1 < saturated < 0.9 and stats["saturated"] == pytest.approx(saturated)
 
 
+def test_contraction_stats_bound_the_exact_jacobians_batch(monkeypatch):
+    """Without a closed form (a two-layer encoder), the rows per batch shrink so that one batch's
+    exact Jacobian stays within JACOBIAN_BATCH_NUMBERS; the figures do not depend on it."""
+    import sparseae.evaluate.manifold as manifold
+    import sparseae.nn.jacobian as jacobian
+
+    torch.manual_seed(0)
+    model = create_model("deep_autoencoder", 9, 4, hidden=[6])
+    X = torch.rand(7, 9).numpy()
+    whole = contraction_stats(model, X, batch_size=7)
+    rows, exact = [], jacobian.jacobian_frobenius_sq
+
+    def counted(encoder, x, **options):
+        rows.append(x.shape[0])
+        return exact(encoder, x, **options)
+
+    monkeypatch.setattr(jacobian, "jacobian_frobenius_sq", counted)
+    monkeypatch.setattr(manifold, "JACOBIAN_BATCH_NUMBERS", 4 * 9 * 2)        # two rows per batch
+    batched = contraction_stats(model, X)
+    assert rows == [2, 2, 2, 1]
+    for key in whole:
+        assert batched[key] == pytest.approx(whole[key], rel=1e-5)
+
+
 def test_exact_jacobian_of_a_recurrent_encoder_matches_autograd():
     torch.manual_seed(0)
     encoder = RecurrentReLUEncoder(7, 5, n_steps=3).double()

@@ -149,9 +149,7 @@ def reports_contraction(model: Autoencoder) -> bool:
 def contraction_metrics(model: Autoencoder, X: Any) -> dict[str, float]:
     """``jacobian_norm``, ``jacobian_sq_per_entry`` and, for codes in (0, 1), ``saturated_fraction``
     of ``model`` on the first :data:`CONTRACTION_MAX_SAMPLES` rows of ``X`` (n, n_features)."""
-    # the exact Jacobian holds n_components × batch × n_features numbers: batches of ≤ 25M
-    batch = 1000 if has_closed_form(model.encoder) else 25_000_000 // (model.n_components * model.n_features)
-    stats = contraction_stats(model, X[:CONTRACTION_MAX_SAMPLES], batch_size=max(1, min(1000, batch)))
+    stats = contraction_stats(model, X[:CONTRACTION_MAX_SAMPLES])
     metrics = {"jacobian_norm": stats["jacobian_norm"], "jacobian_sq_per_entry": stats["jacobian_sq_per_entry"]}
     if code_range(model) == (0.0, 1.0):
         metrics["saturated_fraction"] = stats["saturated"]

@@ -174,14 +174,24 @@ def saturated_fraction(codes: Any, low: float = 0.05, high: float = 0.95) -> flo
     return float(((codes < low) | (codes > high)).mean())
 
 
-def contraction_stats(model: nn.Module, X: Any, batch_size: int = 1000) -> dict[str, float]:
+#: Numbers the exact Jacobian of one batch may hold (n_components × batch × n_features): 100 MB.
+JACOBIAN_BATCH_NUMBERS = 25_000_000
+
+
+def contraction_stats(model: nn.Module, X: Any, batch_size: int | None = None) -> dict[str, float]:
     """``jacobian_norm``: mean over ``X`` (n_samples, n_features) of ‖J_f(x)‖_F;
     ``jacobian_sq_per_entry``: mean of ‖J_f(x)‖²_F / (n_features · n_components), the mean squared
-    entry of J (Rifai et al. 2011's Table 1 "average ‖J_f(x)‖_F" figures, 0.73·10⁻⁴ for their CAE,
-    fall on this scale); ``saturated``: :func:`saturated_fraction` of the codes. Eval mode."""
-    from ..nn.jacobian import jacobian_frobenius_sq
+    entry of J (read this way, Rifai et al. 2011's Table 1 figure for their CAE, 0.73·10⁻⁴, and
+    ours are of one size; the paper leaves its normalization implicit); ``saturated``:
+    :func:`saturated_fraction` of the codes. Eval mode. ``batch_size`` (None: 1000 rows, fewer
+    when the encoder has no closed-form Jacobian, so that one batch's exact Jacobian stays within
+    :data:`JACOBIAN_BATCH_NUMBERS` numbers)."""
+    from ..nn.jacobian import has_closed_form, jacobian_frobenius_sq
 
     X = as_float_array(X, "X", n_features=getattr(model, "n_features", None))
+    if batch_size is None:
+        size = model.n_components * X.shape[1]
+        batch_size = 1000 if has_closed_form(model.encoder) else max(1, min(1000, JACOBIAN_BATCH_NUMBERS // size))
     parameter = next(model.parameters())
     was_training = model.training
     model.eval()
