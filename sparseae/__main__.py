@@ -1,7 +1,5 @@
 """``python -m sparseae``: the ``sparseae`` command."""
-import sys
-
-from .cli import main
+from .cli import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

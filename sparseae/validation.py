@@ -1,4 +1,5 @@
-"""Checks on user input that turn bad data and bad hyperparameters into clear errors."""
+"""Checks on user input that turn bad data and bad hyperparameters into clear errors, and the
+reading of user arrays as tensors."""
 from __future__ import annotations
 
 import numbers
@@ -115,3 +116,16 @@ def as_class_labels(y: Any, n_samples: int, name: str = "y", *, n_classes: int |
     if n_classes is not None and len(labels) and labels.max() >= n_classes:
         raise DataError(f"{name} has class index {labels.max()} but the model has {n_classes} classes")
     return labels
+
+
+def rows_as_tensor(X: Any, start: int, stop: int, *, device: torch.device | str | None = None,
+                   dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Rows ``start:stop`` of ``X`` (an array, a read-only memory map, a ShardedArray or a tensor)
+    as a ``(stop - start, n_features)`` tensor on ``device`` in ``dtype``. Rows of a read-only
+    memory map are copied first: torch does not wrap read-only memory (it warns)."""
+    if isinstance(X, torch.Tensor):
+        return X[start:stop].to(device=device, dtype=dtype)
+    rows = np.asarray(X[start:stop])
+    if not rows.flags.writeable:
+        rows = rows.copy()
+    return torch.as_tensor(rows, device=device, dtype=dtype)

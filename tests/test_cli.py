@@ -469,6 +469,31 @@ def test_console_script_in_a_subprocess(tmp_path):
     assert "Traceback" not in completed.stderr and completed.stdout == ""
 
 
+def test_a_torchrun_worker_leaves_without_interpreter_finalization(monkeypatch, capsys):
+    """Under torchrun (WORLD_SIZE > 1) the program ends with os._exit(status) after flushing, so
+    gloo's threads cannot abort a finalizing interpreter; one process exits normally."""
+    import sparseae.cli as cli
+
+    class Exited(Exception):
+        pass
+
+    def fake_exit(status):
+        raise Exited(status)
+
+    from sparseae.train import distributed
+
+    monkeypatch.setattr(cli, "main", lambda: (print("done"), 3)[1])
+    monkeypatch.setattr(distributed.os, "_exit", fake_exit)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(Exited) as exited:
+        cli.run()
+    assert exited.value.args == (3,) and capsys.readouterr().out == "done\n"
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    with pytest.raises(SystemExit) as normal:
+        cli.run()
+    assert normal.value.code == 3
+
+
 def test_drsae_trains_on_labels_with_a_pretrain_phase_and_resumes(tmp_path, capsys):
     """A model with a classifier head: pretrain/ phase without labels, then labels; the summary
     reports the classifier's error and the unit-angle split; --resume continues."""

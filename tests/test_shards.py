@@ -64,3 +64,20 @@ def test_activation_store_writes_a_layers_outputs(tmp_path):
     expected = torch.cat([torch.relu(network[0](b)).reshape(-1, 10) for b in batches]).detach().numpy()
     np.testing.assert_allclose(store[np.arange(105)], expected, rtol=1e-6)
     assert not network[1]._forward_hooks  # the hook is removed
+
+
+def test_rows_as_tensor_copies_a_read_only_memory_map(data, tmp_path):
+    from sparseae.validation import rows_as_tensor
+
+    np.save(tmp_path / "x.npy", data)
+    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
+    assert not mapped.flags.writeable
+    rows = rows_as_tensor(mapped, 10, 20, dtype=torch.float64)
+    assert rows.dtype == torch.float64 and rows.shape == (10, 12)
+    np.testing.assert_array_equal(rows.numpy(), data[10:20])
+    same_dtype = rows_as_tensor(mapped, 0, 5)
+    same_dtype += 1.0  # a copy: the file's rows stay as they were
+    np.testing.assert_array_equal(np.load(tmp_path / "x.npy")[:5], data[:5])
+    sharded = write_shards([data], tmp_path / "s", rows_per_shard=256)
+    for X in (data, sharded, torch.from_numpy(data)):
+        torch.testing.assert_close(rows_as_tensor(X, 250, 270), torch.from_numpy(data[250:270]))

@@ -7,14 +7,14 @@
 from __future__ import annotations
 
 import argparse
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from .. import __version__
 from ..errors import SparseAEError
 from ..gradcheck import UFLDL_TOLERANCE
 from .output import Output, print_error
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "run"]
 
 _EPILOG = """\
 examples:
@@ -211,3 +211,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print_error(str(exc) or "interrupted")
         return 130
+
+
+def run() -> NoReturn:
+    """The ``sparseae`` program (console script and ``python -m sparseae``): exit with ``main()``'s
+    status; a ``torchrun`` worker leaves without interpreter finalization
+    (:func:`sparseae.train.distributed.exit_process` says why)."""
+    from ..train.distributed import exit_process
+
+    exit_process(main())

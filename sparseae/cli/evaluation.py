@@ -21,6 +21,7 @@ from ..evaluate import (contraction_stats, explained_variance, linear_probe, mea
 from ..models import Autoencoder, SupervisedAutoencoder
 from ..models.drsae import DrSAE, encoder_decoder_angles
 from ..models.supervised import error_rate
+from ..validation import rows_as_tensor
 from ..nn.jacobian import has_closed_form
 from ..nn.penalties import ContractivePenalty, KLSparsity
 
@@ -101,7 +102,7 @@ def encode_decode(model: Autoencoder, X: np.ndarray, *, decode: bool = True,
     codes, reconstructions = [], []
     try:
         for start in range(0, X.shape[0], batch_size):
-            x = torch.as_tensor(np.asarray(X[start:start + batch_size]), device=device, dtype=dtype)
+            x = rows_as_tensor(X, start, start + batch_size, device=device, dtype=dtype)
             z = model.encode(x)
             codes.append(z.float().cpu().numpy())
             if decode:
@@ -275,7 +276,7 @@ def class_predictions(model: SupervisedAutoencoder, X: np.ndarray, *,
     model.eval()
     try:
         return np.concatenate([
-            model.predict_logits(torch.as_tensor(np.asarray(X[start:start + batch_size])).to(parameter))
+            model.predict_logits(rows_as_tensor(X, start, start + batch_size).to(parameter))
             .argmax(dim=1).cpu().numpy() for start in range(0, X.shape[0], batch_size)])
     finally:
         model.train(was_training)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from ..validation import check_number
+from ..validation import check_number, rows_as_tensor
 
 
 class TopActivations(NamedTuple):
@@ -39,7 +39,7 @@ def top_activations(model: Any, X: Any, *, k: int = 10, batch_size: int = 4096) 
     best_values = best_rows = fired = total = None
     try:
         for start in range(0, n, batch_size):
-            batch = torch.as_tensor(np.asarray(X[start:start + batch_size]), device=device, dtype=dtype)
+            batch = rows_as_tensor(X, start, start + batch_size, device=device, dtype=dtype)
             codes = model.encode(batch).float()                            # (b, m)
             rows = torch.arange(start, start + len(batch), device=device).unsqueeze(1).expand_as(codes)
             if best_values is None:

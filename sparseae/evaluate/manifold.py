@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..errors import DataError
-from ..validation import as_float_array, check_number
+from ..validation import as_float_array, check_number, rows_as_tensor
 
 __all__ = ["make_spiral", "mixture_log_density", "mixture_score", "reconstruction_field",
            "score_alignment", "grid", "near_manifold", "saturated_fraction", "contraction_stats"]
@@ -198,7 +198,7 @@ def contraction_stats(model: nn.Module, X: Any, batch_size: int | None = None) -
     squares, codes = [], []
     try:
         for start in range(0, X.shape[0], batch_size):
-            x = torch.as_tensor(X[start:start + batch_size]).to(parameter)
+            x = rows_as_tensor(X, start, start + batch_size).to(parameter)
             with torch.no_grad():
                 code = model.encode(x)
             squared = jacobian_frobenius_sq(model.encoder, x, code=code, create_graph=False)

@@ -20,7 +20,7 @@ from ..nn.activations import upcast_half
 from ..nn.likelihoods import Likelihood
 from ..nn.penalties import ForwardPass, Penalty
 from ..registry import Registry
-from ..validation import as_float_array
+from ..validation import as_float_array, rows_as_tensor
 
 
 @dataclass
@@ -141,7 +141,7 @@ def encode_dataset(model: nn.Module, X: Any, batch_size: int = 1024) -> np.ndarr
     was_training = model.training
     model.eval()
     try:
-        codes = [model.encode(torch.as_tensor(X[start:start + batch_size]).to(parameter)).float().cpu().numpy()
+        codes = [model.encode(rows_as_tensor(X, start, start + batch_size).to(parameter)).float().cpu().numpy()
                  for start in range(0, X.shape[0], batch_size)]
     finally:
         model.train(was_training)

@@ -27,7 +27,7 @@ from ..errors import CheckpointError, ConfigError
 from ..nn.contrast import LocalContrastNorm, local_contrast_normalize
 from ..nn.convolutional import ConvEncoder
 from ..nn.pooling import SPATIAL_POOLING, MapPooling, spatial_pool
-from ..validation import as_float_array, check_choice, check_number
+from ..validation import as_float_array, check_choice, check_number, rows_as_tensor
 from .base import MODELS, Autoencoder, LossOutput, create_model
 from .convolutional import ConvAutoencoder
 from .deep import pretrain_layers
@@ -45,7 +45,7 @@ def transform_rows(module: nn.Module, X: Any, batch_size: int = 512) -> np.ndarr
     was_training = module.training
     module.eval()
     try:
-        parts = [module(torch.as_tensor(X[start:start + batch_size]).to(parameter)).flatten(1).float().cpu().numpy()
+        parts = [module(rows_as_tensor(X, start, start + batch_size).to(parameter)).flatten(1).float().cpu().numpy()
                  for start in range(0, X.shape[0], batch_size)]
     finally:
         module.train(was_training)

@@ -20,7 +20,7 @@ import torch
 
 from ..errors import ConfigError
 from ..groups import GroupStructure, prune_tree
-from ..validation import as_float_array, check_number
+from ..validation import as_float_array, check_number, rows_as_tensor
 from .base import Autoencoder, create_model
 
 __all__ = ["TreeModelPruning", "tree_structure", "unit_activation_frequency", "prune_tree_model"]
@@ -91,7 +91,7 @@ def _statistics(model: Autoencoder, X: np.ndarray, threshold: float, batch_size:
     error = 0.0
     try:
         for start in range(0, X.shape[0], batch_size):
-            x = torch.as_tensor(X[start:start + batch_size]).to(parameter)
+            x = rows_as_tensor(X, start, start + batch_size).to(parameter)
             z = _codes(model, x)
             active += (z.abs() > threshold).sum(dim=0).double().cpu()
             error += float((model.decode(z) - x).double().pow(2).sum())

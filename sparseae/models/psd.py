@@ -22,7 +22,7 @@ from torch import nn
 from ..coding.dictionary import SparseInference
 from ..nn.amortized import ScaledTanhEncoder, ShrinkageEncoder, nonnegative_thresholds
 from ..nn.activations import upcast_half
-from ..validation import as_float_array, check_choice, check_number
+from ..validation import as_float_array, check_choice, check_number, rows_as_tensor
 from .base import MODELS, LossOutput
 from .sparse_coding import DictionaryModel, fitted_groups
 
@@ -130,7 +130,7 @@ def psd_code_quality(model: PSD, X: Any, *, batch_size: int = 1024) -> PSDCodeQu
     sums = np.zeros(5)  # ‖F − z*‖², ‖z*‖², E(F), E(z*), E_lasso
     try:
         for start in range(0, X.shape[0], batch_size):
-            x = torch.as_tensor(X[start:start + batch_size], device=parameter.device, dtype=parameter.dtype)
+            x = rows_as_tensor(X, start, start + batch_size, device=parameter.device, dtype=parameter.dtype)
             fast = model.encode(x)
             best = model.sparse_code(x, prediction=fast)
             lasso = model.inference(x, model.dictionary, best)

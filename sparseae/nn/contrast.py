@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..validation import as_float_array, check_number
+from ..validation import as_float_array, check_number, rows_as_tensor
 from .convolutional import image_geometry
 
 
@@ -62,6 +62,6 @@ def local_contrast_normalize(X: Any, image_shape: Sequence[int] | None = None, *
     X = as_float_array(X, "X")
     shape = image_geometry(image_shape, X.shape[1])
     norm = LocalContrastNorm(sigma)
-    parts = [norm(torch.as_tensor(X[start:start + batch_size]).reshape(-1, *shape)).flatten(1).numpy()
+    parts = [norm(rows_as_tensor(X, start, start + batch_size).reshape(-1, *shape)).flatten(1).numpy()
              for start in range(0, X.shape[0], batch_size)]
     return np.concatenate(parts).astype(np.float32, copy=False)
