@@ -331,3 +331,22 @@ def test_compile_option_is_validated():
         TrainConfig(compile="").validate()
     with pytest.raises(ConfigError, match="lbfgs"):
         TrainConfig(compile=True, optimizer="lbfgs").validate()
+
+
+def test_grad_clip_bounds_the_norm_of_an_sgd_step(digits):
+    """With plain SGD (lr 1, one full batch) the step is the clipped gradient: its norm over all
+    parameters is grad_clip when the gradient is longer, and the unclipped step is longer."""
+    X, _ = digits
+    steps = {}
+    for clip in (None, 0.01):
+        torch.manual_seed(0)
+        model = create_model("sparse_ae_kl", 64, 16)
+        before = state_of(model)
+        train(model, X, TrainConfig(optimizer="sgd", learning_rate=1.0, batch_size=len(X), max_epochs=1,
+                                    shuffle=False, grad_clip=clip))
+        after = state_of(model)
+        steps[clip] = torch.cat([(after[k] - before[k]).flatten() for k in before]).norm().item()
+    assert steps[None] > 1.0                      # measured 20.3
+    assert steps[0.01] == pytest.approx(0.01, rel=1e-3)
+    with pytest.raises(ConfigError, match="grad_clip"):
+        TrainConfig(grad_clip=0.0).validate()
