@@ -173,24 +173,33 @@ def main() -> None:
     if args.only:
         models = [m for m in models if m[0].startswith(args.only)]
     rows = []
+
+    def measure(name: str, loop: str, label: str, mode: str, run) -> None:
+        """Time ``run()`` into ``rows``; a variant that fails (e.g. a step that cannot be captured)
+        is reported and skipped so that the others still run."""
+        try:
+            ms = run()
+        except Exception as exc:  # noqa: BLE001 - reported, then the next variant runs
+            print(f"{name:<10} {label:<12} {mode:<8} failed: {type(exc).__name__}: {exc}", flush=True)
+            return
+        rows.append((name, f"{loop}, {mode}", ms))
+        print(f"{name:<10} {label:<12} {mode:<8} {ms:8.3f} ms/step", flush=True)
+
     for name, k in models:
         for mode, compiled, graphed in modes:
-            rows.append((name, f"hand-written, {mode}", time_hand_written(X, args, k, compiled, graphed)))
-            print(f"{name:<10} hand-written {mode:<8} {rows[-1][2]:8.3f} ms/step", flush=True)
-            rows.append((name, f"sparseae, {mode}", time_sparseae(X, args, k, compiled, graphed=graphed)))
-            print(f"{name:<10} sparseae     {mode:<8} {rows[-1][2]:8.3f} ms/step", flush=True)
+            measure(name, "hand-written", "hand-written", mode, lambda: time_hand_written(X, args, k, compiled, graphed))
+            measure(name, "sparseae", "sparseae", mode, lambda: time_sparseae(X, args, k, compiled, graphed=graphed))
             if compiled and device.type == "cuda" and args.amp:
-                rows.append((name, f"sparseae bf16 copies, {mode}",
-                             time_sparseae(X, args, k, compiled, graphed=graphed, bf16_weights=True)))
-                print(f"{name:<10} bf16 copies  {mode:<8} {rows[-1][2]:8.3f} ms/step", flush=True)
+                measure(name, "sparseae bf16 copies", "bf16 copies", mode,
+                        lambda: time_sparseae(X, args, k, compiled, graphed=graphed, bf16_weights=True))
             if graphed and args.eager_update:
                 optim.COMPILE_UPDATE_ON_CUDA = False  # the fused-Adam update, uncompiled
-                rows.append((name, f"sparseae eager-upd., {mode}", time_sparseae(X, args, k, compiled, graphed=graphed)))
+                measure(name, "sparseae eager-upd.", "eager update", mode,
+                        lambda: time_sparseae(X, args, k, compiled, graphed=graphed))
                 optim.COMPILE_UPDATE_ON_CUDA = True
-                print(f"{name:<10} eager update {mode:<8} {rows[-1][2]:8.3f} ms/step", flush=True)
             if k is not None and not graphed:
-                rows.append((name, f"sparseae sparse-dec, {mode}", time_sparseae(X, args, k, compiled, True)))
-                print(f"{name:<10} sparse decode {mode:<8} {rows[-1][2]:8.3f} ms/step", flush=True)
+                measure(name, "sparseae sparse-dec", "sparse decode", mode,
+                        lambda: time_sparseae(X, args, k, compiled, True))
     print()
     print("modes: eager; compiled (torch.compile); graph (compiled + the whole step in one CUDA graph)")
     print(f"{'model':<10} | {'loop':<28} | {'ms/step':>8} | {'vs hand-written, same mode':>26} | "
@@ -198,7 +207,7 @@ def main() -> None:
     for name, loop, ms in rows:
         same = [r[2] for r in rows if r[0] == name and r[1] == "hand-written, " + loop.split(", ")[1]]
         compiled = [r[2] for r in rows if r[0] == name and r[1] == "hand-written, compiled"]
-        print(f"{name:<10} | {loop:<28} | {ms:8.3f} | {same[0] / ms:25.2f}× | "
+        print(f"{name:<10} | {loop:<28} | {ms:8.3f} | {(f'{same[0] / ms:.2f}×' if same else '-'):>26} | "
               f"{(f'{compiled[0] / ms:.2f}×' if compiled else '-'):>24}")
     print(f"(d = {args.d}, {args.latents} latents, batch {args.batch}, {args.steps} timed steps after "
           f"{args.warmup}; device {device}{', bf16 autocast' if device.type == 'cuda' and args.amp else ''}; "

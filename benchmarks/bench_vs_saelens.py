@@ -223,7 +223,11 @@ def main() -> None:
             rows.append((name, f"SAELens {sae_lens.__version__}, {mode}", ms))
             print(f"{name:<10} SAELens  {mode:<20} {ms:9.3f} ms/step", flush=True)
         for mode, compiled, graphed, bf16 in ours_modes:
-            ms = time_sparseae(X, args, k, compiled, graphed, bf16)
+            try:  # one failing variant (e.g. a step that cannot be captured) must not lose the others
+                ms = time_sparseae(X, args, k, compiled, graphed, bf16)
+            except Exception as exc:  # noqa: BLE001 - reported, then the next variant runs
+                print(f"{name:<10} sparseae {mode:<20} failed: {type(exc).__name__}: {exc}", flush=True)
+                continue
             rows.append((name, f"sparseae, {mode}", ms))
             print(f"{name:<10} sparseae {mode:<20} {ms:9.3f} ms/step", flush=True)
         if device.type == "cuda":
