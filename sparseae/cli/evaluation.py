@@ -21,9 +21,9 @@ from ..evaluate import (contraction_stats, explained_variance, linear_probe, mea
 from ..models import Autoencoder, SupervisedAutoencoder
 from ..models.drsae import DrSAE, encoder_decoder_angles
 from ..models.supervised import error_rate
-from ..validation import rows_as_tensor
 from ..nn.jacobian import has_closed_form
 from ..nn.penalties import ContractivePenalty, KLSparsity
+from ..validation import rows_as_tensor
 
 if TYPE_CHECKING:
     from ..retrieval import PrecisionRecallCurve
