@@ -26,6 +26,9 @@ from sparseae.models import create_model
 from sparseae.train import Callback, TrainConfig, optim, train
 
 
+LEARNING_RATE = 1e-4  # Adam, both loops
+
+
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -63,7 +66,7 @@ def time_hand_written(X: torch.Tensor, args, k: int | None, compiled: bool, grap
     device = X.device
     torch.manual_seed(0)
     model = HandWrittenSAE(X.shape[1], args.latents, k).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, fused=device.type == "cuda" or None,
+    optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE, fused=device.type == "cuda" or None,
                                  capturable=graphed)
     loss_of = torch.compile(model.loss) if compiled else model.loss
     amp = device.type == "cuda" and args.amp
@@ -123,18 +126,26 @@ class StepTimer(Callback):
 
 def time_sparseae(X: torch.Tensor, args, k: int | None, compiled: bool, sparse_decode: bool = False,
                   graphed: bool = False, bf16_weights: bool = False) -> float:
-    device = X.device
     torch.manual_seed(0)
     if k is None:
         model = create_model("sparse_ae_l1", X.shape[1], args.latents, sparsity_weight=args.l1)
     else:
         model = create_model("topk_sae", X.shape[1], args.latents, k=k, aux_weight=0.0, sparse_decode=sparse_decode)
+    return time_train(model, X, args, compiled, graphed=graphed, bf16_weights=bf16_weights)
+
+
+def time_train(model: torch.nn.Module, X: torch.Tensor, args, compiled: bool, *, graphed: bool = False,
+               bf16_weights: bool = False, **settings) -> float:
+    """ms per step of ``sparseae.train.train`` on ``model`` (Adam lr 1e-4, batches of ``args.batch``
+    in order, bf16 autocast on CUDA unless ``--no-amp``), timed between synchronizations after
+    ``args.warmup`` steps over ``args.steps``; ``settings``: further TrainConfig fields."""
+    device = X.device
     timer = StepTimer(device, args.warmup, args.warmup + args.steps)
     n_batches = X.shape[0] // args.batch
     epochs = -(-(args.warmup + args.steps) // n_batches)
-    config = TrainConfig(optimizer="adam", learning_rate=1e-4, batch_size=args.batch, max_epochs=epochs,
+    config = TrainConfig(optimizer="adam", learning_rate=LEARNING_RATE, batch_size=args.batch, max_epochs=epochs,
                          device=str(device), amp=device.type == "cuda" and args.amp, compile=compiled,
-                         shuffle=False, cuda_graph=graphed, bf16_weights=bf16_weights)
+                         shuffle=False, cuda_graph=graphed, bf16_weights=bf16_weights, **settings)
     train(model, X, config, callbacks=[timer])
     return 1e3 * (timer.ended - timer.began) / args.steps
 

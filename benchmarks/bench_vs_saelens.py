@@ -70,9 +70,8 @@ import time  # noqa: E402
 
 import torch  # noqa: E402
 
-from bench_sae_throughput import StepTimer, synchronize  # noqa: E402  (run as a script: benchmarks/ is on sys.path)
+from bench_sae_throughput import LEARNING_RATE, synchronize, time_train  # noqa: E402  (run as a script: benchmarks/ is on sys.path)
 from sparseae.models import create_model  # noqa: E402
-from sparseae.train import TrainConfig, train  # noqa: E402
 
 try:
     import sae_lens
@@ -83,7 +82,6 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     sae_lens = None
     SAE_LENS_ERROR = exc
 
-LEARNING_RATE = 1e-4
 DEAD_FEATURE_WINDOW = 1000  # SAELens's default, in steps
 
 
@@ -150,9 +148,8 @@ def time_saelens(X: torch.Tensor, args, k: int | None, compiled: bool) -> float:
 
 def time_sparseae(X: torch.Tensor, args, k: int | None, compiled: bool, graphed: bool = False,
                   bf16_weights: bool = False) -> float:
-    """ms per step of ``sparseae.train.train`` (as bench_sae_throughput.time_sparseae, with SAELens's
+    """ms per step of ``sparseae.train.train`` (bench_sae_throughput's timing, with SAELens's
     gradient clipping and, with ``--auxk``, the TopK SAE's AuxK loss)."""
-    device = X.device
     torch.manual_seed(0)
     d = X.shape[1]
     if k is None:
@@ -162,14 +159,8 @@ def time_sparseae(X: torch.Tensor, args, k: int | None, compiled: bool, graphed:
                              dead_after=DEAD_FEATURE_WINDOW * args.batch)
     else:
         model = create_model("topk_sae", d, args.latents, k=k, aux_weight=0.0)
-    timer = StepTimer(device, args.warmup, args.warmup + args.steps)
-    n_batches = X.shape[0] // args.batch
-    epochs = -(-(args.warmup + args.steps) // n_batches)
-    config = TrainConfig(optimizer="adam", learning_rate=LEARNING_RATE, batch_size=args.batch, max_epochs=epochs,
-                         device=str(device), amp=uses_amp(device, args), compile=compiled, shuffle=False,
-                         cuda_graph=graphed, bf16_weights=bf16_weights, grad_clip=args.grad_clip)
-    train(model, X, config, callbacks=[timer])
-    return 1e3 * (timer.ended - timer.began) / args.steps
+    return time_train(model, X, args, compiled, graphed=graphed, bf16_weights=bf16_weights,
+                      grad_clip=args.grad_clip)
 
 
 def main() -> None:

@@ -75,9 +75,11 @@ def test_rows_as_tensor_copies_a_read_only_memory_map(data, tmp_path):
     rows = rows_as_tensor(mapped, 10, 20, dtype=torch.float64)
     assert rows.dtype == torch.float64 and rows.shape == (10, 12)
     np.testing.assert_array_equal(rows.numpy(), data[10:20])
-    same_dtype = rows_as_tensor(mapped, 0, 5)
-    same_dtype += 1.0  # a copy: the file's rows stay as they were
-    np.testing.assert_array_equal(np.load(tmp_path / "x.npy")[:5], data[:5])
+    same_dtype = rows_as_tensor(mapped, 0, 5)  # float32 as stored: a copy, not a view of read-only memory
+    assert not np.shares_memory(same_dtype.numpy(), mapped)
+    np.testing.assert_array_equal(same_dtype.numpy(), data[:5])
+    in_memory = data.copy()
+    assert np.shares_memory(rows_as_tensor(in_memory, 0, 5).numpy(), in_memory)  # writable: no copy
     sharded = write_shards([data], tmp_path / "s", rows_per_shard=256)
     for X in (data, sharded, torch.from_numpy(data)):
         torch.testing.assert_close(rows_as_tensor(X, 250, 270), torch.from_numpy(data[250:270]))
