@@ -107,6 +107,8 @@ def main() -> None:
                         help="override a pre-training setting (a TrainConfig field), e.g. optimizer=sgd")
     parser.add_argument("--finetune-param", action="append", default=[], metavar="KEY=VALUE",
                         help="override a fine-tuning setting (a TrainConfig field), e.g. lr_decay=0.99")
+    parser.add_argument("--model-param", action="append", default=[], metavar="KEY=VALUE",
+                        help="a parameter of the fine-tuned MLP (mlp_classifier), e.g. weight_decay=1e-4")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -124,6 +126,10 @@ def main() -> None:
     for item in args.finetune_param:
         key, _, value = item.partition("=")
         fine = {**fine, key: parse_scalar(value)}
+    model_params = {}
+    for item in args.model_param:
+        key, _, value = item.partition("=")
+        model_params[key] = parse_scalar(value)
     common = dict(device=args.device, random_state=args.seed)
     pretrain_config = TrainConfig(**{"max_epochs": args.pretrain_epochs, **pre, **common})
     finetune_config = TrainConfig(**{"max_epochs": args.epochs, "n_iter_no_change": args.patience,
@@ -135,7 +141,8 @@ def main() -> None:
     torch.manual_seed(args.seed)
     started = time.perf_counter()
     result = fit_stacked(X_train, layers, pretrain_config=pretrain_config, finetune_config=finetune_config,
-                         y=y_train, X_val=X_val, y_val=y_val, finetune="classifier", run_dir=args.run_dir,
+                         y=y_train, X_val=X_val, y_val=y_val, finetune="classifier",
+                         model_params=model_params, run_dir=args.run_dir,
                          resume=args.resume, callbacks=[PrintEpochs()])
     hours = (time.perf_counter() - started) / 3600
     refit = None
@@ -145,7 +152,7 @@ def main() -> None:
         started = time.perf_counter()
         model = fit_stacked(np.concatenate([X_train, X_val]), layers, pretrain_config=pretrain_config,
                             finetune_config=replace(finetune_config, max_epochs=epochs, n_iter_no_change=None),
-                            y=np.concatenate([y_train, y_val]), finetune="classifier",
+                            y=np.concatenate([y_train, y_val]), finetune="classifier", model_params=model_params,
                             run_dir=Path(args.run_dir) / "refit" if args.run_dir else None, resume=args.resume,
                             callbacks=[PrintEpochs()]).model
         refit = {"epochs": epochs, "test_error": 100 * error_rate(model, X_test, y_test),

@@ -125,6 +125,66 @@ def test_stack_errors_name_the_problem(digits):
         create_model("deep_autoencoder", 10, 2, hidden="100")
 
 
+def test_mlp_weight_decay_is_the_l2_term_of_the_used_matrices_and_passes_a_gradient_check():
+    """(λ/2)(‖W_enc‖² + ‖W_head‖²) beside the cross-entropy; the idle decoder is not decayed."""
+    from sparseae.gradcheck import check_gradients
+
+    torch.manual_seed(0)
+    lam = 0.03
+    model = create_model("mlp_classifier", 12, 7, hidden=[9], n_classes=4, weight_decay=lam).double()
+    with torch.no_grad():  # the head starts at 0 (no gradient reaches the encoder there): move it off
+        model.head.weight.normal_(0.0, 0.5)
+    x, y = torch.rand(16, 12, dtype=torch.float64), torch.randint(0, 4, (16,))
+    out = model.loss(x, targets=y)
+    logits = model.head(model.encode(x))
+    expected_decay = 0.5 * lam * sum(model.get_parameter(name).pow(2).sum() for name in
+                                     ("encoder.layers.0.weight", "encoder.layers.1.weight", "head.weight"))
+    torch.testing.assert_close(out.terms["weight_decay"], expected_decay)
+    torch.testing.assert_close(out.loss, torch.nn.functional.cross_entropy(logits, y) + expected_decay)
+    result = check_gradients(model, x, loss_fn=lambda m, batch: m.loss(batch, targets=y).loss)
+    assert result.passed and result.relative_error < 1e-9
+    assert sorted(result.unused) == sorted(n for n, _ in model.named_parameters() if n.startswith("decoder"))
+    # with the reconstruction kept, the decoder's matrices are decayed too
+    both = create_model("mlp_classifier", 12, 7, hidden=[9], n_classes=4, weight_decay=lam,
+                        reconstruction_weight=1.0).double()
+    assert len(both.penalties["weight_decay"].names) == 5
+    with pytest.raises(ConfigError, match="weight_decay"):
+        create_model("mlp_classifier", 12, 7, weight_decay=-1.0)
+
+
+def test_a_penalty_on_the_reconstruction_needs_a_reconstruction_weight():
+    from sparseae.models import SupervisedAutoencoder
+    from sparseae.nn.penalties import AuxKPenalty
+
+    parts = create_model("mlp_classifier", 12, 7)
+    with pytest.raises(ConfigError, match="'auxk' needs the reconstruction"):
+        SupervisedAutoencoder(parts.encoder, parts.decoder, parts.likelihood, parts.head,
+                              {"auxk": AuxKPenalty(1.0, 7)}, reconstruction_weight=0.0)
+
+
+def test_fine_tuning_weight_decay_shrinks_the_weights_it_fine_tunes(digits, tmp_path):
+    X, y = digits
+    norms, errors = {}, {}
+    for lam in (0.0, 1e-3):
+        torch.manual_seed(0)
+        result = fit_stacked(X[:1200], [{"name": "contractive_ae", "n_components": 80, "contraction_weight": 0.1}],
+                             pretrain_config=PRETRAIN, y=y[:1200], finetune="classifier",
+                             finetune_config=TrainConfig(max_epochs=20, batch_size=32, learning_rate=3e-3),
+                             model_params={"weight_decay": lam} if lam else None,
+                             run_dir=tmp_path / str(lam))
+        norms[lam] = float(result.model.encoder.layers[0].weight.detach().norm())
+        errors[lam] = error_rate(result.model, X[1200:], y[1200:])
+        if lam:
+            history = result.finetune.history
+            assert history[-1]["train_weight_decay"] < history[0]["train_weight_decay"]
+    assert norms[1e-3] < 0.6 * norms[0.0]  # 17.3 against 40.5
+    assert errors[0.0] < 0.1 and errors[1e-3] < 0.1  # 7.4% and 8.7% of 597 held-out digits
+    with pytest.raises(ConfigError, match="model_params cannot set 'hidden'"):
+        fit_stacked(X[:50], [{"n_components": 5}], pretrain_config=TrainConfig(max_epochs=1), y=y[:50],
+                    finetune_config=TrainConfig(max_epochs=1), finetune="classifier",
+                    model_params={"hidden": [3]})
+
+
 # ---------------------------------------------------------------------------- estimators
 
 def test_stacked_classifier_estimator_learns_digits_and_round_trips(digits, tmp_path):

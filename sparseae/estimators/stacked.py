@@ -26,6 +26,7 @@ _STACK_CONSTRAINTS: dict[str, list[Any]] = {
     "likelihood": [str],
     "pretrain_epochs": [Interval(Integral, 0, None, closed="left")],
     "pretrain_learning_rate": [Interval(Real, 0, None, closed="neither"), None],
+    "weight_decay": [Interval(Real, 0, None, closed="left")],
 }
 
 
@@ -70,6 +71,9 @@ class StackedAutoencoder(_StackedMixin, BaseAutoencoderEstimator):
         Epochs per layer of greedy pre-training (0: fine-tune from a random start).
     pretrain_learning_rate : float > 0 or None
         Pre-training's step size (None: ``learning_rate``).
+    weight_decay : float ≥ 0
+        λ of the fine-tuning's (λ/2)Σ‖W‖² over the weight matrices (pre-training: set it per
+        layer in ``layer_params``).
 
     Notes
     -----
@@ -86,7 +90,8 @@ class StackedAutoencoder(_StackedMixin, BaseAutoencoderEstimator):
                  layer_model: str = "autoencoder", layer_params: dict | None = None,
                  activation: str = "sigmoid", code_activation: str = "identity",
                  likelihood: str = "bernoulli", pretrain_epochs: int = 10,
-                 pretrain_learning_rate: float | None = None, optimizer: str = "adam",
+                 pretrain_learning_rate: float | None = None, weight_decay: float = 0.0,
+                 optimizer: str = "adam",
                  learning_rate: float = 1e-3, batch_size: int = 128, max_epochs: int = 20,
                  max_iter: int = 400, validation_fraction: float = 0.0,
                  n_iter_no_change: int | None = None, device: str = "auto",
@@ -100,6 +105,7 @@ class StackedAutoencoder(_StackedMixin, BaseAutoencoderEstimator):
         self.likelihood = likelihood
         self.pretrain_epochs = pretrain_epochs
         self.pretrain_learning_rate = pretrain_learning_rate
+        self.weight_decay = weight_decay
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.batch_size = batch_size
@@ -113,7 +119,8 @@ class StackedAutoencoder(_StackedMixin, BaseAutoencoderEstimator):
 
     def _model_spec(self) -> tuple[str, dict[str, Any]]:
         return "deep_autoencoder", {"hidden": [int(h) for h in self.hidden], "activation": self.activation,
-                                    "code_activation": self.code_activation, "likelihood": self.likelihood}
+                                    "code_activation": self.code_activation, "likelihood": self.likelihood,
+                                    "weight_decay": self.weight_decay}
 
 
 class StackedClassifier(HeadClassifierMixin, _StackedMixin, BaseAutoencoderEstimator):
@@ -134,6 +141,8 @@ class StackedClassifier(HeadClassifierMixin, _StackedMixin, BaseAutoencoderEstim
         The reconstruction term kept in the model (not used by the fine-tuning).
     dropout : float in [0, 1)
         Dropout on the top hidden layer during fine-tuning.
+    weight_decay : float ≥ 0
+        λ of the fine-tuning's (λ/2)Σ‖W‖² over the MLP's weight matrices.
 
     Notes
     -----
@@ -149,7 +158,8 @@ class StackedClassifier(HeadClassifierMixin, _StackedMixin, BaseAutoencoderEstim
     def __init__(self, *, n_components: int = 1000, hidden: tuple = (), layer_model: str = "denoising_ae",
                  layer_params: dict | None = None, activation: str = "sigmoid",
                  likelihood: str = "bernoulli", dropout: float = 0.0, pretrain_epochs: int = 15,
-                 pretrain_learning_rate: float | None = None, optimizer: str = "sgd",
+                 pretrain_learning_rate: float | None = None, weight_decay: float = 0.0,
+                 optimizer: str = "sgd",
                  learning_rate: float = 0.1, batch_size: int = 20, max_epochs: int = 50,
                  max_iter: int = 400, validation_fraction: float = 0.0,
                  n_iter_no_change: int | None = None, device: str = "auto",
@@ -163,6 +173,7 @@ class StackedClassifier(HeadClassifierMixin, _StackedMixin, BaseAutoencoderEstim
         self.dropout = dropout
         self.pretrain_epochs = pretrain_epochs
         self.pretrain_learning_rate = pretrain_learning_rate
+        self.weight_decay = weight_decay
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.batch_size = batch_size
@@ -178,4 +189,5 @@ class StackedClassifier(HeadClassifierMixin, _StackedMixin, BaseAutoencoderEstim
         # classes_ is set by fit before the model is built; 2 stands in before that (load checks).
         return "mlp_classifier", {"n_classes": len(getattr(self, "classes_", ())) or 2,
                                   "hidden": [int(h) for h in self.hidden], "activation": self.activation,
-                                  "likelihood": self.likelihood, "dropout": self.dropout}
+                                  "likelihood": self.likelihood, "dropout": self.dropout,
+                                  "weight_decay": self.weight_decay}

@@ -183,22 +183,33 @@ def mlp_classifier(n_features: int, n_components: int, *, n_classes: int = 10,
                    hidden: Sequence[int] = (), activation: str = "sigmoid",
                    likelihood: str = "bernoulli", reconstruction_weight: float = 0.0,
                    classification_weight: float = 1.0, corruption: str | None = None,
-                   dropout: float = 0.0) -> SupervisedAutoencoder:
+                   dropout: float = 0.0, weight_decay: float = 0.0) -> SupervisedAutoencoder:
     """An MLP n_features-hidden…-n_components-n_classes (softmax output) with the mirror decoder
     kept, so that it can be pre-trained as a deep autoencoder and fine-tuned as a classifier
     (Rifai et al. 2011; the stacked DAE). With ``reconstruction_weight`` 0 (default) labelled
     training is the plain cross-entropy of the MLP; > 0 keeps the reconstruction as a regularizer.
-    ``dropout`` applies to the top hidden layer before the softmax in training."""
+    ``dropout`` applies to the top hidden layer before the softmax in training. ``weight_decay``
+    λ adds (λ/2)Σ‖W‖² over the encoder's and the head's weight matrices (and the decoder's when
+    ``reconstruction_weight`` > 0), the L2 term of the Theano tutorial's MLP."""
     check_number(n_classes, "n_classes", low=2, integer=True)
     check_number(dropout, "dropout", low=0.0, high=1.0, high_inclusive=False)
+    check_number(weight_decay, "weight_decay", low=0.0)
     sizes = _sizes(n_features, n_components, hidden)
     activations = _activations(len(sizes) - 1, activation, None)
     head: nn.Module = LinearClassifierHead(n_components, n_classes, normalize_code=False)
     if dropout > 0:
         head = DropoutHead(head, dropout)
-    return SupervisedAutoencoder(MLPEncoder(sizes, activations), MLPDecoder(sizes, activations),
-                                 make_likelihood(likelihood, n_features), head,
-                                 classification_weight=classification_weight,
+    encoder, decoder = MLPEncoder(sizes, activations), MLPDecoder(sizes, activations)
+    penalties: dict[str, Penalty] = {}
+    if weight_decay > 0:
+        parts = {"encoder": encoder, "head": head}
+        if reconstruction_weight > 0:
+            parts["decoder"] = decoder
+        penalties["weight_decay"] = WeightDecay(weight_decay, names=[
+            f"{part}.{name}" for part, module in parts.items()
+            for name, parameter in module.named_parameters() if parameter.ndim >= 2])
+    return SupervisedAutoencoder(encoder, decoder, make_likelihood(likelihood, n_features), head,
+                                 penalties, classification_weight=classification_weight,
                                  reconstruction_weight=reconstruction_weight,
                                  corruption=make_corruption(corruption))
 
@@ -341,8 +352,8 @@ class StackedResult:
 def fit_stacked(X: Any, layers: Sequence[dict[str, Any]], *, pretrain_config, finetune_config=None,
                 y: Any = None, X_val: Any = None, y_val: Any = None, n_classes: int | None = None,
                 finetune: str = "autoencoder", likelihood: str | None = None,
-                run_dir: str | Path | None = None, resume: bool = False,
-                callbacks: Sequence = ()) -> StackedResult:
+                model_params: dict[str, Any] | None = None, run_dir: str | Path | None = None,
+                resume: bool = False, callbacks: Sequence = ()) -> StackedResult:
     """Greedy layer-wise pre-training, then fine-tuning of the whole stack, in one call.
 
     ``layers``: one dict per layer, ``{"name": preset (default "autoencoder"), "n_components":
@@ -351,6 +362,7 @@ def fit_stacked(X: Any, layers: Sequence[dict[str, Any]], *, pretrain_config, fi
     on the reconstruction; its likelihood is the first layer's unless ``likelihood`` says),
     ``"classifier"`` (an :func:`mlp_classifier` trained on ``y``; early stopping on the
     validation error when ``finetune_config.n_iter_no_change`` is set) or ``"none"``.
+    ``model_params``: more parameters of that fine-tuned model, e.g. ``{"weight_decay": 1e-4}``.
     Checkpoints go to ``run_dir/pretrain/layer<k>`` and ``run_dir/finetune``.
     """
     from ..train import train
@@ -369,6 +381,10 @@ def fit_stacked(X: Any, layers: Sequence[dict[str, Any]], *, pretrain_config, fi
     if len(set(activations[:-1])) > 1:
         raise ConfigError(f"the hidden layers of a stack must share one activation, got {activations}")
     common = dict(hidden=sizes[1:-1], activation=activations[0], likelihood=likelihood)
+    fixed = sorted(common.keys() & (model_params or {}).keys())
+    if fixed:
+        raise ConfigError(f"model_params cannot set {fixed[0]!r}: the pre-trained layers fix it")
+    common.update(model_params or {})
     if finetune == "classifier":
         if y is None:
             raise ConfigError("finetune='classifier' needs labels y")

@@ -14,9 +14,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..errors import ConfigError
 from ..nn.activations import upcast_half
 from ..nn.likelihoods import Likelihood
-from ..nn.penalties import Penalty
+from ..nn.penalties import ForwardPass, Penalty
 from ..validation import as_float_array, check_number
 from .base import Autoencoder, LossOutput
 
@@ -28,8 +29,9 @@ class SupervisedAutoencoder(Autoencoder):
     :meth:`set_classification_weight` between the unsupervised and discriminative phases.
     Logged terms add ``classification`` (mean cross-entropy) and ``error`` (fraction wrong).
     ``reconstruction_weight`` r scales the reconstruction in labelled training; r = 0 makes it a
-    plain classifier (an MLP fine-tuned after pre-training): the loss is then ``w · CE`` alone
-    and the decoder is not run. Unlabelled batches (pre-training) always use weight 1.
+    plain classifier (an MLP fine-tuned after pre-training): the loss is then ``w · CE`` plus the
+    penalties (e.g. weight decay) and the decoder is not run. Unlabelled batches (pre-training)
+    always use weight 1.
     """
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, likelihood: Likelihood,
@@ -41,6 +43,11 @@ class SupervisedAutoencoder(Autoencoder):
                          corruption=corruption, code_noise=code_noise)
         check_number(reconstruction_weight, "reconstruction_weight", low=0.0)
         self.reconstruction_weight = float(reconstruction_weight)
+        if self.reconstruction_weight == 0:
+            needing = [name for name, p in self.penalties.items() if p.uses_reconstruction]
+            if needing:
+                raise ConfigError(f"penalty {needing[0]!r} needs the reconstruction, which "
+                                  "reconstruction_weight=0 does not compute: set it > 0")
         self.head = head
         self.constraints = list(constraints)
         self.register_buffer("classification_weight", torch.tensor(0.0))
@@ -71,13 +78,18 @@ class SupervisedAutoencoder(Autoencoder):
     def loss(self, x: torch.Tensor, x_input: torch.Tensor | None = None, *,
              targets: torch.Tensor | None = None) -> LossOutput:
         """Reconstruction and penalties, plus ``w · CE(head(z), targets)`` when targets are given
-        (only ``w · CE`` when ``reconstruction_weight`` is 0)."""
+        (``w · CE`` and the penalties, without the decoder, when ``reconstruction_weight`` is 0)."""
         if targets is None:
             return super().loss(x, x_input)
         if self.reconstruction_weight == 0:
             if x_input is None:
                 x_input = self.corruption(x) if self.corruption is not None else x
-            out = LossOutput(loss=upcast_half(x).new_zeros(()), code=self.encode(x_input))
+            step = ForwardPass(x, x_input, self.encode(x_input), None, self)
+            out = LossOutput(loss=upcast_half(x).new_zeros(()), code=step.code)
+            for name, penalty in self.penalties.items():
+                value = penalty(step)
+                out.terms[name] = value.detach()
+                out.loss = out.loss + value
         else:
             out = super().loss(x, x_input, reconstruction_weight=self.reconstruction_weight)
         logits = upcast_half(self.head(out.code))

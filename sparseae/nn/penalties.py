@@ -28,13 +28,14 @@ class ForwardPass:
 
     x: (batch, n_features) the clean target; x_input: what the encoder saw (corrupted for a DAE);
     code: (batch, n_components); eta: (batch, n_features) the decoder output before the
-    likelihood's link; model: the model (for weight penalties).
+    likelihood's link (None where the decoder is not run, see ``Penalty.uses_reconstruction``);
+    model: the model (for weight penalties).
     """
 
     x: torch.Tensor
     x_input: torch.Tensor
     code: torch.Tensor
-    eta: torch.Tensor
+    eta: torch.Tensor | None
     model: "Autoencoder"
 
 
@@ -43,9 +44,12 @@ class Penalty(nn.Module, abc.ABC):
 
     ``full_batch`` is set by the trainer when each batch is the whole training set (L-BFGS):
     penalties that estimate a statistic over the data set then use the batch's exact value.
+    ``uses_reconstruction``: the penalty reads ``step.eta``, so it cannot apply where the decoder
+    is not run (a classifier trained without its reconstruction).
     """
 
     full_batch: bool = False
+    uses_reconstruction: bool = False
 
     def __init__(self, weight: float) -> None:
         super().__init__()
@@ -190,6 +194,8 @@ class AuxKPenalty(Penalty):
     *dead* latents (those that have not fired for more than ``dead_after`` samples, counted in a
     buffer during training). 0 when no latent is dead.
     """
+
+    uses_reconstruction = True
 
     def __init__(self, weight: float, n_components: int, k_aux: int = 512, dead_after: int = 1_000_000) -> None:
         super().__init__(weight)
