@@ -209,6 +209,22 @@ def test_stacked_classifier_estimator_learns_digits_and_round_trips(digits, tmp_
         StackedClassifier(layer_params={"activation": "tanh"}, pretrain_epochs=1, max_epochs=1).fit(X[:50], y[:50])
 
 
+def test_stacked_estimators_take_a_fine_tuning_weight_decay(digits):
+    from sparseae.estimators import StackedAutoencoder, StackedClassifier
+
+    X, y = digits
+    clf = StackedClassifier(n_components=32, weight_decay=1e-3, pretrain_epochs=2, optimizer="adam",
+                            learning_rate=3e-3, batch_size=64, max_epochs=3, random_state=0).fit(X[:600], y[:600])
+    assert clf.model_.penalties["weight_decay"].weight == 1e-3
+    finetune = [record for record in clf.history_ if record["phase"] == "finetune"]
+    assert all(record["train_weight_decay"] > 0 for record in finetune)
+    sae = StackedAutoencoder(n_components=4, hidden=(16,), weight_decay=1e-3, pretrain_epochs=1, max_epochs=1,
+                             random_state=0).fit(X[:200])
+    assert sae.model_.penalties["weight_decay"].weight == 1e-3
+    with pytest.raises(ConfigError, match="weight_decay"):
+        StackedClassifier(weight_decay=-1.0, pretrain_epochs=1, max_epochs=1).fit(X[:50], y[:50])
+
+
 def test_stacked_autoencoder_estimator_codes_and_reconstructs(digits):
     from sparseae.estimators import StackedAutoencoder
 
