@@ -80,7 +80,7 @@ DEMO_CONFIG: dict[str, dict[str, Any]] = {
               "sparsity_weight": 3.0, "weight_decay": 1e-4, "activation": "sigmoid",
               "decoder": "sigmoid"},
     "data": {"name": "patches", "n_patches": 10000, "patch_size": 8, "whitening": "1/f",
-             "random_state": 0},
+             "downsample": 3, "random_state": 0},
     "train": {"optimizer": "lbfgs", "learning_rate": 1.0, "max_iter": 400,
               "lbfgs_iter_per_epoch": 50, "dtype": "float64", "random_state": 0},
     "output": {"dir": "runs/demo", "plots": True},

@@ -16,6 +16,7 @@ from sparseae.data import (
     DATASETS,
     Dataset,
     ZCAWhitening,
+    block_average,
     extract_patches,
     load_array,
     load_dataset,
@@ -485,6 +486,28 @@ def test_ufldl_normalize_matches_the_matlab_formula():
     expected = (np.clip(centred, -limit, limit) / limit + 1) * 0.4 + 0.1
     np.testing.assert_allclose(ufldl_normalize_patches(patches), expected, rtol=1e-6)
     np.testing.assert_array_equal(ufldl_normalize_patches(np.ones((3, 4))), np.full((3, 4), 0.5, np.float32))
+
+
+def test_downsampled_patches_come_from_block_averaged_images():
+    image = np.arange(35, dtype=np.float64).reshape(5, 7)
+    reduced = block_average(image, 2)  # the last row and column fill no block
+    np.testing.assert_array_equal(reduced, [[4.0, 6.0, 8.0], [18.0, 20.0, 22.0]])
+    assert block_average(image, 1) is image
+    photo = np.random.default_rng(0).random((60, 90))
+    for whitening in ("none", "1/f"):
+        ours = natural_image_patches(300, 6, images=[photo], whitening=whitening, ufldl_normalize=False,
+                                     downsample=3, random_state=4)
+        by_hand = natural_image_patches(300, 6, images=[block_average(photo, 3)], whitening=whitening,
+                                        ufldl_normalize=False, random_state=4)
+        np.testing.assert_array_equal(ours, by_hand)
+    sample = natural_image_patches(200, 8, downsample=3)  # the photos, 142 x 213 after reduction
+    assert sample.shape == (200, 64) and sample.min() >= np.float32(0.1) and sample.max() <= np.float32(0.9)
+    with pytest.raises(ConfigError, match="downsample must be >= 1"):
+        natural_image_patches(10, downsample=0)
+    with pytest.raises(DataError, match="cannot be reduced 100x"):
+        block_average(photo, 100)
+    with pytest.raises(ConfigError, match="patch_size must be <= 142"):
+        natural_image_patches(10, 143, downsample=3)
 
 
 def test_natural_image_patches_errors():

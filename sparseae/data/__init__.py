@@ -9,6 +9,7 @@ from .datasets import (
     MNIST_SHA256,
     MNIST_URL,
     Dataset,
+    block_average,
     default_cache_dir,
     download_mnist,
     extract_patches,
@@ -34,6 +35,7 @@ __all__ = [
     "MNIST_URL", "MNIST_SHA256", "MNIST_ENV_VAR", "DATA_DIR_ENV_VAR",
     "load_digits_data",
     "load_natural_images", "natural_image_patches", "extract_patches", "ufldl_normalize_patches",
+    "block_average",
     "load_array", "load_labeled_array",
     "ZCAWhitening", "whiten_images_1_over_f", "ONE_OVER_F_CUTOFF", "unit_norm_rows",
 ]

@@ -94,11 +94,28 @@ def _sample_images_gray() -> tuple[np.ndarray, ...]:
 
 
 @functools.lru_cache(maxsize=4)
-def _sample_images_whitened(cutoff: float) -> tuple[np.ndarray, ...]:
-    whitened = whiten_images_1_over_f(list(_sample_images_gray()), cutoff=cutoff)
+def _sample_images_whitened(cutoff: float, downsample: int = 1) -> tuple[np.ndarray, ...]:
+    reduced = [block_average(image, downsample) for image in _sample_images_gray()]
+    whitened = whiten_images_1_over_f(reduced, cutoff=cutoff)
     for image in whitened:
         image.setflags(write=False)
     return tuple(whitened)
+
+
+def block_average(image: np.ndarray, factor: int) -> np.ndarray:
+    """``image (H, W)`` reduced ``factor``× by averaging ``factor × factor`` blocks:
+    ``(H // factor, W // factor)``, the last rows and columns that fill no block dropped;
+    ``factor`` 1 returns ``image`` itself."""
+    check_number(factor, "downsample", low=1, integer=True)
+    if factor == 1:
+        return image
+    if image.ndim != 2:
+        raise DataError(f"images must be 2-D grayscale, got shape {image.shape}")
+    height, width = image.shape[0] // factor, image.shape[1] // factor
+    if height == 0 or width == 0:
+        raise DataError(f"an image of {image.shape[0]}x{image.shape[1]} pixels cannot be reduced {factor}x")
+    blocks = image[:height * factor, :width * factor].reshape(height, factor, width, factor)
+    return blocks.mean(axis=(1, 3))
 
 
 def load_natural_images() -> list[np.ndarray]:
@@ -155,11 +172,14 @@ def ufldl_normalize_patches(patches: np.ndarray) -> np.ndarray:
 
 def natural_image_patches(n_patches: int = 10000, patch_size: int = 8, *, whitening: str = "1/f",
                           random_state: int | np.random.Generator | None = 0, ufldl_normalize: bool = True,
-                          images: Sequence[np.ndarray] | None = None) -> np.ndarray:
+                          images: Sequence[np.ndarray] | None = None, downsample: int = 1) -> np.ndarray:
     """Random grayscale patches of natural images, float32 ``(n_patches, patch_size²)``.
 
     The images are scikit-learn's two sample photos (no download) unless ``images`` (2-D grayscale
-    arrays) are given. ``whitening``: ``"1/f"`` whitens the whole images first
+    arrays) are given. ``downsample``: reduce the images that many times first
+    (:func:`block_average`), so that a patch spans more of the scene (3 for the UFLDL demo: the
+    photos at full size are JPEGs with large smooth regions, and a third of a sparse
+    autoencoder's units end switched off on them). ``whitening``: ``"1/f"`` whitens the whole images first
     (:func:`whiten_images_1_over_f`, the UFLDL/Olshausen preprocessing), ``"zca"`` fits
     :class:`ZCAWhitening` on the raw patches and applies it, ``"none"`` keeps grayscale in [0, 1].
     Positions come from ``np.random.default_rng(random_state)``. With ``ufldl_normalize`` the patches
@@ -168,11 +188,15 @@ def natural_image_patches(n_patches: int = 10000, patch_size: int = 8, *, whiten
     check_choice(whitening, "whitening", ("1/f", "zca", "none"))
     check_number(n_patches, "n_patches", low=1, integer=True)
     check_number(patch_size, "patch_size", low=1, integer=True)
+    check_number(downsample, "downsample", low=1, integer=True)
     rng = np.random.default_rng(random_state)
-    if images is None:
-        source = _sample_images_whitened(ONE_OVER_F_CUTOFF) if whitening == "1/f" else _sample_images_gray()
+    if images is None and whitening == "1/f":
+        source = _sample_images_whitened(ONE_OVER_F_CUTOFF, int(downsample))
     else:
-        source = whiten_images_1_over_f(list(images)) if whitening == "1/f" else list(images)
+        gray = _sample_images_gray() if images is None else [np.asarray(image) for image in images]
+        source = [block_average(image, int(downsample)) for image in gray]
+        if whitening == "1/f":
+            source = whiten_images_1_over_f(source)
     patches = extract_patches(source, n_patches, patch_size, rng).astype(np.float64)
     if whitening == "zca":
         patches = ZCAWhitening().fit_transform(patches).astype(np.float64)
@@ -324,9 +348,9 @@ def _digits_dataset(classes: Sequence[int] | None = None) -> Dataset:
 
 @DATASETS.register("patches")
 def _patches_dataset(n_patches: int = 10000, patch_size: int = 8, whitening: str = "1/f",
-                     random_state: int | None = 0, ufldl_normalize: bool = True) -> Dataset:
+                     random_state: int | None = 0, ufldl_normalize: bool = True, downsample: int = 1) -> Dataset:
     X = natural_image_patches(n_patches, patch_size, whitening=whitening, random_state=random_state,
-                              ufldl_normalize=ufldl_normalize)
+                              ufldl_normalize=ufldl_normalize, downsample=downsample)
     return Dataset(X, None, (patch_size, patch_size), "patches")
 
 
