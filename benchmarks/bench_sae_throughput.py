@@ -150,24 +150,30 @@ def time_train(model: torch.nn.Module, X: torch.Tensor, args, compiled: bool, *,
     return 1e3 * (timer.ended - timer.began) / args.steps
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_problem_arguments(parser: argparse.ArgumentParser, *, steps: int, warmup: int) -> None:
+    """The issue's configuration (d 768, 16,384 latents, batch 4,096, TopK k 32, L1 λ 5e-3), the
+    timed and warm-up step counts, and the switches both SAE throughput benchmarks share."""
     parser.add_argument("--d", type=int, default=768)
     parser.add_argument("--latents", type=int, default=16384)
     parser.add_argument("--batch", type=int, default=4096)
-    parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--warmup", type=int, default=warmup)
     parser.add_argument("--k", type=int, default=32)
-    parser.add_argument("--l1", type=float, default=5e-3)
-    parser.add_argument("--no-amp", dest="amp", action="store_false")
+    parser.add_argument("--l1", type=float, default=5e-3, help="sparseae's λ (SAELens gets l1_coefficient = 2λ)")
+    parser.add_argument("--no-amp", dest="amp", action="store_false", help="no bf16 autocast on CUDA")
+    parser.add_argument("--only", choices=("L1", "TopK"), default=None, help="one model only")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_problem_arguments(parser, steps=100, warmup=20)
     parser.add_argument("--no-compile", dest="compile", action="store_false", help="skip the compiled variants")
     parser.add_argument("--no-graph", dest="graph", action="store_false", help="skip the CUDA-graph variants")
     parser.add_argument("--eager-update", action="store_true",
                         help="add graphed sparseae rows whose update (projection, fused Adam, constraints) "
                              "is not compiled")
-    parser.add_argument("--only", choices=("L1", "TopK"), default=None, help="one model only")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

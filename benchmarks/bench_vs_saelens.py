@@ -70,7 +70,7 @@ import time  # noqa: E402
 
 import torch  # noqa: E402
 
-from bench_sae_throughput import LEARNING_RATE, synchronize, time_train  # noqa: E402  (run as a script: benchmarks/ is on sys.path)
+from bench_sae_throughput import LEARNING_RATE, add_problem_arguments, synchronize, time_train  # noqa: E402  (run as a script: benchmarks/ is on sys.path)
 from sparseae.models import create_model  # noqa: E402
 
 try:
@@ -165,14 +165,7 @@ def time_sparseae(X: torch.Tensor, args, k: int | None, compiled: bool, graphed:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--d", type=int, default=768)
-    parser.add_argument("--latents", type=int, default=16384)
-    parser.add_argument("--batch", type=int, default=4096)
-    parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--k", type=int, default=32)
-    parser.add_argument("--l1", type=float, default=5e-3, help="sparseae's λ; SAELens gets l1_coefficient = 2λ")
-    parser.add_argument("--no-amp", dest="amp", action="store_false", help="no bf16 autocast on CUDA")
+    add_problem_arguments(parser, steps=50, warmup=10)
     parser.add_argument("--no-compile", dest="compile", action="store_false",
                         help="skip the compiled variants (SAELens compile_sae, sparseae compile)")
     parser.add_argument("--no-graph", dest="graph", action="store_false", help="skip sparseae's CUDA-graph variants")
@@ -181,9 +174,6 @@ def main() -> None:
     parser.add_argument("--no-clip", dest="grad_clip", action="store_const", const=None, default=1.0,
                         help="sparseae without gradient clipping (SAELens always clips at 1.0)")
     parser.add_argument("--auxk", action="store_true", help="sparseae's TopK SAE with its AuxK loss on")
-    parser.add_argument("--only", choices=("L1", "TopK"), default=None, help="one model only")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
     if sae_lens is None:
         sys.exit(f"sae_lens is not importable ({type(SAE_LENS_ERROR).__name__}: {SAE_LENS_ERROR}); "

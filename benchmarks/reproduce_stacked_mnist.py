@@ -86,6 +86,11 @@ class PrintEpochs(Callback):
               flush=True)
 
 
+def overrides(items: list[str]) -> dict:
+    """``["key=value", ...]`` as a dict, each value read as the CLI reads ``--set`` values."""
+    return {key: parse_scalar(value) for key, _, value in (item.partition("=") for item in items)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", choices=sorted(RECIPES), default="cae")
@@ -117,19 +122,10 @@ def main() -> None:
     X_test, y_test = load_mnist(split="test")
     X_train, y_train, X_val, y_val = X[:args.n_train], y[:args.n_train], X[50000:], y[50000:]
     layers, pre, fine, published = RECIPES[args.recipe]
-    for item in args.layer_param:
-        key, _, value = item.partition("=")
-        layers = [{**layer, key: parse_scalar(value)} for layer in layers]
-    for item in args.pretrain_param:
-        key, _, value = item.partition("=")
-        pre = {**pre, key: parse_scalar(value)}
-    for item in args.finetune_param:
-        key, _, value = item.partition("=")
-        fine = {**fine, key: parse_scalar(value)}
-    model_params = {}
-    for item in args.model_param:
-        key, _, value = item.partition("=")
-        model_params[key] = parse_scalar(value)
+    layer_params = overrides(args.layer_param)
+    layers = [{**layer, **layer_params} for layer in layers]
+    pre, fine = {**pre, **overrides(args.pretrain_param)}, {**fine, **overrides(args.finetune_param)}
+    model_params = overrides(args.model_param)
     common = dict(device=args.device, random_state=args.seed)
     pretrain_config = TrainConfig(**{"max_epochs": args.pretrain_epochs, **pre, **common})
     finetune_config = TrainConfig(**{"max_epochs": args.epochs, "n_iter_no_change": args.patience,

@@ -94,14 +94,16 @@ class Autoencoder(nn.Module):
         plus every penalty (each also in ``terms``)."""
         step = self.forward_pass(x, x_input)
         reconstruction = self.likelihood.nll(upcast_half(step.eta), x).mean()
-        terms = {"reconstruction": reconstruction}
         total = reconstruction if reconstruction_weight == 1 else reconstruction_weight * reconstruction
+        return self.add_penalties(step, total, {"reconstruction": reconstruction.detach()})
+
+    def add_penalties(self, step: ForwardPass, total: torch.Tensor, terms: dict[str, torch.Tensor]) -> LossOutput:
+        """``total`` plus every penalty of ``step``, each also logged (detached) in ``terms``."""
         for name, penalty in self.penalties.items():
             value = penalty(step)
-            terms[name] = value
+            terms[name] = value.detach()
             total = total + value
-        return LossOutput(loss=total, terms={k: v.detach() for k, v in terms.items()},
-                          code=step.code, eta=step.eta)
+        return LossOutput(loss=total, terms=terms, code=step.code, eta=step.eta)
 
     def weight_matrices(self) -> Iterable[torch.Tensor]:
         """Weight matrices that weight decay applies to (each shared matrix once, no biases)."""

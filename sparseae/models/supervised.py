@@ -85,11 +85,7 @@ class SupervisedAutoencoder(Autoencoder):
             if x_input is None:
                 x_input = self.corruption(x) if self.corruption is not None else x
             step = ForwardPass(x, x_input, self.encode(x_input), None, self)
-            out = LossOutput(loss=upcast_half(x).new_zeros(()), code=step.code)
-            for name, penalty in self.penalties.items():
-                value = penalty(step)
-                out.terms[name] = value.detach()
-                out.loss = out.loss + value
+            out = self.add_penalties(step, upcast_half(x).new_zeros(()), {})
         else:
             out = super().loss(x, x_input, reconstruction_weight=self.reconstruction_weight)
         logits = upcast_half(self.head(out.code))
