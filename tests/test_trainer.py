@@ -350,3 +350,30 @@ def test_grad_clip_bounds_the_norm_of_an_sgd_step(digits):
     assert steps[0.01] == pytest.approx(0.01, rel=1e-3)
     with pytest.raises(ConfigError, match="grad_clip"):
         TrainConfig(grad_clip=0.0).validate()
+
+
+def test_adam_is_fused_on_the_cpu_and_takes_pytorchs_default_steps(digits):
+    """The trainer's Adam is the fused kernel on the CPU too (PyTorch's default there is a
+    per-tensor loop, 3× slower per step); its 30 steps equal the default's to float rounding."""
+    from sparseae.train.optim import make_optimizer
+
+    X, _ = digits
+    x = torch.from_numpy(X[:256])
+    torch.manual_seed(0)
+    ours = create_model("sparse_ae_l1", 64, 32, sparsity_weight=0.1)
+    default = create_model("sparse_ae_l1", 64, 32, sparsity_weight=0.1)
+    default.load_state_dict(ours.state_dict())
+    initial = state_of(ours)
+    fused = make_optimizer(ours, TrainConfig(learning_rate=1e-2))
+    assert fused.defaults["fused"] is True
+    plain = torch.optim.Adam(default.parameters(), lr=1e-2)
+    for model, optimizer in ((ours, fused), (default, plain)):
+        for step in range(30):
+            batch = x[(step * 32) % 256:][:32]
+            optimizer.zero_grad()
+            model.loss(batch).loss.backward()
+            optimizer.step()
+    moved = (ours.encoder.weight - initial["encoder.weight"]).abs().max().item()
+    assert moved > 0.05
+    for name, value in ours.state_dict().items():
+        torch.testing.assert_close(value, default.state_dict()[name], rtol=1e-4, atol=1e-5)

@@ -27,7 +27,7 @@ class TrainConfig:
     learning rate of epoch e is ``learning_rate · γ^(e−1)`` (times each parameter's scale), a
     function of the epoch alone, so resuming keeps the schedule; 1 keeps it constant. ``compile``:
 the training step's forward and backward through ``torch.compile`` (True: the inductor backend,
-or a backend's name); minibatch optimizers only. Adam is fused on CUDA. ``cuda_graph``: capture
+or a backend's name); minibatch optimizers only. Adam is the fused implementation (CPU and CUDA). ``cuda_graph``: capture
 the whole step (forward, backward, optimizer, constraints) in one CUDA graph and replay it per
 batch (:mod:`sparseae.train.graphs`): CUDA, Adam and a single process only; it removes the
 per-kernel launch cost that dominates mid-sized models' steps. ``bf16_weights`` (with ``amp``):
