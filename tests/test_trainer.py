@@ -357,6 +357,8 @@ def test_adam_is_fused_on_the_cpu_and_takes_pytorchs_default_steps(digits):
     per-tensor loop, 3× slower per step); its 30 steps equal the default's to float rounding."""
     from sparseae.train.optim import make_optimizer
 
+    if tuple(int(v) for v in torch.__version__.split(".")[:2]) < (2, 4):
+        pytest.skip("PyTorch < 2.4 has no fused Adam on the CPU")
     X, _ = digits
     x = torch.from_numpy(X[:256])
     torch.manual_seed(0)
@@ -377,3 +379,20 @@ def test_adam_is_fused_on_the_cpu_and_takes_pytorchs_default_steps(digits):
     assert moved > 0.05
     for name, value in ours.state_dict().items():
         torch.testing.assert_close(value, default.state_dict()[name], rtol=1e-4, atol=1e-5)
+
+
+def test_adam_falls_back_to_the_default_where_the_fused_cpu_kernel_is_missing(monkeypatch):
+    """PyTorch < 2.4 refuses ``fused=True`` for CPU tensors; training must still work there."""
+    from sparseae.train import optim
+
+    real = torch.optim.Adam
+
+    def old_adam(params, **kwargs):
+        if kwargs.get("fused"):
+            raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of "
+                               "supported devices: ['cuda']")
+        return real(params, **kwargs)
+
+    monkeypatch.setattr(optim.torch.optim, "Adam", old_adam)
+    optimizer = optim.make_optimizer(create_model("sparse_ae_l1", 8, 4), TrainConfig())
+    assert isinstance(optimizer, real) and not optimizer.defaults["fused"]

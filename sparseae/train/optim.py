@@ -68,9 +68,15 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.O
         # The fused kernel makes one pass over each tensor. On the CPU PyTorch's default is the
         # per-tensor loop of ~10 element-wise ops: measured 0.40 vs 1.25 ms per step for an L1 SAE
         # 784-256 (1 thread), a quarter of the whole training step (bench_trainer_overhead.py).
-        fused = (on_cuda or devices == {"cpu"}) or None
-        return torch.optim.Adam(groups, lr=config.learning_rate, fused=fused,
-                                capturable=config.cuda_graph and on_cuda)
+        # PyTorch < 2.4 has no fused CPU kernel (its constructor refuses): the default there.
+        capturable = config.cuda_graph and on_cuda
+        if on_cuda or devices == {"cpu"}:
+            try:
+                return torch.optim.Adam(groups, lr=config.learning_rate, fused=True, capturable=capturable)
+            except RuntimeError:
+                if on_cuda:
+                    raise
+        return torch.optim.Adam(groups, lr=config.learning_rate, capturable=capturable)
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.learning_rate, momentum=config.momentum)
     parameters = [p for group in groups for p in group["params"]]
