@@ -396,3 +396,26 @@ def test_adam_falls_back_to_the_default_where_the_fused_cpu_kernel_is_missing(mo
     monkeypatch.setattr(optim.torch.optim, "Adam", old_adam)
     optimizer = optim.make_optimizer(create_model("sparse_ae_l1", 8, 4), TrainConfig())
     assert isinstance(optimizer, real) and not optimizer.defaults["fused"]
+
+
+def test_the_logged_epoch_terms_are_the_exact_means_over_the_samples(digits):
+    """The trainer sums the logged terms in groups of steps (every 50, and before a smaller last
+    batch): with the weights held still (lr 1e-12), an epoch of 113 batches (the last of 5 rows)
+    logs exactly the mean cross-entropy and error over all 1797 samples."""
+    from sparseae.models.deep import mlp_classifier
+
+    X, y = digits
+    torch.manual_seed(0)
+    model = mlp_classifier(64, 32, n_classes=10)
+    with torch.no_grad():
+        model.head.weight.normal_(0, 1.0)
+        logits = model.predict_logits(torch.from_numpy(X))
+        cross_entropy = torch.nn.functional.cross_entropy(logits, torch.from_numpy(y)).item()
+        error = (logits.argmax(1).numpy() != y).mean()
+    result = train(model, X, TrainConfig(optimizer="sgd", learning_rate=1e-12, batch_size=16, max_epochs=1),
+                   y=y)
+    record = result.history[-1]
+    assert 1.5 < cross_entropy and 0.5 < error < 0.95          # a random head: the test means something
+    assert record["train_classification"] == pytest.approx(cross_entropy, rel=1e-5)
+    assert record["train_loss"] == pytest.approx(cross_entropy, rel=1e-5)
+    assert record["train_error"] == pytest.approx(error, abs=1e-6)

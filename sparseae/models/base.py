@@ -97,12 +97,14 @@ class Autoencoder(nn.Module):
         total = reconstruction if reconstruction_weight == 1 else reconstruction_weight * reconstruction
         return self.add_penalties(step, total, {"reconstruction": reconstruction.detach()})
 
-    def add_penalties(self, step: ForwardPass, total: torch.Tensor, terms: dict[str, torch.Tensor]) -> LossOutput:
-        """``total`` plus every penalty of ``step``, each also logged (detached) in ``terms``."""
+    def add_penalties(self, step: ForwardPass, total: torch.Tensor | None,
+                      terms: dict[str, torch.Tensor]) -> LossOutput:
+        """``total`` plus every penalty of ``step``, each also logged (detached) in ``terms``
+        (``total`` None: the penalties alone, None when there are none)."""
         for name, penalty in self.penalties.items():
             value = penalty(step)
             terms[name] = value.detach()
-            total = total + value
+            total = value if total is None else total + value
         return LossOutput(loss=total, terms=terms, code=step.code, eta=step.eta)
 
     def weight_matrices(self) -> Iterable[torch.Tensor]:

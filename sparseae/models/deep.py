@@ -65,9 +65,9 @@ class MLPEncoder(nn.Module):
         return self.layers[-1].code_range
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers[:-1]:
+        *hidden, top = self.layers  # (slicing a ModuleList builds a new one each step)
+        for layer in hidden:
             x = layer(x)
-        top = self.layers[-1]
         if not self.training or self.code_noise_std == 0:
             return top(x)
         a = top.preactivation(x)

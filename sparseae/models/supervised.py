@@ -85,12 +85,13 @@ class SupervisedAutoencoder(Autoencoder):
             if x_input is None:
                 x_input = self.corruption(x) if self.corruption is not None else x
             step = ForwardPass(x, x_input, self.encode(x_input), None, self)
-            out = self.add_penalties(step, upcast_half(x).new_zeros(()), {})
+            out = self.add_penalties(step, None, {})  # loss None when there is no penalty
         else:
             out = super().loss(x, x_input, reconstruction_weight=self.reconstruction_weight)
         logits = upcast_half(self.head(out.code))
         cross_entropy = F.cross_entropy(logits, targets)
-        out.loss = out.loss + self.classification_weight * cross_entropy
+        weighted = self.classification_weight * cross_entropy
+        out.loss = weighted if out.loss is None else out.loss + weighted
         out.terms["classification"] = cross_entropy.detach()
         out.terms["error"] = (logits.detach().argmax(dim=1) != targets).float().mean()
         return out
