@@ -53,7 +53,7 @@ class BatchSource:
 
     def _rows(self, positions: torch.Tensor) -> torch.Tensor:
         """Rows at ``positions`` (into ``self.indices``) as a (len, n_features) device tensor."""
-        if not self.on_disk:  # index_select: on the CPU 5x faster than X[positions] (MNIST, batch 256)
+        if not self.on_disk:  # index_select: on the CPU ~2x faster than X[positions] (bench_cpu_step_parts.py)
             return torch.index_select(self.X, 0, positions.to(self.device))
         rows = self.indices[positions.numpy()]
         batch = torch.from_numpy(np.asarray(self.X[rows])).to(self.dtype)

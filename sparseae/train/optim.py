@@ -66,8 +66,8 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.O
         if on_cuda and compiles_update(config, torch.device("cuda")):  # inductor sees Adam's math
             return torch.optim.Adam(groups, lr=config.learning_rate, foreach=True, capturable=True)
         # The fused kernel makes one pass over each tensor. On the CPU PyTorch's default is the
-        # per-tensor loop of ~10 element-wise ops: measured 0.40 vs 1.25 ms per step for an L1 SAE
-        # 784-256 (1 thread), a quarter of the whole training step (bench_trainer_overhead.py).
+        # per-tensor loop of ~10 element-wise ops: 337 vs 812 µs per step for an L1 SAE 784-256,
+        # 1 thread (benchmarks/bench_cpu_step_parts.py; BENCHMARKS.md).
         # PyTorch < 2.4 has no fused CPU kernel (its constructor refuses): the default there.
         capturable = config.cuda_graph and on_cuda
         if on_cuda or devices == {"cpu"}:
