@@ -94,7 +94,9 @@ def overrides(items: list[str]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", choices=sorted(RECIPES), default="cae")
-    parser.add_argument("--pretrain-epochs", type=int, default=20, help="per layer (minibatch recipes)")
+    parser.add_argument("--pretrain-epochs", type=int, default=20,
+                        help="per layer (minibatch recipes); 0: no pre-training, the same MLP fine-tuned from "
+                             "its random initialization (the control)")
     parser.add_argument("--epochs", type=int, default=100, help="fine-tuning epochs at most")
     parser.add_argument("--patience", type=int, default=15)
     parser.add_argument("--n-train", type=int, default=50000)
@@ -127,7 +129,8 @@ def main() -> None:
     pre, fine = {**pre, **overrides(args.pretrain_param)}, {**fine, **overrides(args.finetune_param)}
     model_params = overrides(args.model_param)
     common = dict(device=args.device, random_state=args.seed)
-    pretrain_config = TrainConfig(**{"max_epochs": args.pretrain_epochs, **pre, **common})
+    pretrain_config = (TrainConfig(**{"max_epochs": args.pretrain_epochs, **pre, **common})
+                       if args.pretrain_epochs else None)
     finetune_config = TrainConfig(**{"max_epochs": args.epochs, "n_iter_no_change": args.patience,
                                      "monitor": "error", **fine, **common})
     if args.refit and fine["optimizer"] == "lbfgs":
@@ -171,7 +174,7 @@ def main() -> None:
     print()
     print(f"{'recipe':<7} | {'network':<22} | {'epochs (pre/layer + fine)':>25} | {'val error':>9} | "
           f"{'test error':>10} | {'published':>9} | {'mean ‖J‖_F':>10} | {'‖J‖²/(d·h)':>10} | {'saturated':>9} | hours")
-    n_pre = len(result.pretrain[0].history)
+    n_pre = len(result.pretrain[0].history) if result.pretrain[0] else 0
     n_fine = len(result.finetune.history)
     print(f"{args.recipe:<7} | {sizes:<22} | {f'{n_pre} + {n_fine}':>25} | {val_error:8.2f}% | {test_error:9.2f}% | "
           f"{published:8.2f}% | {jacobian_norm:10.4g} | {per_entry:10.3g} | {100 * saturated:8.1f}% | {hours:.2f}")

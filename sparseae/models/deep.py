@@ -261,7 +261,9 @@ def pretrain_layers(X: Any, layers: Sequence[dict[str, Any] | Autoencoder], conf
                     callbacks: Sequence = (), layer_output: Callable | None = None
                     ) -> tuple[list[Autoencoder], list]:
     """Greedy layer-wise training: layer k on the codes of layers 1…k−1 of ``X`` (n_samples,
-    n_features). ``config``: one :class:`~sparseae.train.TrainConfig` or one per layer.
+    n_features). ``config``: one :class:`~sparseae.train.TrainConfig` or one per layer; ``None``
+    trains nothing (the layers keep their random initialization: the control without
+    pre-training), and its results are ``None``.
     ``layer_output(layer, inputs)`` → the next layer's inputs (default: the codes,
     :func:`encode_dataset`); given one, the layers need not be MLP layers (e.g. convolutional
     layers handing on their pooled maps, :func:`~sparseae.models.conv_stack.fit_conv_stack`).
@@ -280,7 +282,8 @@ def pretrain_layers(X: Any, layers: Sequence[dict[str, Any] | Autoencoder], conf
     for k, (spec, layer_config) in enumerate(zip(layers, configs)):
         layer = build_layer(spec, inputs.shape[1], k, check=layer_output is None)
         layer_dir = Path(run_dir) / f"layer{k + 1}" if run_dir is not None else None
-        results.append(train(layer, inputs, layer_config, run_dir=layer_dir, resume=resume, callbacks=callbacks))
+        results.append(None if layer_config is None else
+                       train(layer, inputs, layer_config, run_dir=layer_dir, resume=resume, callbacks=callbacks))
         trained.append(layer)
         if k + 1 < len(layers):
             inputs = (layer_output or encode_dataset)(layer, inputs)
@@ -362,6 +365,8 @@ def fit_stacked(X: Any, layers: Sequence[dict[str, Any]], *, pretrain_config, fi
     on the reconstruction; its likelihood is the first layer's unless ``likelihood`` says),
     ``"classifier"`` (an :func:`mlp_classifier` trained on ``y``; early stopping on the
     validation error when ``finetune_config.n_iter_no_change`` is set) or ``"none"``.
+    ``pretrain_config=None`` skips pre-training: the same network fine-tuned from its random
+    initialization (the control that measures what pre-training gives).
     ``model_params``: more parameters of that fine-tuned model, e.g. ``{"weight_decay": 1e-4}``.
     Checkpoints go to ``run_dir/pretrain/layer<k>`` and ``run_dir/finetune``.
     """
