@@ -14,11 +14,15 @@ optimizer helps (PyTorch's fused SGD is slower on the CPU), so it measures the c
 trainer's own per-step work (logged terms, finiteness check, general model interfaces).
 
     python benchmarks/bench_trainer_overhead.py [--data mnist|digits] [--device cpu|cuda] [--repeats 5]
-    python benchmarks/bench_trainer_overhead.py --model mlp --batch-size 10 [--n-samples 10000]
+    python benchmarks/bench_trainer_overhead.py --model mlp --batch-size 10 [--n-samples 10000] [--compile]
+
+``--compile`` (mlp) adds a row for ``sparseae.train`` with ``TrainConfig(compile=True)`` (its
+compilation is done in the warm-up, outside the timings).
 """
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import statistics
 import time
 
@@ -94,20 +98,28 @@ def main_mlp(args) -> None:
     config = dict(optimizer="sgd", learning_rate=1.0, momentum=0.0, batch_size=args.batch_size, max_epochs=1,
                   device=args.device)
     times: dict[str, list[float]] = {"sparseae.train": [], "hand-written loop": []}
+    variants = {"sparseae.train": TrainConfig(**config)}
+    if args.compile:
+        times["sparseae.train, compile"] = []
+        variants["sparseae.train, compile"] = TrainConfig(**config, compile=True)
     losses: dict[str, float] = {}
-    train(mlp_classifier(784, 1000), X[:1000], TrainConfig(**config), y=y[:1000])  # warm-up
+    for warm in variants.values():  # warm-up (and compilation)
+        train(mlp_classifier(784, 1000), X[:1000], warm, y=y[:1000])
     for repeat in range(args.repeats):
         torch.manual_seed(repeat)
         ours = mlp_classifier(784, 1000)
         theirs = mlp_classifier(784, 1000)
         theirs.load_state_dict(ours.state_dict())
         theirs.to(device).train()
-        start = time.perf_counter()
-        result = train(ours, X, TrainConfig(**config, random_state=repeat), y=y)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times["sparseae.train"].append(time.perf_counter() - start)
-        losses["sparseae.train"] = result.history[-1]["train_classification"]
+        initial = {name: value.clone() for name, value in ours.state_dict().items()}
+        for name, variant in variants.items():
+            ours.load_state_dict(initial)
+            start = time.perf_counter()
+            result = train(ours, X, replace(variant, random_state=repeat), y=y)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - start)
+            losses[name] = result.history[-1]["train_classification"]
         optimizer = torch.optim.SGD(theirs.parameters(), lr=1.0)
         start = time.perf_counter()
         losses["hand-written loop"] = hand_written_mlp_epoch(theirs, X_device, y_device, args.batch_size,
@@ -122,10 +134,11 @@ def main_mlp(args) -> None:
 
 def report(times: dict[str, list[float]], losses: dict[str, float], device: torch.device) -> None:
     baseline = statistics.median(times["hand-written loop"])
-    print(f"{'loop':<20} | {'device':<6} | {'s/epoch':>8} | {'ratio':>6} | {'final loss':>10}")
+    width = max(map(len, times))
+    print(f"{'loop':<{width}} | {'device':<6} | {'s/epoch':>8} | {'ratio':>6} | {'final loss':>10}")
     for name, values in times.items():
         median = statistics.median(values)
-        print(f"{name:<20} | {device.type:<6} | {median:8.3f} | {median / baseline:6.3f} | {losses[name]:10.5f}")
+        print(f"{name:<{width}} | {device.type:<6} | {median:8.3f} | {median / baseline:6.3f} | {losses[name]:10.5f}")
 
 
 def main() -> None:
@@ -138,6 +151,7 @@ def main() -> None:
     parser.add_argument("--model", default="sae", choices=["sae", "mlp"])
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: PyTorch's)")
     parser.add_argument("--n-samples", type=int, default=60000, help="--model mlp: MNIST images per epoch")
+    parser.add_argument("--compile", action="store_true", help="--model mlp: also time TrainConfig(compile=True)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
