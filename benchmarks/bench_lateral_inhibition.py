@@ -86,7 +86,7 @@ def main() -> None:
     torch.manual_seed(args.seed)
     model = create_model("lateral_inhibition", size * size, k, sparsity_weight=args.lam, tree=tree,
                          inhibition=args.inhibition, inhibition_value=args.value, inhibition_rate=args.rate,
-                         inhibition_bound=args.bound, nonnegative=not args.signed, max_iter=100)
+                         inhibition_bound=args.bound, nonnegative=not args.signed, inference_max_iter=100)
     model.set_dictionary(dictionary_from_samples(X, k, generator=torch.Generator().manual_seed(args.seed)))
     started = time.perf_counter()
     history = train(model, X, TrainConfig(optimizer="adam", learning_rate=args.learning_rate, batch_size=256,

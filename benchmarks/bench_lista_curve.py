@@ -152,7 +152,7 @@ def main() -> None:
 
     tic = time.perf_counter()
     coder = learn_dictionary(X_dict, args.n_components, args.lam, max_epochs=args.dict_epochs,
-                             batch_size=256, learning_rate=1e-3, max_iter=50, random_state=args.seed,
+                             batch_size=256, learning_rate=1e-3, inference_max_iter=50, random_state=args.seed,
                              device="cpu")
     D = coder.dictionary.detach().clone()
     start = dictionary_from_samples(X_dict, args.n_components,

@@ -261,7 +261,7 @@ def main() -> None:
     inner = interior(sheet_filters(model, basis), sheet, args.margin)
     untrained = map_measures(*inner[:1], args.kernel, inner[1], args.selective)
     if rica:
-        config = TrainConfig(optimizer="lbfgs", learning_rate=1.0, max_iter=args.iters, lbfgs_iter_per_epoch=50,
+        config = TrainConfig(optimizer="lbfgs", learning_rate=1.0, lbfgs_max_iter=args.iters, lbfgs_iter_per_epoch=50,
                              dtype="float64", random_state=args.seed)
     else:
         config = TrainConfig(optimizer="adam", learning_rate=args.learning_rate, batch_size=args.batch_size,

@@ -91,12 +91,12 @@ def fit(X: np.ndarray, args: argparse.Namespace) -> tuple[torch.nn.Module, np.nd
         model = create_model("autoencoder", args.keep, side * side, activation="identity", tied=True,
                              likelihood="gaussian", sparsity="group", sparsity_weight=args.weight, groups=groups,
                              group_eps=args.group_eps, unit_norm_encoder=True)
-        config = TrainConfig(optimizer="lbfgs", learning_rate=1.0, max_iter=args.iters, lbfgs_iter_per_epoch=50,
+        config = TrainConfig(optimizer="lbfgs", learning_rate=1.0, lbfgs_max_iter=args.iters, lbfgs_iter_per_epoch=50,
                              dtype="float64", random_state=args.seed)
     else:  # group-sparse coding / topographic PSD: smooth group penalty, codes by accelerated gradient
         options = {"prediction_weight": 1.0} if args.model == "psd" else {}
         model = create_model(args.model, args.keep, side * side, sparsity_weight=args.weight, groups=groups,
-                             group_eps=args.group_eps, max_iter=args.inner, reinit_unused_every=0, **options)
+                             group_eps=args.group_eps, inference_max_iter=args.inner, reinit_unused_every=0, **options)
         config = TrainConfig(optimizer="sgd", learning_rate=args.learning_rate, batch_size=args.batch_size,
                              max_epochs=args.epochs, random_state=args.seed)
     started = time.perf_counter()

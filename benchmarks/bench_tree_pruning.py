@@ -45,7 +45,7 @@ def main() -> None:
     n_units = sum(args.branching ** d for d in range(args.depth + 1))
     tree = {"kind": "tree", "depth": args.depth, "branching": args.branching}
     model = create_model("sparse_coding", args.keep, n_units, sparsity_weight=args.weight, groups=tree,
-                         max_iter=100, reinit_unused_every=0)
+                         inference_max_iter=100, reinit_unused_every=0)
 
     def fit(m, epochs: int) -> float:
         started = time.perf_counter()

@@ -71,8 +71,8 @@ RECIPES = {
                   for nu in (0.1, 0.2, 0.3)], ADAM, FINETUNE, 1.28),
     "ufldl": ([{"name": "sparse_ae_kl", "n_components": 200, "sparsity_target": 0.1, "sparsity_weight": 3.0,
                 "weight_decay": 3e-3}] * 2,
-              dict(optimizer="lbfgs", learning_rate=1.0, max_iter=400), dict(optimizer="lbfgs", learning_rate=1.0,
-                                                                                 max_iter=400), 100 - 97.6),
+              dict(optimizer="lbfgs", learning_rate=1.0, lbfgs_max_iter=400),
+              dict(optimizer="lbfgs", learning_rate=1.0, lbfgs_max_iter=400), 100 - 97.6),
 }
 
 

@@ -5,7 +5,7 @@ A run config has these sections, each a mapping::
     model:    {name: sparse_ae_kl, n_components: 25, <model parameters>...}
     data:     {name: patches, <dataset options>..., normalize: none|l2|center_l2, test: {<options of the evaluation set>}}
     pretrain: {<TrainConfig fields>, layer_model, layer_params}   (optional: see below)
-    train:    {<TrainConfig fields>: optimizer, learning_rate, max_epochs, max_iter, ...}
+    train:    {<TrainConfig fields>: optimizer, learning_rate, max_epochs, lbfgs_max_iter, ...}
     output:   {dir: runs/demo, plots: true}
 
 ``data.normalize: l2`` scales every sample (of the training and the evaluation set) to unit L2
@@ -24,6 +24,9 @@ assignments (the value is parsed as a YAML scalar: ``1e-4`` is a number, ``true`
 ``output``, is a :class:`~sparseae.errors.ConfigError` that names it and lists the known ones.
 Model parameters are checked by :func:`~sparseae.models.create_model` and dataset options by
 :func:`~sparseae.data.load_dataset`, each of which names an unknown key the same way.
+Reading a config checks no fact of the machine: ``train.device: cuda`` reads on a machine without
+CUDA (whether it can train there is checked when training starts,
+:meth:`~sparseae.train.TrainConfig.training_device`).
 
 ``data.test`` (optional) describes the evaluation set: its keys replace the options of the
 training set (``test: {split: test}`` is MNIST's test split), or, when it has a ``name``, it is a
@@ -44,7 +47,7 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from .errors import ConfigError
-from .train.config import TrainConfig
+from .train.config import RENAMED_OPTIONS, TrainConfig, check_renamed
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -53,7 +56,8 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 __all__ = [
     "SECTIONS", "OUTPUT_DEFAULTS", "DEFAULT_N_COMPONENTS", "DEMO_CONFIG", "QUICK_DEMO_OVERRIDES",
-    "RunConfig", "load_config", "parse_assignment", "parse_scalar", "read_config_file",
+    "RunConfig", "load_config", "parse_assignment", "parse_scalar", "read_config_file", "read_run_config",
+    "written_by",
 ]
 
 #: The sections of a run config, in the order they are written.
@@ -81,18 +85,38 @@ DEMO_CONFIG: dict[str, dict[str, Any]] = {
               "decoder": "sigmoid"},
     "data": {"name": "patches", "n_patches": 10000, "patch_size": 8, "whitening": "1/f",
              "downsample": 3, "random_state": 0},
-    "train": {"optimizer": "lbfgs", "learning_rate": 1.0, "max_iter": 400,
+    "train": {"optimizer": "lbfgs", "learning_rate": 1.0, "lbfgs_max_iter": 400,
               "lbfgs_iter_per_epoch": 50, "dtype": "float64", "random_state": 0},
     "output": {"dir": "runs/demo", "plots": True},
 }
 #: What ``sparseae demo --quick`` changes: fewer patches and iterations (for tests and a first look).
-QUICK_DEMO_OVERRIDES: dict[str, Any] = {"data.n_patches": 2000, "train.max_iter": 40,
+QUICK_DEMO_OVERRIDES: dict[str, Any] = {"data.n_patches": 2000, "train.lbfgs_max_iter": 40,
                                         "train.lbfgs_iter_per_epoch": 20}
 
 
 class _Loader(yaml.SafeLoader):
     """PyYAML's safe loader, also reading ``1e-4`` and ``3E5`` as floats (YAML 1.2 does;
-    PyYAML's YAML 1.1 resolver wants a dot in the mantissa and would return the string)."""
+    PyYAML's YAML 1.1 resolver wants a dot in the mantissa and would return the string), and
+    refusing a key given twice in one mapping (PyYAML keeps the last: the first would be ignored
+    silently)."""
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # "<<: *defaults" then overriding keys is how YAML merges, not a repeat
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    repeated = key in seen
+                    seen.add(key)
+                except TypeError:
+                    continue  # an unhashable key: PyYAML's own error says so
+                if repeated:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping", node.start_mark, f"found the key {key!r} twice",
+                        key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
 
 
 _FLOAT_PATTERN = re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
@@ -110,7 +134,7 @@ def parse_scalar(text: str) -> Any:
     ``"null"`` or ``""`` → None, ``"[8, 8]"`` → [8, 8]; anything YAML cannot read stays a string."""
     try:
         return yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return text
 
 
@@ -141,18 +165,42 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         if suffix == ".toml":
             raw = tomllib.loads(text)
         elif suffix == ".json":
-            raw = json.loads(text)
+            raw = json.loads(text, object_pairs_hook=_json_object(path))
         else:
             raw = yaml.load(text, Loader=_Loader)
     except (yaml.YAMLError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         detail = " ".join(str(exc).split())
         raise ConfigError(f"config file {path} is not valid {suffix.lstrip('.').upper()}: {detail}") from None
+    except RecursionError:
+        raise ConfigError(f"config file {path} is nested too deeply to be a run config") from None
     if raw is None:
         return {}
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {path} must hold a mapping of sections "
                           f"({', '.join(SECTIONS)}), got {type(raw).__name__}")
     return raw
+
+
+def _json_object(path: Path):
+    """``json.loads``'s ``object_pairs_hook``: a dict, or :class:`ConfigError` for a key given twice."""
+    def build(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        built: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in built:
+                raise ConfigError(f"config file {path} is not valid JSON: the key {key!r} is given twice "
+                                  "in one object")
+            built[key] = value
+        return built
+    return build
+
+
+def _check_names(values: Mapping[Any, Any], where: str) -> None:
+    """:class:`ConfigError` unless every key of ``values`` is a name (a string): YAML also reads
+    ``1:`` or ``~:`` as keys, which no option has."""
+    for key in values:
+        if not isinstance(key, str):
+            raise ConfigError(f"{where} has the key {key!r}, which is not a name: keys are option names "
+                              "(strings)")
 
 
 def _check_keys(values: Mapping[str, Any], known: Iterable[str], where: str) -> None:
@@ -198,7 +246,11 @@ class RunConfig:
             if not isinstance(value, Mapping):
                 raise ConfigError(f"section {name!r} of {source} must be a mapping of keys to values, "
                                   f"got {value!r}")
-            sections[name] = copy.deepcopy(dict(value))
+            _check_names(value, f"section {name!r} of {source}")
+            try:
+                sections[name] = copy.deepcopy(dict(value))
+            except RecursionError:
+                raise ConfigError(f"section {name!r} of {source} is nested too deeply") from None
         config = cls(**sections)
         return config.validate(require_names=require_names)
 
@@ -207,6 +259,8 @@ class RunConfig:
         from .data import DATASETS
         from .models import MODELS
 
+        for section in SECTIONS:
+            _check_names(getattr(self, section), section)
         for section, flag in (("model", "--model"), ("data", "--data")):
             values = getattr(self, section)
             name = values.get("name")
@@ -226,18 +280,22 @@ class RunConfig:
             if not isinstance(test, Mapping):
                 raise ConfigError(f"data.test must be a mapping of dataset options (e.g. {{split: test}}), "
                                   f"got {test!r}")
+            _check_names(test, "data.test")
             if "test" in test:
                 raise ConfigError("data.test cannot hold another 'test'")
         if self.data.get("normalize", "none") not in NORMALIZATIONS:
             raise ConfigError(f"data.normalize must be one of {', '.join(NORMALIZATIONS)}, "
                               f"got {self.data['normalize']!r}")
+        check_renamed(self.train, "train.")
         _check_keys(self.train, [f.name for f in fields(TrainConfig)], "train")
         TrainConfig.from_dict(self.train)
+        check_renamed(self.pretrain, "pretrain.")
         _check_keys(self.pretrain, [f.name for f in fields(TrainConfig)] + list(STACK_KEYS), "pretrain")
         layer_params = self.pretrain.get("layer_params", {})
         if not isinstance(layer_params, Mapping):
             raise ConfigError(f"pretrain.layer_params must be a mapping of the layer preset's parameters, "
                               f"got {layer_params!r}")
+        _check_names(layer_params, "pretrain.layer_params")
         if not isinstance(self.pretrain.get("layer_model", "autoencoder"), str):
             raise ConfigError(f"pretrain.layer_model must be a model name, got {self.pretrain['layer_model']!r}")
         if self.pretrain:
@@ -388,16 +446,49 @@ class RunConfig:
         raw["output"] = {"dir": str(self.output_dir), "plots": self.plots}
         return raw
 
-    def write(self, path: str | Path, model_spec: Mapping[str, Any] | None = None) -> Path:
-        """Write :meth:`resolved` as YAML to ``path`` (atomically); returns the path."""
+    def write(self, path: str | Path, model_spec: Mapping[str, Any] | None = None, *,
+              command: str | None = None) -> Path:
+        """Write :meth:`resolved` as YAML to ``path`` (atomically); returns the path. ``command``
+        (e.g. ``"sparseae demo"``) is named in the comment on its first line (:func:`written_by`)."""
         path = Path(path)
         text = yaml.safe_dump(self.resolved(model_spec), sort_keys=False, default_flow_style=False)
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.tmp")
-        temporary.write_text("# sparseae run config (resolved: every default written out)\n" + text,
+        by = f" written by `{command}`" if command else ""
+        temporary.write_text(f"# sparseae run config{by} (resolved: every default written out)\n" + text,
                              encoding="utf-8")
         os.replace(temporary, path)
         return path
+
+
+def written_by(path: str | Path) -> str | None:
+    """The command named on the first line of a run's ``config.yaml`` (:meth:`RunConfig.write`),
+    e.g. ``"sparseae demo"``; None when it names none or cannot be read."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            first = file.readline()
+    except (OSError, UnicodeDecodeError):
+        return None
+    found = re.match(r"# sparseae run config written by `([^`]+)`", first)
+    return found[1] if found else None
+
+
+def read_run_config(path: str | Path) -> dict[str, Any]:
+    """A run folder's own ``config.yaml`` (:func:`read_config_file`), with the options an older
+    sparseae wrote under names since changed moved to their new names (``train.max_iter`` →
+    ``train.lbfgs_max_iter``, a model's ``max_iter`` → ``inference_max_iter``)."""
+    from .models.base import migrate_params
+
+    raw = read_config_file(path)
+    for section in ("train", "pretrain"):
+        values = raw.get(section)
+        for old, new in RENAMED_OPTIONS.items():
+            if isinstance(values, dict) and old in values and new not in values:
+                values[new] = values.pop(old)
+    model = raw.get("model")
+    if isinstance(model, dict) and isinstance(model.get("name"), str):
+        raw["model"] = migrate_params(model["name"], model)
+    return raw
 
 
 def load_config(path: str | Path | None = None, *, model: str | None = None, data: str | None = None,

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .errors import ConfigError
+from .threads import check_threads, step_work, using_threads
 from .validation import as_float_array, check_number
 
 #: Central-difference stencils: (offset in units of ε, coefficient), derivative = Σ c·J(θ+oε) / ε.
@@ -26,8 +27,12 @@ UFLDL_TOLERANCE = 1e-9
 
 @dataclass
 class GradCheckResult:
-    """``relative_error``: the UFLDL criterion over every checked coordinate;
-    ``per_parameter``: the same criterion for each parameter; ``n_checked``: coordinates
+    """``relative_error``: the UFLDL criterion over every checked coordinate, the one that decides
+    (:attr:`passed`); ``per_parameter``: the same ratio within each parameter alone (a diagnostic:
+    a parameter with a small gradient can be above the tolerance while the check passes);
+    ``per_parameter_share``: each parameter's part of ``relative_error``, ‖g_num − g‖ over its
+    coordinates / ‖g_num + g‖ over all of them (their squares add up to ``relative_error``²,
+    so none is above it); ``n_checked``: coordinates
     compared; ``n_kinks``: coordinates left out because the loss has a kink there;
     ``unused``: parameters the loss does not depend on (autograd gives them no gradient, e.g. a
     classifier head during unsupervised pre-training), not checked; ``pseudo_gradient``: parameters
@@ -41,9 +46,11 @@ class GradCheckResult:
     n_kinks: int = 0
     unused: list[str] = field(default_factory=list)
     pseudo_gradient: list[str] = field(default_factory=list)
+    per_parameter_share: dict[str, float] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
+        """``relative_error`` below ``tolerance``, and at most 5% of the coordinates at kinks."""
         return (self.relative_error < self.tolerance
                 and self.n_kinks <= 0.05 * (self.n_checked + self.n_kinks))
 
@@ -59,7 +66,7 @@ def check_gradients(model: torch.nn.Module, X: Any, *, epsilon: float = 1e-4, or
                     max_checks_per_parameter: int | None = None, random_state: int = 0,
                     loss_fn: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor] | None = None,
                     tolerance: float = UFLDL_TOLERANCE, detect_kinks: bool = True,
-                    kink_tolerance: float = 1e-6) -> GradCheckResult:
+                    kink_tolerance: float = 1e-6, threads: int | str | None = "auto") -> GradCheckResult:
     """Compare autograd's gradient of the loss with central differences, in float64.
 
     X: (n_samples, n_features) — a small batch (the loss is evaluated ``order`` times per
@@ -76,11 +83,14 @@ def check_gradients(model: torch.nn.Module, X: Any, *, epsilon: float = 1e-4, or
     ``kink_tolerance`` (relative to the gradient's scale) the coordinate is left out of the
     criterion and counted in ``n_kinks`` — a smooth but wrong gradient gives two agreeing
     estimates, so it is still caught. The check fails if more than 5% of coordinates are kinks.
+    ``threads``: PyTorch's CPU threads for the loss evaluations (:func:`sparseae.threads.set_threads`;
+    ``"auto"``: 1 for the usual small batch, where more threads only add synchronisation).
     """
     check_number(epsilon, "epsilon", low=0.0, low_inclusive=False)
     if order not in STENCILS:
         raise ConfigError(f"order must be 2 or 4, got {order!r}")
     stencil = STENCILS[order]
+    check_threads(threads)
     probe = copy.deepcopy(model).to(device="cpu", dtype=torch.float64).eval()
     x = torch.from_numpy(as_float_array(X, "X", n_features=getattr(model, "n_features", None),
                                         dtype=np.float64))
@@ -98,7 +108,7 @@ def check_gradients(model: torch.nn.Module, X: Any, *, epsilon: float = 1e-4, or
     rng = np.random.default_rng(random_state)
     numeric_all, analytic_all, per_parameter = [], [], {}
     n_kinks = 0
-    with torch.no_grad():
+    with torch.no_grad(), using_threads(threads, step_work(probe, x.shape[0])):
         for name, parameter in named:
             flat = parameter.view(-1)
             n = flat.numel()
@@ -129,5 +139,8 @@ def check_gradients(model: torch.nn.Module, X: Any, *, epsilon: float = 1e-4, or
     if not numeric_all:
         raise ConfigError("the loss depends on none of the model's parameters: nothing to check")
     total = relative_difference(torch.cat(numeric_all), torch.cat(analytic_all))
+    scale = float((torch.cat(numeric_all) + torch.cat(analytic_all)).norm())
+    share = {name: 0.0 if scale == 0.0 else float((numeric - exact).norm()) / scale
+             for name, numeric, exact in zip(per_parameter, numeric_all, analytic_all)}
     return GradCheckResult(total, int(sum(len(v) for v in numeric_all)), per_parameter, tolerance,
-                           n_kinks=n_kinks, unused=unused, pseudo_gradient=pseudo)
+                           n_kinks=n_kinks, unused=unused, pseudo_gradient=pseudo, per_parameter_share=share)

@@ -45,6 +45,8 @@ class GroupStructure:
     def __post_init__(self) -> None:
         if self.n_groups < 1 or len(self.unit_index) == 0:
             raise ConfigError("a group structure needs at least one non-empty group")
+        if self.unit_index.is_meta:  # a model built on the meta device for its shapes: no values
+            return
         if int(self.unit_index.min()) < 0 or int(self.unit_index.max()) >= self.n_components:
             raise ConfigError(f"group members must be units 0..{self.n_components - 1}, got "
                               f"{int(self.unit_index.min())}..{int(self.unit_index.max())}")

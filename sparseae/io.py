@@ -6,48 +6,131 @@ one rename, so a crash leaves either the old model or the new one, never half of
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
+import re
 import shutil
 import tempfile
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Mapping
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from . import __version__
-from .errors import CheckpointError, ConfigError, OutputExistsError
+from .errors import CheckpointError, ConfigError, OutputExistsError, SparseAEError
 
 FORMAT = "sparseae-model"
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+MAX_HEADER_BYTES = 100 << 20  # a safetensors header longer than this is refused unread
+#: Bits per element of each safetensors dtype (the header's shapes are checked against the data).
+_DTYPE_BITS = {"BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8, "I16": 16,
+               "U16": 16, "F16": 16, "BF16": 16, "I32": 32, "U32": 32, "F32": 32, "I64": 64, "U64": 64,
+               "F64": 64, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6}
+_UMASK_LOCK = threading.Lock()
+
+
+# ------------------------------------------------------------------------------------------ writing
+
+class _WriteFailed(OSError):
+    """A failed write, as one OSError naming what was written; ``reason`` is the system's why."""
+
+    reason = ""
+
+
+def _why(exc: BaseException) -> tuple[int | None, str]:
+    """(errno, reason) of a failed write: torch.save hides the OSError in ``__context__``,
+    safetensors in its message (``os error N``)."""
+    if isinstance(exc, _WriteFailed):
+        return exc.errno, exc.reason
+    for error in (exc, exc.__context__):
+        if isinstance(error, OSError) and error.errno:
+            return error.errno, error.strerror or os.strerror(error.errno)
+    match = re.search(r"os error (\d+)", str(exc))
+    if match:
+        return int(match.group(1)), os.strerror(int(match.group(1)))
+    lines = str(exc).strip().splitlines()
+    return None, lines[0] if lines else type(exc).__name__
+
+
+@contextlib.contextmanager
+def writing(target: str | os.PathLike) -> Iterator[None]:
+    """Raise any failure of the writes inside (disk full, a file-size limit, no permission) as one
+    OSError ``cannot write TARGET: reason``, whatever the writer raised (torch.save and safetensors
+    raise RuntimeError/SafetensorError). The outermost ``writing`` names the target."""
+    try:
+        yield
+    except SparseAEError:
+        raise
+    except (OSError, SafetensorError, RuntimeError) as exc:
+        errno, reason = _why(exc)
+        message = f"cannot write {target}: {reason}"
+        failure = _WriteFailed(errno, message) if errno else _WriteFailed(message)
+        failure.reason = reason
+        raise failure from None
+
+
+def current_umask() -> int:
+    """The process's umask: read from ``/proc`` where Linux shows it (changing nothing), else set to
+    0o077 for an instant and restored, under a lock."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
+
+
+def share_as_umask_allows(path: Path) -> None:
+    """Give ``path`` (a file, or a folder and all in it) the modes ``open``/``mkdir`` would: 0o666 /
+    0o777 less the umask (``tempfile`` makes 0o600 / 0o700 whatever the umask)."""
+    mask = current_umask()
+    if not path.is_dir():
+        os.chmod(path, 0o666 & ~mask)
+        return
+    for folder, _, files in os.walk(path):
+        os.chmod(folder, 0o777 & ~mask)
+        for name in files:
+            if not os.path.islink(os.path.join(folder, name)):
+                os.chmod(os.path.join(folder, name), 0o666 & ~mask)
 
 
 def write_json_atomic(path: str | os.PathLike, payload: Any) -> None:
     """Write JSON to ``path`` through a temporary file and ``os.replace``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                json.dump(payload, handle, indent=2, sort_keys=True)
+                handle.flush()
+                os.fsync(handle.fileno())
+            share_as_umask_allows(Path(tmp))
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def replace_directory(staging: Path, target: Path) -> None:
-    """Move the finished folder ``staging`` to ``target``, replacing an old ``target``.
+    """Move the finished folder ``staging`` to ``target``, replacing an old ``target``; its files and
+    folders get the modes the umask allows (:func:`share_as_umask_allows`).
 
     The old folder is renamed aside first and removed last; :func:`resolve_saved` falls back to
     it if a crash falls between the two renames.
     """
+    share_as_umask_allows(staging)
     old = target.with_name(target.name + ".old")
     if old.exists():
         shutil.rmtree(old)
@@ -93,22 +176,24 @@ def save_model(model: torch.nn.Module, path: str | os.PathLike, *, overwrite: bo
         if not (path / CONFIG_FILE).exists():
             raise OutputExistsError(f"{path} exists and is not a sparseae model; refusing to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
-    try:
-        tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-        save_file(tensors, str(staging / WEIGHTS_FILE), metadata={"format": FORMAT})
-        config = {"format": FORMAT, "format_version": FORMAT_VERSION, "sparseae_version": __version__,
-                  "model": spec["name"], "params": spec["params"], "extra": extra or {}}
-        write_json_atomic(staging / CONFIG_FILE, config)
-        replace_directory(staging, path)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    config = {"format": FORMAT, "format_version": FORMAT_VERSION, "sparseae_version": __version__,
+              "model": spec["name"], "params": spec["params"], "extra": extra or {}}
+    with writing(path):
+        staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+        try:
+            save_file(tensors, str(staging / WEIGHTS_FILE), metadata={"format": FORMAT})
+            write_json_atomic(staging / CONFIG_FILE, config)
+            replace_directory(staging, path)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     return path
 
 
 def read_config(path: str | os.PathLike) -> dict[str, Any]:
-    """The validated ``config.json`` of a saved model (raises :class:`CheckpointError`)."""
+    """The validated ``config.json`` of a saved model (raises :class:`CheckpointError`); parameters
+    an older sparseae saved under names since changed come under their new names."""
     folder = resolve_saved(path)
     try:
         config = json.loads((folder / CONFIG_FILE).read_text())
@@ -122,38 +207,149 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
                               f"{config['format_version']}); upgrade sparseae to read it")
     if not isinstance(config.get("model"), str) or not isinstance(config.get("params"), dict):
         raise CheckpointError(f"{folder / CONFIG_FILE} lacks 'model' or 'params'")
+    from .models.base import migrate_params
+
+    config["params"] = migrate_params(config["model"], config["params"])
     return config
+
+
+def _not_safetensors(file: Path, why: str) -> CheckpointError:
+    return CheckpointError(f"{file} is corrupt or not a safetensors file: {why}")
+
+
+def _parse_header(file: Path, header: Any, data_bytes: int) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Name → (dtype, shape) from a parsed header, each entry checked against the data's size."""
+    if not isinstance(header, dict):
+        raise _not_safetensors(file, "its header is not a JSON object")
+    tensors = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype, shape, (start, end) = entry["dtype"], tuple(entry["shape"]), entry["data_offsets"]
+            valid = (all(type(n) is int and n >= 0 for n in (*shape, start, end)) and dtype in _DTYPE_BITS
+                     and start <= end and (math.prod(shape) * _DTYPE_BITS[dtype] + 7) // 8 == end - start)
+        except (KeyError, TypeError, ValueError):
+            valid = False
+        if not valid:
+            raise _not_safetensors(file, f"the header's entry for {name!r} is invalid")
+        if end > data_bytes:
+            raise _not_safetensors(file, f"it is truncated ({name!r} needs {end} bytes of data, the file "
+                                         f"has {data_bytes})")
+        tensors[name] = (dtype, shape)
+    return tensors
+
+
+def read_safetensors_header(file: str | os.PathLike) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Name → (dtype, shape) of each tensor of a safetensors ``file``, read from its header alone
+    (at most :data:`MAX_HEADER_BYTES`; nothing is allocated for the data). Raises
+    :class:`CheckpointError` for a missing file or one that is not safetensors (text, zip, pickle...)."""
+    file = Path(file)
+    try:
+        with open(file, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            length = int.from_bytes(handle.read(8), "little") if size >= 8 else 0
+            raw = handle.read(length) if 2 <= length <= min(MAX_HEADER_BYTES, size - 8) else None
+    except FileNotFoundError:
+        raise CheckpointError(f"{file} is missing") from None
+    except OSError as exc:
+        raise CheckpointError(f"{file} cannot be read: {exc.strerror or exc}") from None
+    if raw is None:
+        raise _not_safetensors(file, f"it is only {size} bytes long" if size < 8 else
+                               f"its first 8 bytes announce a {length}-byte header in a {size}-byte file")
+    try:
+        header = json.loads(raw)
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, nested too deep
+        raise _not_safetensors(file, "its header is not JSON") from None
+    return _parse_header(file, header, size - 8 - length)
+
+
+def check_shapes(weights_file: Path, expected: Mapping[str, tuple[int, ...]], expecter: str) -> None:
+    """Raise :class:`CheckpointError` unless the safetensors ``weights_file`` holds exactly the
+    tensors ``expected`` (name → shape) by ``expecter``; reads the header only."""
+    found = read_safetensors_header(weights_file)
+    missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(f"{weights_file} does not fit {expecter} (missing: {missing or 'none'}; "
+                              f"unexpected: {unexpected or 'none'}) — is it another model's file?")
+    for name, shape in expected.items():
+        if found[name][1] != tuple(shape):
+            raise CheckpointError(f"{weights_file}: {name} has shape {found[name][1]}, but {expecter} "
+                                  f"expects {tuple(shape)}")
+
+
+def read_weights(weights_file: Path, model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file made for ``model`` (names and shapes checked from the
+    header before anything is loaded); :class:`CheckpointError` when they do not fit."""
+    check_shapes(weights_file, {k: tuple(v.shape) for k, v in model.state_dict().items()}, "this model")
+    try:
+        return load_file(str(weights_file))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{weights_file} is missing or corrupt: {exc}") from None
 
 
 def load_state(model: torch.nn.Module, weights_file: Path) -> None:
     """Load a safetensors file into ``model``, checking names and shapes (CheckpointError)."""
+    model.load_state_dict(read_weights(weights_file, model))
+
+
+def _config_shapes(name: str, n_features: Any, n_components: Any, params: dict[str, Any]
+                   ) -> dict[str, tuple[int, ...]] | None:
+    """State-dict shapes of the model a config describes, built on the meta device (no memory);
+    None when it cannot be built there (an initialization that needs values): the real build decides."""
+    from .models import create_model
+
     try:
-        tensors = load_file(str(weights_file))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{weights_file} is missing or corrupt: {exc}") from None
-    expected = model.state_dict()
-    missing, unexpected = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
-    if missing or unexpected:
-        raise CheckpointError(f"{weights_file} does not fit this model (missing: {missing or 'none'}; "
-                              f"unexpected: {unexpected or 'none'}) — is it another model's file?")
-    for name, tensor in tensors.items():
-        if tensor.shape != expected[name].shape:
-            raise CheckpointError(f"{weights_file}: {name} has shape {tuple(tensor.shape)}, the model "
-                                  f"expects {tuple(expected[name].shape)}")
-    model.load_state_dict(tensors)
+        with torch.device("meta"):
+            model = create_model(name, n_features, n_components, **params)
+    except Exception:  # noqa: BLE001 — the real build repeats it and reports the config's error
+        return None
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def check_config_fits(config_file: Path, config: dict[str, Any], weights_file: Path) -> None:
+    """Refuse (:class:`CheckpointError`) a config whose sizes disagree with the weights' header,
+    before a model is built: every model has at least one weight per input and per code unit."""
+    params = dict(config["params"])
+    n_features, n_components = params.pop("n_features", None), params.pop("n_components", None)
+    stored = sum(math.prod(shape) for _, shape in read_safetensors_header(weights_file).values())
+    for name, size in (("n_components", n_components), ("n_features", n_features)):
+        if type(size) is int and size > stored:  # every model has a weight per input and per unit
+            raise CheckpointError(f"{config_file} claims {name}={size}, but {weights_file} "
+                                  f"holds {stored} numbers in all: they do not belong together")
+    shapes = _config_shapes(config["model"], n_features, n_components, params)
+    if shapes is not None:
+        check_shapes(weights_file, shapes, str(config_file))
 
 
 def load_model(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> torch.nn.Module:
-    """Rebuild a saved model from its JSON config and load its weights (no pickle involved)."""
+    """Rebuild a saved model from its JSON config and load its weights (no pickle involved). The
+    config's shapes are checked against the weights' header before any memory is allocated."""
     from .models import create_model
 
     config = read_config(path)
+    folder = resolve_saved(path)
+    check_config_fits(folder / CONFIG_FILE, config, folder / WEIGHTS_FILE)
     params = dict(config["params"])
     try:
         n_features, n_components = params.pop("n_features"), params.pop("n_components")
         model = create_model(config["model"], n_features, n_components, **params)
-    except (KeyError, ConfigError, TypeError) as exc:
+    except (KeyError, TypeError, ValueError, MemoryError) as exc:
         raise CheckpointError(f"{path}: its config does not describe a model this sparseae can "
                               f"build: {exc}") from None
-    load_state(model, resolve_saved(path) / WEIGHTS_FILE)
-    return model.to(map_location)
+    load_state(model, folder / WEIGHTS_FILE)
+    return model.to(_map_location(map_location))
+
+
+def _map_location(device: str | torch.device) -> torch.device:
+    """``map_location`` as a device this machine has, else :class:`ConfigError` saying why."""
+    from .train.config import device_problem
+
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ConfigError(f"map_location must name a device ('cpu', 'cuda', 'cuda:N', 'mps'), got {device!r}") from None
+    problem = device_problem(resolved)
+    if problem is not None:
+        raise ConfigError(f"map_location {device!r}: {problem}")
+    return resolved

@@ -31,7 +31,7 @@ class Registry(Generic[T]):
     def get(self, name: str) -> Callable[..., T]:
         try:
             return self._builders[name]
-        except KeyError:
+        except (KeyError, TypeError):  # TypeError: an unhashable "name" (a list...)
             known = ", ".join(sorted(self._builders)) or "none"
             raise ConfigError(f"unknown {self.kind} {name!r}; known: {known}") from None
 

@@ -3,6 +3,7 @@ reading of user arrays as tensors."""
 from __future__ import annotations
 
 import numbers
+import os
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,8 @@ def as_float_array(X: Any, name: str = "X", *, n_features: int | None = None,
     from .data.shards import ShardedArray
 
     if isinstance(X, torch.Tensor):
+        if X.layout != torch.strided:
+            raise DataError(f"{name} is a sparse tensor ({X.layout}); pass a dense one (X.to_dense())")
         X = X.detach().cpu().numpy()
     if allow_memmap and isinstance(X, (np.memmap, ShardedArray)) and X.dtype == dtype and X.ndim == 2:
         array = X
@@ -34,8 +37,11 @@ def as_float_array(X: Any, name: str = "X", *, n_features: int | None = None,
         if array.dtype.kind not in "biuf":
             if array.dtype.kind == "c":
                 raise DataError(f"{name} is complex; sparseae needs real numbers")
+            if array.dtype.kind in "mM":  # NumPy would cast dates and durations to numbers
+                raise DataError(f"{name} holds dates or durations (dtype {array.dtype}), not numbers")
             try:
-                array = array.astype(dtype)
+                with np.errstate(over="ignore", invalid="ignore"):  # inf is reported below
+                    array = array.astype(dtype)
             except (TypeError, ValueError):
                 raise DataError(f"{name} holds non-numeric values (dtype {array.dtype})") from None
     if array.ndim != 2:
@@ -49,9 +55,22 @@ def as_float_array(X: Any, name: str = "X", *, n_features: int | None = None,
     if n_features is not None and array.shape[1] != n_features:
         raise DataError(f"{name} has {array.shape[1]} features, but the model expects {n_features}")
     if array.dtype != dtype and not isinstance(array, (np.memmap, ShardedArray)):
-        array = array.astype(dtype)
+        return _cast(array, dtype, name)  # checked finite
     check_finite(array, name)
     return array
+
+
+def _cast(array: np.ndarray, dtype: np.dtype | type, name: str) -> np.ndarray:
+    """``array.astype(dtype)``, checked finite; finite values beyond ``dtype``'s range are a
+    :class:`DataError` saying so (NumPy would warn on stderr and make them inf)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        cast = array.astype(dtype)
+    row = _first_nonfinite_row(cast)
+    if row is not None:
+        check_finite(array, name)  # NaN or inf already in the data: that message
+        raise DataError(f"{name} has values beyond {cast.dtype}'s range (|x| > "
+                        f"{np.finfo(cast.dtype).max:.4g}, first at row {row}); rescale the data")
+    return cast
 
 
 def check_finite(array: np.ndarray | torch.Tensor, name: str = "X", chunk_rows: int = 65536) -> None:
@@ -62,13 +81,29 @@ def check_finite(array: np.ndarray | torch.Tensor, name: str = "X", chunk_rows: 
             row = int(bad.reshape(bad.shape[0], -1).any(dim=1).nonzero()[0, 0])
             raise DataError(f"{name} contains NaN or inf (first at row {row})")
         return
+    row = _first_nonfinite_row(array, chunk_rows)
+    if row is not None:
+        raise DataError(f"{name} contains NaN or inf (first at row {row})")
+
+
+def _first_nonfinite_row(array: np.ndarray, chunk_rows: int = 65536) -> int | None:
+    """The first row of ``array`` holding NaN or inf, or None (read ~32 MiB at a time)."""
     row_bytes = max(1, int(np.prod(array.shape[1:])) * np.dtype(array.dtype).itemsize)
-    chunk_rows = max(1, min(chunk_rows, (32 << 20) // row_bytes))  # at most ~32 MiB read at a time
+    chunk_rows = max(1, min(chunk_rows, (32 << 20) // row_bytes))
     for start in range(0, array.shape[0], chunk_rows):
         block = np.asarray(array[start:start + chunk_rows])
         if block.dtype.kind == "f" and not np.isfinite(block).all():
-            row = start + int(np.nonzero(~np.isfinite(block).reshape(block.shape[0], -1).all(axis=1))[0][0])
-            raise DataError(f"{name} contains NaN or inf (first at row {row})")
+            return start + int(np.nonzero(~np.isfinite(block).reshape(block.shape[0], -1).all(axis=1))[0][0])
+    return None
+
+
+def numpy_file_error(exc: Exception, message: str) -> DataError:
+    """The :class:`DataError` ``message: why`` for a ``.npy``/``.npz`` NumPy refused; an array of
+    Python objects (only unpickling reads it, and sparseae never unpickles) is said plainly."""
+    if "allow_pickle" in str(exc) or "Python objects" in str(exc):
+        return DataError(f"{message}: it holds Python objects (dtype object), which sparseae never "
+                         "unpickles; save a numeric array")
+    return DataError(f"{message}: {exc}")
 
 
 def check_number(value: Any, name: str, *, low: float | None = None, high: float | None = None,
@@ -77,14 +112,30 @@ def check_number(value: Any, name: str, *, low: float | None = None, high: float
     kind = numbers.Integral if integer else numbers.Real
     if isinstance(value, bool) or not isinstance(value, kind):
         raise ConfigError(f"{name} must be {'an integer' if integer else 'a number'}, got {value!r}")
-    if not np.isfinite(float(value)):
-        raise ConfigError(f"{name} must be finite, got {value!r}")
+    if not isinstance(value, numbers.Integral) and not np.isfinite(float(value)):  # an int is finite (and may be
+        raise ConfigError(f"{name} must be finite, got {value!r}")              # too large for a float)
     if low is not None and (value < low or (value == low and not low_inclusive)):
         bound = ">=" if low_inclusive else ">"
         raise ConfigError(f"{name} must be {bound} {low}, got {value!r}")
     if high is not None and (value > high or (value == high and not high_inclusive)):
         bound = "<=" if high_inclusive else "<"
         raise ConfigError(f"{name} must be {bound} {high}, got {value!r}")
+
+
+def check_bool(value: Any, name: str) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is ``True`` or ``False`` (not ``"yes"``, not 1)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+
+def check_path(value: Any, name: str) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is a non-empty path (a string or ``os.PathLike``)."""
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, (str, bytes)) or not value:
+        raise ConfigError(f"{name} must be a file or folder path, got {value!r}")
+    if "\0" in (value if isinstance(value, str) else value.decode("latin-1")):
+        raise ConfigError(f"{name} must be a file or folder path, got {value!r} (it holds a NUL character)")
 
 
 def check_choice(value: Any, name: str, choices: tuple[str, ...] | list[str]) -> None:

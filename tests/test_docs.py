@@ -231,3 +231,133 @@ def test_examples_run(page, tmp_path, monkeypatch):
                 status, out, err = run_cli(argv)
                 assert status == 0, (f"{where}: `sparseae {shlex.join(argv)}` exited {status}\n"
                                      f"{out[-2000:]}\n{err[-2000:]}")
+
+
+# ------------------------------------------------------------------------------- README.md
+
+README = ROOT / "README.md"
+#: What the README test does not run, and why (matched on the start of a ``&&``-separated command).
+README_NOT_RUN = {
+    ("pip", "install"): "installs packages: the test runs in the environment this checkout is installed in",
+    ("python", "-m", "pytest"): "runs this test suite itself",
+}
+#: The README's commands as written, with short settings, in one folder, in order. Short settings:
+#: ``sparseae demo`` gets ``--quick`` (its documented short run); a ``train`` that is neither a
+#: ``--resume`` nor sets ``train.max_epochs`` itself gets ``--set train.max_epochs=2``; MNIST is a
+#: small synthetic stand-in (Keras layout, 10 classes) put where the README's commands look for
+#: it: at ``path/to/mnist.npz`` and in the cache folder ``$SPARSEAE_DATA_DIR``.
+README_SHORT_EPOCHS = ["--set", "train.max_epochs=2"]
+ENV_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+
+
+@dataclass
+class ReadmeCommand:
+    """One command of a README bash block: its line, environment assignments, and either the
+    ``sparseae`` arguments to run or the reason it is not run."""
+
+    line: int
+    text: str
+    env: dict
+    argv: list[str] | None = None
+    skipped: str | None = None
+
+
+def readme_commands(text: str) -> list[ReadmeCommand]:
+    """Every command of the ```bash blocks of the README (``&&`` chains split), in order; raises
+    AssertionError for a command that is neither a ``sparseae`` command nor in README_NOT_RUN."""
+    commands = []
+    for block in parse_blocks(text):
+        if block.language not in SHELL or block.norun:
+            continue
+        for offset, raw in enumerate(block.code.splitlines(), start=1):
+            words = shlex.split(raw, comments=True)
+            while words:
+                if "&&" in words:
+                    part, words = words[:words.index("&&")], words[words.index("&&") + 1:]
+                else:
+                    part, words = words, []
+                env = {}
+                while part and ENV_ASSIGNMENT.match(part[0]):
+                    name, _, value = part.pop(0).partition("=")
+                    env[name] = value
+                command = ReadmeCommand(block.line + offset, shlex.join(part), env)
+                reason = next((why for start, why in README_NOT_RUN.items()
+                               if tuple(part[:len(start)]) == start), None)
+                if reason:
+                    command.skipped = reason
+                elif part[:1] == ["sparseae"]:
+                    command.argv = part[1:]
+                elif part[:1] == ["torchrun"] and "-m" in part and part[part.index("-m") + 1] == "sparseae":
+                    # the launcher's multi-process run is tests/test_distributed.py's; here the
+                    # same command runs in one process, as `torchrun` with one rank would
+                    command.argv = part[part.index("-m") + 2:]
+                else:
+                    raise AssertionError(f"README.md:{command.line}: `{command.text}` is not a sparseae "
+                                         "command and not in README_NOT_RUN, so the test cannot run it")
+                commands.append(command)
+    return commands
+
+
+def write_synthetic_mnist(path: Path, n_train: int = 600, n_test: int = 200) -> Path:
+    """A small Keras-layout ``mnist.npz``: 10 classes of noisy 28×28 prototypes (uint8)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    prototypes = rng.random((10, 28, 28)) < 0.2
+    arrays = {}
+    for part, n in (("train", n_train), ("test", n_test)):
+        y = np.arange(n) % 10
+        x = (prototypes[y] ^ (rng.random((n, 28, 28)) < 0.05)) * rng.integers(128, 256, (n, 28, 28))
+        arrays[f"x_{part}"], arrays[f"y_{part}"] = x.astype(np.uint8), y.astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **arrays)
+    return path
+
+
+def short_settings(argv: list[str]) -> list[str]:
+    """``argv`` with the README test's short settings (see README_SHORT_EPOCHS)."""
+    if argv[:1] == ["demo"] and "--quick" not in argv:
+        return [*argv, "--quick"]
+    if argv[:1] == ["train"] and "--resume" not in argv and not any("train.max_epochs=" in a for a in argv):
+        return [*argv, *README_SHORT_EPOCHS]
+    return argv
+
+
+def test_the_readme_parser_splits_chains_env_and_skips():
+    text = "\n".join(["```bash", "# a comment", "pip install -e . && sparseae demo   # the demo",
+                      "SPARSEAE_MNIST=a/b.npz sparseae train x.toml", "python -m pytest",
+                      "torchrun --standalone --nproc-per-node 4 -m sparseae train y.toml --set train.batch_size=64",
+                      "```", "```bash", "make all", "```"])
+    with pytest.raises(AssertionError, match="make all"):
+        readme_commands(text)
+    commands = readme_commands(text.rsplit("```bash", 1)[0])
+    assert [(c.env, c.argv, bool(c.skipped)) for c in commands] == [
+        ({}, None, True), ({}, ["demo"], False), ({"SPARSEAE_MNIST": "a/b.npz"}, ["train", "x.toml"], False),
+        ({}, None, True), ({}, ["train", "y.toml", "--set", "train.batch_size=64"], False)]
+    assert short_settings(["demo"]) == ["demo", "--quick"]
+    assert short_settings(["train", "x.toml"]) == ["train", "x.toml", *README_SHORT_EPOCHS]
+    assert short_settings(["train", "--out", "r", "--resume"]) == ["train", "--out", "r", "--resume"]
+
+
+def test_the_readme_commands_run(tmp_path, monkeypatch):
+    """Every command of the README's bash blocks runs as written (with the short settings above)
+    and exits 0, in order, in one folder holding ``examples/``."""
+    commands = readme_commands(README.read_text(encoding="utf-8"))
+    assert sum(c.argv is not None for c in commands) >= 15, "the README's commands were not found"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("SPARSEAE_DATA_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("SPARSEAE_MNIST", raising=False)
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    write_synthetic_mnist(tmp_path / "cache" / "mnist.npz")
+    write_synthetic_mnist(tmp_path / "path" / "to" / "mnist.npz")
+    for command in commands:
+        if command.argv is None:
+            continue
+        argv = short_settings(command.argv)
+        with monkeypatch.context() as scoped:
+            for name, value in command.env.items():
+                scoped.setenv(name, value)
+            status, out, err = run_cli(argv)
+        assert status == 0, (f"README.md:{command.line}: `{command.text}` (run as `sparseae {shlex.join(argv)}`) "
+                             f"exited {status}\n{out[-2000:]}\n{err[-2000:]}")

@@ -141,7 +141,7 @@ def test_group_sparse_coding_and_topographic_psd_models():
     assert (z[zero_group_units] == 0).all()  # whole groups switch off together
     assert set(model.loss(torch.from_numpy(X)).terms) == {"reconstruction", "group"}
     grid = {"kind": "grid", "height": 4, "width": 4, "window": 2}
-    topographic = create_model("psd", 12, 16, sparsity_weight=0.2, groups=grid, max_iter=30)
+    topographic = create_model("psd", 12, 16, sparsity_weight=0.2, groups=grid, inference_max_iter=30)
     history = train(topographic, X, TrainConfig(max_epochs=3, batch_size=16, learning_rate=1e-2)).history
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     quality = psd_code_quality(topographic, X)

@@ -217,7 +217,7 @@ def test_model_loss_passes_the_gradient_check():
     (envelope theorem) when z* is solved to float64 precision."""
     x = np.random.default_rng(0).standard_normal((3, 8))
     model = create_model("lateral_inhibition", 8, 7, tree={"depth": 2, "branching": 2}, inhibition="fixed",
-                         inhibition_value=0.3, sparsity_weight=LAM, method="cod", max_iter=20000)
+                         inhibition_value=0.3, sparsity_weight=LAM, method="cod", inference_max_iter=20000)
     result = check_gradients(model, x, max_checks_per_parameter=10)
     assert result.passed and result.relative_error < UFLDL_TOLERANCE
     assert result.n_checked >= 9
@@ -350,7 +350,7 @@ def test_fixed_inhibition_does_not_change():
 def test_save_load_round_trip_keeps_s(tmp_path):
     X = tree_data(100)
     model = create_model("lateral_inhibition", 16, 7, tree=[-1, 0, 0, 1, 1, 2, 2], inhibition_rate=1.0,
-                         method="cod", max_iter=300)
+                         method="cod", inference_max_iter=300)
     train(model, X, TrainConfig(optimizer="adam", learning_rate=1e-2, batch_size=50, max_epochs=1))
     assert float(model.inhibition.max()) > 0
     save_model(model, tmp_path / "li")
@@ -511,7 +511,7 @@ def test_invalid_trees_are_config_errors(tree, message):
     ({"bound_norm": "max"}, "bound_norm"),
     ({"inhibition_bound": 0.0}, "inhibition_bound"),
     ({"inhibition_rate": -1.0}, "inhibition_rate"),
-    ({"max_iter": 0}, "max_iter"),
+    ({"inference_max_iter": 0}, "inference_max_iter"),
 ])
 def test_bad_hyperparameters_are_config_errors(params, message):
     with pytest.raises(ConfigError, match=message):

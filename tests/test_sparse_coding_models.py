@@ -98,7 +98,7 @@ def test_encode_solves_the_lasso_with_warm_start_and_nonnegativity(data):
     x = torch.from_numpy(X[:50]).double()
     for nonnegative in (False, True):
         model = create_model("sparse_coding", 16, 24, sparsity_weight=LAM, nonnegative=nonnegative,
-                             max_iter=5000).double()
+                             inference_max_iter=5000).double()
         z = model.encode(x)
         gap = duality_gap(x, model.dictionary.detach(), z, LAM, nonnegative=nonnegative)
         assert float(gap.max()) < 1e-10
@@ -110,7 +110,7 @@ def test_encode_solves_the_lasso_with_warm_start_and_nonnegativity(data):
 
 def test_dictionary_learning_recovers_the_atoms(data):
     X, D_true = data
-    model = learn_dictionary(X, 24, LAM, max_epochs=15, batch_size=30, learning_rate=2e-2, max_iter=50)
+    model = learn_dictionary(X, 24, LAM, max_epochs=15, batch_size=30, learning_rate=2e-2, inference_max_iter=50)
     recovery = atom_recovery(D_true, model.dictionary)
     # measured: mean 0.981, 22 of 24 atoms above 0.95 (the worst learned atom sits between two true ones)
     assert float(recovery.mean()) > 0.95
@@ -149,7 +149,7 @@ def test_training_reinitializes_dead_atoms_deterministically():
 
     def run() -> torch.Tensor:
         torch.manual_seed(0)
-        model = create_model("sparse_coding", 16, 12, sparsity_weight=LAM, max_iter=50,
+        model = create_model("sparse_coding", 16, 12, sparsity_weight=LAM, inference_max_iter=50,
                              reinit_unused_every=5)
         D = torch.zeros(16, 12)
         D[:8, :6] = torch.from_numpy(dictionary_from_samples(X[:, :8], 6).numpy())
@@ -172,7 +172,7 @@ def test_training_reinitializes_dead_atoms_deterministically():
 def test_psd_learns_a_fast_code_close_to_the_inferred_one(encoder, measured, data):
     X, _ = data
     torch.manual_seed(0)
-    model = create_model("psd", 16, 24, sparsity_weight=LAM, encoder=encoder, max_iter=50)
+    model = create_model("psd", 16, 24, sparsity_weight=LAM, encoder=encoder, inference_max_iter=50)
     model.set_dictionary(dictionary_from_samples(X, 24, generator=torch.Generator().manual_seed(0)))
     before = psd_code_quality(model, X)
     result = train(model, X, TrainConfig(learning_rate=2e-2, max_epochs=15, batch_size=30))
@@ -252,7 +252,7 @@ def test_lista_targets_can_be_given_and_are_reused_for_the_same_batch(data):
     ("lista", {"n_steps": 1.5}, "n_steps"),
     ("psd", {"prediction_weight": 0.0}, "prediction_weight"),
     ("psd", {"encoder": "relu"}, "encoder"),
-    ("sparse_coding", {"max_iter": 0}, "max_iter"),
+    ("sparse_coding", {"inference_max_iter": 0}, "inference_max_iter"),
     ("sparse_coding", {"reinit_unused_every": -1}, "reinit_unused_every"),
 ])
 def test_bad_hyperparameters_raise_config_error(name, params, message):

@@ -115,7 +115,7 @@ def test_smooth_group_inference_in_sparse_coding_and_psd():
     torch.manual_seed(1)
     grid = {"kind": "grid", "height": 3, "width": 3, "window": 2}
     model = create_model("sparse_coding", 5, 9, sparsity_weight=0.3, groups=grid, group_eps=1e-2,
-                         max_iter=3000, tol=1e-14)
+                         inference_max_iter=3000, tol=1e-14)
     assert model.inference.group_eps == 1e-2 and model.penalties["group"].eps == 1e-2
     model.double()
     X = torch.randn(6, 5, dtype=torch.float64)
@@ -125,7 +125,8 @@ def test_smooth_group_inference_in_sparse_coding_and_psd():
     # at z* the energy's gradient in z vanishes, so the loss's gradient in D is exact (envelope theorem)
     result = check_gradients(model, X.numpy(), max_checks_per_parameter=12)
     assert result.n_checked == 12 and result.relative_error < 1e-6
-    psd = create_model("psd", 5, 9, sparsity_weight=0.3, groups=grid, group_eps=1e-2, max_iter=3000, tol=1e-14)
+    psd = create_model("psd", 5, 9, sparsity_weight=0.3, groups=grid, group_eps=1e-2, inference_max_iter=3000,
+                       tol=1e-14)
     psd.double()
     prediction = psd.encode(X)
     code = psd.sparse_code(X, prediction=prediction)
@@ -181,7 +182,7 @@ def test_a_tiny_topographic_map_forms():
     model = create_model("autoencoder", 24, 64, activation="identity", tied=True, sparsity="group",
                          sparsity_weight=0.1, groups={"kind": "grid", "height": 8, "width": 8, "window": 3},
                          group_eps=1e-2, unit_norm_encoder=True)
-    train(model, zca.transform(raw), TrainConfig(optimizer="lbfgs", learning_rate=1.0, max_iter=150,
+    train(model, zca.transform(raw), TrainConfig(optimizer="lbfgs", learning_rate=1.0, lbfgs_max_iter=150,
                                                  lbfgs_iter_per_epoch=50, dtype="float64"))
     W = model.encoder.weight.detach().numpy() @ zca.inverse_components_
     result = topographic_smoothness(preferred_orientation(W, (8, 8)), 8, 8)

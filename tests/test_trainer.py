@@ -29,7 +29,7 @@ def test_sparse_kl_autoencoder_learns_and_becomes_sparse(digits):
     model = create_model("sparse_ae_kl", 64, 32, sparsity_target=0.05, weight_decay=1e-4)
     with torch.no_grad():
         initial = model.loss(torch.from_numpy(X)).loss.item()
-    result = train(model, X, TrainConfig(optimizer="lbfgs", max_iter=150))
+    result = train(model, X, TrainConfig(optimizer="lbfgs", lbfgs_max_iter=150))
     losses = [r["train_loss"] for r in result.history]
     assert losses == sorted(losses, reverse=True) and losses[-1] < 0.3 * initial
     with torch.no_grad():
@@ -63,7 +63,7 @@ def test_linear_autoencoder_matches_pca(digits):
     pca = PCA(k).fit(X)
     pca_error = ((X - pca.inverse_transform(pca.transform(X))) ** 2).sum(1).mean()
     model = create_model("linear_ae", 64, k)
-    train(model, X, TrainConfig(optimizer="lbfgs", max_iter=400, lbfgs_iter_per_epoch=400))
+    train(model, X, TrainConfig(optimizer="lbfgs", lbfgs_max_iter=400, lbfgs_iter_per_epoch=400))
     with torch.no_grad():
         ae_error = ((torch.from_numpy(X) - model(torch.from_numpy(X))) ** 2).sum(1).mean().item()
     assert ae_error == pytest.approx(pca_error, rel=2e-3)
@@ -95,7 +95,7 @@ def test_resume_after_interruption_equals_uninterrupted(digits, tmp_path, optimi
     X, _ = digits
     X = X[:400]
     config = TrainConfig(optimizer=optimizer, max_epochs=4, batch_size=50, learning_rate=1e-2 if optimizer == "adam" else 1.0,
-                         max_iter=40, lbfgs_iter_per_epoch=10, validation_fraction=0.1)
+                         lbfgs_max_iter=40, lbfgs_iter_per_epoch=10, validation_fraction=0.1)
     torch.manual_seed(1)
     reference = create_model("sparse_ae_kl", 64, 10, kl_momentum=0.5)
     initial = state_of(reference)

@@ -55,7 +55,7 @@ def test_pruning_tree_sparse_coding_and_psd():
     Z = rng.standard_normal((300, 13)) * 2.0
     Z[:, SILENT] = 0.0
     X = (Z @ D.T).astype(np.float64)
-    model = create_model("sparse_coding", 16, 13, sparsity_weight=0.05, groups=TREE, max_iter=50)
+    model = create_model("sparse_coding", 16, 13, sparsity_weight=0.05, groups=TREE, inference_max_iter=50)
     model.double()
     model.set_dictionary(D)
     result = prune_tree_model(model, X, threshold=0.01)
@@ -64,7 +64,7 @@ def test_pruning_tree_sparse_coding_and_psd():
     assert result.model.inference.groups.parent.tolist() == [-1, 0, 0, 1, 1, 2, 2, 2]
     assert result.error_after == pytest.approx(result.error_before, rel=1e-9)
     # PSD: the inferred codes decide; encoder rows and gains follow the kept units
-    psd = create_model("psd", 16, 13, sparsity_weight=0.05, groups=TREE, max_iter=50)
+    psd = create_model("psd", 16, 13, sparsity_weight=0.05, groups=TREE, inference_max_iter=50)
     psd.double()
     psd.set_dictionary(D)
     with torch.no_grad():  # F(x) = G·tanh(Wx + b) is 0 on the silent units, so z* is 0 there too

@@ -35,7 +35,7 @@ def test_exercise_gradient_check(patches):
 def test_exercise_learns_oriented_edge_filters(patches):
     torch.manual_seed(0)
     model = create_model("sparse_ae_kl", 64, 25, **EXERCISE)
-    result = train(model, patches, TrainConfig(optimizer="lbfgs", learning_rate=1.0, max_iter=200,
+    result = train(model, patches, TrainConfig(optimizer="lbfgs", learning_rate=1.0, lbfgs_max_iter=200,
                                                dtype="float64"))
     variance_loss = 0.5 * patches.astype(np.float64).var(0).sum()   # predicting the mean patch
     assert result.history[-1]["train_reconstruction"] < 0.8 * variance_loss

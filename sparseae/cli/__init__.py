@@ -1,4 +1,4 @@
-"""The ``sparseae`` command: train, evaluate, plot, report, gradcheck, demo, models, datasets.
+"""The ``sparseae`` command: train, evaluate, plot, report, gradcheck, demo, models, datasets, examples.
 
 ``main(argv) -> exit status``: 0 success, 1 a failed gradient check, 2 a usage or user error
 (``sparseae: error: <message>`` on one line of stderr, never a traceback unless ``--debug``),
@@ -7,6 +7,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
+import threading
 from typing import NoReturn, Sequence
 
 from .. import __version__
@@ -21,7 +24,7 @@ examples:
   sparseae demo                                  UFLDL sparse autoencoder on natural-image patches
   sparseae train examples/ufldl_patches.yaml --out runs/ufldl
   sparseae train --model sparse_ae_l1 --data digits --set model.n_components=32 --set train.max_epochs=5
-  sparseae train --out runs/ufldl --resume --set train.max_iter=800
+  sparseae train --out runs/ufldl --resume --set train.lbfgs_max_iter=800
   sparseae evaluate runs/ufldl --json
   sparseae report runs/ufldl                     one HTML page: runs/ufldl/report.html
   sparseae gradcheck --model sparse_ae_kl --n-features 64 --n-components 25
@@ -46,6 +49,17 @@ def _add_set(parser: argparse.ArgumentParser, example: str = "train.max_epochs=5
                         help=f"change one config value (YAML scalar), e.g. {example}; repeatable")
 
 
+#: ``--device`` of the commands that use a trained model (:func:`.evaluation.evaluation_device`).
+_READ_DEVICE = ("where the model runs: auto, cpu, cuda, cuda:N or mps (default: the run's train.device "
+                "when this machine has it, else the CPU)")
+
+
+def _add_threads(parser: argparse.ArgumentParser, setting: str = "") -> None:
+    parser.add_argument("--threads", metavar="N|auto", default=None,
+                        help=f"PyTorch's CPU threads{setting}: N, or auto (the default: from the problem's size "
+                             "and the free cores)")
+
+
 def _add_download(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--download", action="store_true",
                         help="let the dataset be downloaded once into the cache (data.download=true; MNIST)")
@@ -63,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", default=False,
                         help="show the full traceback of an error")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    from . import commands as cmd, hashing
+    from . import commands as cmd, examples, hashing
 
     train = commands.add_parser("train", parents=[common], help="train a model into a run folder",
                                 description="Train a model: config file (YAML/TOML) and/or flags.")
@@ -74,8 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", metavar="DIR", help="run folder (output.dir; default runs/<model>_<data>)")
     train.add_argument("--resume", action="store_true", help="continue the run in DIR from its checkpoint")
     train.add_argument("--overwrite", action="store_true", help="replace a previous run in DIR")
-    train.add_argument("--device", help="auto, cpu, cuda or cuda:N (train.device)")
+    train.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (train.device)")
     _add_download(train)
+    _add_threads(train, " (train.threads)")
     train.set_defaults(handler=cmd.command_train)
 
     evaluate = commands.add_parser("evaluate", parents=[common], help="metrics of a trained model",
@@ -84,8 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("path", metavar="MODEL_DIR_or_RUN_DIR")
     evaluate.add_argument("--data", help="evaluate on this dataset instead of the run's")
     _add_set(evaluate, "data.split=test")
-    evaluate.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    evaluate.add_argument("--device", help=_READ_DEVICE)
     _add_download(evaluate)
+    _add_threads(evaluate)
     evaluate.set_defaults(handler=cmd.command_evaluate)
 
     probe = commands.add_parser("probe", parents=[common], help="linear probe on a model's codes",
@@ -99,8 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--C", type=float, default=1.0, help="inverse L2 strength of the probe (default 1)")
     probe.add_argument("--compare-raw", action="store_true", help="also probe the raw inputs")
     probe.add_argument("--seed", type=int, default=0, help="seed of the split and the probe")
-    probe.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    probe.add_argument("--device", help=_READ_DEVICE)
     _add_download(probe)
+    _add_threads(probe)
     probe.set_defaults(handler=cmd.command_probe)
 
     index = commands.add_parser("index", parents=[common], help="build a semantic-hashing index",
@@ -112,8 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--out", metavar="INDEX_DIR", required=True, help="where the index folder goes")
     index.add_argument("--threshold", type=float, default=0.5, help="code value above which a bit is 1")
     index.add_argument("--overwrite", action="store_true", help="replace an index in INDEX_DIR")
-    index.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    index.add_argument("--device", help=_READ_DEVICE)
     _add_download(index)
+    _add_threads(index)
     index.set_defaults(handler=hashing.command_index)
 
     query = commands.add_parser("query", parents=[common], help="nearest indexed items of inputs",
@@ -128,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--model", metavar="MODEL_DIR_or_RUN_DIR", help="encode with this model (must be "
                                                                        "the index's)")
     query.add_argument("--show", type=int, default=10, help="items printed per query (default 10)")
+    _add_threads(query)
     query.set_defaults(handler=hashing.command_query)
 
     plot = commands.add_parser("plot", parents=[common], help="draw a run folder's pictures",
@@ -137,8 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--out", metavar="DIR", help="where the PNGs go (default: RUN_DIR)")
     plot.add_argument("--data", help="use this dataset instead of the run's")
     _add_set(plot, "data.split=test")
-    plot.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    plot.add_argument("--device", help=_READ_DEVICE)
     _add_download(plot)
+    _add_threads(plot)
     plot.set_defaults(handler=cmd.command_plot)
 
     report = commands.add_parser("report", parents=[common], help="one HTML page of a run, or of two side by side",
@@ -151,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("other_run_dir", metavar="RUN_DIR_B", nargs="?", help="a second run to compare with")
     report.add_argument("--out", metavar="FILE", help="the HTML file (default RUN_DIR/report.html, or "
                                                       "RUN_DIR/compare-<name of RUN_DIR_B>.html)")
-    report.add_argument("--device", help="where the model draws the pictures: cpu (default), auto, cuda or cuda:N")
+    report.add_argument("--device", help="where the model draws the pictures: cpu (default), auto, cuda, cuda:N or mps")
+    _add_threads(report)
     report.set_defaults(handler=cmd.command_report)
 
     gradcheck = commands.add_parser("gradcheck", parents=[common], help="float64 derivative check",
@@ -170,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
                            help=f"PASS threshold (default UFLDL's {UFLDL_TOLERANCE:g})")
     gradcheck.add_argument("--seed", type=int, default=0, help="seed of the data and the model")
     _add_download(gradcheck)
+    _add_threads(gradcheck)
     gradcheck.set_defaults(handler=cmd.command_gradcheck)
 
     demo = commands.add_parser("demo", parents=[common], help="the UFLDL sparse autoencoder exercise",
@@ -180,14 +202,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quick", action="store_true", help="2,000 patches and 40 iterations")
     demo.add_argument("--resume", action="store_true", help="continue the demo run in DIR")
     demo.add_argument("--overwrite", action="store_true", help="replace a previous demo run in DIR")
-    demo.add_argument("--device", help="auto, cpu, cuda or cuda:N")
-    _add_set(demo, "train.max_iter=800")
+    demo.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
+    _add_set(demo, "train.lbfgs_max_iter=800")
+    _add_threads(demo, " (train.threads)")
     demo.set_defaults(handler=cmd.command_demo)
 
     models = commands.add_parser("models", parents=[common], help="list the registered models")
+    models.add_argument("name", nargs="?", metavar="NAME", help="one model: its description and parameters")
     models.set_defaults(handler=cmd.command_models)
     datasets = commands.add_parser("datasets", parents=[common], help="list the registered datasets")
     datasets.set_defaults(handler=cmd.command_datasets)
+    examples.add_parser(commands, common)
     return parser
 
 
@@ -198,7 +223,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json and args.quiet:
         parser.error("--json and --quiet exclude each other")
     out = Output("json" if args.json else "quiet" if args.quiet else "human")
+    previous_threads = None
+    terminated = _TerminationAsInterrupt()
     try:
+        terminated.install()
+        if hasattr(args, "threads"):  # a command that computes: its threads, restored after it
+            import torch
+
+            from ..threads import check_threads, set_threads
+
+            args.threads = check_threads(args.threads, "--threads")
+            previous_threads = torch.get_num_threads()
+            set_threads("auto" if args.threads is None else args.threads, interop=True)
         return int(args.handler(args, out))
     except (SparseAEError, OSError) as exc:
         # OSError: the file system refused (permissions, disk full): the user's to fix, not a bug.
@@ -209,14 +245,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         if args.debug:
             raise
-        print_error(str(exc) or "interrupted")
-        return 130
+        print_error((str(exc) or "interrupted") + (" (SIGTERM)" if terminated.received else ""))
+        return 143 if terminated.received else 130
+    finally:
+        terminated.restore()
+        if previous_threads is not None:
+            torch.set_num_threads(previous_threads)
+
+
+class _TerminationAsInterrupt:
+    """SIGTERM (``kill``, a scheduler's or torchrun's stop) handled as Ctrl-C while a command runs:
+    the run releases its lock and says where its last checkpoint is; the status is then 143."""
+
+    def __init__(self) -> None:
+        self.received, self._previous = False, None
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        self.received = True
+        raise KeyboardInterrupt("terminated")
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None
 
 
 def run() -> NoReturn:
     """The ``sparseae`` program (console script and ``python -m sparseae``): exit with ``main()``'s
     status; a ``torchrun`` worker leaves without interpreter finalization
-    (:func:`sparseae.train.distributed.exit_process` says why)."""
-    from ..train.distributed import exit_process
+    (:func:`sparseae.train.distributed.exit_process` says why). Ctrl-C before a command runs (while
+    the modules load) is the same one line and status 130 as during it."""
+    try:
+        from ..train.distributed import exit_process
 
-    exit_process(main())
+        status = main()
+    except KeyboardInterrupt:
+        if "--debug" in sys.argv[1:]:
+            raise
+        print_error("interrupted")
+        status = None  # leave outside the handler: `python -m` turns an exit raised inside it into SIGINT
+    if status is None:
+        raise SystemExit(130)
+    exit_process(status)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import re
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ import numpy as np
 import torch
 
 from ..config import (DEMO_CONFIG, QUICK_DEMO_OVERRIDES, RunConfig, load_config, parse_assignment,
-                      read_config_file)
+                      read_run_config, written_by)
 from ..data import DATASETS, load_dataset
 from ..errors import ConfigError, DataError
 from ..evaluate import orientation_selectivity, random_filter_baseline
@@ -23,15 +25,17 @@ from ..io import load_model, read_config
 from ..models import MODELS, create_model
 from ..validation import check_number
 from . import evaluation, runs
-from .output import Output
+from .output import Output, describe_phases, display_width, plain_text, plural
 
 #: Coordinates checked per parameter by ``demo``'s gradient check (``--quick``: fewer).
 DEMO_GRADCHECK_COORDINATES = 100
 QUICK_DEMO_GRADCHECK_COORDINATES = 20
+#: The largest ``--seed`` (scikit-learn's estimators, which the probe uses, take seeds below 2**32).
+MAX_CLI_SEED = 2**32 - 1
 
 
 def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """``--out``, ``--device`` and ``--download`` as config changes (not parsed as YAML)."""
+    """``--out``, ``--device``, ``--threads`` and ``--download`` as config changes (not parsed as YAML)."""
     changes: dict[str, Any] = {}
     if getattr(args, "download", False):
         changes["data.download"] = True
@@ -39,19 +43,20 @@ def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
         changes["output.dir"] = str(args.out)
     if getattr(args, "device", None) is not None:
         changes["train.device"] = args.device
+    if getattr(args, "threads", None) is not None:
+        changes["train.threads"] = args.threads
     return changes
 
 
 # ------------------------------------------------------------------------------------ train
 
 def _announce(out: Output):
+    """The run's header: model, data, device, and its phases with their epochs (as the bars name them)."""
     def announce(facts: dict[str, Any]) -> None:
-        budget = (f"{facts['max_iter']} L-BFGS iterations" if facts["optimizer"] == "lbfgs"
-                  else f"{facts['optimizer']}, {facts['max_epochs']} epochs")
         verb = "Resuming" if facts["resume"] else "Training"
-        out.line(f"{verb} {facts['model']} on {facts['data']} ({facts['n_train']} samples × "
-                 f"{facts['n_features']} features) → {facts['n_components']} units; {budget} on "
-                 f"{facts['device']}; run folder {facts['run_dir']}")
+        out.line(f"{verb} {facts['model']} on {facts['data']} ({plural(facts['n_train'], 'sample')} × "
+                 f"{plural(facts['n_features'], 'feature')}) → {plural(facts['n_components'], 'unit')} on "
+                 f"{facts['device']}: {describe_phases(facts['phases'])}; run folder {facts['run_dir']}")
     return announce
 
 
@@ -92,7 +97,7 @@ def _train(args: argparse.Namespace, out: Output) -> int:
             raise ConfigError("--resume without a CONFIG needs --out RUN_DIR: the run to continue")
         runs.check_run_dir(Path(args.out), resume=True, overwrite=False)
         if (Path(args.out) / runs.CONFIG_NAME).exists():
-            base = read_config_file(Path(args.out) / runs.CONFIG_NAME)
+            base = read_run_config(Path(args.out) / runs.CONFIG_NAME)
     config = load_config(args.config, model=args.model, data=args.data, assignments=args.set, base=base)
     config = config.override(_flag_overrides(args)).validate()
     summary = runs.execute_run(config, resume=args.resume, overwrite=args.overwrite, progress=out.human,
@@ -107,18 +112,26 @@ def _train(args: argparse.Namespace, out: Output) -> int:
 # ------------------------------------------------------------------------------------- demo
 
 def command_demo(args: argparse.Namespace, out: Output) -> int:
-    """``sparseae demo``: the UFLDL sparse autoencoder exercise (gradient check, then training)."""
+    """``sparseae demo``: the UFLDL sparse autoencoder exercise (gradient check, then training).
+    An earlier demo run in its folder is replaced, saying so; any other run only with ``--overwrite``."""
     config = load_config(base=DEMO_CONFIG)
     if args.quick:
         config = config.override(QUICK_DEMO_OVERRIDES)
     config = config.override(list(args.set)).override(_flag_overrides(args)).validate()
-    runs.check_run_dir(config.output_dir, resume=args.resume, overwrite=args.overwrite)  # before any work
+    earlier = _earlier_demo(config.output_dir) if not (args.resume or args.overwrite) else None
+    overwrite = args.overwrite or earlier is not None
+    runs.check_run_dir(config.output_dir, resume=args.resume, overwrite=overwrite)  # before any work
+    if earlier is not None:
+        out.line(f"Replacing the earlier demo run ({earlier}) in {config.output_dir}: a demo replaces only "
+                 "its own runs")
     params = config.model_params
     out.line("UFLDL sparse autoencoder exercise: 8×8 whitened natural-image patches, "
              f"{config.n_components} sigmoid units, ρ = {params.get('sparsity_target')}, "
              f"β = {params.get('sparsity_weight')}, λ = {params.get('weight_decay')}")
     if config.data_name == "patches":
-        n_features = int(config.data_options.get("patch_size", 8)) ** 2
+        patch_size = config.data_options.get("patch_size", 8)
+        check_number(patch_size, "data.patch_size", low=1, integer=True)
+        n_features = patch_size ** 2
     else:
         n_features = load_dataset(config.data_name, **config.data_options).n_features
     # UFLDL checks the gradient on a few samples (here 10 in [0.1, 0.9], the data's range) before
@@ -126,10 +139,10 @@ def command_demo(args: argparse.Namespace, out: Output) -> int:
     X = np.random.default_rng(0).uniform(0.1, 0.9, size=(10, n_features))
     coordinates = QUICK_DEMO_GRADCHECK_COORDINATES if args.quick else DEMO_GRADCHECK_COORDINATES
     check = gradient_check(config.model_name, n_features, config.n_components, params, X,
-                           max_checks=coordinates)
+                           max_checks=coordinates, threads=config.train_config().threads)
     _report_gradcheck(out, check)
-    summary = runs.execute_run(config, resume=args.resume, overwrite=args.overwrite, progress=out.human,
-                               announce=_announce(out))
+    summary = runs.execute_run(config, resume=args.resume, overwrite=overwrite, progress=out.human,
+                               announce=_announce(out), command=runs.DEMO_COMMAND)
     metrics = summary["metrics"]
     if "sparsity_target" in metrics:
         out.line(f"Mean activation ρ̂ = {metrics['rho_hat_mean']:.4g} "
@@ -144,34 +157,49 @@ def command_demo(args: argparse.Namespace, out: Output) -> int:
     if summary["plots"]:
         out.line(f"Look at {Path(summary['run_dir']) / 'filters.png'}: the UFLDL exercise expects "
                  "localized, oriented edge detectors.")
-    out.json({"gradcheck": check, "summary": summary})
+    out.json({"gradcheck": check, "summary": summary, "replaced_demo_run": earlier})
     return 0 if check["passed"] else 1
+
+
+def _earlier_demo(folder: Path) -> str | None:
+    """``"finished"`` or ``"unfinished"`` when ``folder`` holds a run ``sparseae demo`` wrote (and
+    nothing else), else None."""
+    if runs.run_dir_state(folder) != "run" or written_by(folder / runs.CONFIG_NAME) != runs.DEMO_COMMAND:
+        return None
+    return "finished" if (folder / runs.SUMMARY_NAME).exists() else "unfinished"
 
 
 # ---------------------------------------------------------------------------------- gradcheck
 
 def gradient_check(model_name: str, n_features: int, n_components: int, params: dict[str, Any],
                    X: np.ndarray, *, epsilon: float = 1e-4, max_checks: int | None = None,
-                   random_state: int = 0, tolerance: float = UFLDL_TOLERANCE) -> dict[str, Any]:
-    """Build the model (seeded) and compare autograd with central differences in float64."""
+                   random_state: int = 0, tolerance: float = UFLDL_TOLERANCE,
+                   threads: int | str | None = "auto") -> dict[str, Any]:
+    """Build the model (seeded) and compare autograd with central differences in float64 on
+    ``threads`` CPU threads (:func:`sparseae.threads.set_threads`)."""
     torch.manual_seed(random_state)
     model = create_model(model_name, n_features, n_components, **params)
     result = check_gradients(model, X, epsilon=epsilon, max_checks_per_parameter=max_checks,
-                             random_state=random_state, tolerance=tolerance)
+                             random_state=random_state, tolerance=tolerance, threads=threads)
     n_parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {"model": model_name, "n_features": n_features, "n_components": n_components,
             "params": model.spec["params"], "samples": int(X.shape[0]), "epsilon": epsilon,
             "relative_error": result.relative_error, "tolerance": result.tolerance, "passed": result.passed,
-            "n_checked": result.n_checked, "n_parameters": int(n_parameters),
-            "per_parameter": result.per_parameter}
+            "n_checked": result.n_checked, "n_kinks": result.n_kinks, "n_parameters": int(n_parameters),
+            "per_parameter": result.per_parameter, "per_parameter_share": result.per_parameter_share}
 
 
 def _report_gradcheck(out: Output, check: dict[str, Any]) -> None:
-    verdict = "PASS" if check["passed"] else "FAIL"
+    """One line: the verdict and the criterion that decides it (UFLDL's ratio over every checked
+    coordinate against the tolerance, and the share of coordinates at kinks)."""
+    error, tolerance = check["relative_error"], check["tolerance"]
+    kinks = check.get("n_kinks", 0)
+    kinked = f"; {kinks} of {kinks + check['n_checked']} coordinates at kinks left out (at most 5% may be)" \
+        if kinks else ""
     out.line(f"Gradient check ({check['model']}, {check['n_features']} → {check['n_components']}, float64, "
-             f"{check['samples']} samples, {check['n_checked']} of {check['n_parameters']} coordinates): "
-             f"‖g_num − g‖/‖g_num + g‖ = {check['relative_error']:.3e}  {verdict} "
-             f"(UFLDL expects < {check['tolerance']:g})")
+             f"{plural(check['samples'], 'sample')}, {check['n_checked']} of {check['n_parameters']} coordinates): "
+             f"{'PASS' if check['passed'] else 'FAIL'}: UFLDL's ‖g_num − g‖/‖g_num + g‖ over all checked "
+             f"coordinates = {error:.3e} {'<' if error < tolerance else '≥'} {tolerance:g}{kinked}")
 
 
 def command_gradcheck(args: argparse.Namespace, out: Output) -> int:
@@ -194,6 +222,7 @@ def command_gradcheck(args: argparse.Namespace, out: Output) -> int:
     check_number(args.tolerance, "--tolerance", low=0.0, low_inclusive=False)
     if args.max_checks is not None:
         check_number(args.max_checks, "--max-checks", low=1, integer=True)
+    check_number(args.seed, "--seed", low=0, high=MAX_CLI_SEED, integer=True)
     rng = np.random.default_rng(args.seed)
     if args.data is not None:
         dataset = load_dataset(args.data, **data_options)
@@ -206,12 +235,22 @@ def command_gradcheck(args: argparse.Namespace, out: Output) -> int:
     else:
         n_features = 16 if args.n_features is None else args.n_features
         check_number(n_features, "--n-features", low=1, integer=True)
-        X = rng.uniform(0.1, 0.9, size=(args.samples, n_features))
+        try:
+            X = rng.uniform(0.1, 0.9, size=(args.samples, n_features))
+        except (MemoryError, ValueError):  # ValueError: more values than an array can index
+            raise ConfigError(f"--samples {args.samples} × --n-features {n_features} values do not fit in "
+                              "memory") from None
     check = gradient_check(args.model, n_features, n_components, params, X, epsilon=args.epsilon,
-                           max_checks=args.max_checks, random_state=args.seed, tolerance=args.tolerance)
+                           max_checks=args.max_checks, random_state=args.seed, tolerance=args.tolerance,
+                           threads="auto" if args.threads is None else args.threads)
     _report_gradcheck(out, check)
-    if out.human and len(check["per_parameter"]) > 1:
-        out.table(((name, error) for name, error in check["per_parameter"].items()), "per parameter:")
+    shares = check["per_parameter_share"]
+    if out.human and len(shares) > 1:
+        squared = sum(share ** 2 for share in shares.values()) or 1.0
+        out.table(((name, f"{share:.3e}  ({100 * share ** 2 / squared:.0f}% of the squared error)")
+                   for name, share in shares.items()),
+                  "per parameter, its part of that ratio (‖g_num − g‖ on its coordinates / ‖g_num + g‖ "
+                  "on all; the squares add up):")
     out.json(check)
     return 0 if check["passed"] else 1
 
@@ -219,22 +258,28 @@ def command_gradcheck(args: argparse.Namespace, out: Output) -> int:
 # --------------------------------------------------------------------------- evaluate / plot
 
 def _config_for(model_dir: Path, run_dir: Path | None, args: argparse.Namespace) -> RunConfig:
-    """The run's config (or one naming the saved model), with ``--data``/``--set``/``--device``."""
+    """The run's config (or one naming the saved model), with ``--data``/``--set``/``--download``."""
     if run_dir is not None and (run_dir / runs.CONFIG_NAME).exists():
-        base = read_config_file(run_dir / runs.CONFIG_NAME)
+        base = read_run_config(run_dir / runs.CONFIG_NAME)
     else:
         saved = read_config(model_dir)
         base = {"model": {"name": saved["model"], "n_components": saved["params"].get("n_components")}}
     config = load_config(base=base, data=args.data, assignments=args.set)
-    changes = _flag_overrides(argparse.Namespace(device=args.device, download=args.download))
+    changes = _flag_overrides(argparse.Namespace(download=args.download))
     return config.override(changes).validate()
 
 
-def _load(args: argparse.Namespace, path: str) -> tuple[Any, RunConfig, Path | None, Path]:
+def _load(args: argparse.Namespace, path: str, out: Output | None = None
+          ) -> tuple[Any, RunConfig, Path | None, Path]:
+    """The model, on ``--device``, else on the run's device when this machine has it, else on the
+    CPU (saying so on ``out``: :func:`evaluation.evaluation_device`); its config; the folders."""
     model_dir, run_dir = runs.locate_model(path)
     model = load_model(model_dir)
     config = _config_for(model_dir, run_dir, args)
-    model.to(config.train_config().resolved_device())
+    device, note = evaluation.evaluation_device(args.device, config.train.get("device", "auto"))
+    if note is not None and out is not None:
+        out.line(note)
+    model.to(device)
     return model, config, run_dir, model_dir
 
 
@@ -248,9 +293,9 @@ def _datasets_for(model: Any, config: RunConfig):
 
 def command_evaluate(args: argparse.Namespace, out: Output) -> int:
     """``sparseae evaluate``: the metrics of a saved model (or a run's model) on data."""
-    model, config, run_dir, model_dir = _load(args, args.path)
+    model, config, run_dir, model_dir = _load(args, args.path, out)
     train_set, eval_set = _datasets_for(model, config)
-    with out.progress(eval_set.n_samples, "encoding", "sample") as bar:
+    with out.progress(eval_set.n_samples, "encode", "sample") as bar:
         metrics = evaluation.compute_metrics(model, train_set, eval_set, progress=bar.update,
                                              random_state=config.train.get("random_state", 0),
                                              pretrained=runs.pretrained_first_layer(run_dir, model))
@@ -265,8 +310,15 @@ def command_evaluate(args: argparse.Namespace, out: Output) -> int:
 
 
 def command_plot(args: argparse.Namespace, out: Output) -> int:
-    """``sparseae plot``: the PNGs of a run folder."""
-    model, config, run_dir, model_dir = _load(args, args.run_dir)
+    """``sparseae plot``: the PNGs of a run folder, holding the lock of the run folder they go into
+    (refused while a training writes there: see :mod:`sparseae.locking`)."""
+    target = Path(args.out) if args.out is not None else runs.locate_model(args.run_dir)[1]
+    with runs.lock_if_run_dir(target, "sparseae plot"):
+        return _plot(args, out)
+
+
+def _plot(args: argparse.Namespace, out: Output) -> int:
+    model, config, run_dir, model_dir = _load(args, args.run_dir, out)
     if args.out is None and run_dir is None:
         raise ConfigError(f"{model_dir} is a saved model, not a run folder: pass --out DIR for the pictures")
     out_dir = Path(args.out) if args.out is not None else run_dir
@@ -285,9 +337,15 @@ def command_report(args: argparse.Namespace, out: Output) -> int:
     from ..report import write_report
 
     runs_shown = [args.run_dir] + ([args.other_run_dir] if args.other_run_dir is not None else [])
-    path = write_report(args.run_dir, args.other_run_dir, out=args.out, device=args.device)
+    stale: list[str] = []  # runs whose pictures could not be drawn now: said, never silent
+    folder = Path(args.run_dir if args.out is None else args.out)  # where the page goes
+    with runs.lock_if_run_dir(folder if args.out is None or folder.is_dir() else folder.parent, "sparseae report"):
+        path = write_report(args.run_dir, args.other_run_dir, out=args.out, device=args.device, warn=stale.append)
+    for line in stale:
+        out.line(f"Warning: {line}")
     out.line(f"Report written to {path} (a single file: open it in a browser, no network needed)")
-    out.json({"report": str(path), "runs": [str(Path(run)) for run in runs_shown], "bytes": path.stat().st_size})
+    out.json({"report": str(path), "runs": [str(Path(run)) for run in runs_shown], "bytes": path.stat().st_size,
+              "stale_pictures": stale})
     return 0
 
 
@@ -301,7 +359,8 @@ def command_probe(args: argparse.Namespace, out: Output) -> int:
     check_number(args.test_fraction, "--test-fraction", low=0.0, high=1.0, low_inclusive=False,
                  high_inclusive=False)
     check_number(args.C, "--C", low=0.0, low_inclusive=False)
-    model, config, _, model_dir = _load(args, args.path)
+    check_number(args.seed, "--seed", low=0, high=MAX_CLI_SEED, integer=True)
+    model, config, _, model_dir = _load(args, args.path, out)
     dataset, _ = _datasets_for(model, config)
     if dataset.y is None:
         raise DataError(f"dataset {config.data_name!r} has no labels: the probe needs labelled data")
@@ -309,7 +368,7 @@ def command_probe(args: argparse.Namespace, out: Output) -> int:
     n_test = max(1, int(round(args.test_fraction * dataset.n_samples)))
     test, train = np.sort(order[:n_test]), np.sort(order[n_test:])
     X, y = np.asarray(dataset.X), np.asarray(dataset.y)
-    with out.progress(dataset.n_samples, "encoding", "sample") as bar:
+    with out.progress(dataset.n_samples, "encode", "sample") as bar:
         codes, _ = evaluation.encode_decode(model, X, decode=False, progress=bar.update)
     probe = linear_probe(codes[train], y[train], codes[test], y[test], C=args.C, random_state=args.seed)
     result = {"model_dir": str(model_dir), "model": model.spec["name"], "data": evaluation.describe_data(config),
@@ -329,15 +388,26 @@ def command_probe(args: argparse.Namespace, out: Output) -> int:
 
 # ----------------------------------------------------------------------- models / datasets
 
+#: The arguments every model builder needs (:func:`~sparseae.models.create_model`).
+MODEL_ARGUMENTS = {"n_features": "input size (a run takes it from its data)",
+                   "n_components": "code size (a run config's model.n_components, default 64)"}
+#: Columns of a one-line listing.
+LISTING_WIDTH = 100
+
+
 def _describe_builder(builder: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
     doc = inspect.getdoc(builder) or ""
-    parameters = {}
+    parameters, required = {}, []
     for name, parameter in inspect.signature(builder).parameters.items():
+        if parameter.default is inspect.Parameter.empty:
+            required.append(name)
         if name in skip:
             continue
         parameters[name] = ("(required)" if parameter.default is inspect.Parameter.empty
                             else parameter.default)
-    return {"description": doc.split("\n\n")[0].replace("\n", " "), "parameters": parameters}
+    paragraphs = [plain_text(part) for part in doc.split("\n\n") if part.strip()]
+    return {"description": paragraphs[0] if paragraphs else "", "details": paragraphs[1:],
+            "required": required, "parameters": parameters}
 
 
 def _list(out: Output, kind: str, entries: dict[str, dict[str, Any]]) -> int:
@@ -350,11 +420,40 @@ def _list(out: Output, kind: str, entries: dict[str, dict[str, Any]]) -> int:
     return 0
 
 
+def _first_sentence(text: str, width: int) -> str:
+    """The first sentence of ``text``, cut at a word to at most ``width`` columns (with …)."""
+    sentence = re.split(r"(?<=[.!?])\s+(?=[A-Z(])", text, maxsplit=1)[0]
+    if display_width(sentence) <= width:
+        return sentence
+    cut = sentence[:width - 1]
+    return (cut.rsplit(" ", 1)[0] if " " in cut else cut).rstrip(",;:—- ") + "…"
+
+
 def command_models(args: argparse.Namespace, out: Output) -> int:
-    """``sparseae models``: every registered model with its parameters and defaults."""
-    entries = {name: _describe_builder(MODELS.get(name), skip=("n_features", "n_components"))
-               for name in MODELS.names()}
-    return _list(out, "models", entries)
+    """``sparseae models``: one line per registered model; ``sparseae models NAME``: that model's
+    description, its required arguments and its parameters with their defaults."""
+    names = MODELS.names() if args.name is None else [args.name]
+    entries = {name: _describe_builder(MODELS.get(name), skip=tuple(MODEL_ARGUMENTS)) for name in names}
+    if args.name is None:
+        out.line(f"{plural(len(names), 'model')}; every one needs {' and '.join(MODEL_ARGUMENTS)}, "
+                 "and sparseae models NAME lists its other parameters:")
+        column = max(display_width(name) for name in names)
+        for name, entry in entries.items():
+            room = LISTING_WIDTH - column - 4
+            out.line(f"  {name}{' ' * (column - display_width(name))}  {_first_sentence(entry['description'], room)}")
+    else:
+        entry = entries[args.name]
+        out.line(f"{args.name} — {entry['description']}")
+        for paragraph in entry["details"]:
+            out.line()
+            out.line(textwrap.fill(paragraph, LISTING_WIDTH))
+        rows = [(name, f"(required) {MODEL_ARGUMENTS.get(name, '')}".rstrip()) for name in entry["required"]]
+        rows += [(name, f"= {default!r}") for name, default in entry["parameters"].items()]
+        out.line()
+        out.table(rows, "arguments (create_model(NAME, n_features, n_components, **parameters); in a run "
+                        "config: model.KEY):")
+    out.json({"models": entries})
+    return 0
 
 
 def command_datasets(args: argparse.Namespace, out: Output) -> int:

@@ -14,15 +14,21 @@ import torch
 
 from ..config import RunConfig
 from ..data import Dataset, load_dataset, unit_norm_rows
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..groups import make_groups
 from ..evaluate import (contraction_stats, explained_variance, linear_probe, mean_squared_error,
                         orientation_selectivity, reconstruction_error, sparsity_stats)
+from ..evaluate.metrics import describe_dead_rule
 from ..models import Autoencoder, SupervisedAutoencoder
+from ..models.conv_stack import ConvStack
+from ..models.convolutional import ConvAutoencoder
+from ..models.local import LocalAutoencoder
 from ..models.drsae import DrSAE, encoder_decoder_angles
 from ..models.supervised import error_rate
+from ..nn.amortized import ScaledTanhEncoder
 from ..nn.jacobian import has_closed_form
 from ..nn.penalties import ContractivePenalty, KLSparsity
+from ..train.config import TrainConfig, check_device_name, device_problem
 from ..validation import rows_as_tensor
 
 if TYPE_CHECKING:
@@ -86,6 +92,22 @@ def describe_data(config: RunConfig) -> str:
 
 # ------------------------------------------------------------------------------------ model
 
+def evaluation_device(requested: str | None, stored: Any = "auto") -> tuple[torch.device, str | None]:
+    """Where a trained model runs to be evaluated or drawn, and a one-line note when that is not
+    the run's device: ``requested`` (``--device``; :class:`ConfigError` when this machine lacks
+    it), else ``stored`` (the run's ``train.device``) when this machine has it, else the CPU."""
+    name = check_device_name(requested if requested is not None else stored,
+                             "--device" if requested is not None else "train.device")
+    device = TrainConfig(device=name).resolved_device()
+    problem = device_problem(device)
+    if problem is None:
+        return device, None
+    if requested is not None:
+        raise ConfigError(f"--device {requested}: {problem}")
+    return torch.device("cpu"), (f"The run was trained on train.device {stored!r}, but {problem}: "
+                                 "using the CPU (choose with --device).")
+
+
 @torch.no_grad()
 def encode_decode(model: Autoencoder, X: np.ndarray, *, decode: bool = True,
                   batch_size: int = EVAL_BATCH_SIZE, progress: Callable[[int], Any] | None = None
@@ -120,6 +142,18 @@ def can_decode(model: Autoencoder) -> bool:
     return bool(getattr(model, "can_decode", True))
 
 
+def reports_reconstruction(model: Autoencoder) -> bool:
+    """Whether the reconstruction metrics and picture mean something: the model decodes and its
+    last training reconstructed. Not for a classifier fine-tuned without its decoder (an
+    ``mlp_classifier`` with ``reconstruction_weight`` 0: the CAE and stacked-DAE recipes), whose
+    decoder still holds the pre-trained layers' weights for an encoder that moved on."""
+    if not can_decode(model):
+        return False
+    if isinstance(model, SupervisedAutoencoder):
+        return not (model.reconstruction_weight == 0 and model.needs_targets)
+    return True
+
+
 def code_range(model: Autoencoder) -> tuple[float, float] | None:
     """The interval of the model's code values ((0, 1) for sigmoid units), None when unbounded."""
     return getattr(model.encoder, "code_range", None)
@@ -128,6 +162,39 @@ def code_range(model: Autoencoder) -> tuple[float, float] | None:
 def activity_threshold(model: Autoencoder) -> float:
     """When a unit counts as active: sigmoid-like codes in (0, 1) above one half, others above 0."""
     return 0.5 if code_range(model) == (0.0, 1.0) else 0.0
+
+
+def code_kind(model: Autoencoder) -> str:
+    """What the model's code values are, which decides the unit statistics that mean something:
+    ``"bounded"`` (sigmoid or tanh units, :func:`code_range`), ``"dense"`` (linear codes, PSD's
+    G·tanh predictor, a ``conv_stack``'s pooled and normalized features: nothing rests at 0) or
+    ``"sparse"`` (codes that rest at exactly 0: ReLU, TopK, JumpReLU, shrinkage, inferred codes)."""
+    if code_range(model) is not None:
+        return "bounded"
+    if isinstance(model, ConvStack) or isinstance(model.encoder, ScaledTanhEncoder):
+        return "dense"
+    activation = getattr(model.encoder, "activation_name", getattr(model.encoder, "activation", None))
+    return "dense" if activation in ("identity", "tanh", "sigmoid") else "sparse"
+
+
+def counts_active_units(model: Autoencoder) -> bool:
+    """Whether "active units" (L0) mean something: for codes resting at 0 (active: nonzero) and
+    for codes in (0, 1) (active: above one half); not for tanh or linear codes, never at rest."""
+    return code_kind(model) == "sparse" or code_range(model) == (0.0, 1.0)
+
+
+def unit_activity(model: Autoencoder, Z: Any) -> dict[str, Any]:
+    """:func:`~sparseae.evaluate.sparsity_stats` of the codes ``Z`` (n, n_components) of ``model``,
+    by the rules that fit its units: active above :func:`activity_threshold`; dead (see
+    :func:`~sparseae.evaluate.metrics.dead_unit_mask`) when never nonzero for codes resting at 0,
+    else when its values span at most 1% of the code range (of the widest unit's span for
+    unbounded codes); adds ``dead_rule``, that rule in words."""
+    threshold = activity_threshold(model)
+    rule = "never_active" if code_kind(model) == "sparse" else "span"
+    stats = sparsity_stats(Z, activation_range=code_range(model), threshold=threshold,
+                           dead_threshold=threshold, dead_rule=rule)
+    stats["dead_rule"] = describe_dead_rule(rule, stats["dead_limit"], activation_range=code_range(model))
+    return stats
 
 
 def sparsity_target(model: Autoencoder) -> float | None:
@@ -166,6 +233,30 @@ def filter_matrix(model: Autoencoder) -> np.ndarray:
     return weight.detach().float().cpu().numpy()
 
 
+def kernel_layers(model: Autoencoder) -> list[tuple[str, np.ndarray]] | None:
+    """A convolutional model's filters as kernels, one per map and not one per map and location:
+    (title, decoder filters ``(n_maps, channels, k, k)``) for a ``conv_sae``, and for each layer of
+    a ``conv_stack`` (a higher layer's kernels read the pooled maps of the layer below); None for
+    other models."""
+    if isinstance(model, ConvStack):
+        layers = list(model.layers)
+    elif isinstance(model, ConvAutoencoder):
+        layers = [model]
+    else:
+        return None
+    result = []
+    for index, layer in enumerate(layers):
+        bank = layer.decoder.filter_bank().detach().float().cpu().numpy()
+        n_maps, channels, size, _ = bank.shape
+        title = f"{n_maps} maps, {size}×{size} kernels"
+        if index > 0:
+            title += f" over layer {index}'s {channels} pooled maps (a row per map)"
+        elif channels > 1:
+            title += f" over {channels} input channels (a row per map)"
+        result.append((f"layer {index + 1}: {title}" if len(layers) > 1 else title, bank))
+    return result
+
+
 def _subsample(n: int, limit: int, rng: np.random.Generator) -> np.ndarray:
     return np.arange(n) if n <= limit else np.sort(rng.choice(n, size=limit, replace=False))
 
@@ -176,12 +267,12 @@ def compute_metrics(model: Autoencoder, train_set: Dataset, eval_set: Dataset, *
     """The final metrics of ``model`` on ``eval_set`` (a flat dict of numbers).
 
     - ``reconstruction_error`` (mean per-sample ‖x − x̂‖²), ``mean_squared_error`` (per
-      element), ``explained_variance`` (not for a model that cannot decode, :func:`can_decode`);
-    - ``mean_l0``, ``active_fraction``, ``dead_units``, ``dead_fraction``: a unit is active above
-      ``activity_threshold`` (0.5 for codes in (0, 1) such as sigmoid units, else 0) and dead
-      when never active;
-    - ``rho_hat_mean``/``_min``/``_max``: the mean activation ρ̂ of the units (tanh codes mapped
-      to [0, 1]); ``sparsity_target``: ρ, for models with KL sparsity;
+      element), ``explained_variance`` (only when :func:`reports_reconstruction`);
+    - ``mean_l0``, ``active_fraction``, ``activity_threshold`` when :func:`counts_active_units`: a
+      unit is active above ``activity_threshold`` (0.5 for codes in (0, 1), else 0);
+    - ``dead_units``, ``dead_fraction``, ``dead_rule`` (the rule in words, :func:`unit_activity`);
+    - ``rho_hat_mean``/``_min``/``_max`` for bounded codes (sigmoid; tanh mapped to [0, 1]): the
+      mean activation ρ̂ of the units; ``sparsity_target``: ρ, for models with KL sparsity;
     - ``orientation_selectivity``: mean over the filters (1 for a straight edge, near 0 for
       noise), when the data are images;
     - ``jacobian_norm``, ``jacobian_sq_per_entry`` and, for codes in (0, 1), ``saturated_fraction``
@@ -189,7 +280,8 @@ def compute_metrics(model: Autoencoder, train_set: Dataset, eval_set: Dataset, *
       :func:`reports_contraction`; the same three, prefixed ``pretrained_``, of ``pretrained`` (a
       deep model's first greedily pre-trained layer, before fine-tuning: what Rifai et al. report);
     - ``classifier_error``: for a model with a classifier head, its error rate on the evaluation
-      set (and, for DrSAE, ``units_*``: the part/categorical split of the encoder–decoder angles);
+      set (and, for DrSAE, ``units_n_part_units``, ``units_n_categorical_units``,
+      ``units_median_angle``: the part/categorical split of the encoder–decoder angles);
     - ``probe_accuracy``, when the data has labels: a logistic regression on the codes, trained
       on up to 10,000 training samples and tested on up to 10,000 evaluation samples (or, without
       a separate evaluation set, on a held-out 20% of the training set).
@@ -197,21 +289,22 @@ def compute_metrics(model: Autoencoder, train_set: Dataset, eval_set: Dataset, *
     ``progress(k)``: called as the evaluation set is encoded, ``k`` rows at a time.
     """
     X = eval_set.X
-    Z, X_hat = encode_decode(model, X, decode=can_decode(model), progress=progress)
+    Z, X_hat = encode_decode(model, X, decode=reports_reconstruction(model), progress=progress)
     metrics: dict[str, Any] = {} if X_hat is None else {
         "reconstruction_error": reconstruction_error(X, X_hat),
         "mean_squared_error": mean_squared_error(X, X_hat),
         "explained_variance": explained_variance(X, X_hat),
     }
-    threshold = activity_threshold(model)
-    stats = sparsity_stats(Z, activation_range=code_range(model), threshold=threshold,
-                           dead_threshold=threshold)
-    rho_hat = stats["rho_hat"]
-    metrics.update(activity_threshold=threshold, mean_l0=stats["mean_l0"],
-                   active_fraction=stats["active_fraction"],
-                   dead_units=stats["dead_units"], dead_fraction=stats["dead_fraction"],
-                   rho_hat_mean=float(rho_hat.mean()), rho_hat_min=float(rho_hat.min()),
-                   rho_hat_max=float(rho_hat.max()))
+    stats = unit_activity(model, Z)
+    if counts_active_units(model):
+        metrics.update(activity_threshold=activity_threshold(model), mean_l0=stats["mean_l0"],
+                       active_fraction=stats["active_fraction"])
+    metrics.update(dead_units=stats["dead_units"], dead_fraction=stats["dead_fraction"],
+                   dead_rule=stats["dead_rule"])
+    if code_kind(model) == "bounded":
+        rho_hat = stats["rho_hat"]
+        metrics.update(rho_hat_mean=float(rho_hat.mean()), rho_hat_min=float(rho_hat.min()),
+                       rho_hat_max=float(rho_hat.max()))
     target = sparsity_target(model)
     if target is not None:
         metrics["sparsity_target"] = target
@@ -247,7 +340,8 @@ def compute_metrics(model: Autoencoder, train_set: Dataset, eval_set: Dataset, *
         if labels.min() >= 0 and labels.max() < model.n_classes:
             metrics["classifier_error"] = error_rate(model, X, labels)
         if isinstance(model, DrSAE):  # the paper's unit analysis
-            metrics.update({f"units_{k}": v for k, v in encoder_decoder_angles(model).summary().items()})
+            metrics.update({f"units_{k}": v for k, v in encoder_decoder_angles(model).summary().items()
+                            if k != "n_units"})  # n_units: the code units, among the facts
     return metrics
 
 
@@ -333,22 +427,34 @@ def write_plots(model: Autoencoder, history: Sequence[dict[str, Any]], eval_set:
     """Write the run's PNGs into ``out_dir``; returns their paths.
 
     ``curves.png`` (:func:`write_curves`, when there is a history); ``filters.png`` and
-    ``reconstructions.png`` (when the data has an ``image_shape``; the filters in the model's
-    topographic grid or tree when it has grid or tree groups); ``activity.png`` (how often each
-    unit is active, above :func:`activity_threshold` as in :func:`compute_metrics`, dead units
-    in red); for a model with a classifier head ``confusion.png``; for a hashing model
+    ``reconstructions.png`` (when the data has an ``image_shape``, the latter when
+    :func:`reports_reconstruction`; the filters in the model's topographic grid or tree when it
+    has grid or tree groups, a convolutional model's as kernels one per map,
+    :func:`kernel_layers`, a ``local_sae``'s as each unit's own kernel on its sheet);
+    ``activity.png`` (per unit, how often it is active for codes resting at 0, else the span of
+    its values; dead units, by :func:`unit_activity`'s rule stated in the title, in red); for a model with a classifier head ``confusion.png``; for a hashing model
     (:data:`HASHING_MODELS`) ``precision_recall.png`` (:func:`hamming_precision_recall`); for
     DrSAE ``angles.png`` (:func:`~sparseae.viz.save_unit_angles`).
     """
-    from ..viz import (save_activity_histogram, save_confusion_matrix, save_filters, save_precision_recall,
-                       save_reconstructions, save_unit_angles)
+    from ..viz import (save_activity_histogram, save_confusion_matrix, save_filters, save_kernels,
+                       save_precision_recall, save_reconstructions, save_unit_angles)
     from ..viz.tree import save_filter_tree
 
     paths = []
     curves = write_curves(history, out_dir)
     if curves is not None:
         paths.append(curves)
-    if eval_set.image_shape is not None:
+    kernels = kernel_layers(model) if eval_set.image_shape is not None else None
+    if kernels is not None:
+        paths.append(save_kernels(kernels, out_dir / "filters.png"))
+    elif eval_set.image_shape is not None and isinstance(model, LocalAutoencoder):
+        channels, size = model.encoder.input_shape[0], model.encoder.kernel_size
+        sheet = model.sheet_shape
+        title = (f"{sheet[0] * sheet[1]} units' own {size}×{size} filters on their {sheet[0]}×{sheet[1]} sheet"
+                 + (f" ({channels} channels stacked)" if channels > 1 else ""))
+        paths.append(save_filters(model.sheet_atoms().float().cpu().numpy(), out_dir / "filters.png",
+                                  (channels * size, size), layout=sheet, title=title))
+    elif eval_set.image_shape is not None:
         W = filter_matrix(model)
         # a deep model's filters are its first layer's units, not the code units
         code_units = W.shape[0] == model.n_components
@@ -363,16 +469,19 @@ def write_plots(model: Autoencoder, history: Sequence[dict[str, Any]], eval_set:
                                       title=f"{title}, topographic {layout[0]}×{layout[1]} grid"))
         else:
             paths.append(save_filters(W, out_dir / "filters.png", eval_set.image_shape, title=title))
-        if can_decode(model):
-            _, X_hat = encode_decode(model, eval_set.X[:10])
-            paths.append(save_reconstructions(eval_set.X[:10], X_hat, out_dir / "reconstructions.png",
-                                              eval_set.image_shape))
+    if eval_set.image_shape is not None and reports_reconstruction(model):
+        _, X_hat = encode_decode(model, eval_set.X[:10])
+        paths.append(save_reconstructions(eval_set.X[:10], X_hat, out_dir / "reconstructions.png",
+                                          eval_set.image_shape))
     rows = _subsample(eval_set.n_samples, PROBE_MAX_SAMPLES, np.random.default_rng(random_state))
     Z, _ = encode_decode(model, eval_set.X[rows], decode=False)
-    threshold = activity_threshold(model)
-    stats = sparsity_stats(Z, activation_range=code_range(model), threshold=threshold, dead_threshold=threshold)
-    paths.append(save_activity_histogram(stats["activation_frequency"], out_dir / "activity.png",
-                                         xlabel=f"activation frequency (fraction of samples with z > {threshold:g})"))
+    stats = unit_activity(model, Z)
+    if code_kind(model) == "sparse":
+        values, xlabel = stats["activation_frequency"], "activation frequency (fraction of samples with z ≠ 0)"
+    else:
+        values, xlabel = stats["span"], "span of the unit's values over the samples (max − min)"
+    paths.append(save_activity_histogram(values, out_dir / "activity.png", dead_threshold=stats["dead_limit"],
+                                         xlabel=xlabel, rule=stats["dead_rule"]))
     if isinstance(model, SupervisedAutoencoder):
         counts = confusion_matrix(model, eval_set)
         if counts is not None:

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import locking
 from ..data import load_array
 from ..errors import CheckpointError, ConfigError, DataError, OutputExistsError
 from ..io import WEIGHTS_FILE, load_model, replace_directory, write_json_atomic
@@ -51,20 +52,26 @@ def _codes(model: Any, X: Any, threshold: float) -> np.ndarray:
 
 
 def command_index(args: argparse.Namespace, out: Output) -> int:
-    """Encode a dataset with a trained model, threshold the codes to bits and save a hash index."""
+    """Encode a dataset with a trained model, threshold the codes to bits and save a hash index,
+    holding the index folder's lock (:mod:`sparseae.locking`): one writer at a time."""
+    with locking.acquire(args.out, "sparseae index") as lock:
+        return _build_index(args, out, lock)
+
+
+def _build_index(args: argparse.Namespace, out: Output, lock: locking.FolderLock) -> int:
     from .commands import _datasets_for, _load
 
     check_number(args.threshold, "--threshold", low=0.0, high=1.0)
     target = Path(args.out)
-    if target.exists() and any(target.iterdir()):
+    if locking.contents(target):
         if not args.overwrite:
             raise OutputExistsError(f"{target} already exists; pass --overwrite to replace it")
         if not (target / INDEX_FILE).exists():
             raise OutputExistsError(f"{target} is not a sparseae index folder; refusing to replace it")
-    model, config, _, model_dir = _load(args, args.path)
+    model, config, _, model_dir = _load(args, args.path, out)
     dataset, _ = _datasets_for(model, config)
     started = time.perf_counter()
-    with out.progress(dataset.n_samples, "encoding", "item") as bar:
+    with out.progress(dataset.n_samples, "encode", "item") as bar:
         codes, _ = encode_decode(model, as_float_array(dataset.X, "the data", n_features=model.n_features),
                                  decode=False, progress=bar.update)
     bits = binarize(codes, threshold=args.threshold)
@@ -87,6 +94,7 @@ def command_index(args: argparse.Namespace, out: Output) -> int:
         if dataset.y is not None:
             np.save(staging / LABELS_FILE, np.asarray(dataset.y))
         write_json_atomic(staging / INDEX_FILE, summary)
+        lock.copy_into(staging)  # the new folder comes in locked, the lock is released after
         replace_directory(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -125,6 +133,17 @@ def _query_inputs(args: argparse.Namespace, n_features: int) -> np.ndarray:
     return X
 
 
+def _labels(folder: Path, n_items: int) -> np.ndarray | None:
+    """The indexed items' labels (``labels.npy``, one per item), or None when the index has none."""
+    if not (folder / LABELS_FILE).exists():
+        return None
+    labels = load_array(folder / LABELS_FILE, mmap=False)  # DataError for objects: never unpickled
+    if labels.shape != (n_items,):
+        raise CheckpointError(f"{folder / LABELS_FILE} holds labels of shape {labels.shape}, but the "
+                              f"index has {n_items} items: rebuild it with `sparseae index`")
+    return labels
+
+
 def command_query(args: argparse.Namespace, out: Output) -> int:
     """Return the indexed items near each query: within ``--radius`` or the ``--k`` nearest."""
     folder = Path(args.index)
@@ -144,13 +163,14 @@ def command_query(args: argparse.Namespace, out: Output) -> int:
     if args.k is not None:
         check_number(args.k, "--k", low=1, integer=True)
     check_number(args.radius, "--radius", low=0, integer=True)
+    check_number(args.show, "--show", low=0, integer=True)
     try:
         threshold = float(json.loads((folder / INDEX_FILE).read_text())["threshold"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{folder / INDEX_FILE} is corrupt: {exc}") from None
     X = _query_inputs(args, model.n_features)
     bits = _codes(model, X, threshold)
-    labels = np.load(folder / LABELS_FILE, allow_pickle=False) if (folder / LABELS_FILE).exists() else None
+    labels = _labels(folder, index.n_items)
     results = []
     if args.k is not None:
         ids, distances = index.rank(bits, k=args.k)

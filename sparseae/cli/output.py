@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 import unicodedata
 from typing import Any, Iterable, Sequence
@@ -26,8 +27,9 @@ METRIC_LABELS = {
     "activity_threshold": "unit active above",
     "mean_l0": "mean active units (L0)",
     "active_fraction": "active fraction",
-    "dead_units": "dead units (never active)",
+    "dead_units": "dead units",
     "dead_fraction": "dead fraction",
+    "dead_rule": "a unit is dead when",
     "orientation_selectivity": "filter orientation selectivity",
     "jacobian_norm": "mean ‖J_f(x)‖_F (encoder Jacobian)",
     "jacobian_sq_per_entry": "mean squared entry of J_f",
@@ -38,6 +40,9 @@ METRIC_LABELS = {
     "probe_accuracy": "linear probe accuracy",
     "probe_skipped": "linear probe",
     "classifier_error": "classifier error rate",
+    "units_n_part_units": "part-units (encoder–decoder angle < 0.5 rad)",
+    "units_n_categorical_units": "categorical units (encoder–decoder angle > 0.7 rad)",
+    "units_median_angle": "median encoder–decoder angle (rad)",
 }
 
 
@@ -50,9 +55,41 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``"1 epoch"``, ``"2 epochs"``: ``count`` and the noun in its number (``nouns``: an irregular plural)."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
+
+
+def describe_phases(phases: Sequence[dict[str, Any]]) -> str:
+    """The training phases of a run header (see :func:`sparseae.cli.runs.training_phases`), e.g.
+    ``pretrain 2 layers (adam, 1 epoch each), then fine-tune (adam, 20 epochs)``."""
+    parts = []
+    for phase in phases:
+        if phase["optimizer"] == "lbfgs":
+            budget = f"{plural(phase['lbfgs_max_iter'], 'L-BFGS iteration')} in {plural(phase['epochs'], 'epoch')}"
+        else:
+            budget = f"{phase['optimizer']}, {plural(phase['epochs'], 'epoch')}"
+        if phase.get("layers"):
+            parts.append(f"{phase['name']} {plural(phase['layers'], 'layer')} ({budget} each)")
+        else:
+            parts.append(f"{phase['name']} ({budget})")
+    return ", then ".join(parts)
+
+
 def display_width(text: str) -> int:
     """Columns ``text`` takes on a terminal (combining marks such as the hat of ρ̂ take none)."""
     return sum(0 if unicodedata.combining(char) else 1 for char in text)
+
+
+_ROLE = re.compile(r":[a-z:]+:`(~?)([^`<]*?)(?:\s*<[^`>]*>)?`")
+
+
+def plain_text(text: str) -> str:
+    """A docstring's reStructuredText as plain text on one line: ``:func:`~a.b.name``` → ``name``,
+    double and single backquotes dropped."""
+    text = _ROLE.sub(lambda found: found[2].rsplit(".", 1)[-1] if found[1] else found[2], text)
+    text = text.replace("\\ ", "").replace("``", "").replace("`", "")
+    return _one_line(text)
 
 
 def _one_line(text: str) -> str:

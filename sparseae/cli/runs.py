@@ -18,6 +18,7 @@ Metrics and pictures are computed by :mod:`~sparseae.cli.evaluation`. Nothing he
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
@@ -26,7 +27,7 @@ from typing import Any, Callable
 
 import torch
 
-from .. import __version__
+from .. import __version__, locking
 from ..config import STACK_KEYS, RunConfig
 from ..errors import CheckpointError, ConfigError, DataError, OutputExistsError
 from ..io import CONFIG_FILE, load_model, read_config, resolve_saved, save_model, write_json_atomic
@@ -39,6 +40,9 @@ from ..train.checkpoint import CHECKPOINT_DIR, checkpoint_path, has_checkpoint
 from .evaluation import compute_metrics, describe_data, load_datasets, write_plots
 
 RUN_FORMAT = "sparseae-run"
+#: The commands named in config.yaml (:func:`~sparseae.config.written_by`): a demo replaces only its own runs.
+TRAIN_COMMAND = "sparseae train"
+DEMO_COMMAND = "sparseae demo"
 CONFIG_NAME = "config.yaml"
 METRICS_NAME = "metrics.jsonl"
 SUMMARY_NAME = "summary.json"
@@ -50,7 +54,8 @@ COMPARISON_PREFIX = "compare-"
 #: Every name a run folder may hold; a folder with anything else is not ours to overwrite.
 PRETRAIN_DIR = "pretrain"
 RUN_ENTRIES = frozenset({CONFIG_NAME, METRICS_NAME, SUMMARY_NAME, MODEL_NAME, MODEL_NAME + ".old",
-                         CHECKPOINT_DIR, CHECKPOINT_DIR + ".old", PRETRAIN_DIR, REPORT_NAME, *PLOT_NAMES})
+                         CHECKPOINT_DIR, CHECKPOINT_DIR + ".old", PRETRAIN_DIR, REPORT_NAME, *PLOT_NAMES,
+                         locking.LOCK_NAME})
 
 
 # ------------------------------------------------------------------------------- run folders
@@ -67,7 +72,7 @@ def run_dir_state(path: Path) -> str:
         return "missing"
     if not path.is_dir():
         return "foreign"
-    entries = list(path.iterdir())
+    entries = locking.contents(path)  # the lock of a writer (or a stale one) is no content
     if not entries:
         return "empty"
     return "run" if all(_is_ours(entry) for entry in entries) else "foreign"
@@ -104,8 +109,9 @@ def check_run_dir(path: Path, *, resume: bool, overwrite: bool) -> str:
 
 
 def clear_run_dir(path: Path) -> None:
-    """Delete what a run wrote in ``path`` (only names in :data:`RUN_ENTRIES` and its temp files)."""
-    for entry in path.iterdir():
+    """Delete what a run wrote in ``path`` (only names in :data:`RUN_ENTRIES` and its temp files;
+    the lock stays with its holder)."""
+    for entry in locking.contents(path):
         if _is_ours(entry):
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry)
@@ -119,14 +125,27 @@ def read_history(run_dir: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     try:
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise CheckpointError(f"{path} is corrupt: {exc}") from None
+    for number, record in enumerate(records, start=1):
+        if not isinstance(record, dict):
+            raise CheckpointError(f"{path} is corrupt: record {number} is {type(record).__name__}, not a JSON "
+                                  "object of an epoch's metrics")
+    return records
 
 
 def is_run_dir(path: Path) -> bool:
     """True for a folder with the run config or a model/checkpoint of a run."""
     return path.is_dir() and any((path / name).exists() for name in (CONFIG_NAME, MODEL_NAME, CHECKPOINT_DIR))
+
+
+def lock_if_run_dir(folder: Path | None, purpose: str) -> contextlib.AbstractContextManager:
+    """The lock of ``folder`` (:func:`sparseae.locking.acquire`) when it is a run folder or a
+    writer's lock is in it, for a command that writes files there; else a no-op context."""
+    if folder is not None and (is_run_dir(folder) or (folder / locking.LOCK_NAME).exists()):
+        return locking.acquire(folder, purpose)
+    return contextlib.nullcontext()
 
 
 def pretrained_first_layer(run_dir: Path | None, model: Autoencoder) -> Autoencoder | None:
@@ -196,7 +215,7 @@ def _train_stack(model: Autoencoder, config: RunConfig, train_set, train_config,
         pretrain_deep_model(model, train_set.X, pretrain_config, layer_model=layer_model,
                             layer_params=layer_params, run_dir=run_dir / PRETRAIN_DIR, resume=resume)
     return train(model, train_set.X, train_config, y=train_set.y if supervised else None,
-                 run_dir=run_dir, resume=resume)
+                 run_dir=run_dir, resume=resume, progress_label="train" if pretrain_config is None else "fine-tune")
 
 
 def _train_conv_stack(model: ConvStack, config: RunConfig, train_set, train_config, run_dir: Path,
@@ -210,6 +229,43 @@ def _train_conv_stack(model: ConvStack, config: RunConfig, train_set, train_conf
     history = [{**record, "epoch": epoch} for epoch, record in
                enumerate((record for result in results for record in result.history), start=1)]
     return TrainResult(history=history, best_epoch=len(history), stop_reason=results[-1].stop_reason)
+
+
+def training_phases(config: RunConfig, model: Autoencoder, train_config, run_dir: Path) -> list[dict[str, Any]]:
+    """The phases a run trains, in order, as its progress bars name them: ``{"name", "layers"
+    (greedy layer-wise: the number of layers, each trained with this budget; else None),
+    "optimizer", "epochs", "lbfgs_max_iter"}``."""
+    def phase(name: str, phase_config, layers: int | None = None) -> dict[str, Any]:
+        return {"name": name, "layers": layers, "optimizer": phase_config.optimizer,
+                "epochs": phase_config.n_epochs, "lbfgs_max_iter": phase_config.lbfgs_max_iter}
+
+    pretrain_config = config.pretrain_config(progress=train_config.progress)
+    if isinstance(model, ConvStack):
+        return [phase("pretrain", pretrain_config or train_config, len(model.layers))]
+    phases = []
+    if pretrain_config is not None:
+        if isinstance(model.encoder, MLPEncoder):
+            if not has_checkpoint(run_dir):  # a resumed fine-tuning does not pre-train again
+                phases.append(phase("pretrain", pretrain_config, len(model.encoder.layers)))
+        else:
+            phases.append(phase("pretrain", pretrain_config))
+    return phases + [phase("fine-tune" if pretrain_config is not None else "train", train_config)]
+
+
+def _check_pretrain_section(config: RunConfig, model: Autoencoder) -> None:
+    """Refuse a ``pretrain`` section the model would not use (nothing is ignored silently)."""
+    if not config.pretrain:
+        return
+    layered = isinstance(model, ConvStack) or isinstance(model.encoder, MLPEncoder)
+    if not (layered or isinstance(model, SupervisedAutoencoder)):
+        raise ConfigError(f"model {config.model_name!r} has no pre-training phase: the pretrain section "
+                          "applies to deep models (deep_autoencoder, mlp_classifier), conv_stack and "
+                          "models with a classifier head; remove it")
+    if set(config.pretrain) & set(STACK_KEYS) and not isinstance(model.encoder, MLPEncoder):
+        where = "a conv_stack's layers are model.layers" if isinstance(model, ConvStack) else \
+            f"model {config.model_name!r} is pre-trained whole, not layer by layer"
+        raise ConfigError(f"{where}; pretrain.layer_model and pretrain.layer_params belong to "
+                          "deep_autoencoder and mlp_classifier")
 
 
 def _check_resumable(run_dir: Path, model: Autoencoder) -> None:
@@ -228,41 +284,62 @@ def _check_resumable(run_dir: Path, model: Autoencoder) -> None:
 
 
 def execute_run(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
-                progress: bool = False, announce: Callable[[dict[str, Any]], None] | None = None
-                ) -> dict[str, Any]:
+                progress: bool = False, announce: Callable[[dict[str, Any]], None] | None = None,
+                command: str = TRAIN_COMMAND) -> dict[str, Any]:
+    """:func:`_execute_run` holding the run folder's lock (see :mod:`sparseae.locking`) from before
+    the folder is checked until the summary is written: a second writer is refused."""
+    if resume and not config.output_dir.exists():
+        check_run_dir(config.output_dir, resume=True, overwrite=overwrite)  # nothing to resume, nor lock
+    with locking.hold_on_primary(config.output_dir, "sparseae training"):
+        return _execute_run(config, resume=resume, overwrite=overwrite, progress=progress, announce=announce,
+                            command=command)
+
+
+def _execute_run(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
+                 progress: bool = False, announce: Callable[[dict[str, Any]], None] | None = None,
+                 command: str = TRAIN_COMMAND) -> dict[str, Any]:
     """Train ``config`` into its output folder and return the summary (also saved as summary.json).
 
     Checks the folder first (see :func:`check_run_dir`), loads the data, builds the model (seeded
     with ``train.random_state``), trains with checkpoints, saves ``model/``, computes
     :func:`compute_metrics` and writes the plots. An existing run is cleared only once the data
-    and model are ready. ``announce(facts)`` is called just before training starts.
+    and model are ready. ``announce(facts)`` is called just before training starts, its
+    ``phases`` from :func:`training_phases`; ``progress`` shows a labelled bar per phase and one
+    (``encode``) while the metrics are computed, and config.yaml records it as ``train.progress``;
+    ``command`` is named on config.yaml's first line (:func:`~sparseae.config.written_by`). A resume
+    rewrites config.yaml only once its training stopped without an error: one that diverged (or
+    failed) leaves config.yaml, ``model/`` and summary.json as they were.
     """
     started = time.perf_counter()
     run_dir = config.output_dir
     primary = distributed.is_primary()  # under torchrun only rank 0 writes; every rank trains
     state = check_run_dir(run_dir, resume=resume, overwrite=overwrite)
     distributed.barrier()  # every rank has looked at the folder before rank 0 changes it
-    train_config = config.train_config(progress=progress and primary)
+    shown = bool(progress and primary)  # recorded as it runs (a pretrain section's own value too)
+    config = config.override({"train.progress": shown, **({"pretrain.progress": shown} if "progress" in config.pretrain
+                                                           else {})})
+    train_config = config.train_config()
+    train_config.training_device()  # this machine can train as train.device asks (before any work)
     train_set, eval_set = load_datasets(config)
     torch.manual_seed(train_config.random_state)
     model = create_model(config.model_name, train_set.n_features, config.n_components, **config.model_params)
-    if isinstance(model, ConvStack) and set(config.pretrain) & set(STACK_KEYS):
-        raise ConfigError("a conv_stack's layers are model.layers; pretrain.layer_model and "
-                          "pretrain.layer_params belong to deep_autoencoder and mlp_classifier")
+    _check_pretrain_section(config, model)
     if resume:
         _check_resumable(run_dir, model)
     elif state == "run" and primary:
         clear_run_dir(run_dir)
     if primary:
         run_dir.mkdir(parents=True, exist_ok=True)
-        config.write(run_dir / CONFIG_NAME, model.spec)
+        if not resume:  # a resume keeps the run's config.yaml until its training did not fail
+            config.write(run_dir / CONFIG_NAME, model.spec, command=command)
     distributed.barrier()
     if announce is not None:
         announce({"model": config.model_name, "data": config.data_name, "n_train": train_set.n_samples,
-                  "n_features": train_set.n_features, "n_components": config.n_components,
+                  "n_features": train_set.n_features, "n_components": model.n_components,
                   "optimizer": train_config.optimizer, "max_epochs": train_config.max_epochs,
-                  "max_iter": train_config.max_iter, "device": str(train_config.resolved_device()),
-                  "run_dir": str(run_dir), "resume": resume})
+                  "lbfgs_max_iter": train_config.lbfgs_max_iter, "device": str(train_config.resolved_device()),
+                  "run_dir": str(run_dir), "resume": resume,
+                  "phases": training_phases(config, model, train_config, run_dir)})
     try:
         if isinstance(model, ConvStack):
             result = _train_conv_stack(model, config, train_set, train_config, run_dir, resume)
@@ -273,13 +350,17 @@ def execute_run(config: RunConfig, *, resume: bool = False, overwrite: bool = Fa
         else:
             result = train(model, train_set.X, train_config, run_dir=run_dir, resume=resume)
     except KeyboardInterrupt:
+        if resume and primary:  # stopped, not failed: a further --resume goes on with these settings
+            config.write(run_dir / CONFIG_NAME, model.spec, command=command)
         where = (f"the last finished epoch is checkpointed in {run_dir}: continue with --resume"
                  if has_checkpoint(run_dir) else "no epoch had finished, so nothing was checkpointed")
         raise KeyboardInterrupt(f"training interrupted; {where}") from None
+    if resume and primary:
+        config.write(run_dir / CONFIG_NAME, model.spec, command=command)
     history = result.history
     summary: dict[str, Any] = {
         "format": RUN_FORMAT, "sparseae_version": __version__,
-        "model": config.model_name, "n_features": train_set.n_features, "n_components": config.n_components,
+        "model": config.model_name, "n_features": train_set.n_features, "n_components": model.n_components,
         "data": config.data_name, "eval_data": describe_data(config) if eval_set is not train_set else "train",
         "n_train": train_set.n_samples, "n_eval": eval_set.n_samples,
         "image_shape": list(eval_set.image_shape) if eval_set.image_shape else None,
@@ -291,8 +372,12 @@ def execute_run(config: RunConfig, *, resume: bool = False, overwrite: bool = Fa
         return summary
     save_model(model, run_dir / MODEL_NAME, overwrite=True,
                extra={"run": str(run_dir), "epochs": summary["epochs"], "data": config.data_name})
-    summary["metrics"] = compute_metrics(model, train_set, eval_set, random_state=train_config.random_state,
-                                         pretrained=pretrained_first_layer(run_dir, model))
+    from tqdm.auto import tqdm
+
+    with tqdm(total=eval_set.n_samples, desc="encode", unit="sample", unit_scale=True, dynamic_ncols=True,
+              leave=False, disable=not train_config.progress) as bar:
+        summary["metrics"] = compute_metrics(model, train_set, eval_set, random_state=train_config.random_state,
+                                             pretrained=pretrained_first_layer(run_dir, model), progress=bar.update)
     summary["plots"] = [str(path) for path in write_plots(model, history, eval_set, run_dir,
                                                            random_state=train_config.random_state)] \
         if config.plots else []

@@ -3,6 +3,8 @@
 * :mod:`~sparseae.coding.prox`: proximal operators (soft thresholding and its non-negative form).
 * :mod:`~sparseae.coding.solvers`: batched ISTA (Daubechies et al. 2004) and FISTA (Beck &
   Teboulle 2009), the Lasso objective, its duality gap and the Lipschitz constant of ``DᵀD``.
+* :mod:`~sparseae.coding.encode`: :func:`sparse_encode`, scikit-learn's API: exact LARS-Lasso,
+  coordinate descent, LARS, OMP (compiled with numba), thresholding and FISTA.
 * :mod:`~sparseae.coding.dictionary`: inference as a module, dictionary learning
   (:func:`learn_dictionary`), re-initialization of unused atoms, atom recovery.
 * :mod:`~sparseae.coding.inhibition`: lateral inhibition, ``+ ½|z|ᵀS|z|`` in the energy: majorized
@@ -41,6 +43,7 @@ from .inhibition_matrix import (
     tree_inhibition,
     tree_relatives,
 )
+from .encode import sparse_encode
 from .prox import L1Prox, ProximalOperator, nonnegative_soft_threshold, soft_threshold
 from .solvers import (
     SparseCodeResult,
@@ -93,4 +96,5 @@ __all__ = [
     "lipschitz_constant",
     "nonnegative_soft_threshold",
     "soft_threshold",
+    "sparse_encode",
 ]

@@ -241,7 +241,7 @@ def atom_recovery(D_true: Any, D: Any) -> torch.Tensor:
 
 def learn_dictionary(X: Any, n_components: int, lam: float, *, nonnegative: bool = False,
                      init: str = "data", max_epochs: int = 10, batch_size: int = 256,
-                     optimizer: str = "adam", learning_rate: float = 1e-3, max_iter: int = 100,
+                     optimizer: str = "adam", learning_rate: float = 1e-3, inference_max_iter: int = 100,
                      tol: float | None = None, reinit_unused_every: int = 100, random_state: int = 0,
                      device: str = "auto") -> "SparseCoding":
     """Learn ``n_components`` unit-norm atoms for X (n_samples, n_features) with the ``sparse_coding``
@@ -249,7 +249,8 @@ def learn_dictionary(X: Any, n_components: int, lam: float, *, nonnegative: bool
     n_components); ``encode`` gives the codes).
 
     ``init``: ``"data"`` starts from random distinct samples (normalized), ``"random"`` from the model's
-    random atoms. ``max_iter``/``tol``: FISTA per minibatch (approximate inference is enough to learn).
+    random atoms. ``inference_max_iter``/``tol``: FISTA per minibatch (approximate inference is enough
+    to learn).
     ``reinit_unused_every``: batches per usage window (0: never re-initialize). ``random_state`` seeds
     the start (``torch.manual_seed`` and the sample picks) and the trainer. The other arguments are
     :class:`~sparseae.train.TrainConfig`'s. For the training history, build the model with
@@ -267,7 +268,7 @@ def learn_dictionary(X: Any, n_components: int, lam: float, *, nonnegative: bool
                           "renormalized after every step, which L-BFGS's many inner iterations would skip")
     torch.manual_seed(random_state)
     model = create_model("sparse_coding", X.shape[1], n_components, sparsity_weight=lam,
-                         nonnegative=nonnegative, max_iter=max_iter, tol=tol,
+                         nonnegative=nonnegative, inference_max_iter=inference_max_iter, tol=tol,
                          reinit_unused_every=reinit_unused_every)
     if init == "data":
         generator = torch.Generator().manual_seed(random_state)

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError, DataNotFoundError
 from ..registry import Registry
-from ..validation import as_float_array, check_choice, check_number
+from ..validation import as_float_array, check_bool, check_choice, check_number, check_path, numpy_file_error
 from .mnist import (DATA_DIR_ENV_VAR, MNIST_ENV_VAR, MNIST_SHA256, MNIST_URL, default_cache_dir,
                     download_mnist, load_mnist, read_idx)
 from .whitening import ONE_OVER_F_CUTOFF, ZCAWhitening, whiten_images_1_over_f
@@ -189,7 +189,20 @@ def natural_image_patches(n_patches: int = 10000, patch_size: int = 8, *, whiten
     check_number(n_patches, "n_patches", low=1, integer=True)
     check_number(patch_size, "patch_size", low=1, integer=True)
     check_number(downsample, "downsample", low=1, integer=True)
-    rng = np.random.default_rng(random_state)
+    check_bool(ufldl_normalize, "ufldl_normalize")
+    if random_state is not None and not isinstance(random_state, np.random.Generator):
+        check_number(random_state, "random_state", low=0, integer=True)
+    try:
+        return _natural_image_patches(n_patches, patch_size, whitening, np.random.default_rng(random_state),
+                                      ufldl_normalize, images, downsample)
+    except MemoryError:
+        raise ConfigError(f"{n_patches} patches of {patch_size}x{patch_size} pixels do not fit in memory: "
+                          "ask for fewer (n_patches)") from None
+
+
+def _natural_image_patches(n_patches: int, patch_size: int, whitening: str, rng: np.random.Generator,
+                           ufldl_normalize: bool, images: Sequence[np.ndarray] | None, downsample: int
+                           ) -> np.ndarray:
     if images is None and whitening == "1/f":
         source = _sample_images_whitened(ONE_OVER_F_CUTOFF, int(downsample))
     else:
@@ -211,6 +224,7 @@ _ARRAY_SUFFIXES = (".npy", ".npz", ".csv")
 
 
 def _existing_file(path: str | os.PathLike) -> Path:
+    check_path(path, "path")
     file = Path(path).expanduser()
     if not file.exists():
         raise DataNotFoundError(f"data file not found: {file}")
@@ -229,13 +243,40 @@ def _open_npz(file: Path) -> Any:
     return archive
 
 
+def _check_npy_size(handle: Any, size: int, where: str) -> None:
+    """Raise :class:`DataError` when the ``.npy`` header at the start of ``handle`` announces more
+    data than the ``size`` bytes hold (a truncated or forged file), before NumPy allocates for it;
+    a header NumPy cannot parse is left for ``np.load`` to report."""
+    try:
+        version = np.lib.format.read_magic(handle)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, _, dtype = read_header(handle)
+        start = handle.tell()
+    except Exception:  # noqa: BLE001 — np.load says what is wrong with the header
+        return
+    if dtype.hasobject:
+        return  # refused without unpickling by np.load(allow_pickle=False)
+    needed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if needed > size - start:
+        raise DataError(f"{where} is truncated or corrupt: its header announces an array of shape "
+                        f"{tuple(shape)} ({needed:,} bytes of data), but it holds {max(size - start, 0):,}")
+
+
 def _npz_member(archive: Any, key: str, file: Path) -> np.ndarray:
     if key not in archive.files:
         raise DataError(f"{file}: no array named {key!r}; it holds {', '.join(archive.files) or 'nothing'}")
     try:
+        member = f"{key}.npy" if f"{key}.npy" in archive.zip.namelist() else key
+        with archive.zip.open(member) as handle:
+            _check_npy_size(handle, archive.zip.getinfo(member).file_size, f"{file}: array {key!r}")
         return archive[key]
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{file}: cannot read array {key!r}: {exc}") from None
+    except DataError:
+        raise
+    except MemoryError:
+        raise DataError(f"{file}: array {key!r} is too large to load into memory") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise numpy_file_error(exc, f"{file}: cannot read array {key!r}") from None
 
 
 def _is_header(line: str) -> bool:
@@ -285,9 +326,16 @@ def load_array(path: str | os.PathLike, *, key: str | None = None, mmap: bool = 
         raise ConfigError(f"key={key!r} only applies to .npz files, not {file.name}")
     if suffix == ".npy":
         try:
+            if not mmap:  # a memory map checks the size itself; a read would allocate first
+                with open(file, "rb") as handle:
+                    _check_npy_size(handle, os.fstat(handle.fileno()).st_size, str(file))
             return np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
+        except DataError:
+            raise
+        except MemoryError:
+            raise DataError(f"{file} is too large to load into memory") from None
         except (OSError, ValueError, EOFError) as exc:
-            raise DataError(f"{file}: cannot read as a .npy array: {exc}") from None
+            raise numpy_file_error(exc, f"{file}: cannot read as a .npy array") from None
     if suffix == ".csv":
         return _load_csv(file)
     with _open_npz(file) as archive:
@@ -324,7 +372,12 @@ def select_classes(dataset: Dataset, classes: Sequence[int] | None) -> Dataset:
         return dataset
     if isinstance(classes, (str, bytes)) or not hasattr(classes, "__iter__") or not len(classes):
         raise ConfigError(f"classes must be a non-empty list of labels, e.g. [5, 6, 7, 8, 9], got {classes!r}")
-    wanted = np.asarray(list(classes))
+    try:
+        wanted = np.asarray(list(classes))
+    except (TypeError, ValueError):  # ragged nesting
+        wanted = None
+    if wanted is None or wanted.ndim != 1 or wanted.dtype.kind not in "biufUS":
+        raise ConfigError(f"classes must be a flat list of labels, e.g. [5, 6, 7, 8, 9], got {classes!r}")
     unknown = np.setdiff1d(wanted, np.unique(dataset.y))
     if len(unknown):
         raise ConfigError(f"dataset {dataset.name!r} has no class {unknown[0].item()!r}; its classes are "
@@ -358,6 +411,7 @@ def _patches_dataset(n_patches: int = 10000, patch_size: int = 8, whitening: str
 def _shards_dataset(path: str) -> Dataset:
     from .shards import ShardedArray
 
+    check_path(path, "path")
     X = ShardedArray(path)
     return Dataset(X, None, None, Path(str(path).rstrip("/*")).name or "shards")
 

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import DataError, DataNotFoundError
-from ..validation import check_choice
+from ..validation import check_bool, check_choice, check_path
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +147,8 @@ def _read_mnist_npz(file: Path, parts: Sequence[str]) -> list[tuple[np.ndarray, 
                 raise DataError(f"{file}: not a Keras-layout mnist.npz (missing {', '.join(missing)}; "
                                 f"it holds {', '.join(archive.files) or 'nothing'})")
             return [(archive[_MNIST_NPZ_KEYS[part][0]], archive[_MNIST_NPZ_KEYS[part][1]]) for part in parts]
+    except MemoryError:  # a header announcing more than the archive holds (or than memory)
+        raise DataError(f"{file}: an array of it is corrupt or too large to load into memory") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         if isinstance(exc, DataError):
             raise
@@ -202,6 +204,10 @@ def load_mnist(path: str | os.PathLike | None = None, *, split: str = "train", d
     error, not a fall-through. Only with ``download=True`` is the Keras file fetched into the cache dir.
     """
     check_choice(split, "split", MNIST_SPLITS)
+    check_bool(download, "download")
+    for option, value in (("path", path), ("cache_dir", cache_dir)):
+        if value is not None:
+            check_path(value, option)
     if path is not None:
         location = Path(path).expanduser()
         source = _mnist_source_at(location, split)

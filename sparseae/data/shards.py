@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from ..validation import check_number
+from ..validation import check_number, numpy_file_error
 
 SHARD_PATTERN = "shard-{:05d}.npy"
 
@@ -33,9 +33,9 @@ class ShardedArray:
         self.shards = []
         for file in files:
             try:
-                shard = np.load(file, mmap_mode="r")
+                shard = np.load(file, mmap_mode="r", allow_pickle=False)
             except (OSError, ValueError) as exc:
-                raise DataError(f"{file} is not a readable .npy shard: {exc}") from None
+                raise numpy_file_error(exc, f"{file} is not a readable .npy shard") from None
             if shard.ndim != 2:
                 raise DataError(f"shard {file} has shape {shard.shape}; shards must be 2-D (rows, features)")
             self.shards.append(shard)

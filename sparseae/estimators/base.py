@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import copy
 import os
 import warnings
 from numbers import Integral, Real
@@ -105,14 +106,16 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         Stop after this many epochs without improvement of the monitored loss and keep the best
         weights; None trains for the full budget.
     device : str
-        ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda[:N]"``. Training runs there; the
-        fitted ``model_`` is moved back to the CPU and inference runs on the CPU.
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda[:N]"`` or ``"mps"`` (whether this
+        machine has it is checked by ``fit``). Training runs there; the fitted ``model_`` is moved
+        back to the CPU and inference runs on the CPU.
     random_state : int ≥ 0 or None
         Seeds the initialisation and every random draw of training (fitting twice with the same
         seed gives the same model). None draws a fresh seed from NumPy's global generator. The
         global torch random state is left as it was.
     verbose : bool
-        Show the trainer's progress bar.
+        Show a progress bar per training phase on stderr, named after it (``train``; a stacked
+        model's ``pretrain layer k/n`` and ``fine-tune``).
 
     Attributes
     ----------
@@ -195,7 +198,7 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
     def _training_config(self, seed: int) -> TrainConfig:
         return TrainConfig(optimizer=self.optimizer, learning_rate=self.learning_rate,
                            batch_size=self.batch_size, max_epochs=self.max_epochs,
-                           max_iter=self.max_iter, validation_fraction=self.validation_fraction,
+                           lbfgs_max_iter=self.max_iter, validation_fraction=self.validation_fraction,
                            n_iter_no_change=self.n_iter_no_change, random_state=seed,
                            device=self.device, progress=bool(self.verbose)).validate()
 
@@ -229,7 +232,7 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         else:
             seed = int(self.random_state)
         config = self._training_config(seed)
-        device = config.resolved_device()
+        device = config.training_device()
         cuda_devices = [device.index or 0] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda_devices), warnings.catch_warnings():
             # A read-only input (e.g. a memory map opened "r") is only ever read.
@@ -256,8 +259,18 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
     # ------------------------------------------------------------------ inference
     @contextlib.contextmanager
     def _inference(self) -> Iterator[Autoencoder]:
-        """The model in eval mode without gradients; its previous mode is restored afterwards."""
+        """The model for inference, in eval mode and without gradients (its mode is restored).
+
+        On the CPU a float32 model is run as a float64 copy and its outputs rounded to float32:
+        a float32 matrix product's rounding depends on a row's position in the batch (MKL's
+        blocking), so a sample's code would depend on the samples beside it (scikit-learn's
+        sample-order check); in float64 that difference is ~1e-16 and vanishes in the rounding.
+        Elsewhere (a GPU) the model runs as it is.
+        """
         model = self.model_
+        if self._model_device(model).type == "cpu" and any(p.dtype == torch.float32 for p in model.parameters()):
+            with torch.no_grad():
+                model = copy.deepcopy(model).double()
         was_training = model.training
         model.eval()
         try:
@@ -266,9 +279,13 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         finally:
             model.train(was_training)
 
-    def _batches(self, A: np.ndarray, device: torch.device) -> Iterator[torch.Tensor]:
+    def _batches(self, A: np.ndarray, model: Autoencoder) -> Iterator[torch.Tensor]:
+        """Row blocks of ``A`` as tensors on ``model``'s device, in its dtype."""
+        parameter = next(model.parameters(), None)
+        device = parameter.device if parameter is not None else torch.device("cpu")
+        dtype = parameter.dtype if parameter is not None else torch.float32
         for start in range(0, A.shape[0], _INFERENCE_BATCH):
-            yield torch.tensor(A[start:start + _INFERENCE_BATCH], dtype=torch.float32, device=device)
+            yield torch.tensor(A[start:start + _INFERENCE_BATCH], dtype=dtype, device=device)
 
     @staticmethod
     def _model_device(model: Autoencoder) -> torch.device:
@@ -280,8 +297,7 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         self._check_fitted()
         X = self._validate_X(X, reset=False)
         with self._inference() as model:
-            device = self._model_device(model)
-            codes = [model.encode(x).float().cpu() for x in self._batches(X, device)]
+            codes = [model.encode(x).float().cpu() for x in self._batches(X, model)]
         return torch.cat(codes).numpy()
 
     def inverse_transform(self, Z: Any) -> np.ndarray:
@@ -300,8 +316,7 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
             raise DataError(f"Z has {Z.shape[1]} columns, but this {type(self).__name__} has "
                             f"{n_components} components")
         with self._inference() as model:
-            device = self._model_device(model)
-            parts = [model.decode(z).float().cpu() for z in self._batches(Z, device)]
+            parts = [model.decode(z).float().cpu() for z in self._batches(Z, model)]
         return torch.cat(parts).numpy()
 
     def score(self, X: Any, y: Any = None) -> float:

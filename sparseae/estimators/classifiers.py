@@ -54,8 +54,7 @@ class HeadClassifierMixin(ClassifierMixin):
         self._check_fitted()
         X = self._validate_X(X, reset=False)
         with self._inference() as model:
-            device = self._model_device(model)
-            logits = torch.cat([model.predict_logits(x).float().cpu() for x in self._batches(X, device)])
+            logits = torch.cat([model.predict_logits(x).float().cpu() for x in self._batches(X, model)])
         if len(self.classes_) == 2:
             return (logits[:, 1] - logits[:, 0]).numpy()
         return logits.numpy()

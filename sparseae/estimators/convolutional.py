@@ -36,8 +36,7 @@ class _ImageEstimatorMixin:
         self._check_fitted()
         X = self._validate_X(X, reset=False)
         with self._inference() as model:
-            device = self._model_device(model)
-            parts = [model.pooled_features(x).flatten(1).float().cpu() for x in self._batches(X, device)]
+            parts = [model.pooled_features(x).flatten(1).float().cpu() for x in self._batches(X, model)]
         return np.concatenate([part.numpy() for part in parts])
 
     def _image_params(self) -> dict[str, Any]:

@@ -110,7 +110,8 @@ class LateralInhibitionCoder(BaseAutoencoderEstimator):
             "inhibition_matrix": None if matrix is None else np.asarray(matrix, dtype=np.float64).tolist(),
             "inhibition_value": float(self.inhibition_value), "inhibition_rate": float(self.inhibition_rate),
             "inhibition_bound": float(self.inhibition_bound), "bound_norm": self.bound_norm,
-            "nonnegative": bool(self.nonnegative), "method": self.method, "max_iter": int(self.inference_max_iter),
+            "nonnegative": bool(self.nonnegative), "method": self.method,
+            "inference_max_iter": int(self.inference_max_iter),
             "tol": None if self.inference_tol is None else float(self.inference_tol),
             "reinit_unused_every": int(self.reinit_unused_every)}
 

@@ -45,7 +45,8 @@ class _StackedMixin:
                 history += [{**record, "phase": f"pretrain_layer{k + 1}"} for record in result.history]
         if y is not None and config.validation_fraction > 0:
             config = TrainConfig(**{**config.__dict__, "monitor": "error"})
-        finetune = train(model, X, config, y=y).history
+        label = "fine-tune" if self.pretrain_epochs > 0 else "train"
+        finetune = train(model, X, config, y=y, progress_label=label).history
         return history + [{**record, "phase": "finetune"} for record in finetune]
 
 

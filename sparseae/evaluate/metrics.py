@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, DataError
-from ..validation import as_float_array, check_finite, check_number
+from ..validation import as_float_array, check_choice, check_finite, check_number
 
 __all__ = [
     "reconstruction_error",
@@ -22,9 +22,19 @@ __all__ = [
     "fraction_of_variance_unexplained",
     "sparsity_stats",
     "SparsityAccumulator",
+    "DEAD_RULES",
+    "DEAD_SPAN_FRACTION",
+    "dead_unit_mask",
+    "describe_dead_rule",
 ]
 
 _ROWS_PER_CHUNK = 65536
+
+#: How a unit is judged dead: ``"never_active"`` (codes that rest at 0) or ``"span"`` (codes that
+#: rest at some other level); see :func:`dead_unit_mask`.
+DEAD_RULES = ("never_active", "span")
+#: Under the ``"span"`` rule a unit is dead when its values span at most this fraction of the scale.
+DEAD_SPAN_FRACTION = 0.01
 
 
 def _as_matrix(X: Any, name: str, *, flatten: bool = True) -> np.ndarray:
@@ -118,6 +128,48 @@ def _check_thresholds(threshold: float, dead_threshold: float) -> None:
     check_number(dead_threshold, "dead_threshold", low=0.0)
 
 
+def dead_unit_mask(max_abs: np.ndarray, span: np.ndarray, *, rule: str = "never_active",
+                   dead_threshold: float = 0.0,
+                   activation_range: tuple[float, float] | None = None) -> tuple[np.ndarray, float]:
+    """Which units are dead, ``(n_units,)`` bool, and the limit the rule compared against.
+
+    A unit is dead when it never leaves its resting level on the data:
+
+    - ``"never_active"``, for codes that rest at exactly 0 (ReLU, TopK, JumpReLU, shrinkage and
+      inferred sparse codes): ``max_i |z_ij| <= dead_threshold`` (with 0: never nonzero);
+    - ``"span"``, for codes that rest elsewhere (sigmoid, tanh, linear): its span over the inputs
+      ``max_i z_ij − min_i z_ij`` is at most :data:`DEAD_SPAN_FRACTION` of the scale, the width of
+      ``activation_range`` (sigmoid (0, 1): 0.01; tanh (−1, 1): 0.02) or, for unbounded codes, the
+      widest unit's span ("variance ~0"). A sigmoid unit at rest near ρ that rises to 0.02 on some
+      input is alive; one that outputs ρ ± 0.001 on every input is dead.
+
+    ``max_abs``: ``max_i |z_ij|``; ``span``: ``max_i z_ij − min_i z_ij``, both ``(n_units,)``.
+    """
+    check_choice(rule, "dead_rule", DEAD_RULES)
+    if rule == "never_active":
+        limit = float(dead_threshold)
+        return max_abs <= limit, limit
+    if activation_range is not None:
+        scale = activation_range[1] - activation_range[0]
+    else:
+        scale = float(span.max()) if span.size else 0.0
+    limit = DEAD_SPAN_FRACTION * scale
+    return span <= limit, limit
+
+
+def describe_dead_rule(rule: str, limit: float, *, activation_range: tuple[float, float] | None = None) -> str:
+    """The rule of :func:`dead_unit_mask` in words, for a caption: ``"never nonzero"``,
+    ``"max − min over inputs ≤ 0.01 (1% of the range 0 to 1)"``..."""
+    check_choice(rule, "dead_rule", DEAD_RULES)
+    if rule == "never_active":
+        return "never nonzero" if limit == 0 else f"|z| ≤ {limit:g} on every input"
+    percent = f"{100 * DEAD_SPAN_FRACTION:g}%"
+    if activation_range is not None:
+        low, high = activation_range
+        return f"max − min over inputs ≤ {limit:.3g} ({percent} of the range {low:g} to {high:g})"
+    return f"max − min over inputs ≤ {limit:.3g} ({percent} of the widest unit's)"
+
+
 def _check_activation_range(activation_range: Any) -> tuple[float, float] | None:
     """Return ``(low, high)`` as floats with ``low < high``, or None; raise ConfigError otherwise."""
     if activation_range is None:
@@ -150,18 +202,21 @@ class SparsityAccumulator:
     - ``rho_hat[j] = (1/n) Σ_i a(z_ij)`` where ``a`` is the identity, or with
       ``activation_range=(low, high)`` the map ``a(z) = (z − low)/(high − low)`` onto [0, 1]
       (``(-1, 1)`` gives UFLDL's ``(z + 1)/2`` for tanh codes);
-    - a unit is *dead* when ``|z_ij| <= dead_threshold`` for every sample ``i``;
-      ``dead_fraction = dead_units / m``.
+    - a unit is *dead* by ``dead_rule`` (:func:`dead_unit_mask`): with ``"never_active"`` when
+      ``|z_ij| <= dead_threshold`` for every sample ``i``, with ``"span"`` when its values barely
+      move (``max − min`` at most 1% of the scale); ``dead_fraction = dead_units / m``.
 
     "Active" and "dead" always look at the raw codes ``z``, not at the mapped values.
     """
 
     def __init__(self, *, threshold: float = 0.0, dead_threshold: float = 0.0,
-                 activation_range: tuple[float, float] | None = None) -> None:
+                 activation_range: tuple[float, float] | None = None, dead_rule: str = "never_active") -> None:
         _check_thresholds(threshold, dead_threshold)
+        check_choice(dead_rule, "dead_rule", DEAD_RULES)
         self.threshold = float(threshold)
         self.dead_threshold = float(dead_threshold)
         self.activation_range = _check_activation_range(activation_range)
+        self.dead_rule = dead_rule
         self.reset()
 
     def reset(self) -> None:
@@ -171,6 +226,8 @@ class SparsityAccumulator:
         self._active_count: torch.Tensor | None = None  # (n_units,) int64
         self._value_sum: torch.Tensor | None = None  # (n_units,) float64 (float32 on MPS)
         self._max_abs: torch.Tensor | None = None  # (n_units,)
+        self._max: torch.Tensor | None = None  # (n_units,) signed
+        self._min: torch.Tensor | None = None  # (n_units,) signed
 
     @torch.no_grad()
     def update(self, Z_batch: Any) -> None:
@@ -199,6 +256,8 @@ class SparsityAccumulator:
         magnitude = values.abs()
         self._active_count += (magnitude > self.threshold).sum(dim=0)
         self._max_abs = torch.maximum(self._max_abs, magnitude.amax(dim=0))
+        self._max = torch.maximum(self._max, values.amax(dim=0))
+        self._min = torch.minimum(self._min, values.amin(dim=0))
         if self.activation_range is not None:
             low, high = self.activation_range
             values = (values - low) / (high - low)
@@ -212,14 +271,17 @@ class SparsityAccumulator:
         self._active_count = torch.zeros(self.n_units, dtype=torch.int64, device=device)
         self._value_sum = torch.zeros(self.n_units, dtype=dtype, device=device)
         self._max_abs = torch.zeros(self.n_units, dtype=dtype, device=device)
+        self._max = torch.full((self.n_units,), -torch.inf, dtype=dtype, device=device)
+        self._min = torch.full((self.n_units,), torch.inf, dtype=dtype, device=device)
 
     def compute(self) -> dict[str, Any]:
         """Return the statistics of every sample seen (see the class docstring for the keys).
 
         Keys: ``mean_l0``, ``active_fraction``, ``rho_hat`` (ndarray ``(n_units,)``),
-        ``activation_frequency`` (ndarray ``(n_units,)``), ``dead_units`` (int), ``dead_fraction``,
-        ``n_samples``, ``n_units``. Raises :class:`DataError` if no sample was seen or a batch held
-        NaN or inf.
+        ``activation_frequency`` (ndarray ``(n_units,)``), ``span`` (ndarray ``(n_units,)``: max − min
+        of each unit's raw values), ``dead_units`` (int), ``dead_fraction``, ``dead_limit`` (what
+        :func:`dead_unit_mask` compared against), ``n_samples``, ``n_units``. Raises
+        :class:`DataError` if no sample was seen or a batch held NaN or inf.
         """
         if self.n_samples == 0:
             raise DataError("no samples seen: call update() with at least one non-empty batch first")
@@ -230,25 +292,32 @@ class SparsityAccumulator:
         active_count = self._active_count.cpu().numpy()
         n, m = self.n_samples, self.n_units
         mean_l0 = float(active_count.sum()) / n
-        dead_units = int((max_abs <= self.dead_threshold).sum())
+        span = (self._max - self._min).cpu().numpy().astype(np.float64)
+        dead, limit = dead_unit_mask(max_abs, span, rule=self.dead_rule, dead_threshold=self.dead_threshold,
+                                     activation_range=self.activation_range)
+        dead_units = int(dead.sum())
         return {
             "mean_l0": mean_l0,
             "active_fraction": mean_l0 / m,
             "rho_hat": value_sum / n,
             "activation_frequency": active_count.astype(np.float64) / n,
+            "span": span,
             "dead_units": dead_units,
             "dead_fraction": dead_units / m,
+            "dead_limit": limit,
             "n_samples": n,
             "n_units": m,
         }
 
 
 def sparsity_stats(Z: Any, *, threshold: float = 0.0, dead_threshold: float = 0.0,
-                   activation_range: tuple[float, float] | None = None) -> dict[str, Any]:
+                   activation_range: tuple[float, float] | None = None,
+                   dead_rule: str = "never_active") -> dict[str, Any]:
     """Sparsity statistics of a code matrix ``Z`` of shape ``(n_samples, n_units)``.
 
-    A unit is *active* on a sample when ``|z| > threshold``; it is *dead* when ``|z| <=
-    dead_threshold`` on every sample. Returns a dict:
+    A unit is *active* on a sample when ``|z| > threshold``; it is *dead* by ``dead_rule``
+    (:func:`dead_unit_mask`): with ``"never_active"`` when ``|z| <= dead_threshold`` on every
+    sample, with ``"span"`` when its values span at most 1% of the scale. Returns a dict:
 
     - ``mean_l0``: mean over samples of the number of active units, ``(1/n) Σ_i ‖z_i‖_0``;
     - ``active_fraction``: ``mean_l0 / n_units``;
@@ -257,13 +326,15 @@ def sparsity_stats(Z: Any, *, threshold: float = 0.0, dead_threshold: float = 0.
       ``activation_range=(low, high)``, ``(z − low)/(high − low)``, so ``(-1, 1)`` maps tanh codes
       to ``(z + 1)/2`` as UFLDL does;
     - ``activation_frequency``: ndarray ``(n_units,)``, fraction of samples where the unit is active;
-    - ``dead_units`` (int) and ``dead_fraction`` (``dead_units / n_units``);
+    - ``span``: ndarray ``(n_units,)``, each unit's ``max − min`` over the samples;
+    - ``dead_units`` (int), ``dead_fraction`` (``dead_units / n_units``) and ``dead_limit`` (what
+      the rule compared the units against; :func:`describe_dead_rule` says it in words);
     - ``n_samples``, ``n_units``.
 
     Large arrays (memmaps included) are processed in row chunks with :class:`SparsityAccumulator`.
     """
     accumulator = SparsityAccumulator(threshold=threshold, dead_threshold=dead_threshold,
-                                      activation_range=activation_range)
+                                      activation_range=activation_range, dead_rule=dead_rule)
     if isinstance(Z, torch.Tensor):
         Z = Z.detach()
         if Z.ndim != 2:

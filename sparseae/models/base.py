@@ -18,9 +18,9 @@ from torch import nn
 from ..errors import ConfigError
 from ..nn.activations import upcast_half
 from ..nn.likelihoods import Likelihood
-from ..nn.penalties import ForwardPass, Penalty
+from ..nn.penalties import ForwardPass, Penalty, WeightDecay
 from ..registry import Registry
-from ..validation import as_float_array, rows_as_tensor
+from ..validation import as_float_array, check_number, rows_as_tensor
 
 
 @dataclass
@@ -107,6 +107,13 @@ class Autoencoder(nn.Module):
             total = value if total is None else total + value
         return LossOutput(loss=total, terms=terms, code=step.code, eta=step.eta)
 
+    def refuse_penalties(self, why: str) -> None:
+        """:class:`ConfigError` naming the model and its first penalty, if it has any: for a model
+        whose objective has no place for them (``why`` says why)."""
+        if len(self.penalties):
+            model = self.spec.get("name", type(self).__name__)
+            raise ConfigError(f"model {model!r} cannot apply penalty {next(iter(self.penalties))!r}: {why}")
+
     def weight_matrices(self) -> Iterable[torch.Tensor]:
         """Weight matrices that weight decay applies to (each shared matrix once, no biases)."""
         seen: set[int] = set()
@@ -152,6 +159,16 @@ def encode_dataset(model: nn.Module, X: Any, batch_size: int = 1024) -> np.ndarr
     return np.concatenate(codes, axis=0)
 
 
+def encoder_weight_decay(weight: float, encoder: nn.Module) -> dict[str, Penalty]:
+    """``{"weight_decay": (λ/2)Σ‖W‖²}`` over the weight matrices of ``encoder`` (the model's
+    ``encoder.*`` parameters of two or more dimensions), or ``{}`` when λ = ``weight`` is 0."""
+    check_number(weight, "weight_decay", low=0.0)
+    if weight == 0:
+        return {}
+    names = [f"encoder.{name}" for name, parameter in encoder.named_parameters() if parameter.ndim >= 2]
+    return {"weight_decay": WeightDecay(weight, names=names)}
+
+
 def _json_ready(value: Any) -> Any:
     """Tuples become lists, as they come back from JSON (so a saved spec equals the live one)."""
     if isinstance(value, (np.ndarray, torch.Tensor)):  # e.g. a matrix given by hand
@@ -162,6 +179,8 @@ def _json_ready(value: Any) -> Any:
 
 
 MODELS: Registry[Autoencoder] = Registry("model")
+#: Model parameters renamed: old name → new name (a saved model's old names are migrated on read).
+RENAMED_PARAMS = {"max_iter": "inference_max_iter"}
 
 
 def create_model(name: str, n_features: int, n_components: int, **params: Any) -> Autoencoder:
@@ -172,6 +191,10 @@ def create_model(name: str, n_features: int, n_components: int, **params: Any) -
     """
     builder = MODELS.get(name)
     accepted = inspect.signature(builder).parameters
+    for old, new in RENAMED_PARAMS.items():
+        if old in params and new in accepted:
+            raise ConfigError(f"model {name!r}: parameter {old!r} is now {new!r} (model.{new}: the "
+                              "inference iterations; L-BFGS iterations are train.lbfgs_max_iter)")
     unknown = sorted(set(params) - set(accepted))
     if unknown:
         known = ", ".join(p for p in accepted if p not in ("n_features", "n_components"))
@@ -180,7 +203,18 @@ def create_model(name: str, n_features: int, n_components: int, **params: Any) -
     for key, value in (("n_features", n_features), ("n_components", n_components)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{key} must be a positive integer, got {value!r}")
-    model = builder(n_features=n_features, n_components=n_components, **params)
+        if value >= 2**62:  # beyond any tensor dimension torch can index
+            raise ConfigError(f"{key} is too large: {value}")
+    try:
+        model = builder(n_features=n_features, n_components=n_components, **params)
+    except (MemoryError, torch.OutOfMemoryError) as exc:
+        raise ConfigError(f"model {name!r} with n_features={n_features}, n_components={n_components} does "
+                          f"not fit in memory: {' '.join(str(exc).split())[:200]}") from None
+    except RuntimeError as exc:  # the CPU allocator's "can't allocate memory", a size that overflows
+        if "allocate" not in str(exc) and "overflow" not in str(exc):
+            raise
+        raise ConfigError(f"model {name!r} with n_features={n_features}, n_components={n_components} does "
+                          f"not fit in memory ({' '.join(str(exc).split())[:160]})") from None
     model.spec = {"name": name, "params": with_defaults(name, dict(params, n_features=n_features,
                                                                    n_components=n_components))}
     return model
@@ -193,3 +227,16 @@ def with_defaults(name: str, params: dict[str, Any]) -> dict[str, Any]:
     full = {k: p.default for k, p in accepted.items() if p.default is not inspect.Parameter.empty}
     full.update(params)
     return {k: _json_ready(v) for k, v in full.items()}
+
+
+def migrate_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` of model ``name`` as saved by an older sparseae, with renamed parameters
+    (:data:`RENAMED_PARAMS`) under their new names (unknown models: unchanged)."""
+    if name not in MODELS:
+        return params
+    accepted = inspect.signature(MODELS.get(name)).parameters
+    migrated = dict(params)
+    for old, new in RENAMED_PARAMS.items():
+        if old in migrated and new in accepted and new not in migrated:
+            migrated[new] = migrated.pop(old)
+    return migrated

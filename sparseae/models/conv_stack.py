@@ -257,9 +257,14 @@ class ConvStack(Autoencoder):
     their encoders and poolings, x ``(batch, n_features)`` → features ``(batch, G·H·W)``
     (``encode``; ``n_components`` = G·H·W). :meth:`fit_layers` trains the layers greedily;
     :meth:`loss` is the sum of the layers' own losses, each on the output of the stages below it. The features have no decoder (``can_decode`` is False: ``decode`` refuses);
-    :attr:`decoder` is the first layer's (its filters are the ones drawn)."""
+    :attr:`decoder` is the first layer's (its filters are the ones drawn). The stack has no
+    penalty of its own (a penalty added to its ``penalties`` is a ConfigError): each layer is
+    trained with its own, set in its layer dict (``sparsity_weight``, ``weight_decay``)."""
 
     can_decode = False
+    #: Why a penalty on the stack itself is refused.
+    PENALTY_REFUSAL = ("its layers are trained one by one, each with its own penalties: set them in the "
+                       "layer dicts of model.layers (sparsity_weight, weight_decay)")
 
     def __init__(self, layers: Sequence[ConvAutoencoder], extractor: ConvFeatureExtractor,
                  contrast_sigma: float | None = None) -> None:
@@ -315,6 +320,7 @@ class ConvStack(Autoencoder):
         """Σ_k of layer k's loss on the output of stages 1…k−1 of x ``(batch, n_features)``, the
         gradient flowing through them (an end-to-end objective; the greedy training is
         :meth:`fit_layers`); ``terms`` add up the layers' terms of one name."""
+        self.refuse_penalties(self.PENALTY_REFUSAL)
         inputs = self.normalize_input(x)
         total, terms = 0.0, {}
         for k, (layer, stage) in enumerate(zip(self.layers, self._extractor.stages)):
@@ -344,6 +350,7 @@ class ConvStack(Autoencoder):
                    callbacks: Sequence = ()) -> list:
         """:func:`pretrain_conv_layers` of this model's layers on images ``X`` ``(n_samples,
         n_features)``; the stages' output scales are written into ``spec`` (a saved model keeps them)."""
+        self.refuse_penalties(self.PENALTY_REFUSAL)
         X = as_float_array(X, "X", n_features=self.n_features)
         if self.input_contrast is not None:
             X = local_contrast_normalize(X, self.layers[0].image_shape, sigma=self.input_contrast.sigma)

@@ -15,7 +15,7 @@ initialize either
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -267,7 +267,8 @@ def pretrain_layers(X: Any, layers: Sequence[dict[str, Any] | Autoencoder], conf
     ``layer_output(layer, inputs)`` → the next layer's inputs (default: the codes,
     :func:`encode_dataset`); given one, the layers need not be MLP layers (e.g. convolutional
     layers handing on their pooled maps, :func:`~sparseae.models.conv_stack.fit_conv_stack`).
-    Checkpoints go to ``run_dir/layer<k>``; ``resume`` skips finished layers.
+    Checkpoints go to ``run_dir/layer<k>``; ``resume`` skips finished layers. Each layer's
+    progress bar (``config.progress``) reads ``pretrain layer k/n``.
     Returns the trained layers and their :class:`~sparseae.train.TrainResult`\\ s."""
     from ..train import train
     from ..validation import as_float_array
@@ -283,7 +284,8 @@ def pretrain_layers(X: Any, layers: Sequence[dict[str, Any] | Autoencoder], conf
         layer = build_layer(spec, inputs.shape[1], k, check=layer_output is None)
         layer_dir = Path(run_dir) / f"layer{k + 1}" if run_dir is not None else None
         results.append(None if layer_config is None else
-                       train(layer, inputs, layer_config, run_dir=layer_dir, resume=resume, callbacks=callbacks))
+                       train(layer, inputs, layer_config, run_dir=layer_dir, resume=resume, callbacks=callbacks,
+                             progress_label=f"pretrain layer {k + 1}/{len(layers)}"))
         trained.append(layer)
         if k + 1 < len(layers):
             inputs = (layer_output or encode_dataset)(layer, inputs)
@@ -356,7 +358,7 @@ def fit_stacked(X: Any, layers: Sequence[dict[str, Any]], *, pretrain_config, fi
                 y: Any = None, X_val: Any = None, y_val: Any = None, n_classes: int | None = None,
                 finetune: str = "autoencoder", likelihood: str | None = None,
                 model_params: dict[str, Any] | None = None, run_dir: str | Path | None = None,
-                resume: bool = False, callbacks: Sequence = ()) -> StackedResult:
+                resume: bool = False, callbacks: Sequence = (), verbose: bool | None = None) -> StackedResult:
     """Greedy layer-wise pre-training, then fine-tuning of the whole stack, in one call.
 
     ``layers``: one dict per layer, ``{"name": preset (default "autoencoder"), "n_components":
@@ -369,6 +371,8 @@ def fit_stacked(X: Any, layers: Sequence[dict[str, Any]], *, pretrain_config, fi
     initialization (the control that measures what pre-training gives).
     ``model_params``: more parameters of that fine-tuned model, e.g. ``{"weight_decay": 1e-4}``.
     Checkpoints go to ``run_dir/pretrain/layer<k>`` and ``run_dir/finetune``.
+    ``verbose``: True shows a progress bar per phase on stderr (``pretrain layer k/n``,
+    ``fine-tune``), False none; None leaves it to each config's ``progress``.
     """
     from ..train import train
 
@@ -376,6 +380,9 @@ def fit_stacked(X: Any, layers: Sequence[dict[str, Any]], *, pretrain_config, fi
     if finetune != "none" and finetune_config is None:
         raise ConfigError(f"finetune={finetune!r} needs a finetune_config")
     run_dir = Path(run_dir) if run_dir is not None else None
+    if verbose is not None:
+        pretrain_config = _with_progress(pretrain_config, bool(verbose))
+        finetune_config = _with_progress(finetune_config, bool(verbose))
     trained, pretrain_results = pretrain_layers(
         X, layers, pretrain_config, run_dir=run_dir / "pretrain" if run_dir else None, resume=resume,
         callbacks=callbacks)
@@ -408,5 +415,12 @@ def fit_stacked(X: Any, layers: Sequence[dict[str, Any]], *, pretrain_config, fi
         result.finetune = train(model, X, finetune_config, y=y if finetune == "classifier" else None,
                                 X_val=X_val, y_val=y_val if finetune == "classifier" else None,
                                 run_dir=run_dir / "finetune" if run_dir else None, resume=resume,
-                                callbacks=callbacks)
+                                callbacks=callbacks, progress_label="fine-tune")
     return result
+
+
+def _with_progress(config, progress: bool):
+    """``config`` (a TrainConfig, a list of them or None) with ``progress`` set."""
+    if isinstance(config, (list, tuple)):
+        return [_with_progress(each, progress) for each in config]
+    return None if config is None else replace(config, progress=progress)

@@ -10,6 +10,8 @@ one gradient-descent step on D (unit-norm atoms, unused atoms re-initialized, as
 then, for a learned S, one projected gradient-*ascent* step ``S ← Π(S + η·½ mean |z*||z*|ᵀ)`` under a
 bound (:mod:`sparseae.coding.inhibition_matrix`), taken in :meth:`LateralInhibition.apply_constraints`
 after the optimizer's step. S is a buffer (saved with the model), never an optimizer parameter.
+The model takes no other penalty: its code is the minimum of E, found without gradient, and D's atoms
+have unit norm, so a penalty on either would change nothing; one added by hand is a ConfigError.
 """
 from __future__ import annotations
 
@@ -124,6 +126,9 @@ class LateralInhibition(DictionaryModel):
                 "inhibition": 0.5 * ((magnitude @ self.inhibition.to(z.dtype)) * magnitude).sum(dim=1)}
 
     def loss(self, x: torch.Tensor, x_input: torch.Tensor | None = None) -> LossOutput:
+        self.refuse_penalties("its code is inferred without gradient by minimizing its own energy and "
+                              "its atoms have unit norm, so the penalty would change nothing (λ is "
+                              "sparsity_weight, S the inhibition)")
         code = self.encode(x if x_input is None else x_input)
         terms = {name: value.mean() for name, value in self.energy_terms(x, code).items()}
         self.track_usage(x, code)
@@ -159,7 +164,7 @@ def lateral_inhibition(n_features: int, n_components: int, *, sparsity_weight: f
                        inhibition: str = "learned", tree: Any = None, inhibition_matrix: Any = None,
                        inhibition_value: float = 0.0, inhibition_rate: float = 0.1, inhibition_bound: float = 1.0,
                        bound_norm: str = "row_sum", nonnegative: bool = False, method: str = "fista",
-                       max_iter: int = 200, tol: float | None = None,
+                       inference_max_iter: int = 200, tol: float | None = None,
                        reinit_unused_every: int = 100) -> LateralInhibition:
     """Lateral-inhibition sparse coding: E = ½‖x − Dz‖² + λ‖z‖₁ + ½|z|ᵀS|z| with λ = ``sparsity_weight``.
 
@@ -171,14 +176,15 @@ def lateral_inhibition(n_features: int, n_components: int, *, sparsity_weight: f
     zero diagonal) when given, else ``inhibition_value`` on every allowed pair (projected within the
     bound when learned); :meth:`LateralInhibition.set_inhibition` sets it from an array later.
     Inference: ``method`` ``"fista"`` (monotone accelerated majorized ISTA), ``"ista"`` or ``"cod"``
-    (greedy coordinate descent), ``max_iter``, ``tol`` (None: the working precision), ``z ≥ 0`` when
-    ``nonnegative``. ``reinit_unused_every``: see ``sparse_coding``.
+    (greedy coordinate descent), at most ``inference_max_iter`` iterations, ``tol`` (None: the working
+    precision), ``z ≥ 0`` when ``nonnegative``. ``reinit_unused_every``: see ``sparse_coding``.
     """
     check_choice(inhibition, "inhibition", ("learned", "fixed"))
     check_choice(bound_norm, "bound_norm", NORMS)
     check_number(inhibition_value, "inhibition_value", low=0.0)
     check_number(inhibition_rate, "inhibition_rate", low=0.0)
     check_number(inhibition_bound, "inhibition_bound", low=0.0, low_inclusive=False)
+    check_number(inference_max_iter, "inference_max_iter", low=1, integer=True)
     parent = None if tree is None else parse_tree(tree, n_components)
     mask = inhibition_mask(n_components, parent)
     S = mask.to(torch.get_default_dtype()) * float(inhibition_value)
@@ -186,7 +192,7 @@ def lateral_inhibition(n_features: int, n_components: int, *, sparsity_weight: f
     if learned and inhibition_matrix is None:
         S = project_inhibition(S, mask, inhibition_bound, bound_norm)
     inference = InhibitionInference(sparsity_weight, S, mask, nonnegative=nonnegative, method=method,
-                                    max_iter=max_iter, tol=tol)
+                                    max_iter=inference_max_iter, tol=tol)
     model = LateralInhibition(inference, n_features, n_components, learned=learned, rate=inhibition_rate,
                               bound=inhibition_bound, norm=bound_norm,
                               tree=None if parent is None else parent.tolist(),

@@ -5,7 +5,9 @@
 ``z* = argmin_z ½‖x − Dz‖² + λ‖z‖₁`` on a fixed dictionary D (a buffer), computed by FISTA without
 gradient; the loss is ``‖z^T − z*‖²``. Initialized from D as ``W_e = Dᵀ/L``, ``S = I − DᵀD/L``,
 ``θ = λ/L`` (L = λ_max(DᵀD)), the untrained network computes T + 1 ISTA iterations from zero; training
-makes it reach in T steps codes that ISTA and FISTA need many more iterations for.
+makes it reach in T steps codes that ISTA and FISTA need many more iterations for. The model's
+``penalties`` (``weight_decay`` on W_e and S, or any added by hand on the code z^T) are added to the
+loss and logged by name.
 """
 from __future__ import annotations
 
@@ -19,8 +21,9 @@ from ..errors import DataError
 from ..nn.activations import upcast_half
 from ..nn.amortized import FixedDictionaryDecoder, ShrinkageEncoder, nonnegative_thresholds
 from ..nn.likelihoods import GaussianLikelihood
+from ..nn.penalties import ForwardPass, Penalty
 from ..validation import check_number
-from .base import MODELS, Autoencoder, LossOutput, create_model
+from .base import MODELS, Autoencoder, LossOutput, create_model, encoder_weight_decay
 
 __all__ = ["LISTA", "lista", "lista_from_dictionary"]
 
@@ -31,7 +34,7 @@ class LISTA(Autoencoder):
 
     Loss terms (means over the batch): ``code_prediction`` ‖z^T − z*‖² and ``reconstruction``
     ``w·½‖x − Dz^T‖²`` with w = ``reconstruction_weight`` (0 by default: Gregor & LeCun train on the code
-    alone; the term is still logged, as every model's loss has one).
+    alone; the term is still logged, as every model's loss has one), then each of ``penalties``.
     The trainer passes precomputed optimal codes as ``train(model, X, y=Z_star)`` (``target_kind``
     ``"values"``); without them each batch's z* is computed by FISTA.
     """
@@ -40,8 +43,9 @@ class LISTA(Autoencoder):
     target_kind = "values"
 
     def __init__(self, encoder: ShrinkageEncoder, decoder: FixedDictionaryDecoder,
-                 inference: SparseInference, reconstruction_weight: float = 0.0) -> None:
-        super().__init__(encoder, decoder, GaussianLikelihood(), constraints=[nonnegative_thresholds])
+                 inference: SparseInference, reconstruction_weight: float = 0.0,
+                 penalties: dict[str, Penalty] | None = None) -> None:
+        super().__init__(encoder, decoder, GaussianLikelihood(), penalties, constraints=[nonnegative_thresholds])
         self.inference = inference
         self.reconstruction_weight = float(reconstruction_weight)
         #: L = λ_max(DᵀD)·1.01 of the fixed dictionary, set with it.
@@ -83,32 +87,36 @@ class LISTA(Autoencoder):
         elif tuple(targets.shape) != (x.shape[0], self.n_components):
             raise DataError(f"targets must be the optimal codes, shape (batch, n_components) = "
                             f"{(x.shape[0], self.n_components)}, got {tuple(targets.shape)}")
-        code = self.encode(x if x_input is None else x_input)
+        x_input = x if x_input is None else x_input
+        code = self.encode(x_input)
         eta = self.decoder(code)
         z = upcast_half(code)
         reconstruction = self.likelihood.nll(upcast_half(eta), x).mean()
         terms = {"code_prediction": (z - targets.to(z.dtype)).square().sum(dim=1).mean(),
                  "reconstruction": self.reconstruction_weight * reconstruction}
-        return LossOutput(loss=sum(terms.values()), terms={k: v.detach() for k, v in terms.items()},
-                          code=code, eta=eta)
+        step = ForwardPass(x=x, x_input=x_input, code=code, eta=eta, model=self)
+        return self.add_penalties(step, sum(terms.values()), {k: v.detach() for k, v in terms.items()})
 
 
 @MODELS.register("lista")
 def lista(n_features: int, n_components: int, *, n_steps: int = 3, sparsity_weight: float = 0.1,
-          nonnegative: bool = False, max_iter: int = 1000, tol: float | None = None,
-          reconstruction_weight: float = 0.0) -> LISTA:
+          nonnegative: bool = False, inference_max_iter: int = 1000, tol: float | None = None,
+          reconstruction_weight: float = 0.0, weight_decay: float = 0.0) -> LISTA:
     """LISTA with T = ``n_steps`` ≥ 1 steps for the Lasso λ = ``sparsity_weight`` (``z ≥ 0`` and
-    non-negative shrinkage when ``nonnegative``); targets by FISTA (``max_iter``, ``tol``: None solves to
-    the working precision). Starts as ISTA on a random unit-norm dictionary; set the real one with
+    non-negative shrinkage when ``nonnegative``); targets by FISTA (at most ``inference_max_iter``
+    iterations, ``tol``: None solves to the working precision). ``weight_decay`` λ_w: + (λ_w/2)‖W‖² over
+    W_e and S. Starts as ISTA on a random unit-norm dictionary; set the real one with
     :meth:`LISTA.init_from_dictionary` or build with :func:`lista_from_dictionary`.
     """
     check_number(n_steps, "n_steps (T)", low=1, integer=True)
     check_number(reconstruction_weight, "reconstruction_weight", low=0.0)
-    inference = SparseInference(sparsity_weight, nonnegative=nonnegative, max_iter=max_iter, tol=tol)
+    check_number(inference_max_iter, "inference_max_iter", low=1, integer=True)
+    inference = SparseInference(sparsity_weight, nonnegative=nonnegative, max_iter=inference_max_iter, tol=tol)
     encoder = ShrinkageEncoder(n_features, n_components, n_steps, nonnegative=nonnegative)
     model = LISTA(encoder, FixedDictionaryDecoder(n_components, n_features), inference,
-                  reconstruction_weight)
-    model.init_from_dictionary(model.dictionary.clone())
+                  reconstruction_weight, encoder_weight_decay(weight_decay, encoder))
+    if model.dictionary.device.type != "meta":  # a shapes-only build (io.load_model's size check)
+        model.init_from_dictionary(model.dictionary.clone())
     return model
 
 

@@ -8,7 +8,9 @@ i.e. half the paper's ``‖x − Bz‖² + λ_p‖z‖₁ + α‖z − F(x)‖²
 ``F(x) = G·tanh(Wx + b)`` (``encoder="tanh"``) or ``h_θ(Wx + b)`` (``encoder="shrink"``). Per batch:
 ``z* = argmin_z E(x, z)`` by FISTA started at F(x), without gradient; the loss ``E(x, z*)`` then
 trains D through the reconstruction at z* and F through ``γ‖z* − F(x)‖²``; D's atoms are renormalized
-after each step. ``encode(x) = F(x)`` is the fast code; :meth:`PSD.sparse_code` is z*.
+after each step. ``encode(x) = F(x)`` is the fast code; :meth:`PSD.sparse_code` is z*. The model's
+``penalties`` (``weight_decay`` on F's matrices, or any added by hand on the code F(x)) are added to
+the loss and logged by name.
 """
 from __future__ import annotations
 
@@ -22,8 +24,9 @@ from torch import nn
 from ..coding.dictionary import SparseInference
 from ..nn.amortized import ScaledTanhEncoder, ShrinkageEncoder, nonnegative_thresholds
 from ..nn.activations import upcast_half
+from ..nn.penalties import ForwardPass, Penalty
 from ..validation import as_float_array, check_choice, check_number, rows_as_tensor
-from .base import MODELS, LossOutput
+from .base import MODELS, LossOutput, encoder_weight_decay
 from .sparse_coding import DictionaryModel, fitted_groups
 
 __all__ = ["PSD", "PSDCodeQuality", "psd", "psd_code_quality"]
@@ -32,13 +35,15 @@ __all__ = ["PSD", "PSDCodeQuality", "psd", "psd_code_quality"]
 class PSD(DictionaryModel):
     """PSD: ``encoder`` F (batch, n_features) → (batch, n_components), ``inference`` for z*,
     ``prediction_weight`` γ > 0. Loss terms (means over the batch): ``reconstruction`` ½‖x − Dz*‖²,
-    ``l1`` λ‖z*‖₁ (no gradient), ``prediction`` γ‖z* − F(x)‖²; their sum is E(x, z*)."""
+    ``l1`` λ‖z*‖₁ (no gradient), ``prediction`` γ‖z* − F(x)‖²; their sum is E(x, z*); then each of
+    ``penalties``, which see F(x) as the code."""
 
     def __init__(self, encoder: nn.Module, n_features: int, n_components: int,
                  inference: SparseInference, prediction_weight: float, *,
-                 reinit_unused_every: int = 100, constraints: tuple = ()) -> None:
-        super().__init__(encoder, n_features, n_components, reinit_unused_every=reinit_unused_every,
-                         constraints=constraints)
+                 penalties: dict[str, Penalty] | None = None, reinit_unused_every: int = 100,
+                 constraints: tuple = ()) -> None:
+        super().__init__(encoder, n_features, n_components, penalties=penalties,
+                         reinit_unused_every=reinit_unused_every, constraints=constraints)
         self.inference = inference
         self.prediction_weight = float(prediction_weight)
 
@@ -60,30 +65,36 @@ class PSD(DictionaryModel):
                 "prediction": self.prediction_weight * (z - prediction).square().sum(dim=1)}
 
     def loss(self, x: torch.Tensor, x_input: torch.Tensor | None = None) -> LossOutput:
-        prediction = self.encode(x if x_input is None else x_input)
+        x_input = x if x_input is None else x_input
+        prediction = self.encode(x_input)
         code = self.sparse_code(x, prediction=prediction)
         terms = {name: value.mean() for name, value in self.energy_terms(x, code, prediction).items()}
         self.track_usage(x, code)
-        return LossOutput(loss=sum(terms.values()), terms={k: v.detach() for k, v in terms.items()},
-                          code=code, eta=self.decoder(code))
+        step = ForwardPass(x=x, x_input=x_input, code=prediction, eta=self.decoder(code), model=self)
+        out = self.add_penalties(step, sum(terms.values()), {k: v.detach() for k, v in terms.items()})
+        out.code = code
+        return out
 
 
 @MODELS.register("psd")
 def psd(n_features: int, n_components: int, *, sparsity_weight: float = 0.1,
         prediction_weight: float = 1.0, encoder: str = "tanh", nonnegative: bool = False,
-        max_iter: int = 100, tol: float | None = None, reinit_unused_every: int = 100,
-        groups: dict | None = None, group_eps: float = 0.0) -> PSD:
+        inference_max_iter: int = 100, tol: float | None = None, reinit_unused_every: int = 100,
+        groups: dict | None = None, group_eps: float = 0.0, weight_decay: float = 0.0) -> PSD:
     """PSD with λ = ``sparsity_weight``, γ = ``prediction_weight`` (> 0) and ``encoder`` ``"tanh"``
     (G·tanh(Wx + b)) or ``"shrink"`` (h_θ(Wx + b), per-unit θ ≥ 0 starting at λ; non-negative shrinkage
-    when ``nonnegative``). Inference: FISTA from F(x), ``max_iter``, ``tol`` (None: the working
-    precision), ``z ≥ 0`` when ``nonnegative``. ``reinit_unused_every``: see ``sparse_coding``.
+    when ``nonnegative``). Inference: FISTA from F(x), at most ``inference_max_iter`` iterations,
+    ``tol`` (None: the working precision), ``z ≥ 0`` when ``nonnegative``. ``reinit_unused_every``:
+    see ``sparse_coding``. ``weight_decay`` λ_w: + (λ_w/2)‖W‖² over F's weight matrices (D's atoms
+    have unit norm).
     ``groups``: a group structure spec (:func:`sparseae.groups.make_groups`): λ Σ_j ‖z‖_{g_j}
     replaces λ‖z‖₁ (topographic PSD with grid windows, Kavukcuoglu et al. 2009); ``group_eps`` ε > 0
     smooths it to λ Σ_j √(‖z‖²_{g_j} + ε), inferred by accelerated gradient (as ``sparse_coding``).
     """
     check_choice(encoder, "encoder", ("tanh", "shrink"))
     check_number(prediction_weight, "prediction_weight (gamma)", low=0.0, low_inclusive=False)
-    inference = SparseInference(sparsity_weight, nonnegative=nonnegative, max_iter=max_iter, tol=tol,
+    check_number(inference_max_iter, "inference_max_iter", low=1, integer=True)
+    inference = SparseInference(sparsity_weight, nonnegative=nonnegative, max_iter=inference_max_iter, tol=tol,
                                 groups=fitted_groups(groups, n_components), group_eps=group_eps)
     if encoder == "tanh":
         predictor: nn.Module = ScaledTanhEncoder(n_features, n_components)
@@ -93,6 +104,7 @@ def psd(n_features: int, n_components: int, *, sparsity_weight: float = 0.1,
                                      bias=True, threshold=sparsity_weight)
         constraints = (nonnegative_thresholds,)
     return PSD(predictor, n_features, n_components, inference, prediction_weight,
+               penalties=encoder_weight_decay(weight_decay, predictor),
                reinit_unused_every=reinit_unused_every, constraints=constraints)
 
 

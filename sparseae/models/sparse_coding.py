@@ -18,6 +18,7 @@ from ..nn.constraints import unit_norm_columns
 from ..nn.decoders import LinearDecoder
 from ..nn.likelihoods import GaussianLikelihood
 from ..nn.penalties import GroupSparsityPenalty, L1Penalty, Penalty
+from ..validation import check_number
 from .base import MODELS, Autoencoder, LossOutput
 
 
@@ -90,11 +91,11 @@ class SparseCoding(DictionaryModel):
 
 @MODELS.register("sparse_coding")
 def sparse_coding(n_features: int, n_components: int, *, sparsity_weight: float = 0.1,
-                  nonnegative: bool = False, max_iter: int = 200, tol: float | None = None,
+                  nonnegative: bool = False, inference_max_iter: int = 200, tol: float | None = None,
                   reinit_unused_every: int = 100, groups: dict | None = None,
                   group_eps: float = 0.0) -> SparseCoding:
     """Sparse coding / dictionary learning: ``z* = argmin ½‖x − Dz‖² + λ‖z‖₁`` (λ = ``sparsity_weight``,
-    ``z ≥ 0`` when ``nonnegative``) by FISTA with at most ``max_iter`` iterations and relative-change
+    ``z ≥ 0`` when ``nonnegative``) by FISTA with at most ``inference_max_iter`` iterations and relative-change
     tolerance ``tol`` (None: 100 × the dtype's epsilon, i.e. solved to the working precision);
     unit-norm atoms; atoms unused for ``reinit_unused_every`` training batches move to random
     normalized inputs (0: never). ``groups``: a group structure spec (:func:`sparseae.groups.make_groups`):
@@ -104,7 +105,8 @@ def sparse_coding(n_features: int, n_components: int, *, sparsity_weight: float 
     coding; much faster than the dual prox for overlapping windows).
     """
     structure = fitted_groups(groups, n_components)
-    inference = SparseInference(sparsity_weight, nonnegative=nonnegative, max_iter=max_iter, tol=tol,
+    check_number(inference_max_iter, "inference_max_iter", low=1, integer=True)
+    inference = SparseInference(sparsity_weight, nonnegative=nonnegative, max_iter=inference_max_iter, tol=tol,
                                 groups=structure, group_eps=group_eps)
     penalty = (L1Penalty(sparsity_weight) if structure is None
                else GroupSparsityPenalty(sparsity_weight, structure, group_eps))

@@ -105,7 +105,8 @@ def fit_supervised(model: SupervisedAutoencoder, X: Any, y: Any, *, train_config
     every parameter with the classification term (w = ``classification_weight``, ``train_config``;
     early stopping on ``train_config.monitor``, e.g. ``"error"``, over ``X_val``/``y_val`` or the
     held-out ``validation_fraction``). Pre-training checkpoints go to ``pretrain_dir``, the rest to
-    ``run_dir``; ``resume`` continues whichever phase was interrupted.
+    ``run_dir``; ``resume`` continues whichever phase was interrupted. The phases' progress bars
+    (``progress`` of the configs) read ``pretrain`` and ``fine-tune`` (``train`` without pre-training).
     Returns ``{"pretrain": TrainResult | None, "train": TrainResult}``.
     """
     from ..train import train
@@ -114,10 +115,11 @@ def fit_supervised(model: SupervisedAutoencoder, X: Any, y: Any, *, train_config
     if pretrain_config is not None:
         model.set_classification_weight(0.0)
         results["pretrain"] = train(model, X, pretrain_config, run_dir=pretrain_dir, resume=resume,
-                                    callbacks=callbacks)
+                                    callbacks=callbacks, progress_label="pretrain")
     model.set_classification_weight(classification_weight)
     results["train"] = train(model, X, train_config, y=y, X_val=X_val, y_val=y_val, run_dir=run_dir,
-                             resume=resume, callbacks=callbacks)
+                             resume=resume, callbacks=callbacks,
+                             progress_label="train" if pretrain_config is None else "fine-tune")
     return results
 
 

@@ -10,12 +10,12 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from .. import __version__
 from ..cli.output import METRIC_LABELS, format_value
 from ..cli.runs import CONFIG_NAME, COMPARISON_PREFIX, REPORT_NAME
-from ..errors import DataError
+from ..errors import DataError, OutputExistsError
 from .run import _FACTS, FIGURES, RunContent, _check_run_folder, _device, collect_run
 
 
@@ -43,7 +43,8 @@ def _facts(content: RunContent) -> dict[str, Any]:
     summary = content.summary or {}
     model, data = ((content.config or {}).get(name) for name in ("model", "data"))
     model, data = (section if isinstance(section, dict) else {} for section in (model, data))
-    fallback = {"model": model.get("name"), "n_components": model.get("n_components"), "data": data.get("name"),
+    fallback = {"model": model.get("name"), "n_components": content.code_units or model.get("n_components"),
+                "data": data.get("name"),
                 "epochs": content.history[-1].get("epoch") if content.history else None}
     for key, label in _FACTS:
         value = summary.get(key, fallback.get(key))
@@ -288,13 +289,51 @@ def default_report_path(run_dir: str | os.PathLike, compare_with: str | os.PathL
     return run_dir / f"{COMPARISON_PREFIX}{other}.html"
 
 
+def stale_warning(content: RunContent) -> str | None:
+    """One line naming the pictures of ``content`` taken from its run folder instead of drawn now
+    (and why), or None when there are none."""
+    if not content.stale:
+        return None
+    names = ", ".join(f"{stem}.png" for stem in sorted(content.stale))
+    why = f": {content.notes[-1]}" if content.notes else ""
+    return (f"{content.run_dir}: {names} could not be drawn now; the report shows the ones training "
+            f"wrote{why}")
+
+
+#: What every page :func:`render_html` writes carries near its top (how an old report is told apart).
+_GENERATOR_MARK = b'<meta name="generator" content="sparseae'
+
+
+def _check_replaceable(target: Path) -> None:
+    """:class:`OutputExistsError` unless ``target`` is free or an earlier sparseae report: a report
+    never replaces the user's other files (``--out data.npy``) nor a device (``--out /dev/sda``)."""
+    if not os.path.lexists(target):
+        return
+    if target.is_dir():
+        raise OutputExistsError(f"{target} is a folder; the report is a file: choose another --out")
+    if not target.is_file():
+        raise OutputExistsError(f"{target} exists and is not a regular file; refusing to replace it with "
+                                "the report: choose another --out")
+    try:
+        with open(target, "rb") as handle:
+            head = handle.read(4096)
+    except OSError as exc:
+        raise OutputExistsError(f"{target} exists and cannot be read ({exc.strerror or exc}); refusing to "
+                                "replace it with the report") from None
+    if _GENERATOR_MARK not in head:
+        raise OutputExistsError(f"{target} exists and is not a sparseae report; refusing to replace it: "
+                                "choose another --out (or remove the file)")
+
+
 def write_report(run_dir: str | os.PathLike, compare_with: str | os.PathLike | None = None, *,
-                 out: str | os.PathLike | None = None, device: str | None = None) -> Path:
+                 out: str | os.PathLike | None = None, device: str | None = None,
+                 warn: Callable[[str], Any] | None = None) -> Path:
     """Write the HTML report of ``run_dir`` (beside ``compare_with``'s when given) and return its path.
 
     ``out``: the file to write (an existing folder gets the default name inside it); default
     :func:`default_report_path`. Written atomically. Raises :class:`CheckpointError` for a path
-    that is not a run folder.
+    that is not a run folder. ``warn(line)``: told of each run whose page shows old pictures
+    (:func:`stale_warning`).
     """
     runs = [Path(run_dir)] + ([Path(compare_with)] if compare_with is not None else [])
     for path in runs:
@@ -303,7 +342,12 @@ def write_report(run_dir: str | os.PathLike, compare_with: str | os.PathLike | N
     target = default_report_path(*runs) if out is None else Path(out)
     if out is not None and target.is_dir():
         target = target / default_report_path(*runs).name
-    page = render_html([collect_run(path, device=device) for path in runs])
+    _check_replaceable(target)
+    contents = [collect_run(path, device=device) for path in runs]
+    if warn is not None:
+        for line in filter(None, map(stale_warning, contents)):
+            warn(line)
+    page = render_html(contents)
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.tmp")
     try:

@@ -11,12 +11,11 @@ from typing import Any
 
 import torch
 
-from ..cli.evaluation import load_datasets, write_curves, write_plots
+from ..cli.evaluation import evaluation_device, load_datasets, write_curves, write_plots
 from ..cli.runs import CONFIG_NAME, PLOT_NAMES, SUMMARY_NAME, is_run_dir, locate_model, read_history
-from ..config import load_config, read_config_file
+from ..config import load_config, read_run_config
 from ..errors import CheckpointError, DataError, SparseAEError
 from ..io import load_model
-from ..train import TrainConfig
 
 #: The pictures, in page order: (PNG file stem, section title, caption).
 FIGURES = (
@@ -25,9 +24,14 @@ FIGURES = (
      "(reconstruction, sparsity penalties, classification error...)."),
     ("filters", "Filters",
      "What each unit responds to (the encoder's rows, or the decoder's atoms), each scaled to its own "
-     "range; models with grid or tree groups are drawn in their topographic grid or tree."),
+     "range; models with grid or tree groups are drawn in their topographic grid or tree; a "
+     "convolutional model's kernels one per map (a second layer's as a row of kernels over the first "
+     "layer's pooled maps), a locally connected model's own kernel of every unit on its sheet."),
     ("activity", "Unit activity",
-     "How often each unit is active over up to 10,000 evaluation samples; dead units (never active) in red."),
+     "Each unit over up to 10,000 evaluation samples: how often it is nonzero (codes that rest at 0: "
+     "ReLU, TopK, shrinkage), else the span of its values (sigmoid, tanh, linear). Dead units in red, "
+     "by the rule in the title: never nonzero, or a span of at most 1% of the code range (sigmoid: "
+     "0.01), of the widest unit's for unbounded codes."),
     ("reconstructions", "Reconstructions",
      "The first evaluation inputs (top row) and the model's reconstructions (bottom row), on one grey scale."),
     ("confusion", "Confusion matrix",
@@ -67,6 +71,8 @@ class RunContent:
     stale: set[str] = field(default_factory=set)
     notes: list[str] = field(default_factory=list)
     label: str | None = None
+    #: the width of the code of the model drawn (a convolutional model's maps × positions)
+    code_units: int | None = None
 
     @property
     def name(self) -> str:
@@ -94,9 +100,10 @@ def _status(summary: dict[str, Any] | None, history: list[dict[str, Any]]) -> st
 
 
 def _device(device: str | None) -> torch.device:
-    """``device`` (``auto``, ``cpu``, ``cuda[:N]``; :class:`ConfigError` when unusable here), CPU by
-    default: a report is light work, and the run's own device may be one this machine lacks."""
-    return TrainConfig(device="cpu" if device is None else device).validate().resolved_device()
+    """``device`` (``auto``, ``cpu``, ``cuda[:N]``, ``mps``; :class:`ConfigError` when unusable
+    here), CPU by default: a report is light work, and the run's own device (its ``train.device``
+    is not used) may be one this machine lacks."""
+    return evaluation_device(device, "cpu")[0]
 
 
 def _draw_pictures(content: RunContent, folder: Path, device: torch.device) -> bool:
@@ -109,6 +116,7 @@ def _draw_pictures(content: RunContent, folder: Path, device: torch.device) -> b
         content.notes.append(f"No trained model to draw filters, reconstructions and unit activity with: {exc}")
         write_curves(content.history, folder)
         return False
+    content.code_units = int(model.n_components)
     if content.summary is None:
         content.notes.append(f"The pictures use the last checkpoint ({model_dir.name}/), not a final model.")
     try:
@@ -142,7 +150,7 @@ def collect_run(run_dir: str | os.PathLike, *, device: str | None = None) -> Run
     if config_path.exists():
         try:
             content.config_text = config_path.read_text(encoding="utf-8")
-            content.config = read_config_file(config_path)
+            content.config = read_run_config(config_path)
         except (OSError, UnicodeDecodeError, SparseAEError) as exc:
             content.notes.append(f"{CONFIG_NAME} could not be read: {exc}")
     else:

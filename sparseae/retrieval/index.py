@@ -21,9 +21,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
-from .. import __version__
+from .. import __version__, locking
 from ..errors import CheckpointError, ConfigError, DataError, OutputExistsError
-from ..io import replace_directory, write_json_atomic
+from ..io import read_safetensors_header, replace_directory, write_json_atomic, writing
 from ..validation import check_number
 from .codes import (BLOCK_ELEMENTS, _as_bits, _as_packed, flip_masks, hamming_distances, n_bytes_for,
                     pack_bits)
@@ -213,9 +213,14 @@ class HammingIndex:
         return out_ids, out_dist
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-        """Write the folder ``path`` (``index.safetensors`` + ``index.json``) atomically."""
+        """Write the folder ``path`` (``index.safetensors`` + ``index.json``) atomically, holding its
+        lock (:mod:`sparseae.locking`): a concurrent writer of ``path`` is refused."""
         path = Path(path)
-        if path.exists():
+        with locking.acquire(path, "HammingIndex.save") as lock:
+            return self._save(path, lock, overwrite)
+
+    def _save(self, path: Path, lock: locking.FolderLock, overwrite: bool) -> Path:
+        if path not in lock.created:  # it was there before this save
             if not overwrite:
                 raise OutputExistsError(f"{path} already exists; pass overwrite=True to replace it")
             if not (path / META_FILE).exists():
@@ -223,11 +228,13 @@ class HammingIndex:
         path.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
         try:
-            save_file({"codes": self._codes, "ids": self._ids}, str(staging / ARRAYS_FILE),
-                      metadata={"format": FORMAT})
+            with writing(path / ARRAYS_FILE):  # disk full: an OSError, not a SafetensorError
+                save_file({"codes": self._codes, "ids": self._ids}, str(staging / ARRAYS_FILE),
+                          metadata={"format": FORMAT})
             write_json_atomic(staging / META_FILE, {
                 "format": FORMAT, "format_version": FORMAT_VERSION, "sparseae_version": __version__,
                 "n_bits": self.n_bits, "n_items": self.n_items, "model": self.model})
+            lock.copy_into(staging)
             replace_directory(staging, path)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -266,13 +273,12 @@ class HammingIndex:
             raise CheckpointError(f"{folder / META_FILE} lacks valid 'n_bits', 'n_items' or 'model'")
         if model is not None and saved_model != model:
             raise CheckpointError(f"{folder} was built for model {saved_model!r}, not {model!r}")
+        expected = {"codes": ("U8", (n_items, n_bytes_for(n_bits))), "ids": ("I64", (n_items,))}
+        if read_safetensors_header(folder / ARRAYS_FILE) != expected:  # checked before loading
+            raise CheckpointError(f"{folder / ARRAYS_FILE} does not match {META_FILE} (expected uint8 "
+                                  f"codes ({n_items}, {n_bytes_for(n_bits)}) and int64 ids ({n_items},))")
         try:
             arrays = load_file(str(folder / ARRAYS_FILE))
         except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
             raise CheckpointError(f"{folder / ARRAYS_FILE} is missing or corrupt: {exc}") from None
-        codes, ids = arrays.get("codes"), arrays.get("ids")
-        if (codes is None or ids is None or codes.dtype != np.uint8 or ids.dtype != np.int64
-                or codes.shape != (n_items, n_bytes_for(n_bits)) or ids.shape != (n_items,)):
-            raise CheckpointError(f"{folder / ARRAYS_FILE} does not match {META_FILE} (expected uint8 "
-                                  f"codes ({n_items}, {n_bytes_for(n_bits)}) and int64 ids ({n_items},))")
-        return cls(codes, ids, n_bits=n_bits, model=saved_model)
+        return cls(arrays["codes"], arrays["ids"], n_bits=n_bits, model=saved_model)

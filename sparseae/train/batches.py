@@ -68,22 +68,41 @@ class BatchSource:
         y = None if self.targets is None else torch.index_select(self.targets, 0, positions.to(self.device))
         return self._rows(positions), y
 
-    def batches(self, batch_size: int, *, shuffle: bool, generator: torch.Generator | None = None
-                ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
-        """One epoch of ``(x, y)`` batches (``y`` None without targets); under torch.distributed
-        each rank takes its share of the order."""
+    def batches(self, batch_size: int, *, shuffle: bool, generator: torch.Generator | None = None,
+                global_batch: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        """One epoch of ``(x, y)`` batches (``y`` None without targets).
+
+        Under torch.distributed with N ranks, every step takes the next N·``batch_size`` rows of
+        the epoch's order (``batch_size`` rows when ``global_batch``), fewer in the last step, and
+        rank r takes rows r, r+N, r+2N, … of them: every rank takes the same number of steps. A
+        rank left without rows (a last step of fewer than N rows) runs the step's first row as a
+        stand-in that counts for nothing (:func:`distributed.rows_in_step` gives 0).
+        """
         order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
-        if distributed.is_distributed():
-            order = order[distributed.rank()::distributed.world_size()]
         if not self.on_disk:  # one copy of the order per epoch, not one of each batch's positions
             order = order.to(self.device)
-        for start in range(0, len(order), batch_size):
-            positions = order[start:start + batch_size]
-            yield self._batch(positions)
+        if not distributed.is_distributed():
+            for start in range(0, len(order), batch_size):
+                yield self._batch(order[start:start + batch_size])
+            return
+        yield from self._shared_batches(order, batch_size if global_batch else batch_size * distributed.world_size())
+
+    def _shared_batches(self, order: torch.Tensor, step_size: int
+                        ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        """This rank's part of each step of ``step_size`` rows of ``order`` (see :meth:`batches`)."""
+        rank, n_ranks = distributed.rank(), distributed.world_size()
+        try:
+            for start in range(0, len(order), step_size):
+                step = order[start:start + step_size]
+                positions = step[rank::n_ranks]
+                distributed.set_step_rows((len(positions), len(step)))
+                yield self._batch(positions if len(positions) else step[:1])
+        finally:
+            distributed.set_step_rows(None)
 
     def n_batches(self, batch_size: int) -> int:
-        share = -(-len(self) // distributed.world_size())
-        return -(-share // batch_size)
+        """Steps in an epoch of :meth:`batches` (the same on every rank)."""
+        return -(-len(self) // (batch_size * distributed.world_size()))
 
     def full(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """All rows (and targets) at once (full-batch L-BFGS)."""

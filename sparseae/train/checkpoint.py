@@ -19,7 +19,8 @@ import torch
 from safetensors.torch import save_file
 
 from ..errors import CheckpointError
-from ..io import CONFIG_FILE, WEIGHTS_FILE, load_state, read_config, replace_directory, write_json_atomic, FORMAT, FORMAT_VERSION
+from ..io import (CONFIG_FILE, FORMAT, FORMAT_VERSION, WEIGHTS_FILE, load_state, read_config, read_weights,
+                  replace_directory, write_json_atomic, writing)
 from .. import __version__
 
 CHECKPOINT_DIR = "checkpoint"
@@ -45,20 +46,23 @@ def save_checkpoint(run_dir: str | Path, model: torch.nn.Module, optimizer: torc
     """Write the checkpoint atomically; returns its folder."""
     target = checkpoint_path(run_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".checkpoint.", suffix=".tmp"))
-    try:
-        save_file(_cpu(model.state_dict()), str(staging / WEIGHTS_FILE), metadata={"format": FORMAT})
-        if best_state is not None:
-            save_file(_cpu(best_state), str(staging / BEST_FILE), metadata={"format": FORMAT})
-        write_json_atomic(staging / CONFIG_FILE, {
-            "format": FORMAT, "format_version": FORMAT_VERSION, "sparseae_version": __version__,
-            "model": model.spec["name"], "params": model.spec["params"],
-            "extra": {"epoch": trainer_state["epoch"]}})
-        torch.save({"optimizer": optimizer.state_dict(), "state": trainer_state}, staging / TRAINER_FILE)
-        replace_directory(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    weights, best = _cpu(model.state_dict()), None if best_state is None else _cpu(best_state)
+    with writing(target):  # disk full, a file-size limit: one OSError; the old checkpoint stays
+        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".checkpoint.", suffix=".tmp"))
+        try:
+            save_file(weights, str(staging / WEIGHTS_FILE), metadata={"format": FORMAT})
+            if best is not None:
+                save_file(best, str(staging / BEST_FILE), metadata={"format": FORMAT})
+            write_json_atomic(staging / CONFIG_FILE, {
+                "format": FORMAT, "format_version": FORMAT_VERSION, "sparseae_version": __version__,
+                "model": model.spec["name"], "params": model.spec["params"],
+                "extra": {"epoch": trainer_state["epoch"]}})
+            with open(staging / TRAINER_FILE, "wb") as handle:  # a handle keeps the OSError's errno
+                torch.save({"optimizer": optimizer.state_dict(), "state": trainer_state}, handle)
+            replace_directory(staging, target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     return target
 
 
@@ -66,7 +70,6 @@ def load_checkpoint(run_dir: str | Path, model: torch.nn.Module, optimizer: torc
                     ) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
     """Restore ``model`` and ``optimizer`` in place; returns (trainer_state, best_state)."""
     from ..io import resolve_saved
-    from safetensors.torch import load_file
 
     folder = resolve_saved(checkpoint_path(run_dir))
     config = read_config(folder)
@@ -82,8 +85,8 @@ def load_checkpoint(run_dir: str | Path, model: torch.nn.Module, optimizer: torc
         saved = torch.load(folder / TRAINER_FILE, map_location="cpu", weights_only=True)
         optimizer.load_state_dict(saved["optimizer"])
         trainer_state = saved["state"]
-    except (OSError, RuntimeError, KeyError, ValueError, EOFError, pickle.UnpicklingError,
+    except (OSError, RuntimeError, KeyError, TypeError, ValueError, EOFError, pickle.UnpicklingError,
             zipfile.BadZipFile) as exc:
         raise CheckpointError(f"{folder / TRAINER_FILE} is missing or corrupt: {exc}") from None
-    best_state = load_file(str(folder / BEST_FILE)) if (folder / BEST_FILE).exists() else None
+    best_state = read_weights(folder / BEST_FILE, model) if (folder / BEST_FILE).exists() else None
     return trainer_state, best_state

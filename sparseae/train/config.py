@@ -2,22 +2,62 @@
 before any work starts."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
 
 from ..errors import ConfigError
-from ..validation import check_choice, check_number
+from ..threads import check_threads
+from ..validation import check_bool, check_choice, check_number
 from . import distributed
 
 OPTIMIZERS = ("adam", "sgd", "lbfgs")
+#: The largest ``random_state``: torch's generators take seeds below 2**64.
+MAX_SEED = 2**64 - 1
+#: Training options renamed: old name → new name.
+RENAMED_OPTIONS = {"max_iter": "lbfgs_max_iter"}
+
+
+def check_renamed(values: Any, prefix: str = "") -> None:
+    """:class:`ConfigError` naming the new name when ``values`` (a mapping) uses an old one
+    (:data:`RENAMED_OPTIONS`); ``prefix`` is the config section, e.g. ``"train."``."""
+    for old, new in RENAMED_OPTIONS.items():
+        if old in values:
+            raise ConfigError(f"training option {prefix}{old} is now {prefix}{new} (the L-BFGS iterations; "
+                              "a sparse-coding model's inference iterations are model.inference_max_iter)")
+
+
+#: The device names a config may hold (whether this machine has the device is checked apart).
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:[0-9]+)?")
+
+
+def check_device_name(device: Any, setting: str) -> str:
+    """``device`` when it names a device (``auto``, ``cpu``, ``cuda[:N]``, ``mps``), else
+    :class:`ConfigError` naming ``setting``; this machine need not have it."""
+    if not isinstance(device, str) or not DEVICE_PATTERN.fullmatch(device):
+        raise ConfigError(f"{setting} must be 'auto', 'cpu', 'cuda[:N]' or 'mps', got {device!r}")
+    return device
+
+
+def device_problem(device: torch.device) -> str | None:
+    """Why this machine cannot run on ``device`` (one clause), or None when it can."""
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            return "CUDA is not available on this machine"
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            return f"this machine has {count} CUDA device{'s' if count != 1 else ''} (cuda:0..{count - 1})"
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        return "MPS is not available on this machine"
+    return None
 
 
 @dataclass
 class TrainConfig:
     """How to train. ``max_epochs`` counts passes over the data (minibatch optimizers);
-    L-BFGS runs ``max_iter`` iterations on the full batch, checkpointing every
+    L-BFGS runs ``lbfgs_max_iter`` iterations on the full batch, checkpointing every
     ``lbfgs_iter_per_epoch`` of them (one "epoch"). ``dtype``: float32, or float64 for
     full-batch L-BFGS on small problems (as MATLAB's minFunc in UFLDL: in float32 its line search
     can stall where the loss changes below float32's resolution). ``amp``: bf16 autocast (CUDA;
@@ -33,7 +73,9 @@ batch (:mod:`sparseae.train.graphs`): CUDA, Adam and a single process only; it r
 per-kernel launch cost that dominates mid-sized models' steps. ``bf16_weights`` (with ``amp``):
 the forward and backward run on bf16 copies of the weight matrices, written by the update, instead
 of casting each matrix twice per step (:mod:`sparseae.train.precision`); minibatch optimizers, a
-single process.
+single process. ``threads``: PyTorch's CPU threads while training: a number, ``"auto"``
+(:func:`sparseae.threads.auto_threads`: from the step's size and the free cores) or None (leave
+PyTorch's setting); the previous setting is restored afterwards.
 
     Under torch.distributed (``torchrun``), ``batch_size`` is per rank: N ranks with batch B
     train exactly as one process with batch N·B (same order, gradients averaged by
@@ -46,7 +88,7 @@ single process.
     momentum: float = 0.0
     batch_size: int = 256
     max_epochs: int = 20
-    max_iter: int = 400
+    lbfgs_max_iter: int = 400
     lbfgs_iter_per_epoch: int = 50
     validation_fraction: float = 0.0
     n_iter_no_change: int | None = None
@@ -63,19 +105,22 @@ single process.
     compile: bool | str = False
     cuda_graph: bool = False
     bf16_weights: bool = False
+    threads: int | str | None = "auto"
 
     def validate(self) -> "TrainConfig":
         check_choice(self.optimizer, "optimizer", OPTIMIZERS)
         check_number(self.learning_rate, "learning_rate", low=0.0, low_inclusive=False)
         check_number(self.momentum, "momentum", low=0.0, high=1.0, high_inclusive=False)
-        for name in ("batch_size", "max_epochs", "max_iter", "lbfgs_iter_per_epoch"):
+        for name in ("batch_size", "max_epochs", "lbfgs_max_iter", "lbfgs_iter_per_epoch"):
             check_number(getattr(self, name), name, low=1, integer=True)
         check_number(self.validation_fraction, "validation_fraction", low=0.0, high=1.0,
                      high_inclusive=False)
         if self.n_iter_no_change is not None:
             check_number(self.n_iter_no_change, "n_iter_no_change", low=1, integer=True)
         check_number(self.tol, "tol", low=0.0)
-        check_number(self.random_state, "random_state", low=0, integer=True)
+        check_number(self.random_state, "random_state", low=0, high=MAX_SEED, integer=True)
+        for name in ("amp", "shuffle", "progress"):
+            check_bool(getattr(self, name), name)
         check_choice(self.dtype, "dtype", ("float32", "float64"))
         check_number(self.lr_decay, "lr_decay", low=0.0, high=1.0, low_inclusive=False)
         if not isinstance(self.compile, (bool, str)) or self.compile == "":
@@ -98,15 +143,14 @@ single process.
             raise ConfigError("amp (bf16 autocast) needs dtype float32")
         if self.grad_clip is not None:
             check_number(self.grad_clip, "grad_clip", low=0.0, low_inclusive=False)
-        if not isinstance(self.device, str) or not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
-            raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise ConfigError(f"device {self.device!r} was asked for but CUDA is not available")
+        check_device_name(self.device, "device")
+        self.threads = check_threads(self.threads)
         return self
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
         known = {f.name for f in fields(cls)}
+        check_renamed(values)
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(f"unknown training option {', '.join(map(repr, unknown))}; "
@@ -120,6 +164,29 @@ single process.
             return distributed.local_device()
         return torch.device(self.device)
 
+    def training_device(self) -> torch.device:
+        """:meth:`resolved_device`, once this machine is checked to train there as asked (the
+        device exists; ``cuda_graph`` has CUDA; ``amp`` has bf16): :class:`ConfigError` otherwise.
+        Called when training starts; :meth:`validate` checks no fact of the machine, so a config
+        written on a GPU machine reads anywhere."""
+        device = self.resolved_device()
+        problem = device_problem(device)
+        if problem is not None:
+            raise ConfigError(f"train.device is {self.device!r}, but {problem}: train with device cpu "
+                              "or auto (sparseae train --device cpu)")
+        if self.cuda_graph and device.type != "cuda":
+            raise ConfigError(f"cuda_graph needs a CUDA device, and training runs on {device}")
+        if self.amp and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ConfigError(f"amp (bf16 autocast) needs bf16 support, which {device} lacks: train without amp")
+        if isinstance(self.compile, str):  # a backend's name; torch would fail only at the first step
+            from torch._dynamo import list_backends
+
+            backends = list_backends(exclude_tags=())
+            if self.compile not in backends:
+                raise ConfigError(f"compile names no torch.compile backend: {self.compile!r}; known: "
+                                  f"{', '.join(backends)} (or true: inductor)")
+        return device
+
     @property
     def compile_backend(self) -> str:
         """The torch.compile backend ``compile`` names (True: inductor)."""
@@ -128,5 +195,5 @@ single process.
     @property
     def n_epochs(self) -> int:
         if self.optimizer == "lbfgs":
-            return -(-self.max_iter // self.lbfgs_iter_per_epoch)
+            return -(-self.lbfgs_max_iter // self.lbfgs_iter_per_epoch)
         return self.max_epochs

@@ -30,8 +30,44 @@ def is_primary() -> bool:
     return rank() == 0
 
 
+# (rows of this rank, rows of all ranks) in the step being taken; set by BatchSource.batches
+# under torch.distributed, None between steps (then every rank counts equally).
+_step_rows: tuple[int, int] | None = None
+
+
+def set_step_rows(rows: tuple[int, int] | None) -> None:
+    """Declare the step now taken: ``(rows of this rank, rows of all ranks)``, or None after it.
+    A rank with no rows of the step says 0 (it runs a stand-in row that counts for nothing)."""
+    global _step_rows
+    _step_rows = rows
+
+
+def rows_in_step(x: torch.Tensor) -> int:
+    """The rows of batch ``x`` that count: ``x.shape[0]``, or 0 for a rank's stand-in row."""
+    return x.shape[0] if _step_rows is None else _step_rows[0]
+
+
+def _rank_share() -> tuple[float, bool]:
+    """(this rank's fraction of the step's rows, whether every rank holds the same number)."""
+    if _step_rows is None:
+        return 1.0 / world_size(), True
+    local, total = _step_rows
+    return local / total, local * world_size() == total
+
+
+def scale_gradient(loss: torch.Tensor) -> torch.Tensor:
+    """``loss`` with the same value and its gradient scaled by N·n_r/n, so that DDP's mean over
+    the N ranks is the gradient of the mean over the step's n rows when ranks hold unequal
+    numbers n_r (a rank with none contributes nothing). Unchanged in an even step."""
+    share, even = _rank_share()
+    if not is_distributed() or even:
+        return loss
+    return loss + (share * world_size() - 1.0) * (loss - loss.detach())
+
+
 def mean_across_ranks(value: torch.Tensor) -> torch.Tensor:
-    """The mean of ``value`` over all ranks, differentiable (each rank's share back-propagates).
+    """The mean of ``value`` over all ranks, differentiable (each rank's share back-propagates),
+    each rank weighted by its rows in the step (equal weights when the step splits evenly).
 
     Used for statistics a penalty takes over the batch (KL's ρ̂), so that N processes with
     batch B each compute the same statistic as one process with batch N·B.
@@ -42,9 +78,12 @@ def mean_across_ranks(value: torch.Tensor) -> torch.Tensor:
 
     from torch.distributed.nn.functional import all_reduce
 
+    share, even = _rank_share()
     with warnings.catch_warnings():  # the differentiable all_reduce is marked deprecated, not replaced
         warnings.simplefilter("ignore", FutureWarning)
-        return all_reduce(value, op=dist.ReduceOp.SUM) / world_size()
+        if even:
+            return all_reduce(value, op=dist.ReduceOp.SUM) / world_size()
+        return all_reduce(value * share, op=dist.ReduceOp.SUM)
 
 
 def init_from_environment() -> bool:
@@ -137,7 +176,8 @@ class _LossForward(torch.nn.Module):
         self.model, self._loss_of = model, loss_of
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None):
-        return self._loss_of(x, y)
+        loss, terms = self._loss_of(x, y)
+        return scale_gradient(loss), terms
 
 
 def data_parallel(model: torch.nn.Module, device: torch.device, loss_of):

@@ -33,7 +33,8 @@ def parameter_groups(model: torch.nn.Module, learning_rate: float) -> list[dict[
 
 def set_epoch_learning_rate(optimizer: torch.optim.Optimizer, config: TrainConfig, epoch: int) -> None:
     """``learning_rate · lr_decay^(epoch−1) · scale`` in every group (see :class:`TrainConfig`)."""
-    if config.optimizer == "lbfgs":
+    if config.optimizer == "lbfgs":  # no decay; set, as a resume restores the saved rate
+        optimizer.param_groups[0]["lr"] = config.learning_rate
         return
     rate = config.learning_rate * config.lr_decay ** (epoch - 1)
     for group in optimizer.param_groups:

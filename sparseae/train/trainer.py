@@ -13,16 +13,17 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
 import numpy as np
 import torch
 
 from ..errors import ConfigError, DataError, DivergenceError
+from ..threads import set_threads, step_work
 from ..validation import as_class_labels, as_float_array
 from . import distributed
 from .batches import BatchSource
-from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import checkpoint_path, has_checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .graphs import GraphedStep
 from .optim import make_capturable, make_optimizer, set_epoch_learning_rate, training_update
@@ -99,11 +100,13 @@ def evaluate_loss(model: torch.nn.Module, source: BatchSource, batch_size: int,
     model.eval()
     sums: dict[str, torch.Tensor] = {}
     count = 0
-    for x, y in source.batches(max(batch_size, 1024), shuffle=False):
+    step = max(batch_size * distributed.world_size(), 1024)  # rows of one step over all ranks
+    for x, y in source.batches(step, shuffle=False, global_batch=True):
         out = batch_loss(model, x, y, amp)
+        rows = distributed.rows_in_step(x)  # 0 for a rank's stand-in row
         for name, value in {"loss": out.loss.detach(), **out.terms}.items():
-            sums[name] = sums.get(name, 0.0) + value.float() * x.shape[0]
-        count += x.shape[0]
+            sums[name] = sums.get(name, 0.0) + value.float() * rows
+        count += rows
     model.train(was_training)
     sums, count = distributed.reduce_sums(sums, count, source.device)  # each rank saw its share
     return _to_floats(sums, count, "val")
@@ -130,7 +133,7 @@ def check_targets(model: torch.nn.Module, y: Any, n_samples: int, name: str) -> 
 
 def train(model: torch.nn.Module, X: Any, config: TrainConfig | None = None, *,
           y: Any = None, X_val: Any = None, y_val: Any = None, run_dir: str | Path | None = None,
-          resume: bool = False, callbacks: Sequence[Callback] = ()) -> TrainResult:
+          resume: bool = False, callbacks: Sequence[Callback] = (), progress_label: str = "train") -> TrainResult:
     """Train ``model`` on ``X`` (n_samples, n_features): an array, tensor or ``np.memmap``.
 
     ``y``: per-sample targets, passed to each batch as ``model.loss(x, targets=y)``: class labels
@@ -140,10 +143,13 @@ def train(model: torch.nn.Module, X: Any, config: TrainConfig | None = None, *,
     ``X_val``, ``y_val``: a validation set (else ``config.validation_fraction`` of X is held out).
     ``run_dir``: where checkpoints (``checkpoint/``) and ``metrics.jsonl`` go, after every epoch.
     ``resume``: continue from the checkpoint in ``run_dir`` (if there is one).
-    Raises :class:`DivergenceError` on a NaN/inf loss after restoring the last good weights.
+    ``progress_label``: the name of the progress bar (``config.progress``), e.g. ``"fine-tune"``.
+    Raises :class:`DivergenceError` when an epoch ends with a NaN/inf loss, weight or buffer
+    (:func:`end_state_problem`), after restoring the model to its state after the previous epoch;
+    that epoch's checkpoint and metrics stay as they were.
     """
     config = (config or TrainConfig()).validate()
-    device = config.resolved_device()
+    device = config.training_device()  # the machine's facts: checked here, not when a config is read
     X = as_float_array(X, "X", n_features=model.n_features)
     y = check_targets(model, y, X.shape[0], "y")
     if X_val is not None:
@@ -164,8 +170,6 @@ def train(model: torch.nn.Module, X: Any, config: TrainConfig | None = None, *,
         raise ConfigError("cuda_graph is not supported under torch.distributed; train without it")
     if config.bf16_weights and distributed.is_distributed():
         raise ConfigError("bf16_weights is not supported under torch.distributed; train without it")
-    if config.cuda_graph and device.type != "cuda":
-        raise ConfigError(f"cuda_graph needs a CUDA device, and training runs on {device}")
     run_dir = Path(run_dir) if run_dir is not None else None
     write = run_dir is not None and distributed.is_primary()
 
@@ -192,11 +196,13 @@ def train(model: torch.nn.Module, X: Any, config: TrainConfig | None = None, *,
     total_steps = config.n_epochs * (1 if config.optimizer == "lbfgs" else train_source.n_batches(config.batch_size))
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total_steps, initial=min(state["step"], total_steps), unit="step", dynamic_ncols=True,
-               disable=not (config.progress and distributed.is_primary()), leave=False)
+    bar = tqdm(total=total_steps, initial=min(state["step"], total_steps), desc=progress_label, unit="step",
+               dynamic_ncols=True, disable=not (config.progress and distributed.is_primary()), leave=False)
     first_epoch = state["epoch"] + 1
     if early_stopping and state["bad_epochs"] >= config.n_iter_no_change:
         first_epoch, result.stop_reason = config.n_epochs + 1, "early_stopping"  # resumed after it stopped
+    previous_threads = torch.get_num_threads()  # train.threads holds while training, then this again
+    set_threads(config.threads, step_work(model, len(train_idx) if config.optimizer == "lbfgs" else config.batch_size))
     try:
         for epoch in range(first_epoch, config.n_epochs + 1):
             seed = epoch_seed(config.random_state, epoch)
@@ -207,27 +213,34 @@ def train(model: torch.nn.Module, X: Any, config: TrainConfig | None = None, *,
             for callback in callbacks:
                 callback.on_epoch_start(epoch, model)
             started = time.perf_counter()
-            if config.optimizer == "lbfgs":
-                sums, count = _lbfgs_epoch(model, optimizer, train_source, amp, epoch, config)
-                state["step"] += 1
-                bar.update(1)
-                for callback in callbacks:
-                    callback.on_step(state["step"], model)
-            else:
-                sums, count = _minibatch_epoch(model, optimizer, train_source, config, generator,
-                                               state, bar, callbacks, forward, update, graphed)
+            try:
+                if config.optimizer == "lbfgs":
+                    sums, count = _lbfgs_epoch(model, optimizer, train_source, amp, epoch, config)
+                    state["step"] += 1
+                    bar.update(1)
+                    for callback in callbacks:
+                        callback.on_step(state["step"], model)
+                else:
+                    sums, count = _minibatch_epoch(model, optimizer, train_source, config, generator,
+                                                   state, bar, callbacks, forward, update, graphed)
+            except RuntimeError as exc:  # a step size past the float range (huge learning rate, L-BFGS's t)
+                if "without overflow" not in str(exc):
+                    raise
+                _diverged(model, last_good, "an update overflowed the float range", epoch, run_dir)
             train_record = _to_floats(sums, count, "train")
             if not math.isfinite(train_record["train_loss"]):
-                model.load_state_dict(last_good)
-                raise DivergenceError(
-                    f"the loss became NaN/inf in epoch {epoch}; the model was restored to its state "
-                    f"after epoch {epoch - 1}{' (last checkpoint kept in ' + str(run_dir) + ')' if write else ''}; "
-                    "lower the learning rate or check the data scale")
+                _diverged(model, last_good, "the loss became NaN/inf", epoch, run_dir)
             record: dict[str, float] = {"epoch": epoch, **train_record}
             if config.lr_decay != 1.0 and config.optimizer != "lbfgs":
                 record["learning_rate"] = float(optimizer.param_groups[0]["lr"]) / optimizer.param_groups[0].get("lr_scale", 1.0)
             if val_source is not None:
                 record.update(evaluate_loss(model, val_source, config.batch_size, amp))
+            # The state to be saved: the losses above came before each update but L-BFGS's and
+            # validation's, so the end state's loss is probed on one batch when neither is known.
+            end_loss = record.get("val_loss", record["train_loss"] if config.optimizer == "lbfgs" else None)
+            problem = end_state_problem(model, train_source, config.batch_size, amp, end_loss)
+            if problem is not None:
+                _diverged(model, last_good, problem, epoch, run_dir)
             record["seconds"] = time.perf_counter() - started
             if monitor not in record:
                 raise ConfigError(f"monitor {config.monitor!r} is not a logged term of this model; "
@@ -257,6 +270,7 @@ def train(model: torch.nn.Module, X: Any, config: TrainConfig | None = None, *,
     finally:
         bar.close()
         model.set_full_batch(False)
+        torch.set_num_threads(previous_threads)
     if early_stopping and best_state is not None:
         model.load_state_dict(best_state)
         result.best_epoch = state["best_epoch"]
@@ -264,6 +278,44 @@ def train(model: torch.nn.Module, X: Any, config: TrainConfig | None = None, *,
         result.best_epoch = state["epoch"]
     result.history = state["history"]
     return result
+
+
+@torch.no_grad()
+def end_state_problem(model: torch.nn.Module, source: BatchSource, batch_size: int, amp: bool,
+                      end_loss: float | None) -> str | None:
+    """What is NaN/inf in the state ``model`` holds (None when nothing is): a parameter or buffer,
+    or the loss there: ``end_loss`` where the epoch computed it at that state, else the loss of
+    the first batch of ``source`` in eval mode. One host sync; every rank gets the same answer."""
+    tensors = {name: t for name, t in model.state_dict().items() if t.is_floating_point()}
+    flags = [torch.isfinite(t).all() for t in tensors.values()]
+    if end_loss is None:
+        batches = source.batches(batch_size, shuffle=False)
+        try:
+            x, y = next(batches)
+        finally:
+            batches.close()
+        was_training = model.training
+        model.eval()
+        flags.append(torch.isfinite(batch_loss(model, x, y, amp).loss.detach()).all())
+        model.train(was_training)
+    else:
+        flags.append(torch.tensor(math.isfinite(end_loss), device=source.device))
+    bad = distributed.sum_across_ranks((~torch.stack(flags)).float()).tolist()
+    names = [name for name, count in zip(tensors, bad) if count]
+    if names:
+        return f"the weights ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''}) became NaN/inf"
+    return "the loss after the epoch's last update became NaN/inf" if bad[-1] else None
+
+
+def _diverged(model: torch.nn.Module, last_good: dict[str, torch.Tensor], what: str, epoch: int,
+              run_dir: Path | None) -> NoReturn:
+    """Restore ``last_good`` (the state after epoch ``epoch - 1``) and raise :class:`DivergenceError`."""
+    model.load_state_dict(last_good)
+    kept = f"its state after epoch {epoch - 1}" if epoch > 1 else "its initial state"
+    if run_dir is not None and has_checkpoint(run_dir):
+        kept += f", which {checkpoint_path(run_dir)} holds"
+    raise DivergenceError(f"{what} in epoch {epoch}; the model was restored to {kept} "
+                          "(nothing of this epoch was saved); lower the learning rate or check the data scale")
 
 
 def training_forward(model: torch.nn.Module, device: torch.device, config: TrainConfig,
@@ -316,23 +368,24 @@ def _minibatch_epoch(model, optimizer, source: BatchSource, config: TrainConfig,
         pending.clear()
 
     for i, (x, y) in enumerate(source.batches(config.batch_size, shuffle=config.shuffle, generator=generator)):
+        rows = distributed.rows_in_step(x)  # 0 for a rank's stand-in row (see BatchSource.batches)
         if graphed is not None:  # the graph keeps the sums on the device
             graphed(x, y)
             sums = graphed.sums
         else:
-            if pending and x.shape[0] != pending_size:
+            if pending and rows != pending_size:
                 flush()
-            pending_size = x.shape[0]
+            pending_size = rows
             for name, value in _backward_step(optimizer, x, y, forward, update).items():
                 pending.setdefault(name, []).append(value)
-        count += x.shape[0]
+        count += rows
         state["step"] += 1
         bar.update(1)
         for callback in callbacks:
             callback.on_step(state["step"], model)
         if (i + 1) % check_every == 0:
             flush()
-            if not torch.isfinite(sums["loss"]):
+            if not torch.isfinite(distributed.sum_across_ranks(sums["loss"])):  # all ranks stop together
                 break
     flush()
     if graphed is not None:
@@ -343,7 +396,7 @@ def _minibatch_epoch(model, optimizer, source: BatchSource, config: TrainConfig,
 def _lbfgs_epoch(model, optimizer, source: BatchSource, amp: bool, epoch: int, config: TrainConfig):
     """``lbfgs_iter_per_epoch`` L-BFGS iterations on the whole training set."""
     x, y = source.full()
-    remaining = config.max_iter - (epoch - 1) * config.lbfgs_iter_per_epoch
+    remaining = config.lbfgs_max_iter - (epoch - 1) * config.lbfgs_iter_per_epoch
     optimizer.param_groups[0]["max_iter"] = min(config.lbfgs_iter_per_epoch, remaining)
     optimizer.param_groups[0]["max_eval"] = optimizer.param_groups[0]["max_iter"] * 4
 

@@ -3,20 +3,22 @@
 Nothing here touches pyplot or the global matplotlib backend.
 """
 from .fields import save_tangent_images, save_vector_field
-from .grid import filter_grid, grid_layout
+from .grid import filter_grid, grid_layout, kernel_grid
 from .tree import save_filter_tree, tree_layout
 from .plots import (save_activity_histogram, save_confusion_matrix, save_curves, save_embeddings, save_filters,
-                    save_precision_recall, save_reconstructions, save_unit_angles)
+                    save_kernels, save_precision_recall, save_reconstructions, save_unit_angles)
 
 __all__ = [
     "filter_grid",
     "grid_layout",
+    "kernel_grid",
     "save_activity_histogram",
     "save_confusion_matrix",
     "save_curves",
     "save_embeddings",
     "save_filter_tree",
     "save_filters",
+    "save_kernels",
     "save_precision_recall",
     "save_reconstructions",
     "save_tangent_images",

@@ -11,7 +11,7 @@ import torch
 from ..errors import ConfigError, DataError
 from ..validation import as_float_array, check_choice, check_number
 
-__all__ = ["filter_grid", "grid_layout", "tile_images"]
+__all__ = ["filter_grid", "grid_layout", "kernel_grid", "tile_images"]
 
 
 def _check_image_shape(image_shape: Any) -> tuple[int, int]:
@@ -111,3 +111,34 @@ def filter_grid(W: Any, image_shape: Any, *, layout: Any = None, pad: int = 1,
     rows, cols = grid_layout(W.shape[0], layout)
     tiles = scaled_filters(W, image_shape, normalize)
     return tile_images(tiles, (rows, cols), pad=int(pad), background=float(background))
+
+
+def kernel_grid(kernels: Any, *, layout: Any = None, pad: int = 1, background: float = 0.0) -> np.ndarray:
+    """Tile convolution kernels ``(n_maps, channels, k, k)`` into one 2-D array in [0, 1], one cell
+    per map (never one per map and location).
+
+    With one input channel each cell is that map's k×k kernel, min-max scaled on its own, in a
+    ``layout`` grid (:func:`grid_layout`). With ``channels`` > 1 (a second layer reading the maps
+    of the first) each cell is a strip of the map's ``channels`` kernels, one per input map, left
+    to right, on one scale per map so their strengths compare; the strips lie in a near-square
+    grid (``layout``: its rows and columns of strips), a wider gap between strips than inside one.
+    """
+    if isinstance(kernels, torch.Tensor):
+        kernels = kernels.detach().cpu().numpy()
+    kernels = np.asarray(kernels)
+    if kernels.ndim != 4 or kernels.shape[2] != kernels.shape[3] or 0 in kernels.shape:
+        raise DataError(f"kernels must have shape (n_maps, channels, k, k), got {kernels.shape}")
+    check_number(pad, "pad", low=0, integer=True)
+    check_number(background, "background", low=0.0, high=1.0)
+    n_maps, channels, size, _ = kernels.shape
+    flat = as_float_array(kernels.reshape(n_maps, -1), "kernels", dtype=np.float64)
+    if channels == 1:
+        tiles = scaled_filters(flat, (size, size), "each")
+        return tile_images(tiles, grid_layout(n_maps, layout), pad=int(pad), background=float(background))
+    scaled = scaled_filters(flat, (channels, size * size), "each").reshape(n_maps, channels, size, size)
+    strips = np.stack([tile_images(per_map, (1, channels), pad=int(pad), background=float(background))
+                       for per_map in scaled])
+    if layout is None:
+        cols = max(1, math.ceil(math.sqrt(n_maps / channels)))
+        layout = (math.ceil(n_maps / cols), cols)
+    return tile_images(strips, grid_layout(n_maps, layout), pad=int(pad) + 1, background=float(background))

@@ -19,12 +19,13 @@ import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ..errors import ConfigError, DataError
 from ..validation import as_float_array, check_number
-from .grid import _as_filter_matrix, _check_image_shape, filter_grid, tile_images
+from .grid import _as_filter_matrix, _check_image_shape, filter_grid, kernel_grid, tile_images
 
-__all__ = ["save_filters", "save_curves", "save_reconstructions", "save_activity_histogram",
+__all__ = ["save_filters", "save_kernels", "save_curves", "save_reconstructions", "save_activity_histogram",
            "save_unit_angles", "save_embeddings", "save_confusion_matrix", "save_precision_recall"]
 
 _DPI = 100
@@ -72,6 +73,37 @@ def save_filters(W: Any, path: str | os.PathLike, image_shape: Any, *, layout: A
     return _save_figure(figure, path)
 
 
+def save_kernels(layers: Sequence[tuple[str, Any]], path: str | os.PathLike) -> Path:
+    """Write the kernels of a convolutional model, one cell per map, one panel per layer.
+
+    ``layers``: (title, kernels ``(n_maps, channels, k, k)``) pairs, drawn top to bottom as
+    :func:`~sparseae.viz.grid.kernel_grid` (a second layer's map: a strip of its kernels over the
+    maps below). The figure has one axes per layer.
+    """
+    if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence) or not layers:
+        raise DataError("layers must be a non-empty list of (title, kernels) pairs")
+    grids = [(str(title), kernel_grid(kernels)) for title, kernels in layers]
+    title_inches = 0.35
+    panels = []  # (title, grid, width in inches, height in inches)
+    for title, grid in grids:
+        zoom = max(1.0, min(8.0, 500.0 / max(grid.shape)))
+        panels.append((title, grid, grid.shape[1] * zoom / _DPI, grid.shape[0] * zoom / _DPI))
+    # about 0.075 inch a character of a 9-point title
+    width = max(4.0, max(panel[2] for panel in panels) + 0.2, max(0.075 * len(panel[0]) for panel in panels))
+    height = sum(panel[3] + title_inches for panel in panels) + 0.1
+    figure = Figure(figsize=(width, height))
+    top = height - 0.05
+    for title, grid, panel_width, panel_height in panels:
+        top -= title_inches + panel_height
+        axes = figure.add_axes(((width - panel_width) / 2 / width, top / height, panel_width / width,
+                                panel_height / height))
+        axes.imshow(grid, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest", aspect="equal")
+        axes.set_xticks([])
+        axes.set_yticks([])
+        axes.set_title(title, fontsize=9)
+    return _save_figure(figure, path)
+
+
 def _numeric(value: Any) -> float | None:
     """``float(value)`` for a finite real number (not bool), else None."""
     if isinstance(value, torch.Tensor) and value.numel() == 1:
@@ -91,6 +123,8 @@ def save_curves(records: Sequence[Mapping[str, Any]], path: str | os.PathLike, *
     The keys plotted are ``keys`` or, by default, every key with a numeric value in some record.
     Keys ending in ``_loss`` share the first panel; any others go to a second panel. A panel uses a
     log y scale when all of its values are > 0. Missing, non-numeric and NaN/inf values are skipped.
+    Whole-number epochs get whole-number ticks; a curve of a single point is a marker labelled
+    with its value.
     """
     if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Sequence) or not records:
         raise DataError("records must be a non-empty list of dicts, one per epoch")
@@ -123,12 +157,22 @@ def save_curves(records: Sequence[Mapping[str, Any]], path: str | os.PathLike, *
             points = [(epoch, _numeric(record.get(key))) for epoch, record in zip(epochs, records)]
             points = [(epoch, value) for epoch, value in points if value is not None]
             xs, ys = zip(*points)
-            axes.plot(xs, ys, marker="o" if len(points) < 30 else None, markersize=3, label=key)
+            single = len(points) == 1
+            line, = axes.plot(xs, ys, marker="o" if len(points) < 30 else None, markersize=6 if single else 3,
+                              label=key)
+            if single:
+                axes.annotate(f"{ys[0]:.4g}", (xs[0], ys[0]), xytext=(6, 4), textcoords="offset points",
+                              fontsize=8, color=line.get_color())
             all_values.extend(ys)
         if min(all_values) > 0:
             axes.set_yscale("log")
         axes.grid(True, alpha=0.3)
         axes.legend(fontsize=8)
+    if all(float(epoch).is_integer() for epoch in epochs):
+        axes_list[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(set(epochs)) == 1:  # one epoch: a tick at it, not a span of fractions around it
+            axes_list[-1].set_xticks([epochs[0]])
+            axes_list[-1].set_xlim(epochs[0] - 1, epochs[0] + 1)
     axes_list[-1].set_xlabel("epoch")
     figure.tight_layout()
     return _save_figure(figure, path)
@@ -173,12 +217,13 @@ def save_reconstructions(X: Any, X_hat: Any, path: str | os.PathLike, image_shap
 
 def save_activity_histogram(activation_frequency: Any, path: str | os.PathLike, *,
                             dead_threshold: float = 0.0, bins: int = 50,
-                            xlabel: str = "activation frequency") -> Path:
+                            xlabel: str = "activation frequency", rule: str | None = None) -> Path:
     """Histogram of per-unit activity ``(n_units,)``, with dead units counted and marked.
 
     A unit is dead when its value is ``<= dead_threshold`` (with the default 0: never active).
     Live units are binned over ``[dead_threshold, max]`` in ``bins`` bins; the dead units are a
-    separate red bar just left of the lowest bin, and the title gives their number.
+    separate red bar just left of the lowest bin, and the title gives their number. ``rule``:
+    the dead-unit rule in words, shown in the title (e.g. ``"never nonzero"``).
     """
     check_number(dead_threshold, "dead_threshold")
     check_number(bins, "bins", low=1, integer=True)
@@ -200,10 +245,13 @@ def save_activity_histogram(activation_frequency: Any, path: str | os.PathLike, 
     axes = figure.add_subplot()
     axes.hist(alive, bins=edges, color="tab:blue", label=f"live units ({alive.size})")
     axes.bar([low - width], [n_dead], width=width, color="tab:red", align="center",
-             label=f"dead units (<= {dead_threshold:g})")
+             label=f"dead units (<= {dead_threshold:.3g})")
+    if rule is not None:
+        axes.axvline(low, color="tab:red", linestyle="--", linewidth=0.8)
     axes.set_xlabel(xlabel)
     axes.set_ylabel("units")
-    axes.set_title(f"{n_dead} dead of {n_units} units ({100.0 * n_dead / n_units:.1f}%)")
+    title = f"{n_dead} dead of {n_units} units ({100.0 * n_dead / n_units:.1f}%)"
+    axes.set_title(title if rule is None else f"{title}\ndead = {rule}", fontsize=10 if rule else None)
     axes.legend(fontsize=8)
     figure.tight_layout()
     return _save_figure(figure, path)
