@@ -37,10 +37,11 @@ logger = logging.getLogger(__name__)
 
 #: Multiply-adds per training step (forward, one sample ≈ one per parameter) that each thread
 #: past the first needs to pay for its synchronisation. From idle 2-core measurements
-#: (``BENCHMARKS.md``): the MLP 784-1000-10 at batch 10 (8 M) ran 1.37× faster on 2 threads, the
-#: L1 SAE 784-256 at batch 10 (4 M) no faster; ``benchmarks/bench_threads.py --calibrate``
-#: measures it again on a machine.
-WORK_PER_THREAD = 3_000_000
+#: (``BENCHMARKS.md``, "CPU threads"): the MLP 784-1000-10 at batch 10 (8 M) and the L1 SAE
+#: 784-256 at batch 10 (4 M) both ran faster on 2 threads than on 1 (571 against 446 steps/s for
+#: the SAE); a gradient check (a few k) is fastest on 1. ``benchmarks/bench_threads.py
+#: --calibrate`` measures it again on a machine.
+WORK_PER_THREAD = 2_000_000
 #: How long :func:`busy_cores` watches the CPUs (seconds).
 BUSY_INTERVAL = 0.1
 #: A core counts as busy when other processes use at least this share of it.

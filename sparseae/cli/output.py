@@ -97,8 +97,10 @@ def _one_line(text: str) -> str:
 
 
 def print_error(message: str) -> None:
-    """``sparseae: error: <message>`` on stderr, on a single line."""
-    print(f"{PROGRAM}: error: {_one_line(message) or 'unknown error'}", file=sys.stderr, flush=True)
+    """``sparseae: error: <message>`` on stderr, on a single line, in one write (so that the lines of
+    processes sharing a stderr, e.g. torchrun's ranks, never run into each other)."""
+    sys.stderr.write(f"{PROGRAM}: error: {_one_line(message) or 'unknown error'}\n")
+    sys.stderr.flush()
 
 
 class Output:
