@@ -22,6 +22,7 @@ import torch
 import yaml
 
 from sparseae import cli
+from cli_checks import assert_one_line_error, run_cli
 from sparseae.cli import main
 from sparseae.config import load_config, read_config_file
 from sparseae.data import load_array, load_dataset, load_mnist
@@ -36,21 +37,6 @@ TINY = ["--set", "model.n_components=8", "--set", "train.max_epochs=1", "--set",
         "--set", "train.device=cpu", "--quiet"]
 GOOD_CONFIG = {"model": {"name": "sparse_ae_l1", "n_components": 4}, "data": {"name": "digits"},
                "train": {"max_epochs": 1, "device": "cpu"}, "output": {"plots": False}}
-
-
-def run_cli(capsys, *argv) -> tuple[int, str]:
-    capsys.readouterr()
-    status = main([str(arg) for arg in argv])
-    return status, capsys.readouterr().err
-
-
-def assert_one_line_error(status: int, err: str, *words: str) -> None:
-    assert status == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("sparseae: error: "), err
-    assert "Traceback" not in err, err
-    for word in words:
-        assert word.lower() in lines[0].lower(), (word, lines[0])
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

@@ -20,6 +20,7 @@ import pytest
 import torch
 import yaml
 
+from cli_checks import assert_one_line_error, run_cli
 from sparseae.cli import main
 from sparseae.errors import CheckpointError, DataError
 from sparseae.io import load_model, save_model, write_json_atomic
@@ -53,21 +54,6 @@ def foreign_bytes(kind: str, valid: bytes) -> bytes:
     else:
         np.save(buffer, np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
     return buffer.getvalue()
-
-
-def run_cli(capsys, *argv) -> tuple[int, str]:
-    capsys.readouterr()
-    status = main([str(arg) for arg in argv])
-    return status, capsys.readouterr().err
-
-
-def assert_one_line_error(status: int, err: str, *words: str) -> None:
-    assert status == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("sparseae: error: "), err
-    assert "Traceback" not in err and "Warning" not in err, err
-    for word in words:
-        assert word.lower() in lines[0].lower(), (word, lines[0])
 
 
 @pytest.fixture(scope="module")
