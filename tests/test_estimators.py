@@ -76,8 +76,9 @@ def test_sklearn_compatible(estimator, check):
 ], ids=["dae", "cae", "stacked-ae", "stacked-clf"])
 def test_outputs_do_not_depend_on_the_order_of_the_samples(estimator):
     # scikit-learn's check_methods_sample_order_invariance on its own data, over 200 permutations
-    # and bit for bit: a float32 product's rounding depends on a row's position in the batch (on
-    # 10-30% of permutations with the float32 model), so inference runs in float64 on the CPU
+    # and bit for bit: a float32 product's rounding depends on a row's position in the batch
+    # (benchmarks/probe_row_order.py: 24.6% of a 10→4 layer's values), so inference runs in float64
+    # on the CPU
     X = 3 * np.random.RandomState(0).uniform(size=(20, 3))
     y = (X[:, 0] > 1.5).astype(int)
     estimator = clone(estimator).set_params(random_state=1).fit(X, y)
