@@ -25,7 +25,8 @@ import torch
 
 from sparseae.data import load_mnist
 from sparseae.evaluate import linear_probe
-from sparseae.models import ConvFeatureExtractor, build_conv_stack, fit_conv_stack
+from sparseae.models import ConvFeatureExtractor, build_conv_stack
+from sparseae.train.procedures import fit_conv_stack
 from sparseae.models.conv_stack import transform_rows
 from sparseae.nn.contrast import local_contrast_normalize
 from sparseae.train import TrainConfig

@@ -25,7 +25,7 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from sparseae.data import load_mnist
 from sparseae.models import create_model
-from sparseae.models.deep import pretrain_deep_model
+from sparseae.train.procedures import pretrain_deep_model
 from sparseae.train import TrainConfig, train
 from sparseae.viz import save_embeddings
 

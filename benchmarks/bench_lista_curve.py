@@ -6,10 +6,10 @@ D of 400 atoms. The error of codes Z is ``mean‖z − z*‖² / mean‖z*‖²`
 1. Data: MNIST (``--mnist PATH``, else ``$SPARSEAE_MNIST``), each image scaled to unit L2 norm; without
    MNIST, 10×10 patches of the 1/f-whitened natural images (:func:`sparseae.data.natural_image_patches`),
    each patch centred, all scaled by one factor to unit mean norm.
-2. Dictionary: :func:`sparseae.coding.learn_dictionary`, a few epochs from random samples.
+2. Dictionary: :func:`sparseae.train.procedures.learn_dictionary`, a few epochs from random samples.
 3. Targets: z* by FISTA from zero for ``--zstar-iter`` iterations (600: on MNIST FISTA's error is then
    ~1e-6, far below every number in the table) for the LISTA training set and the test set.
-4. LISTA (:func:`sparseae.coding.lista_from_dictionary`) for T = 1…``--max-steps``, each trained from the
+4. LISTA (:func:`sparseae.models.lista_from_dictionary`) for T = 1…``--max-steps``, each trained from the
    ISTA initialization for ``--epochs`` epochs with Adam on the cached targets (one-cycle schedule,
    gradient norm clipped at ``--clip``). The parameters differ in scale: W_e = Dᵀ/L and θ = λ/L are
    ~1/L = 1/λ_max(DᵀD) of S ≈ I, and S is applied T times, so W_e and θ take ``lr/(2L)`` and S takes
@@ -39,10 +39,10 @@ from sparseae.coding import (  # noqa: E402
     dictionary_from_samples,
     fista,
     ista,
-    learn_dictionary,
-    lista_from_dictionary,
 )
 from sparseae.data import MNIST_ENV_VAR, load_mnist, natural_image_patches, unit_norm_rows  # noqa: E402
+from sparseae.models import lista_from_dictionary  # noqa: E402
+from sparseae.train.procedures import learn_dictionary  # noqa: E402
 
 TABLE_ITERATIONS = (1, 2, 5, 10, 20, 50, 100, 200)
 

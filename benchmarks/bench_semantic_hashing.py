@@ -23,7 +23,8 @@ import torch
 
 from sparseae.data import load_mnist
 from sparseae.models import create_model, encode_dataset
-from sparseae.models.deep import CodeNoiseSchedule, pretrain_deep_model
+from sparseae.train.callbacks import CodeNoiseSchedule
+from sparseae.train.procedures import pretrain_deep_model
 from sparseae.retrieval import (ITQ, PCAHashing, RandomProjectionLSH, binarize, hamming_distances,
                                 mean_average_precision, mnist_retrieval_split, pack_bits,
                                 precision_recall_curve, precision_within_radius)

@@ -13,7 +13,7 @@ Problems:
 * ``dct``: centred 8×8 patches of ``china.jpg`` over the 64×256 overcomplete DCT,
   ``λ = 0.1·mean‖Dᵀx‖∞`` (the builders of ``bench_fista_vs_sklearn.py``, imported);
 * ``mnist``: unit-norm MNIST digits over 400 atoms learned on 10,000 other digits with
-  :func:`sparseae.coding.learn_dictionary` (3 epochs, as ``bench_lista_curve.py``), ``λ = 0.1``
+  :func:`sparseae.train.procedures.learn_dictionary` (3 epochs, as ``bench_lista_curve.py``), ``λ = 0.1``
   (≈15 atoms per code); the dictionary is cached in ``--cache``. Skipped when MNIST is absent
   (``--mnist``, ``$SPARSEAE_MNIST``, else ``../shared/data/mnist.npz``).
 
@@ -87,7 +87,7 @@ def mnist_path(arg: str | None) -> Path | None:
 
 
 def mnist_problem(n_samples: int, path: Path, cache: Path, seed: int = 0, lam: float = 0.1):
-    from sparseae.coding import learn_dictionary
+    from sparseae.train.procedures import learn_dictionary
     from sparseae.data import load_mnist, unit_norm_rows
 
     images, _ = load_mnist(path)

@@ -16,7 +16,7 @@ import torch
 
 from sparseae.data import load_mnist, unit_norm_rows
 from sparseae.models import create_model
-from sparseae.models.drsae import fit_drsae
+from sparseae.train.procedures import fit_drsae
 from sparseae.train import TrainConfig
 
 

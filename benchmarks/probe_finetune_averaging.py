@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reproduce_stacked_mnist import RECIPES  # noqa: E402
 
 from sparseae.data import load_mnist  # noqa: E402
-from sparseae.models import SupervisedAutoencoder, error_rate, fit_stacked  # noqa: E402
+from sparseae.models import SupervisedAutoencoder, error_rate  # noqa: E402
+from sparseae.train.procedures import fit_stacked  # noqa: E402
 from sparseae.train import Callback, TrainConfig  # noqa: E402
 
 

@@ -42,7 +42,8 @@ import torch
 from sparseae.config import parse_scalar
 from sparseae.data import load_mnist
 from sparseae.evaluate import contraction_stats, linear_probe
-from sparseae.models import encode_dataset, error_rate, fit_stacked
+from sparseae.models import encode_dataset, error_rate
+from sparseae.train.procedures import fit_stacked
 from sparseae.train import Callback, TrainConfig
 
 ADAM = dict(optimizer="adam", learning_rate=1e-3, batch_size=100)

@@ -271,6 +271,10 @@ class RunConfig:
             if not isinstance(name, str):
                 raise ConfigError(f"{section}.name must be a string, got {name!r}")
             (MODELS if section == "model" else DATASETS).get(name)  # unknown name → ConfigError
+        if self.model.get("penalties") is not None:
+            from .nn.penalties import check_penalty_list
+
+            check_penalty_list(self.model["penalties"])  # unknown name or parameter → ConfigError
         self.model.setdefault("n_components", DEFAULT_N_COMPONENTS)
         n_components = self.model["n_components"]
         if isinstance(n_components, bool) or not isinstance(n_components, int) or n_components < 1:

@@ -4,7 +4,7 @@ A writer creates ``FOLDER/.sparseae.lock`` atomically (``O_CREAT | O_EXCL``) hol
 ``{"pid", "host", "started", "purpose", "command"}`` and deletes it when done, on every exit
 path. Who writes what:
 
-* ``sparseae train`` and ``demo`` (:func:`~sparseae.cli.runs.execute_run`) hold the run folder's
+* ``sparseae train`` and ``demo`` (:func:`~sparseae.runs.execute_run`) hold the run folder's
   lock from before the folder is inspected or cleared until ``summary.json`` is written; under
   ``torchrun`` only rank 0 takes it and every rank stops when it could not
   (:func:`hold_on_primary`).
@@ -35,6 +35,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
+from . import distributed
 from .errors import OutputExistsError, SparseAEError
 
 __all__ = ["LOCK_NAME", "FolderLock", "acquire", "contents", "hold_on_primary"]
@@ -209,8 +210,6 @@ def acquire(folder: str | os.PathLike, purpose: str) -> FolderLock:
 def hold_on_primary(folder: str | os.PathLike, purpose: str) -> Iterator[FolderLock | None]:
     """:func:`acquire` on rank 0 only (no-op lock on the other ranks); when rank 0 cannot take
     the lock, every rank raises (rank 0 its own error), so none waits for the others."""
-    from .train import distributed
-
     lock, error = None, None
     if distributed.is_primary():
         try:

@@ -12,6 +12,11 @@ import torch
 from .errors import ConfigError, DataError
 
 
+class DiskRows:
+    """Base of the row stores on disk that are read by index and never copied whole
+    (:class:`~sparseae.data.shards.ShardedArray`); array checks pass them through as they are."""
+
+
 def as_float_array(X: Any, name: str = "X", *, n_features: int | None = None,
                    dtype: np.dtype | type = np.float32, allow_memmap: bool = True) -> np.ndarray:
     """Return ``X`` as a 2-D float array ``(n_samples, n_features)``, or raise :class:`DataError`.
@@ -21,13 +26,11 @@ def as_float_array(X: Any, name: str = "X", *, n_features: int | None = None,
     A ``np.memmap`` or a :class:`~sparseae.data.shards.ShardedArray` of the right dtype is returned
     as it is (no copy) when ``allow_memmap``.
     """
-    from .data.shards import ShardedArray
-
     if isinstance(X, torch.Tensor):
         if X.layout != torch.strided:
             raise DataError(f"{name} is a sparse tensor ({X.layout}); pass a dense one (X.to_dense())")
         X = X.detach().cpu().numpy()
-    if allow_memmap and isinstance(X, (np.memmap, ShardedArray)) and X.dtype == dtype and X.ndim == 2:
+    if allow_memmap and isinstance(X, (np.memmap, DiskRows)) and X.dtype == dtype and X.ndim == 2:
         array = X
     else:
         try:
@@ -54,7 +57,7 @@ def as_float_array(X: Any, name: str = "X", *, n_features: int | None = None,
         raise DataError(f"{name} has 0 features (shape {array.shape})")
     if n_features is not None and array.shape[1] != n_features:
         raise DataError(f"{name} has {array.shape[1]} features, but the model expects {n_features}")
-    if array.dtype != dtype and not isinstance(array, (np.memmap, ShardedArray)):
+    if array.dtype != dtype and not isinstance(array, (np.memmap, DiskRows)):
         return _cast(array, dtype, name)  # checked finite
     check_finite(array, name)
     return array

@@ -413,12 +413,12 @@ def test_folder_of_another_program(tmp_path, capsys):
 
 
 def test_keyboard_interrupt_is_one_line_and_130(tmp_path, capsys, monkeypatch):
-    from sparseae.cli import runs
+    from sparseae.runs import procedures
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(runs, "train", interrupted)
+    monkeypatch.setattr(procedures, "train", interrupted)  # a plain model: one call of the trainer
     status = main(["train", str(write_config(tmp_path / "c.yaml", TINY)), "--out", str(tmp_path / "r"),
                    "--quiet"])
     err = capsys.readouterr().err
@@ -491,7 +491,7 @@ def test_a_torchrun_worker_leaves_without_interpreter_finalization(monkeypatch, 
     def fake_exit(status):
         raise Exited(status)
 
-    from sparseae.train import distributed
+    from sparseae import distributed
 
     monkeypatch.setattr(cli, "main", lambda: (print("done"), 3)[1])
     monkeypatch.setattr(distributed.os, "_exit", fake_exit)
@@ -634,7 +634,7 @@ def test_index_and_query_a_semantic_hashing_model(tmp_path, capsys):
 
 
 def test_center_l2_normalization_uses_the_training_mean():
-    from sparseae.cli.evaluation import load_datasets
+    from sparseae.runs import load_datasets
     from sparseae.data import load_dataset
 
     config = load_config(base={"model": {"name": "topk_sae", "n_components": 16, "k": 2},

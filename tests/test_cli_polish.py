@@ -15,7 +15,7 @@ from sparseae.cli.output import describe_phases, plain_text, plural
 from sparseae.config import read_config_file, written_by
 from sparseae.estimators import StackedAutoencoder
 from sparseae.models import MODELS
-from sparseae.models.deep import fit_stacked
+from sparseae.train.procedures import fit_stacked
 from sparseae.train import TrainConfig
 
 #: A small, fast demo: the quick setting on fewer patches.

@@ -9,7 +9,8 @@ from sklearn.decomposition import PCA
 
 from sparseae.errors import ConfigError
 from sparseae.io import load_model, save_model
-from sparseae.models import create_model, encode_dataset, error_rate, fit_stacked, load_layer_weights, pretrain_layers
+from sparseae.models import create_model, encode_dataset, error_rate, load_layer_weights
+from sparseae.train.procedures import fit_stacked, pretrain_layers
 from sparseae.train import TrainConfig
 
 PRETRAIN = TrainConfig(max_epochs=15, batch_size=32, learning_rate=5e-3, random_state=0)
@@ -264,7 +265,7 @@ def test_stacked_autoencoder_estimator_codes_and_reconstructs(digits):
 # ---------------------------------------------------------------------------- semantic hashing
 
 def test_code_noise_drives_the_sigmoid_codes_binary(digits):
-    from sparseae.models.deep import CodeNoiseSchedule
+    from sparseae.train.callbacks import CodeNoiseSchedule
 
     X, _ = digits
     near_binary = {}
@@ -288,7 +289,7 @@ def train_model(model, X, callbacks):
 
 
 def test_noise_schedule_is_a_function_of_the_epoch_and_noise_only_in_training():
-    from sparseae.models.deep import CodeNoiseSchedule
+    from sparseae.train.callbacks import CodeNoiseSchedule
 
     schedule = CodeNoiseSchedule(1.0, 5.0, ramp_epochs=4)
     assert [schedule.std(e) for e in (1, 2, 3, 5, 9)] == [1.0, 2.0, 3.0, 5.0, 5.0]

@@ -13,7 +13,15 @@ closest non-blank line before the fence is ``<!-- norun -->``. ``<!-- file: NAME
 instead writes the block to ``NAME`` in the page's folder (a config file a later command reads).
 
 README.md: every command of its ```bash blocks runs too (``test_the_readme_commands_run``; the
-short settings and the commands not run, with their reasons, are named above it).
+short settings and the commands not run, with their reasons, are named above it). Its ```python
+blocks differ from the docs pages': each is self-contained (a reader copies one block) and runs in a
+fresh namespace, in order, in one temporary folder, and must print something; then an expression
+of ``README_PYTHON_CHECKS`` checks the numbers it computed (``test_the_readme_python_blocks_run``).
+
+Python blocks run with the data they load themselves (scikit-learn's digits or random arrays), with
+short settings written in the block, so each runs in seconds. A ```python block marked
+``<!-- norun -->`` must be listed, with its reason, in ``PYTHON_NOT_RUN`` (at most one python block
+in ten; ``test_python_blocks_not_run_are_listed``).
 """
 from __future__ import annotations
 
@@ -364,3 +372,72 @@ def test_the_readme_commands_run(tmp_path, monkeypatch):
             status, out, err = run_cli(argv)
         assert status == 0, (f"README.md:{command.line}: `{command.text}` (run as `sparseae {shlex.join(argv)}`) "
                              f"exited {status}\n{out[-2000:]}\n{err[-2000:]}")
+
+
+# ------------------------------------------------------------------------- Python blocks
+
+#: The ```python blocks marked ``<!-- norun -->`` in docs/ and README.md, by page and first line,
+#: with the reason; test_python_blocks_not_run_are_listed keeps this list and the marks equal, so
+#: a mark stays rare and explained.
+PYTHON_NOT_RUN = {
+    ("interfaces/distributed.md", "# train_ddp.py"): "a script for `torchrun` (several processes) that "
+                                                      "reads the user's own activations.npy",
+    ("interfaces/modules.md", "from sparseae.models import MODELS"): "registers a name in the global model "
+                                                                     "registry (the test session would keep it)",
+    ("models/sae-activations.md", "train(fast, A, TrainConfig("): "torch.compile needs a C compiler and "
+                                                                  "minutes of compilation on a CPU",
+}
+#: What each README ```python block must have computed (a substring that picks the block: an
+#: expression evaluated in the block's namespace afterwards that must be true). Every README block
+#: needs exactly one entry: the test asserts the numbers the README prints are sensible.
+README_PYTHON_CHECKS = {
+    'create_model("sparse_ae_kl"': "z.shape == (1797, 25) and 0 <= z.detach().min() and z.detach().max() <= 1 "
+                                   "and {'reconstruction', 'kl'} <= set(out.terms) "
+                                   "and result.history[-1]['train_loss'] < result.history[0]['train_loss']",
+    "SparseAutoencoder(": "clf.score(X_test, y_test) > 0.85",
+    "fit_stacked(": "error_rate(result.model, X[1500:], y[1500:]) < 0.25",
+    "DrSAEClassifier(": "clf.score(X_test, y_test) > 0.6",
+}
+
+
+def python_blocks_not_run(pages: dict[str, str]) -> set[tuple[str, str]]:
+    """(page, first non-blank line) of every ```python block marked ``<!-- norun -->``."""
+    return {(page, next(line.strip() for line in block.code.splitlines() if line.strip()))
+            for page, text in pages.items() for block in parse_blocks(text)
+            if block.language in PYTHON and block.norun}
+
+
+def test_python_blocks_not_run_are_listed():
+    pages = {page: (DOCS / page).read_text(encoding="utf-8") for page in PAGES}
+    pages["README.md"] = README.read_text(encoding="utf-8")
+    marked = python_blocks_not_run(pages)
+    listed = {(page, first) for page, start in PYTHON_NOT_RUN
+              for marked_page, first in marked if marked_page == page and first.startswith(start)}
+    assert marked == listed, f"```python blocks marked <!-- norun --> but not in PYTHON_NOT_RUN: {marked - listed}"
+    assert len(listed) == len(PYTHON_NOT_RUN), f"PYTHON_NOT_RUN names blocks that are not marked: {PYTHON_NOT_RUN}"
+    n_python = sum(block.language in PYTHON for text in pages.values() for block in parse_blocks(text))
+    assert len(marked) <= n_python // 10, f"{len(marked)} of {n_python} ```python blocks are not run: too many"
+
+
+def test_the_readme_python_blocks_run(tmp_path, monkeypatch):
+    """Each ```python block of README.md runs as written in a fresh namespace (a reader copies one
+    block, so each is self-contained), in order, in one folder; then its README_PYTHON_CHECKS entry holds."""
+    blocks = [b for b in parse_blocks(README.read_text(encoding="utf-8")) if b.language in PYTHON]
+    assert len(blocks) >= 4, "the README's python blocks were not found"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("SPARSEAE_DATA_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("SPARSEAE_MNIST", raising=False)
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    for block in blocks:
+        where = f"README.md:{block.line}"
+        if block.norun:
+            continue
+        checks = [check for start, check in README_PYTHON_CHECKS.items() if start in block.code]
+        assert len(checks) == 1, f"{where}: {len(checks)} README_PYTHON_CHECKS entries pick this block, not 1"
+        namespace: dict = {"__name__": "__readme__"}
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            exec(compile(block.code, where, "exec"), namespace)  # noqa: S102 - the README's own example
+        assert printed.getvalue().strip(), f"{where}: the block prints nothing"
+        assert eval(checks[0], namespace), f"{where}: {checks[0]} is false; the block printed {printed.getvalue()!r}"

@@ -17,7 +17,8 @@ import torch
 import yaml
 
 from sparseae import locking
-from sparseae.cli import main, runs
+from sparseae.cli import main
+from sparseae.runs import execute, folder
 from sparseae.errors import DataError, OutputExistsError
 
 TINY = {"model": {"name": "sparse_ae_l1", "n_components": 6}, "data": {"name": "digits"},
@@ -30,18 +31,19 @@ TINY = {"model": {"name": "sparse_ae_l1", "n_components": 6}, "data": {"name": "
 GATED = """
 import sys, time
 from pathlib import Path
-from sparseae.cli import run, runs
+from sparseae.cli import run
+from sparseae.runs import execute
 def wait(path):
     while not Path(path).exists():
         time.sleep(0.05)
 start, pause = sys.argv[1], sys.argv[2]
 if pause != "-":
-    original = runs.compute_metrics
+    original = execute.compute_metrics
     def paused(*args, **kwargs):
         Path(pause + ".paused").touch()
         wait(pause)
         return original(*args, **kwargs)
-    runs.compute_metrics = paused
+    execute.compute_metrics = paused
 if start != "-":
     wait(start)
 sys.argv = ["sparseae", *sys.argv[3:]]
@@ -147,19 +149,19 @@ def test_overwrite_while_another_process_holds_the_lock_touches_nothing(trained,
 
 
 def test_the_lock_is_held_during_a_run_and_removed_after_success(tmp_path, capsys, monkeypatch):
-    seen, original = [], runs.compute_metrics
+    seen, original = [], execute.compute_metrics
 
     def spy(*args, **kwargs):
         seen.append(json.loads((tmp_path / "run" / locking.LOCK_NAME).read_text()))
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(runs, "compute_metrics", spy)
+    monkeypatch.setattr(execute, "compute_metrics", spy)
     status, err = _cli(capsys, "train", _config(tmp_path), "--out", tmp_path / "run")
     assert status == 0, err
     assert seen[0]["pid"] == os.getpid() and seen[0]["host"] == socket.gethostname()
     assert {"started", "command", "purpose"} <= set(seen[0])
     assert not (tmp_path / "run" / locking.LOCK_NAME).exists()
-    assert runs.run_dir_state(tmp_path / "run") == "run"
+    assert folder.run_dir_state(tmp_path / "run") == "run"
 
 
 @pytest.mark.parametrize("failure", [DataError("the data broke after the lock was taken"), KeyboardInterrupt()])
@@ -170,7 +172,7 @@ def test_the_lock_is_removed_after_a_failed_run(tmp_path, capsys, monkeypatch, f
         held.append((config.output_dir / locking.LOCK_NAME).exists())
         raise failure
 
-    monkeypatch.setattr(runs, "load_datasets", fail)
+    monkeypatch.setattr(execute, "load_datasets", fail)
     status, err = _cli(capsys, "train", _config(tmp_path), "--out", tmp_path / "new" / "run")
     assert held == [True] and status == (2 if isinstance(failure, DataError) else 130), err
     assert not (tmp_path / "new").exists()  # nothing left: not the lock, nor the folders made for it
@@ -180,7 +182,7 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path, capsys, caplog):
     run = tmp_path / "run"
     pid = _dead_pid()
     _write_lock(run, pid, socket.gethostname())
-    assert runs.run_dir_state(run) == "empty"  # a stale lock is no content of the folder
+    assert folder.run_dir_state(run) == "empty"  # a stale lock is no content of the folder
     status, err = _cli(capsys, "train", _config(tmp_path), "--out", run)
     assert status == 0, err
     assert any("stale" in record.getMessage() and f"pid {pid}" in record.getMessage() for record in caplog.records)

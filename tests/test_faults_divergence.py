@@ -11,7 +11,8 @@ import pytest
 import torch
 import yaml
 
-from sparseae.cli import main, runs
+from sparseae.cli import main
+from sparseae.runs import procedures
 from sparseae.errors import DivergenceError
 from sparseae.io import load_model
 from sparseae.models import create_model
@@ -120,7 +121,7 @@ def test_weights_are_checked_not_only_the_loss(digits, tmp_path, config):
 
 def test_a_pretraining_phase_has_the_same_guarantee(digits, tmp_path):
     """Greedy layer-wise pre-training: layer 2 diverging keeps its own last good checkpoint."""
-    from sparseae.models.deep import pretrain_layers
+    from sparseae.train.procedures import pretrain_layers
 
     X = digits[0][:300]
     with pytest.raises(DivergenceError, match=r"weights .* in epoch 2; .*after epoch 1, which .*layer2.checkpoint holds"):
@@ -176,7 +177,7 @@ def test_cli_resume_of_an_interrupted_run_that_diverges_changes_nothing(tmp_path
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump({**RUN, "train": {**RUN["train"], "max_epochs": 6}}))
     run = tmp_path / "run"
-    monkeypatch.setattr(runs, "train", lambda *args, **kwargs: train(*args, callbacks=[Interrupt()], **kwargs))
+    monkeypatch.setattr(procedures, "train", lambda *args, **kwargs: train(*args, callbacks=[Interrupt()], **kwargs))
     assert cli(capsys, "train", config, "--out", run, "--quiet")[0] == 130
     monkeypatch.undo()
     before = files_of(run)

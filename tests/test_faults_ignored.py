@@ -20,6 +20,7 @@ from sparseae.nn.penalties import L1Penalty
 from sparseae.report.page import _facts
 from sparseae.report.run import collect_run
 from sparseae.train import TrainConfig, train
+from sparseae.train.procedures import fit_conv_stack_layers
 
 #: The encoder's weight matrices, which ``weight_decay`` covers, per model.
 ENCODER_MATRICES = {"psd": ("encoder.linear.weight",), "lista": ("encoder.weight", "encoder.S")}
@@ -97,13 +98,17 @@ def test_a_code_penalty_added_by_hand_acts_on_the_models_code(name):
 
 
 # ------------------------------------------------------------------------ penalties: refused
-def test_lateral_inhibition_refuses_penalties(digits):
+def test_lateral_inhibition_applies_the_penalties_it_is_given(digits):
+    # issue 23: every model's loss is its energy terms plus its penalties (at z*, logged by name)
     with pytest.raises(ConfigError, match="'lateral_inhibition' has no parameter 'weight_decay'"):
         create_model("lateral_inhibition", 64, 8, weight_decay=0.1)
     model = create_model("lateral_inhibition", 64, 8, inference_max_iter=20)
     model.penalties["code_l1"] = L1Penalty(0.1)
-    with pytest.raises(ConfigError, match="model 'lateral_inhibition' cannot apply penalty 'code_l1'"):
-        train(model, digits[0][:100], TrainConfig(max_epochs=1, device="cpu"))
+    X = torch.from_numpy(digits[0][:100])
+    out = model.loss(X)
+    assert float(out.terms["code_l1"]) == pytest.approx(0.1 * float(out.code.abs().sum(dim=1).mean()), rel=1e-5)
+    history = train(model, digits[0][:100], TrainConfig(max_epochs=1, device="cpu")).history
+    assert history[0]["train_code_l1"] > 0
 
 
 def test_conv_stack_applies_its_layers_penalties_and_refuses_its_own(digits):
@@ -117,7 +122,7 @@ def test_conv_stack_applies_its_layers_penalties_and_refuses_its_own(digits):
     with pytest.raises(ConfigError, match="model 'conv_stack' cannot apply penalty 'code_l1'.*layer dict"):
         model.loss(X)
     with pytest.raises(ConfigError, match="model 'conv_stack' cannot apply penalty 'code_l1'"):
-        model.fit_layers(digits[0][:50], TrainConfig(max_epochs=1, device="cpu"))
+        fit_conv_stack_layers(model, digits[0][:50], TrainConfig(max_epochs=1, device="cpu"))
 
 
 # ------------------------------------------------------------------------ penalties: via the CLI

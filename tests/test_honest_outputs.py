@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from sparseae.cli import evaluation
-from sparseae.cli.evaluation import compute_metrics, write_plots
+from sparseae.runs import metrics as evaluation
+from sparseae.runs.metrics import compute_metrics
+from sparseae.runs.plots import write_plots
 from sparseae.cli.output import METRIC_LABELS, Output
 from sparseae.data import Dataset, load_dataset
 from sparseae.evaluate import metrics as metrics_module

@@ -21,8 +21,8 @@ import pytest
 import yaml
 
 from sparseae.cli import main
-from sparseae.cli.evaluation import (confusion_matrix, filter_matrix, hamming_precision_recall, load_datasets,
-                                     unit_arrangement)
+from sparseae.runs.data import load_datasets
+from sparseae.runs.metrics import confusion_matrix, filter_matrix, hamming_precision_recall, unit_arrangement
 from sparseae.config import load_config, read_config_file
 from sparseae.errors import CheckpointError, ConfigError, DataError
 from sparseae.groups import balanced_tree

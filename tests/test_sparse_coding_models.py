@@ -12,15 +12,13 @@ from sparseae.coding import (
     duality_gap,
     fista,
     ista,
-    learn_dictionary,
-    lista_from_dictionary,
-    psd_code_quality,
 )
 from sparseae.errors import ConfigError, DataError
 from sparseae.gradcheck import UFLDL_TOLERANCE, check_gradients
 from sparseae.io import load_model, save_model
-from sparseae.models import create_model
+from sparseae.models import create_model, lista_from_dictionary, psd_code_quality
 from sparseae.train import TrainConfig, train
+from sparseae.train.procedures import learn_dictionary
 
 LAM = 0.1
 
@@ -320,7 +318,8 @@ def test_lista_trains_on_precomputed_codes_through_the_trainer():
     import numpy as np
     import torch
 
-    from sparseae.coding import fista, lista_from_dictionary
+    from sparseae.coding import fista
+    from sparseae.models import lista_from_dictionary
     from sparseae.train import TrainConfig, train
 
     torch.manual_seed(0)

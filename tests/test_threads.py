@@ -253,7 +253,7 @@ def test_threads_flag_for_gradcheck_and_evaluate(tmp_path, monkeypatch, capsys):
     assert set(seen[:-1]) == {2}  # per parameter, inside the check (the last call sums them up after it)
     assert torch.get_num_threads() == 1
     assert main(train_args(tmp_path / "run")) == 0
-    seen = record_threads(monkeypatch, "sparseae.cli.evaluation.compute_metrics")
+    seen = record_threads(monkeypatch, "sparseae.runs.metrics.compute_metrics")
     assert main(["evaluate", str(tmp_path / "run"), "--threads", "2", "--quiet"]) == 0
     assert seen == [2]
     assert torch.get_num_threads() == 1

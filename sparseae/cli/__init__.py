@@ -12,7 +12,7 @@ import sys
 import threading
 from typing import NoReturn, Sequence
 
-from .. import __version__
+from .._version import __version__
 from ..errors import SparseAEError
 from ..gradcheck import UFLDL_TOLERANCE
 from .output import Output, print_error
@@ -28,6 +28,7 @@ examples:
   sparseae evaluate runs/ufldl --json
   sparseae report runs/ufldl                     one HTML page: runs/ufldl/report.html
   sparseae gradcheck --model sparse_ae_kl --n-features 64 --n-components 25
+  sparseae recipes                               the paper reproductions; then sparseae train --recipe NAME
 """
 
 
@@ -49,7 +50,7 @@ def _add_set(parser: argparse.ArgumentParser, example: str = "train.max_epochs=5
                         help=f"change one config value (YAML scalar), e.g. {example}; repeatable")
 
 
-#: ``--device`` of the commands that use a trained model (:func:`.evaluation.evaluation_device`).
+#: ``--device`` of the commands that use a trained model (:func:`sparseae.runs.data.evaluation_device`).
 _READ_DEVICE = ("where the model runs: auto, cpu, cuda, cuda:N or mps (default: the run's train.device "
                 "when this machine has it, else the CPU)")
 
@@ -77,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", default=False,
                         help="show the full traceback of an error")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    from . import commands as cmd, examples, hashing
+    from . import commands as cmd, examples, export, hashing, recipes
 
     train = commands.add_parser("train", parents=[common], help="train a model into a run folder",
                                 description="Train a model: config file (YAML/TOML) and/or flags.")
@@ -91,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (train.device)")
     _add_download(train)
     _add_threads(train, " (train.threads)")
+    recipes.add_train_options(train)
     train.set_defaults(handler=cmd.command_train)
 
     evaluate = commands.add_parser("evaluate", parents=[common], help="metrics of a trained model",
@@ -213,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     datasets = commands.add_parser("datasets", parents=[common], help="list the registered datasets")
     datasets.set_defaults(handler=cmd.command_datasets)
     examples.add_parser(commands, common)
+    recipes.add_parser(commands, common)
+    export.add_parser(commands, common)
     return parser
 
 
@@ -277,10 +281,10 @@ class _TerminationAsInterrupt:
 def run() -> NoReturn:
     """The ``sparseae`` program (console script and ``python -m sparseae``): exit with ``main()``'s
     status; a ``torchrun`` worker leaves without interpreter finalization
-    (:func:`sparseae.train.distributed.exit_process` says why). Ctrl-C before a command runs (while
+    (:func:`sparseae.distributed.exit_process` says why). Ctrl-C before a command runs (while
     the modules load) is the same one line and status 130 as during it."""
     try:
-        from ..train.distributed import exit_process
+        from ..distributed import exit_process
 
         status = main()
     except KeyboardInterrupt:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import distributed
 from ..config import (DEMO_CONFIG, QUICK_DEMO_OVERRIDES, RunConfig, load_config, parse_assignment,
                       read_run_config, written_by)
 from ..data import DATASETS, load_dataset
@@ -23,8 +24,10 @@ from ..evaluate import orientation_selectivity, random_filter_baseline
 from ..gradcheck import UFLDL_TOLERANCE, check_gradients
 from ..io import load_model, read_config
 from ..models import MODELS, create_model
+from ..runs import data as run_data, execute as run_execute, folder as run_folder, metrics as run_metrics
+from ..runs import plots as run_plots
 from ..validation import check_number
-from . import evaluation, runs
+from . import recipes
 from .output import Output, describe_phases, display_width, plain_text, plural
 
 #: Coordinates checked per parameter by ``demo``'s gradient check (``--quick``: fewer).
@@ -65,7 +68,7 @@ def _report_summary(out: Output, summary: dict[str, Any], title: str = "Results"
                       extra=[("epochs", summary["epochs"]), ("stop reason", summary["stop_reason"]),
                              ("final loss", summary["final_loss"]),
                              ("training time (s)", round(summary["train_seconds"], 2))])
-    out.line(f"Model saved to {Path(summary['run_dir']) / runs.MODEL_NAME}")
+    out.line(f"Model saved to {Path(summary['run_dir']) / run_folder.MODEL_NAME}")
     if summary["plots"]:
         names = ", ".join(Path(path).name for path in summary["plots"])
         out.line(f"Pictures in {summary['run_dir']}: {names}")
@@ -75,8 +78,6 @@ def command_train(args: argparse.Namespace, out: Output) -> int:
     """``sparseae train``: train a config into a run folder. Under ``torchrun`` (``WORLD_SIZE`` > 1)
     every rank trains its share of each batch with DistributedDataParallel; only rank 0 prints
     and writes."""
-    from ..train import distributed
-
     joined = distributed.init_from_environment()
     finished = False
     try:
@@ -89,22 +90,24 @@ def command_train(args: argparse.Namespace, out: Output) -> int:
 
 
 def _train(args: argparse.Namespace, out: Output) -> int:
-    from ..train import distributed
-
     base = None
-    if args.config is None and args.resume and args.model is None and args.data is None:
+    with_recipe = recipes.uses_recipe(args)
+    if args.config is None and args.resume and args.model is None and args.data is None and not with_recipe:
         if args.out is None:
             raise ConfigError("--resume without a CONFIG needs --out RUN_DIR: the run to continue")
-        runs.check_run_dir(Path(args.out), resume=True, overwrite=False)
-        if (Path(args.out) / runs.CONFIG_NAME).exists():
-            base = read_run_config(Path(args.out) / runs.CONFIG_NAME)
-    config = load_config(args.config, model=args.model, data=args.data, assignments=args.set, base=base)
+        run_folder.check_run_dir(Path(args.out), resume=True, overwrite=False)
+        if (Path(args.out) / run_folder.CONFIG_NAME).exists():
+            base = read_run_config(Path(args.out) / run_folder.CONFIG_NAME)
+    config = recipes.recipe_config(args) if with_recipe else \
+        load_config(args.config, model=args.model, data=args.data, assignments=args.set, base=base)
     config = config.override(_flag_overrides(args)).validate()
-    summary = runs.execute_run(config, resume=args.resume, overwrite=args.overwrite, progress=out.human,
+    summary = run_execute.execute_run(config, resume=args.resume, overwrite=args.overwrite, progress=out.human,
                                announce=_announce(out))
     if not distributed.is_primary():
         return 0  # rank 0 reports
     _report_summary(out, summary)
+    if with_recipe:
+        summary = recipes.report_recipe(out, args, summary)  # ours beside the published figure
     out.json(summary)
     return 0
 
@@ -120,7 +123,7 @@ def command_demo(args: argparse.Namespace, out: Output) -> int:
     config = config.override(list(args.set)).override(_flag_overrides(args)).validate()
     earlier = _earlier_demo(config.output_dir) if not (args.resume or args.overwrite) else None
     overwrite = args.overwrite or earlier is not None
-    runs.check_run_dir(config.output_dir, resume=args.resume, overwrite=overwrite)  # before any work
+    run_folder.check_run_dir(config.output_dir, resume=args.resume, overwrite=overwrite)  # before any work
     if earlier is not None:
         out.line(f"Replacing the earlier demo run ({earlier}) in {config.output_dir}: a demo replaces only "
                  "its own runs")
@@ -141,8 +144,8 @@ def command_demo(args: argparse.Namespace, out: Output) -> int:
     check = gradient_check(config.model_name, n_features, config.n_components, params, X,
                            max_checks=coordinates, threads=config.train_config().threads)
     _report_gradcheck(out, check)
-    summary = runs.execute_run(config, resume=args.resume, overwrite=overwrite, progress=out.human,
-                               announce=_announce(out), command=runs.DEMO_COMMAND)
+    summary = run_execute.execute_run(config, resume=args.resume, overwrite=overwrite, progress=out.human,
+                               announce=_announce(out), command=run_folder.DEMO_COMMAND)
     metrics = summary["metrics"]
     if "sparsity_target" in metrics:
         out.line(f"Mean activation ρ̂ = {metrics['rho_hat_mean']:.4g} "
@@ -164,9 +167,9 @@ def command_demo(args: argparse.Namespace, out: Output) -> int:
 def _earlier_demo(folder: Path) -> str | None:
     """``"finished"`` or ``"unfinished"`` when ``folder`` holds a run ``sparseae demo`` wrote (and
     nothing else), else None."""
-    if runs.run_dir_state(folder) != "run" or written_by(folder / runs.CONFIG_NAME) != runs.DEMO_COMMAND:
+    if run_folder.run_dir_state(folder) != "run" or written_by(folder / run_folder.CONFIG_NAME) != run_folder.DEMO_COMMAND:
         return None
-    return "finished" if (folder / runs.SUMMARY_NAME).exists() else "unfinished"
+    return "finished" if (folder / run_folder.SUMMARY_NAME).exists() else "unfinished"
 
 
 # ---------------------------------------------------------------------------------- gradcheck
@@ -259,8 +262,8 @@ def command_gradcheck(args: argparse.Namespace, out: Output) -> int:
 
 def _config_for(model_dir: Path, run_dir: Path | None, args: argparse.Namespace) -> RunConfig:
     """The run's config (or one naming the saved model), with ``--data``/``--set``/``--download``."""
-    if run_dir is not None and (run_dir / runs.CONFIG_NAME).exists():
-        base = read_run_config(run_dir / runs.CONFIG_NAME)
+    if run_dir is not None and (run_dir / run_folder.CONFIG_NAME).exists():
+        base = read_run_config(run_dir / run_folder.CONFIG_NAME)
     else:
         saved = read_config(model_dir)
         base = {"model": {"name": saved["model"], "n_components": saved["params"].get("n_components")}}
@@ -272,11 +275,11 @@ def _config_for(model_dir: Path, run_dir: Path | None, args: argparse.Namespace)
 def _load(args: argparse.Namespace, path: str, out: Output | None = None
           ) -> tuple[Any, RunConfig, Path | None, Path]:
     """The model, on ``--device``, else on the run's device when this machine has it, else on the
-    CPU (saying so on ``out``: :func:`evaluation.evaluation_device`); its config; the folders."""
-    model_dir, run_dir = runs.locate_model(path)
+    CPU (saying so on ``out``: :func:`run_data.evaluation_device`); its config; the folders."""
+    model_dir, run_dir = run_folder.locate_model(path)
     model = load_model(model_dir)
     config = _config_for(model_dir, run_dir, args)
-    device, note = evaluation.evaluation_device(args.device, config.train.get("device", "auto"))
+    device, note = run_data.evaluation_device(args.device, config.train.get("device", "auto"))
     if note is not None and out is not None:
         out.line(note)
     model.to(device)
@@ -284,7 +287,7 @@ def _load(args: argparse.Namespace, path: str, out: Output | None = None
 
 
 def _datasets_for(model: Any, config: RunConfig):
-    train_set, eval_set = evaluation.load_datasets(config)
+    train_set, eval_set = run_data.load_datasets(config)
     if eval_set.n_features != model.n_features:
         raise DataError(f"dataset {config.data_name!r} has {eval_set.n_features} features, but the model "
                         f"expects {model.n_features}")
@@ -296,10 +299,10 @@ def command_evaluate(args: argparse.Namespace, out: Output) -> int:
     model, config, run_dir, model_dir = _load(args, args.path, out)
     train_set, eval_set = _datasets_for(model, config)
     with out.progress(eval_set.n_samples, "encode", "sample") as bar:
-        metrics = evaluation.compute_metrics(model, train_set, eval_set, progress=bar.update,
+        metrics = run_metrics.compute_metrics(model, train_set, eval_set, progress=bar.update,
                                              random_state=config.train.get("random_state", 0),
-                                             pretrained=runs.pretrained_first_layer(run_dir, model))
-    eval_name = "train" if eval_set is train_set else evaluation.describe_data(config)
+                                             pretrained=run_folder.pretrained_first_layer(run_dir, model))
+    eval_name = "train" if eval_set is train_set else run_data.describe_data(config)
     result = {"model_dir": str(model_dir), "model": model.spec["name"], "n_features": model.n_features,
               "n_components": model.n_components, "data": config.data_name, "eval_data": eval_name,
               "n_eval": eval_set.n_samples, "metrics": metrics}
@@ -312,8 +315,8 @@ def command_evaluate(args: argparse.Namespace, out: Output) -> int:
 def command_plot(args: argparse.Namespace, out: Output) -> int:
     """``sparseae plot``: the PNGs of a run folder, holding the lock of the run folder they go into
     (refused while a training writes there: see :mod:`sparseae.locking`)."""
-    target = Path(args.out) if args.out is not None else runs.locate_model(args.run_dir)[1]
-    with runs.lock_if_run_dir(target, "sparseae plot"):
+    target = Path(args.out) if args.out is not None else run_folder.locate_model(args.run_dir)[1]
+    with run_folder.lock_if_run_dir(target, "sparseae plot"):
         return _plot(args, out)
 
 
@@ -322,10 +325,10 @@ def _plot(args: argparse.Namespace, out: Output) -> int:
     if args.out is None and run_dir is None:
         raise ConfigError(f"{model_dir} is a saved model, not a run folder: pass --out DIR for the pictures")
     out_dir = Path(args.out) if args.out is not None else run_dir
-    history = runs.read_history(run_dir) if run_dir is not None else []
+    history = run_folder.read_history(run_dir) if run_dir is not None else []
     _, eval_set = _datasets_for(model, config)
     random_state = config.train.get("random_state", 0)
-    paths = evaluation.write_plots(model, history, eval_set, out_dir, random_state=random_state)
+    paths = run_plots.write_plots(model, history, eval_set, out_dir, random_state=random_state)
     for path in paths:
         out.line(f"wrote {path}")
     out.json({"plots": [str(path) for path in paths]})
@@ -339,7 +342,7 @@ def command_report(args: argparse.Namespace, out: Output) -> int:
     runs_shown = [args.run_dir] + ([args.other_run_dir] if args.other_run_dir is not None else [])
     stale: list[str] = []  # runs whose pictures could not be drawn now: said, never silent
     folder = Path(args.run_dir if args.out is None else args.out)  # where the page goes
-    with runs.lock_if_run_dir(folder if args.out is None or folder.is_dir() else folder.parent, "sparseae report"):
+    with run_folder.lock_if_run_dir(folder if args.out is None or folder.is_dir() else folder.parent, "sparseae report"):
         path = write_report(args.run_dir, args.other_run_dir, out=args.out, device=args.device, warn=stale.append)
     for line in stale:
         out.line(f"Warning: {line}")
@@ -369,9 +372,9 @@ def command_probe(args: argparse.Namespace, out: Output) -> int:
     test, train = np.sort(order[:n_test]), np.sort(order[n_test:])
     X, y = np.asarray(dataset.X), np.asarray(dataset.y)
     with out.progress(dataset.n_samples, "encode", "sample") as bar:
-        codes, _ = evaluation.encode_decode(model, X, decode=False, progress=bar.update)
+        codes, _ = run_metrics.encode_decode(model, X, decode=False, progress=bar.update)
     probe = linear_probe(codes[train], y[train], codes[test], y[test], C=args.C, random_state=args.seed)
-    result = {"model_dir": str(model_dir), "model": model.spec["name"], "data": evaluation.describe_data(config),
+    result = {"model_dir": str(model_dir), "model": model.spec["name"], "data": run_data.describe_data(config),
               "n_train": int(len(train)), "n_test": int(len(test)), "n_components": model.n_components,
               "accuracy": probe["accuracy"], "train_accuracy": probe["train_accuracy"]}
     rows = [(f"probe on {model.spec['name']} codes ({model.n_components})", probe["accuracy"])]

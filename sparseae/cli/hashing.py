@@ -25,14 +25,14 @@ from typing import Any
 import numpy as np
 
 from .. import locking
-from ..data import load_array
+from ..data import load_array, load_dataset
 from ..errors import CheckpointError, ConfigError, DataError, OutputExistsError
 from ..io import WEIGHTS_FILE, load_model, replace_directory, write_json_atomic
 from ..models import encode_dataset
 from ..retrieval import HammingIndex, binarize
+from ..runs.folder import locate_model
+from ..runs.metrics import encode_decode
 from ..validation import as_float_array, check_number
-from . import runs
-from .evaluation import encode_decode
 from .output import Output
 
 MODEL_DIR, HASH_DIR, INDEX_FILE, LABELS_FILE = "model", "hash", "index.json", "labels.npy"
@@ -113,7 +113,6 @@ def _query_inputs(args: argparse.Namespace, n_features: int) -> np.ndarray:
     if args.input is not None:
         X = as_float_array(load_array(args.input, mmap=False), f"--input {args.input}")
     else:
-        from ..data import load_dataset
         dataset = load_dataset(args.data)
         X = np.asarray(dataset.X)
     if X.ndim == 1:
@@ -151,7 +150,7 @@ def command_query(args: argparse.Namespace, out: Output) -> int:
         raise CheckpointError(f"{folder} is not a sparseae index folder (no {INDEX_FILE}); build one with "
                               "`sparseae index`")
     if args.model is not None:
-        model_dir, _ = runs.locate_model(args.model)
+        model_dir, _ = locate_model(args.model)
     else:
         model_dir = folder / MODEL_DIR
     fingerprint = model_fingerprint(model_dir)

@@ -5,19 +5,17 @@
   Teboulle 2009), the Lasso objective, its duality gap and the Lipschitz constant of ``DᵀD``.
 * :mod:`~sparseae.coding.encode`: :func:`sparse_encode`, scikit-learn's API: exact LARS-Lasso,
   coordinate descent, LARS, OMP (compiled with numba), thresholding and FISTA.
-* :mod:`~sparseae.coding.dictionary`: inference as a module, dictionary learning
-  (:func:`learn_dictionary`), re-initialization of unused atoms, atom recovery.
+* :mod:`~sparseae.coding.dictionary`: inference as a module, dictionary helpers, re-initialization
+  of unused atoms, atom recovery (dictionary learning, :func:`~sparseae.train.procedures.learn_dictionary`,
+  trains a ``sparse_coding`` model).
 * :mod:`~sparseae.coding.inhibition`: lateral inhibition, ``+ ½|z|ᵀS|z|`` in the energy: majorized
   ISTA/FISTA and coordinate descent; :mod:`~sparseae.coding.inhibition_matrix`: S's tree form, bound
   and gradient-ascent step.
 
 ``lista_from_dictionary`` and ``psd_code_quality`` live with their models
-(:mod:`sparseae.models.lista`, :mod:`sparseae.models.psd`), which import this package; they are
-re-exported here on first access.
+(:mod:`sparseae.models.lista`, :mod:`sparseae.models.psd`), which import this package (never the
+other way: this package sits below ``nn`` and ``models``).
 """
-import importlib
-from typing import Any
-
 from .dictionary import (
     AtomUsage,
     SparseInference,
@@ -25,7 +23,6 @@ from .dictionary import (
     check_dictionary,
     default_tolerance,
     dictionary_from_samples,
-    learn_dictionary,
     unit_norm_atoms,
 )
 from .inhibition import (
@@ -54,16 +51,6 @@ from .solvers import (
     lipschitz_constant,
 )
 
-_FROM_MODELS = {"lista_from_dictionary": "sparseae.models.lista",
-                "psd_code_quality": "sparseae.models.psd"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _FROM_MODELS:
-        return getattr(importlib.import_module(_FROM_MODELS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = [
     "AtomUsage",
     "SparseInference",
@@ -71,9 +58,6 @@ __all__ = [
     "check_dictionary",
     "default_tolerance",
     "dictionary_from_samples",
-    "learn_dictionary",
-    "lista_from_dictionary",
-    "psd_code_quality",
     "unit_norm_atoms",
     "check_inhibition_matrix",
     "coactivation",

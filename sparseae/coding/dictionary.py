@@ -19,20 +19,18 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..errors import ConfigError, DataError
-from ..nn.activations import upcast_half
-from ..train import distributed
-from ..validation import as_float_array, check_choice, check_number
+from ..tensors import upcast_half
+from .. import distributed
+from ..validation import as_float_array, check_number
+from .prox import group_penalty, l1_penalty
 from .solvers import fista, lipschitz_constant
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..models.sparse_coding import SparseCoding
 
 __all__ = [
     "SparseInference",
@@ -42,7 +40,6 @@ __all__ = [
     "dictionary_from_samples",
     "check_dictionary",
     "atom_recovery",
-    "learn_dictionary",
 ]
 
 logger = logging.getLogger(__name__)
@@ -67,7 +64,7 @@ class SparseInference(nn.Module):
     """
 
     def __init__(self, lam: float, *, nonnegative: bool = False, max_iter: int = 200,
-                 tol: float | None = None, groups=None, group_eps: float = 0.0) -> None:
+                 tol: float | None = None, groups=None, group_eps: float = 0.0, term: Any = None) -> None:
         super().__init__()
         check_number(lam, "sparsity_weight (lambda)", low=0.0, low_inclusive=False)
         check_number(max_iter, "max_iter", low=1, integer=True)
@@ -83,7 +80,16 @@ class SparseInference(nn.Module):
             raise ConfigError("group_eps smooths a group penalty: it needs groups")
         self.group_eps = float(group_eps)
         self._prox = None
-        if groups is not None and not self.group_eps:
+        #: The energy term whose value (``term.energy(z)`` per row) and prox (``term.prox()``) this
+        #: inference uses, e.g. a :class:`sparseae.nn.penalties.CodePenalty` of weight λ that the model
+        #: builder passes; None: λ‖z‖₁ or the group norms computed here from ``lam`` and ``groups``.
+        self.term = term
+        if term is not None:
+            if float(term.weight) != self.lam:
+                raise ConfigError(f"the inference's lambda {self.lam:g} differs from its term's weight {term.weight:g}")
+            if not self.group_eps:
+                self._prox = term.prox()
+        elif groups is not None and not self.group_eps:
             from .prox import GroupProx
             self._prox = GroupProx(groups)
 
@@ -94,9 +100,11 @@ class SparseInference(nn.Module):
 
     def penalty(self, z: torch.Tensor) -> torch.Tensor:
         """λ‖z‖₁ or λ Σ_j ‖z‖_{g_j} per row: (batch,)."""
+        if self.term is not None:
+            return self.term.energy(z)
         if self.groups is None:
-            return self.lam * z.abs().sum(dim=1)
-        return self.lam * self.groups.group_norms(z, self.group_eps).sum(dim=1)
+            return l1_penalty(z, self.lam)
+        return group_penalty(z, self.groups, self.lam, self.group_eps)
 
     def forward(self, x: torch.Tensor, D: torch.Tensor, z0: torch.Tensor | None = None, *,
                 anchor: torch.Tensor | None = None, anchor_weight: float = 0.0,
@@ -239,39 +247,3 @@ def atom_recovery(D_true: Any, D: Any) -> torch.Tensor:
     return (unit_true.t() @ unit).abs().amax(dim=1)
 
 
-def learn_dictionary(X: Any, n_components: int, lam: float, *, nonnegative: bool = False,
-                     init: str = "data", max_epochs: int = 10, batch_size: int = 256,
-                     optimizer: str = "adam", learning_rate: float = 1e-3, inference_max_iter: int = 100,
-                     tol: float | None = None, reinit_unused_every: int = 100, random_state: int = 0,
-                     device: str = "auto") -> "SparseCoding":
-    """Learn ``n_components`` unit-norm atoms for X (n_samples, n_features) with the ``sparse_coding``
-    model and the ordinary trainer; returns the trained model (its ``dictionary`` is D (n_features,
-    n_components); ``encode`` gives the codes).
-
-    ``init``: ``"data"`` starts from random distinct samples (normalized), ``"random"`` from the model's
-    random atoms. ``inference_max_iter``/``tol``: FISTA per minibatch (approximate inference is enough
-    to learn).
-    ``reinit_unused_every``: batches per usage window (0: never re-initialize). ``random_state`` seeds
-    the start (``torch.manual_seed`` and the sample picks) and the trainer. The other arguments are
-    :class:`~sparseae.train.TrainConfig`'s. For the training history, build the model with
-    ``create_model("sparse_coding", ...)`` and call :func:`~sparseae.train.train` yourself.
-    """
-    from ..models import create_model  # the models import this package
-    from ..train import TrainConfig, train
-
-    check_choice(init, "init", ("data", "random"))
-    X = as_float_array(X, "X")
-    config = TrainConfig(optimizer=optimizer, learning_rate=learning_rate, batch_size=batch_size,
-                         max_epochs=max_epochs, random_state=random_state, device=device).validate()
-    if config.optimizer == "lbfgs":
-        raise ConfigError("learn_dictionary needs a minibatch optimizer (adam or sgd): the atoms are "
-                          "renormalized after every step, which L-BFGS's many inner iterations would skip")
-    torch.manual_seed(random_state)
-    model = create_model("sparse_coding", X.shape[1], n_components, sparsity_weight=lam,
-                         nonnegative=nonnegative, inference_max_iter=inference_max_iter, tol=tol,
-                         reinit_unused_every=reinit_unused_every)
-    if init == "data":
-        generator = torch.Generator().manual_seed(random_state)
-        model.set_dictionary(dictionary_from_samples(X, n_components, generator=generator))
-    train(model, X, config)
-    return model

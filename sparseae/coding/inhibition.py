@@ -40,7 +40,8 @@ import torch
 
 from ..errors import ConfigError
 from ..validation import check_choice, check_number
-from .prox import nonnegative_soft_threshold, soft_threshold
+from .inhibition_matrix import inhibition_penalty
+from .prox import l1_penalty, nonnegative_soft_threshold, soft_threshold
 from .solvers import SparseCodeResult, _check_codes, _check_L, _check_lam, _check_problem, lipschitz_constant
 
 __all__ = ["check_inhibition_matrix", "inhibition_energy", "inhibition_stationarity",
@@ -92,8 +93,7 @@ def check_inhibition_matrix(S: Any, n_components: int, *, dtype: torch.dtype | N
 
 def _abs_energy(R: torch.Tensor, Z: torch.Tensor, lam: torch.Tensor, ZS: torch.Tensor) -> torch.Tensor:
     """``½‖r‖² + Σλ|z| + ½|z|ᵀS|z|`` per row from the residual ``R`` and ``ZS = |Z|S``: (batch,)."""
-    A = Z.abs()
-    return 0.5 * R.square().sum(1) + (A * lam).sum(1) + 0.5 * (A * ZS).sum(1)
+    return 0.5 * R.square().sum(1) + l1_penalty(Z, lam) + inhibition_penalty(Z.abs(), None, ZS)
 
 
 def inhibition_energy(X: torch.Tensor, D: torch.Tensor, Z: torch.Tensor, lam: Any, S: torch.Tensor) -> torch.Tensor:
@@ -103,8 +103,7 @@ def inhibition_energy(X: torch.Tensor, D: torch.Tensor, Z: torch.Tensor, lam: An
     if not (isinstance(S, torch.Tensor) and tuple(S.shape) == (D.shape[-1], D.shape[-1])):
         raise ConfigError(f"S must be a ({D.shape[-1]}, {D.shape[-1]}) tensor")
     lam_t = _check_lam(lam, X.detach(), D.detach())
-    A = Z.abs()
-    return 0.5 * (X - Z @ D.T).square().sum(1) + (A * lam_t).sum(1) + 0.5 * ((A @ S) * A).sum(1)
+    return 0.5 * (X - Z @ D.T).square().sum(1) + l1_penalty(Z, lam_t) + inhibition_penalty(Z.abs(), S)
 
 
 def _violation(grad: torch.Tensor, Z: torch.Tensor, weight: torch.Tensor, nonnegative: bool) -> torch.Tensor:

@@ -31,7 +31,7 @@ from ..errors import ConfigError
 from ..validation import check_choice, check_number
 
 __all__ = ["NORMS", "parse_tree", "tree_relatives", "inhibition_mask", "tree_inhibition", "coactivation",
-           "project_inhibition", "inhibition_ascent"]
+           "inhibition_penalty", "project_inhibition", "ascend_inhibition", "inhibition_ascent"]
 
 NORMS = ("row_sum", "frobenius")
 
@@ -91,6 +91,14 @@ def coactivation(Z: torch.Tensor) -> torch.Tensor:
     return (A.T @ A) * (0.5 / A.shape[0])
 
 
+def inhibition_penalty(A: torch.Tensor, S: torch.Tensor | None, AS: torch.Tensor | None = None) -> torch.Tensor:
+    """The inhibition energy ``½|z|ᵀS|z|`` of each row from magnitudes ``A = |Z|`` ``(batch, k)`` and
+    ``S`` ``(k, k)``: shape ``(batch,)``. ``AS``: ``A @ S`` when the caller already has it. The one
+    place the library computes it (solvers, the model and the penalty call it)."""
+    AS = A @ S if AS is None else AS
+    return 0.5 * (AS * A).sum(dim=1)
+
+
 def project_inhibition(S: torch.Tensor, mask: torch.Tensor, bound: float, norm: str = "row_sum") -> torch.Tensor:
     """``S`` ``(k, k)`` made symmetric, clamped at 0, zeroed outside ``mask`` (bool ``(k, k)``, no
     diagonal) and brought within ``bound`` β in ``norm`` (see the module docstring). A new tensor."""
@@ -103,8 +111,16 @@ def project_inhibition(S: torch.Tensor, mask: torch.Tensor, bound: float, norm: 
     return S * torch.minimum(scale.unsqueeze(0), scale.unsqueeze(1))
 
 
+def ascend_inhibition(S: torch.Tensor, C: torch.Tensor, rate: float, mask: torch.Tensor, bound: float,
+                      norm: str = "row_sum") -> torch.Tensor:
+    """The projected ascent step ``Π(S + rate·C)`` from a coactivation ``C`` ``(k, k)`` (the gradient
+    of the mean energy in S, :func:`coactivation`, averaged across ranks by the caller when
+    distributed): the one place the step is taken. A new tensor; see :func:`project_inhibition`."""
+    return project_inhibition(S + rate * C.to(S), mask, bound, norm)
+
+
 def inhibition_ascent(S: torch.Tensor, Z: torch.Tensor, rate: float, mask: torch.Tensor, bound: float,
                       norm: str = "row_sum") -> torch.Tensor:
     """One projected gradient-ascent step on the batch-mean energy: ``Π(S + rate·½ mean |z||z|ᵀ)`` for
     codes ``Z`` ``(batch, k)``; see :func:`project_inhibition`."""
-    return project_inhibition(S + rate * coactivation(Z).to(S), mask, bound, norm)
+    return ascend_inhibition(S, coactivation(Z), rate, mask, bound, norm)

@@ -24,12 +24,30 @@ import torch.nn.functional as F
 Threshold = Union[float, torch.Tensor]
 
 __all__ = [
+    "l1_penalty",
+    "group_penalty",
     "soft_threshold",
     "nonnegative_soft_threshold",
     "ProximalOperator",
     "L1Prox",
     "GroupProx",
 ]
+
+
+def l1_penalty(z: torch.Tensor, weight: Threshold) -> torch.Tensor:
+    """The ℓ1 energy ``Σⱼ weightⱼ·|zⱼ|`` of each row of ``z`` ``(batch, n)``: shape ``(batch,)``.
+    ``weight``: a number, a 0-dim tensor or a tensor broadcastable to ``z`` (per-unit weights).
+    The one place the library computes it (solvers, inference modules and penalties call it)."""
+    if not isinstance(weight, torch.Tensor) or weight.ndim == 0:
+        return weight * torch.linalg.vector_norm(z, ord=1, dim=-1)
+    return (z.abs() * weight).sum(dim=-1)
+
+
+def group_penalty(z: torch.Tensor, groups, weight: Threshold, eps: float = 0.0) -> torch.Tensor:
+    """The group energy ``weight · Σ_j √(Σ_{i∈g_j} w_ij z_i² + eps)`` of each row of ``z``
+    ``(batch, n)`` over a :class:`~sparseae.groups.GroupStructure`: shape ``(batch,)`` (eps = 0: the
+    group norms ``‖z‖_{g_j}``). The one place the library computes it."""
+    return weight * groups.group_norms(z, eps).sum(dim=-1)
 
 
 def soft_threshold(v: torch.Tensor, threshold: Threshold) -> torch.Tensor:
@@ -94,9 +112,7 @@ class L1Prox(ProximalOperator):
     def penalty(self, z: torch.Tensor, weight: Threshold) -> torch.Tensor:
         """``Σⱼ weightⱼ·|zⱼ|`` per row (the constraint of the non-negative variant is not
         charged: ``z`` is assumed feasible)."""
-        if not isinstance(weight, torch.Tensor) or weight.ndim == 0:
-            return weight * torch.linalg.vector_norm(z, ord=1, dim=-1)
-        return (z.abs() * weight).sum(dim=-1)
+        return l1_penalty(z, weight)
 
     def __repr__(self) -> str:
         return f"L1Prox(nonnegative={self.nonnegative})"
@@ -180,9 +196,10 @@ class GroupProx(ProximalOperator):
             xi = xi / torch.clamp(norms / threshold, min=1.0)[:, group_index]
         return v - v.new_zeros(v.shape).index_add_(1, unit_index, xi * root_w)
 
-    def penalty(self, z: torch.Tensor, weight: Threshold) -> torch.Tensor:
-        """``weight · Σ_j ‖z‖_{g_j}`` per row: (batch,)."""
-        return weight * self.groups.group_norms(z).sum(dim=-1)
+    def penalty(self, z: torch.Tensor, weight: Threshold, eps: float = 0.0) -> torch.Tensor:
+        """``weight · Σ_j ‖z‖_{g_j}`` per row (``√(‖z‖²_{g_j} + eps)`` when ``eps`` > 0, the smoothed
+        form): (batch,)."""
+        return group_penalty(z, self.groups, weight, eps)
 
     def __repr__(self) -> str:
         return f"GroupProx({self.groups.kind}, {self.groups.n_groups} groups, method={self.method})"

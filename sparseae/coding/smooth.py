@@ -20,6 +20,7 @@ import math
 import torch
 
 from ..validation import check_number
+from .prox import group_penalty
 from .solvers import lipschitz_constant
 
 __all__ = ["smooth_group_penalty", "smooth_group_codes", "smooth_group_lipschitz"]
@@ -27,7 +28,7 @@ __all__ = ["smooth_group_penalty", "smooth_group_codes", "smooth_group_lipschitz
 
 def smooth_group_penalty(z: torch.Tensor, groups, eps: float) -> torch.Tensor:
     """``Σ_j √(Σ_{i∈g_j} w_ij z_i² + ε)`` per row: z (batch, n_components) → (batch,)."""
-    return groups.group_norms(z, eps).sum(dim=1)
+    return group_penalty(z, groups, 1.0, eps)
 
 
 def smooth_group_lipschitz(groups, lam: float, eps: float) -> float:

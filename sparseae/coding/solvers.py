@@ -32,7 +32,7 @@ import torch
 
 from ..errors import ConfigError, DataError
 from ..validation import check_choice, check_finite, check_number
-from .prox import L1Prox, ProximalOperator
+from .prox import L1Prox, ProximalOperator, l1_penalty
 
 __all__ = [
     "SparseCodeResult",
@@ -218,13 +218,6 @@ def lipschitz_constant(D: torch.Tensor, n_iter: int = 50, tol: float = 1e-6,
         return estimate * LIPSCHITZ_SAFETY
 
 
-def _penalty(Z: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
-    """``Σⱼ λⱼ|zⱼ|`` per row, ``(batch,)``."""
-    if lam.ndim == 0:
-        return lam * torch.linalg.vector_norm(Z, ord=1, dim=1)
-    return (Z.abs() * lam).sum(dim=1)
-
-
 def lasso_objective(X: torch.Tensor, D: torch.Tensor, Z: torch.Tensor, lam: Any) -> torch.Tensor:
     """``F(z) = ½‖x − Dz‖² + Σⱼ λⱼ|zⱼ|`` for each row: ``X`` ``(batch, n_features)``, ``D``
     ``(n_features, n_components)``, ``Z`` ``(batch, n_components)``; returns ``(batch,)``.
@@ -233,7 +226,7 @@ def lasso_objective(X: torch.Tensor, D: torch.Tensor, Z: torch.Tensor, lam: Any)
     X, D = _check_problem(X, D)
     Z = _check_codes(Z, X, D, "Z")
     lam_t = _check_lam(lam, X, D)
-    return _objective(X, D, Z, lam_t, _penalty)
+    return _objective(X, D, Z, lam_t, l1_penalty)
 
 
 def _objective(X: torch.Tensor, D: torch.Tensor, Z: torch.Tensor, lam: torch.Tensor,
@@ -271,7 +264,7 @@ def _duality_gap(X: torch.Tensor, D: torch.Tensor, Z: torch.Tensor, lam: torch.T
         worst = ((corr if nonnegative else corr.abs()) / lam).amax(dim=1)
     s = 1.0 / worst.clamp_min(1.0)  # (batch,)
     half_rr = 0.5 * torch.linalg.vecdot(r, r)
-    penalty = _penalty(Z, lam)
+    penalty = l1_penalty(Z, lam)
     gap = (1.0 - s).square() * half_rr + (penalty - s * torch.linalg.vecdot(Z, corr))
     return gap.clamp_min(0.0), half_rr + penalty
 

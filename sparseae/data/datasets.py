@@ -388,9 +388,16 @@ def select_classes(dataset: Dataset, classes: Sequence[int] | None) -> Dataset:
 
 @DATASETS.register("mnist")
 def _mnist_dataset(path: str | None = None, split: str = "train", download: bool = False,
-                   cache_dir: str | None = None, classes: Sequence[int] | None = None) -> Dataset:
+                   cache_dir: str | None = None, classes: Sequence[int] | None = None,
+                   n_samples: int | None = None) -> Dataset:
+    # n_samples: only the first n images (after `classes`), e.g. a recipe's quick variant.
+    if n_samples is not None:
+        check_number(n_samples, "n_samples", low=1, integer=True)
     X, y = load_mnist(path, split=split, download=download, cache_dir=cache_dir)
-    return select_classes(Dataset(X, y, (28, 28), "mnist"), classes)
+    dataset = select_classes(Dataset(X, y, (28, 28), "mnist"), classes)
+    if n_samples is None or n_samples >= dataset.n_samples:
+        return dataset
+    return Dataset(dataset.X[:n_samples], dataset.y[:n_samples], dataset.image_shape, dataset.name)
 
 
 @DATASETS.register("digits")

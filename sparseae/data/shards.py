@@ -15,12 +15,12 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from ..validation import check_number, numpy_file_error
+from ..validation import DiskRows, check_number, numpy_file_error
 
 SHARD_PATTERN = "shard-{:05d}.npy"
 
 
-class ShardedArray:
+class ShardedArray(DiskRows):
     """Shards (n_i, n_features) stacked as one read-only (Σ n_i, n_features) array.
 
     ``paths``: ``.npy`` files, in order, or a folder (its ``*.npy`` files, sorted by name), or a

@@ -12,9 +12,11 @@ from .base import BaseAutoencoderEstimator
 from .classifiers import DrSAEClassifier
 from .inhibition import LateralInhibitionCoder
 from .convolutional import ConvSparseAutoencoder, LocalSparseAutoencoder
+from .dictionary import DictionaryLearning, MiniBatchDictionaryLearning, SparseCoder
 from .stacked import StackedAutoencoder, StackedClassifier
 
 __all__ = ["AutoencoderEstimator", "BaseAutoencoderEstimator", "ContractiveAutoencoder",
            "DenoisingAutoencoder", "DrSAEClassifier", "LateralInhibitionCoder", "LinearAutoencoder", "SparseAutoencoder",
            "StackedAutoencoder", "StackedClassifier"]
 __all__ += ["ConvSparseAutoencoder", "LocalSparseAutoencoder"]
+__all__ += ["DictionaryLearning", "MiniBatchDictionaryLearning", "SparseCoder"]

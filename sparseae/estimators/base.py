@@ -45,6 +45,7 @@ from .._sklearn_compat import (
     validate_data,
 )
 from ..errors import CheckpointError, ConfigError, DataError, NotFittedError, SparseAEError
+from ..io import load_model, read_config, save_model
 from ..models import Autoencoder, create_model
 from ..train import TrainConfig, evaluate_loss, train
 from ..train.batches import BatchSource
@@ -367,8 +368,6 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         :meth:`load` rebuilds an estimator that transforms identically. Refuses to replace an
         existing folder unless ``overwrite`` (:class:`~sparseae.errors.OutputExistsError`).
         """
-        from ..io import save_model
-
         self._check_fitted()
         params = self.get_params(deep=False)
         state: dict[str, Any] = {
@@ -392,8 +391,7 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         :class:`AutoencoderEstimator`. Raises :class:`~sparseae.errors.CheckpointError` when the
         folder holds another estimator or is not a sparseae model.
         """
-        from ..io import load_model, read_config
-        from .autoencoders import AutoencoderEstimator
+        from .autoencoders import AutoencoderEstimator  # its subclass: defined after this module
 
         config = read_config(path)
         extra = config.get("extra") or {}

@@ -16,8 +16,8 @@ from .._sklearn_compat import Interval
 from ..data import unit_norm_rows
 from ..errors import CheckpointError, DataError, SparseAEError
 from ..models import Autoencoder
-from ..models.drsae import fit_drsae
 from ..train import TrainConfig
+from ..train.procedures import fit_drsae
 from .base import BaseAutoencoderEstimator
 
 __all__ = ["DrSAEClassifier", "HeadClassifierMixin"]

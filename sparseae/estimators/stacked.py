@@ -10,7 +10,7 @@ import numpy as np
 
 from .._sklearn_compat import Interval, StrOptions
 from ..models import Autoencoder
-from ..models.deep import pretrain_deep_model
+from ..train.procedures import pretrain_deep_model
 from ..nn.activations import ACTIVATIONS
 from ..train import TrainConfig, train
 from .base import BaseAutoencoderEstimator

@@ -12,7 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from ..coding.inhibition_matrix import parse_tree, tree_relatives
 from ..errors import ConfigError, DataError
+from ..groups import depth_of_groups, tree_groups
 from ..validation import as_float_array, check_choice, check_number
 
 __all__ = ["SIMILARITIES", "tree_depths", "branch_labels", "unit_similarity", "branch_similarity"]
@@ -22,17 +24,12 @@ SIMILARITIES = ("abs_cosine", "activity_correlation")
 
 def tree_depths(parent: Any) -> np.ndarray:
     """Depth of every node (roots 0): (k,). The parent array is checked as in :mod:`sparseae.groups`."""
-    from ..coding.inhibition_matrix import parse_tree
-    from ..groups import depth_of_groups, tree_groups
-
     return np.asarray(depth_of_groups(tree_groups(parse_tree(parent))), dtype=np.int64)
 
 
 def branch_labels(parent: Any, level: int = 1) -> np.ndarray:
     """For every node at depth ≥ ``level``, its ancestor at depth ``level`` (the root of its branch);
     −1 for the nodes above: (k,)."""
-    from ..coding.inhibition_matrix import parse_tree
-
     check_number(level, "level", low=0, integer=True)
     parent = parse_tree(parent)
     depth = tree_depths(parent)
@@ -81,8 +78,6 @@ def branch_similarity(vectors: Any, parent: Any, *, level: int = 1, pairs: str =
     ``permuted_ratio`` (means over the draws), ``p_value`` (fraction of draws, counting the observed
     one, whose within-mean reaches the observed one) and the pair counts.
     """
-    from ..coding.inhibition_matrix import parse_tree, tree_relatives
-
     check_choice(pairs, "pairs", ("branch", "relatives"))
     check_number(n_permutations, "n_permutations", low=1, integer=True)
     parent = parse_tree(parent)

@@ -2,8 +2,8 @@
 
 * :mod:`.autoencoders`: ``autoencoder``, ``linear_ae``, ``sparse_ae_kl``, ``sparse_ae_l1``,
   ``denoising_ae``, ``contractive_ae``
-* :mod:`.deep`: ``deep_autoencoder``, ``mlp_classifier``, ``semantic_hashing``, greedy layer-wise
-  pre-training
+* :mod:`.deep`: ``deep_autoencoder``, ``mlp_classifier``, ``semantic_hashing``, the layers of greedy
+  layer-wise pre-training
 * :mod:`.sae`: ``topk_sae`` (TopK, BatchTopK, AuxK), ``jumprelu_sae``
 * :mod:`.sparse_coding`: ``sparse_coding`` (FISTA inference, dictionary learning)
 * :mod:`.psd`: ``psd``; :mod:`.lista`: ``lista``
@@ -12,25 +12,26 @@
 * :mod:`.convolutional`: ``conv_sae`` (L2 pooling over pools of maps); :mod:`.local`: ``local_sae``
   (locally connected, topographic); :mod:`.conv_stack`: ``conv_stack``, stacked conv layers → a
   pre-trained convnet
+
+Models know nothing of training: each declares its procedure by name (``training_procedure``),
+which :mod:`sparseae.train.procedures` runs (``fit_stacked``, ``fit_supervised``, ``fit_conv_stack``...).
 """
 from . import autoencoders, sae  # noqa: F401  (register the presets)
 from .base import MODELS, Autoencoder, LossOutput, create_model, encode_dataset
-from .deep import StackedResult, fit_stacked, load_layer_weights, pretrain_layers
-from .conv_stack import ConvFeatureExtractor, ConvStack, ConvStackResult, build_conv_stack, fit_conv_stack, load_conv_stack
+from .deep import DeepAutoencoder, MLPClassifier, load_layer_weights
+from .conv_stack import ConvFeatureExtractor, ConvStack, build_conv_stack
 from .convolutional import ConvAutoencoder
 from .local import LocalAutoencoder
-from .drsae import DrSAE, encoder_decoder_angles, fit_drsae
+from .drsae import DrSAE, encoder_decoder_angles
 from .lateral_inhibition import LateralInhibition
 from .lista import LISTA, lista_from_dictionary
 from .psd import PSD, psd_code_quality
 from .pruning import TreeModelPruning, prune_tree_model
 from .sparse_coding import SparseCoding
-from .supervised import SupervisedAutoencoder, error_rate, fit_supervised
+from .supervised import SupervisedAutoencoder, error_rate
 
-__all__ = ["MODELS", "Autoencoder", "DrSAE", "LISTA", "LateralInhibition", "LossOutput", "PSD", "SparseCoding",
-           "StackedResult", "SupervisedAutoencoder", "create_model", "encode_dataset", "fit_stacked",
-           "load_layer_weights", "pretrain_layers", "encoder_decoder_angles", "error_rate",
-           "fit_drsae", "fit_supervised", "lista_from_dictionary", "psd_code_quality"]
-__all__ += ["ConvAutoencoder", "ConvFeatureExtractor", "ConvStack", "ConvStackResult", "LocalAutoencoder",
-            "build_conv_stack", "fit_conv_stack", "load_conv_stack"]
+__all__ = ["MODELS", "Autoencoder", "DeepAutoencoder", "DrSAE", "LISTA", "LateralInhibition", "LossOutput",
+           "MLPClassifier", "PSD", "SparseCoding", "SupervisedAutoencoder", "create_model", "encode_dataset",
+           "load_layer_weights", "encoder_decoder_angles", "error_rate", "lista_from_dictionary", "psd_code_quality"]
+__all__ += ["ConvAutoencoder", "ConvFeatureExtractor", "ConvStack", "LocalAutoencoder", "build_conv_stack"]
 __all__ += ["TreeModelPruning", "prune_tree_model"]

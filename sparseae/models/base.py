@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -18,7 +18,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..nn.activations import upcast_half
 from ..nn.likelihoods import Likelihood
-from ..nn.penalties import ForwardPass, Penalty, WeightDecay
+from ..nn.penalties import ForwardPass, Penalty, WeightDecay, check_penalty_list, penalty_from_spec
 from ..registry import Registry
 from ..validation import as_float_array, check_number, rows_as_tensor
 
@@ -34,6 +34,21 @@ class LossOutput:
     eta: torch.Tensor | None = None
 
 
+@dataclass
+class Energy:
+    """A model's own energy terms on a batch (what :meth:`Autoencoder.energy` returns).
+
+    ``step``: the :class:`ForwardPass` the model's penalties see (None only for a model that has
+    no penalties to apply); ``total``: the sum to minimize (None: no term of its own); ``terms``:
+    each term by name, detached, for the logs; ``code``: the code reported in the
+    :class:`LossOutput` when it is not ``step.code`` (PSD: z*, while the penalties see F(x))."""
+
+    step: ForwardPass | None
+    total: torch.Tensor | None
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)
+    code: torch.Tensor | None = None
+
+
 class Autoencoder(nn.Module):
     """``x̂ = likelihood.mean(decoder(encoder(x)))`` with penalties on the code and weights.
 
@@ -46,6 +61,12 @@ class Autoencoder(nn.Module):
     the code before decoding (Gaussian noise: a stochastic encoder; dropout). Penalties see the
     code before ``code_noise``.
     """
+
+    #: How the family is trained, by name (:data:`sparseae.runs.procedures.PROCEDURES`): ``plain``
+    #: (one call of the trainer), ``supervised`` (unsupervised pre-training when asked, then the
+    #: labels), ``pretrain_finetune`` (greedy layer-wise pre-training, then the whole stack) or
+    #: ``layerwise`` (layer by layer, no fine-tuning). The run layer and the estimators read it.
+    training_procedure: ClassVar[str] = "plain"
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, likelihood: Likelihood,
                  penalties: dict[str, Penalty] | None = None,
@@ -88,20 +109,37 @@ class Autoencoder(nn.Module):
         decoded = self.code_noise(code) if self.code_noise is not None else code
         return ForwardPass(x=x, x_input=x_input, code=code, eta=self.decoder(decoded), model=self)
 
-    def loss(self, x: torch.Tensor, x_input: torch.Tensor | None = None, *,
-             reconstruction_weight: float = 1.0) -> LossOutput:
-        """Mean-over-batch reconstruction NLL (× ``reconstruction_weight``; logged unweighted)
-        plus every penalty (each also in ``terms``)."""
+    def loss(self, x: torch.Tensor, x_input: torch.Tensor | None = None, **options: Any) -> LossOutput:
+        """The loss of every model, one template: the model's own energy terms (:meth:`energy`, which
+        subclasses override) plus every penalty it was given (:meth:`add_penalties`); each term is
+        logged by name in ``terms``. x: (batch, n_features); ``options``: what :meth:`energy` takes
+        (``reconstruction_weight``, ``targets``...)."""
+        energy = self.energy(x, x_input, **options)
+        if energy.step is None:
+            self.refuse_penalties("its loss has no code for a penalty to read")
+            return LossOutput(loss=energy.total, terms=energy.terms, code=energy.code)
+        out = self.add_penalties(energy.step, energy.total, energy.terms)
+        if energy.code is not None:
+            out.code = energy.code
+        return out
+
+    def energy(self, x: torch.Tensor, x_input: torch.Tensor | None = None, *,
+               reconstruction_weight: float = 1.0) -> Energy:
+        """The model's own terms: here the mean-over-batch reconstruction NLL (× ``reconstruction_weight``;
+        logged unweighted), at the code of :meth:`forward_pass`."""
         step = self.forward_pass(x, x_input)
         reconstruction = self.likelihood.nll(upcast_half(step.eta), x).mean()
         total = reconstruction if reconstruction_weight == 1 else reconstruction_weight * reconstruction
-        return self.add_penalties(step, total, {"reconstruction": reconstruction.detach()})
+        return Energy(step, total, {"reconstruction": reconstruction.detach()})
 
     def add_penalties(self, step: ForwardPass, total: torch.Tensor | None,
                       terms: dict[str, torch.Tensor]) -> LossOutput:
         """``total`` plus every penalty of ``step``, each also logged (detached) in ``terms``
         (``total`` None: the penalties alone, None when there are none)."""
         for name, penalty in self.penalties.items():
+            if name in terms:
+                raise ConfigError(f"penalty {name!r} is given twice: the model's own energy has a term {name!r} "
+                                  "(set by its parameters, e.g. sparsity_weight); give it once")
             value = penalty(step)
             terms[name] = value.detach()
             total = value if total is None else total + value
@@ -195,6 +233,9 @@ def create_model(name: str, n_features: int, n_components: int, **params: Any) -
         if old in params and new in accepted:
             raise ConfigError(f"model {name!r}: parameter {old!r} is now {new!r} (model.{new}: the "
                               "inference iterations; L-BFGS iterations are train.lbfgs_max_iter)")
+    penalty_specs = params.pop("penalties", None)
+    if penalty_specs is not None:
+        check_penalty_list(penalty_specs)
     unknown = sorted(set(params) - set(accepted))
     if unknown:
         known = ", ".join(p for p in accepted if p not in ("n_features", "n_components"))
@@ -215,9 +256,30 @@ def create_model(name: str, n_features: int, n_components: int, **params: Any) -
             raise
         raise ConfigError(f"model {name!r} with n_features={n_features}, n_components={n_components} does "
                           f"not fit in memory ({' '.join(str(exc).split())[:160]})") from None
+    if penalty_specs:
+        add_listed_penalties(model, penalty_specs)
+        params["penalties"] = [dict(spec) for spec in penalty_specs]
     model.spec = {"name": name, "params": with_defaults(name, dict(params, n_features=n_features,
                                                                    n_components=n_components))}
     return model
+
+
+def add_listed_penalties(model: Autoencoder, specs: Sequence[Any]) -> None:
+    """Add the penalties of a ``model.penalties`` list to ``model`` (logged under their registry
+    names), with the constraint each needs; one the model already has from its own parameters
+    (the builder's shorthands such as ``sparsity_weight``, ``weight_decay``) is a
+    :class:`ConfigError`: a penalty is given once."""
+    for spec in specs:
+        name, penalty = penalty_from_spec(spec, model)
+        clash = next((key for key, existing in model.penalties.items()
+                      if key == name or type(existing) is type(penalty)), None)
+        if clash is not None:
+            raise ConfigError(f"penalty {name!r} is given twice: by the model's own parameters (as {clash!r}) "
+                              "and in model.penalties; give it once")
+        model.penalties[name] = penalty
+        constraint = penalty.constraint()
+        if constraint is not None:
+            model.constraints.append(constraint)
 
 
 def with_defaults(name: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -15,22 +15,19 @@ from __future__ import annotations
 
 import inspect
 import math
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..errors import CheckpointError, ConfigError
-from ..nn.contrast import LocalContrastNorm, local_contrast_normalize
+from ..errors import ConfigError
+from ..nn.contrast import LocalContrastNorm
 from ..nn.convolutional import ConvEncoder
 from ..nn.pooling import SPATIAL_POOLING, MapPooling, spatial_pool
 from ..validation import as_float_array, check_choice, check_number, rows_as_tensor
-from .base import MODELS, Autoencoder, LossOutput, create_model
+from .base import MODELS, Autoencoder, Energy, create_model
 from .convolutional import ConvAutoencoder
-from .deep import pretrain_layers
 
 #: Keys of a layer dict that describe the stage's spatial pooling, not the layer model.
 STAGE_KEYS = ("spatial_pool", "pool_size", "pool_stride", "contrast_sigma", "output_scale")
@@ -174,94 +171,20 @@ def build_conv_stack(n_features: int, layers: Sequence[dict[str, Any]], *,
     return models, ConvFeatureExtractor(stages)
 
 
-@dataclass
-class ConvStackResult:
-    """What :func:`fit_conv_stack` did: the ``extractor``, the trained ``layers`` (models, decoders
-    included) and their training ``results``."""
-
-    extractor: ConvFeatureExtractor
-    layers: list[ConvAutoencoder]
-    results: list = field(default_factory=list)
-
-    def save(self, path: str | Path, overwrite: bool = False) -> Path:
-        """Each layer to ``path/layer<k>`` (safetensors + JSON, its stage options in ``extra``)."""
-        from ..io import save_model
-
-        path = Path(path)
-        for k, (layer, stage) in enumerate(zip(self.layers, self.extractor.stages)):
-            save_model(layer, path / f"layer{k + 1}", overwrite=overwrite, extra={"stage": stage.options})
-        return path
-
-
-def load_conv_stack(path: str | Path) -> ConvStackResult:
-    """Rebuild a stack saved by :meth:`ConvStackResult.save` (on the CPU, in eval mode)."""
-    from ..io import load_model, read_config
-
-    path = Path(path)
-    layers, stages = [], []
-    while (path / f"layer{len(layers) + 1}").exists():
-        folder = path / f"layer{len(layers) + 1}"
-        options = (read_config(folder).get("extra") or {}).get("stage")
-        if not isinstance(options, dict):
-            raise CheckpointError(f"{folder} is not a layer of a convolutional stack (no stage options)")
-        layer = load_model(folder).eval()
-        layers.append(layer)
-        stages.append(stage_of(layer, **options))
-    if not layers:
-        raise CheckpointError(f"no convolutional stack at {path}: {path / 'layer1'} does not exist")
-    return ConvStackResult(ConvFeatureExtractor(stages).eval(), layers)
-
-
-def pretrain_conv_layers(X: Any, layers: Sequence[ConvAutoencoder], extractor: ConvFeatureExtractor, config, *,
-                         run_dir: str | Path | None = None, resume: bool = False, callbacks: Sequence = ()) -> list:
-    """Greedy layer-wise training, in place, of ``layers`` (whose encoders and poolings ``extractor``'s
-    stages share) on images ``X`` ``(n_samples, n_features)``: layer 1 on X, layer k on the stage
-    outputs of layers 1…k−1. Each stage that feeds another gets the ``output_scale`` that gives its
-    outputs on the training set unit RMS (so the next layer's λ does not depend on the scale of the
-    one below). ``config``: one :class:`~sparseae.train.TrainConfig` or one per layer; checkpoints
-    in ``run_dir/layer<k>``. Returns each layer's :class:`~sparseae.train.TrainResult`."""
-    stage_by_layer = {id(model): stage for model, stage in zip(layers, extractor.stages)}
-
-    def layer_output(layer: Autoencoder, inputs: np.ndarray) -> np.ndarray:
-        stage = stage_by_layer[id(layer)]
-        stage.to(next(layer.parameters()).device)  # its own contrast window, if any, too
-        stage.output_scale = 1.0
-        outputs = transform_rows(stage, inputs)
-        rms = float(np.sqrt(np.mean(np.square(outputs, dtype=np.float64))))
-        if rms > 0:
-            stage.output_scale = 1.0 / rms
-            outputs *= np.float32(stage.output_scale)
-        return outputs
-
-    _, results = pretrain_layers(X, list(layers), config, run_dir=run_dir, resume=resume, callbacks=callbacks,
-                                 layer_output=layer_output)
-    return results
-
-
-def fit_conv_stack(X: Any, layers: Sequence[dict[str, Any]], config, *, image_shape: Sequence[int] | None = None,
-                   run_dir: str | Path | None = None, resume: bool = False,
-                   callbacks: Sequence = ()) -> ConvStackResult:
-    """Build (:func:`build_conv_stack`) and train (:func:`pretrain_conv_layers`) a convolutional stack
-    on images ``X`` ``(n_samples, n_features)``. Returns the extractor and the trained layers."""
-    X = as_float_array(X, "X")
-    models, extractor = build_conv_stack(X.shape[1], layers, image_shape=image_shape)
-    results = pretrain_conv_layers(X, models, extractor, config, run_dir=run_dir, resume=resume,
-                                   callbacks=callbacks)
-    return ConvStackResult(extractor.eval(), models, results)
-
-
 class ConvStack(Autoencoder):
     """A pre-trained convnet as one model (``conv_stack``), saved and loaded like any other.
 
     ``layers``: the ``conv_sae`` models; :attr:`encoder`: the :class:`ConvFeatureExtractor` over
     their encoders and poolings, x ``(batch, n_features)`` → features ``(batch, G·H·W)``
-    (``encode``; ``n_components`` = G·H·W). :meth:`fit_layers` trains the layers greedily;
+    (``encode``; ``n_components`` = G·H·W). :func:`~sparseae.train.procedures.fit_conv_stack_layers`
+    trains the layers greedily;
     :meth:`loss` is the sum of the layers' own losses, each on the output of the stages below it. The features have no decoder (``can_decode`` is False: ``decode`` refuses);
     :attr:`decoder` is the first layer's (its filters are the ones drawn). The stack has no
     penalty of its own (a penalty added to its ``penalties`` is a ConfigError): each layer is
     trained with its own, set in its layer dict (``sparsity_weight``, ``weight_decay``)."""
 
     can_decode = False
+    training_procedure: ClassVar[str] = "layerwise"
     #: Why a penalty on the stack itself is refused.
     PENALTY_REFUSAL = ("its layers are trained one by one, each with its own penalties: set them in the "
                        "layer dicts of model.layers (sparsity_weight, weight_decay)")
@@ -315,11 +238,12 @@ class ConvStack(Autoencoder):
         raise ConfigError("a conv_stack's pooled features cannot be decoded; each layer decodes its own "
                           "maps (model.layers[k])")
 
-    def loss(self, x: torch.Tensor, x_input: torch.Tensor | None = None, *,
-             reconstruction_weight: float = 1.0) -> LossOutput:
+    def energy(self, x: torch.Tensor, x_input: torch.Tensor | None = None, *,
+               reconstruction_weight: float = 1.0) -> Energy:
         """Σ_k of layer k's loss on the output of stages 1…k−1 of x ``(batch, n_features)``, the
         gradient flowing through them (an end-to-end objective; the greedy training is
-        :meth:`fit_layers`); ``terms`` add up the layers' terms of one name."""
+        :func:`~sparseae.train.procedures.fit_conv_stack_layers`); ``terms`` add up the layers'
+        terms of one name."""
         self.refuse_penalties(self.PENALTY_REFUSAL)
         inputs = self.normalize_input(x)
         total, terms = 0.0, {}
@@ -330,7 +254,7 @@ class ConvStack(Autoencoder):
                 terms[name] = terms.get(name, 0.0) + value
             if k + 1 < len(self.layers):
                 inputs = stage(inputs).flatten(1)
-        return LossOutput(loss=total, terms=terms)
+        return Energy(None, total, terms)
 
     def set_full_batch(self, full_batch: bool) -> None:
         for layer in self.layers:
@@ -346,21 +270,6 @@ class ConvStack(Autoencoder):
         for layer in self.layers:
             layer.apply_constraints()
 
-    def fit_layers(self, X: Any, config, *, run_dir: str | Path | None = None, resume: bool = False,
-                   callbacks: Sequence = ()) -> list:
-        """:func:`pretrain_conv_layers` of this model's layers on images ``X`` ``(n_samples,
-        n_features)``; the stages' output scales are written into ``spec`` (a saved model keeps them)."""
-        self.refuse_penalties(self.PENALTY_REFUSAL)
-        X = as_float_array(X, "X", n_features=self.n_features)
-        if self.input_contrast is not None:
-            X = local_contrast_normalize(X, self.layers[0].image_shape, sigma=self.input_contrast.sigma)
-        results = pretrain_conv_layers(X, list(self.layers), self._extractor, config, run_dir=run_dir,
-                                       resume=resume, callbacks=callbacks)
-        params = self.spec.get("params", {})
-        if isinstance(params.get("layers"), list):  # new dicts: the config's own stay as they were
-            params["layers"] = [{**spec, "output_scale": stage.output_scale}
-                                for spec, stage in zip(params["layers"], self._extractor.stages)]
-        return results
 
 
 @MODELS.register("conv_stack")

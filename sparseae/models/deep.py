@@ -15,9 +15,7 @@ initialize either
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, ClassVar, Sequence
 
 import torch
 from torch import nn
@@ -30,10 +28,9 @@ from ..nn.encoders import LinearEncoder
 from ..nn.heads import LinearClassifierHead
 from ..nn.likelihoods import make_likelihood
 from ..nn.penalties import Penalty, WeightDecay
-from ..train.trainer import Callback
 from ..validation import check_choice, check_number
 from .autoencoders import make_code_noise
-from .base import MODELS, Autoencoder, create_model, encode_dataset
+from .base import MODELS, Autoencoder, create_model
 from .supervised import SupervisedAutoencoder
 
 
@@ -106,6 +103,20 @@ class MLPDecoder(nn.Module):
         return z
 
 
+class DeepAutoencoder(Autoencoder):
+    """An :class:`Autoencoder` over an :class:`MLPEncoder` and its mirror :class:`MLPDecoder`:
+    pre-trained greedily layer by layer, then fine-tuned whole."""
+
+    training_procedure: ClassVar[str] = "pretrain_finetune"
+
+
+class MLPClassifier(SupervisedAutoencoder):
+    """A :class:`SupervisedAutoencoder` over an :class:`MLPEncoder` (``mlp_classifier``): pre-trained
+    greedily as a deep autoencoder, then fine-tuned on the labels."""
+
+    training_procedure: ClassVar[str] = "pretrain_finetune"
+
+
 def _sizes(n_features: int, n_components: int, hidden: Sequence[int]) -> list[int]:
     if isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__iter__"):
         raise ConfigError(f"hidden must be a list of layer sizes, got {hidden!r}")
@@ -135,7 +146,7 @@ def deep_autoencoder(n_features: int, n_components: int, *, hidden: Sequence[int
     activations = _activations(len(sizes) - 1, activation, code_activation)
     check_number(weight_decay, "weight_decay", low=0.0)
     penalties: dict[str, Penalty] = {"weight_decay": WeightDecay(weight_decay)} if weight_decay > 0 else {}
-    return Autoencoder(MLPEncoder(sizes, activations), MLPDecoder(sizes, activations),
+    return DeepAutoencoder(MLPEncoder(sizes, activations), MLPDecoder(sizes, activations),
                        make_likelihood(likelihood, n_features), penalties,
                        corruption=make_corruption(corruption), code_noise=make_code_noise(code_noise, 0.0))
 
@@ -151,31 +162,8 @@ def semantic_hashing(n_features: int, n_components: int, *, hidden: Sequence[int
     none and raise it during fine-tuning with :class:`CodeNoiseSchedule`."""
     sizes = _sizes(n_features, n_components, hidden)
     activations = _activations(len(sizes) - 1, activation, "sigmoid")
-    return Autoencoder(MLPEncoder(sizes, activations, code_noise_std=code_noise_std),
-                       MLPDecoder(sizes, activations), make_likelihood(likelihood, n_features))
-
-
-class CodeNoiseSchedule(Callback):
-    """Trainer callback: σ of an :class:`MLPEncoder`'s code noise goes linearly from ``start`` to
-    ``end`` over the first ``ramp_epochs`` epochs, then stays at ``end``. Set at the start of each
-    epoch from the epoch number alone, so a resumed run follows the same schedule (σ itself is
-    not saved with the weights: a loaded model has its preset's σ until a schedule sets it)."""
-
-    def __init__(self, start: float, end: float, ramp_epochs: int) -> None:
-        check_number(start, "noise schedule start", low=0.0)
-        check_number(end, "noise schedule end", low=0.0)
-        check_number(ramp_epochs, "ramp_epochs", low=1, integer=True)
-        self.start, self.end, self.ramp_epochs = float(start), float(end), int(ramp_epochs)
-
-    def std(self, epoch: int) -> float:
-        """σ during ``epoch`` (1-based)."""
-        progress = min(max(epoch - 1, 0) / self.ramp_epochs, 1.0)
-        return self.start + progress * (self.end - self.start)
-
-    def on_epoch_start(self, epoch: int, model: nn.Module) -> None:
-        if not isinstance(getattr(model, "encoder", None), MLPEncoder):
-            raise ConfigError("a code-noise schedule needs a deep model (an MLPEncoder)")
-        model.encoder.code_noise_std = self.std(epoch)
+    return DeepAutoencoder(MLPEncoder(sizes, activations, code_noise_std=code_noise_std),
+                           MLPDecoder(sizes, activations), make_likelihood(likelihood, n_features))
 
 
 @MODELS.register("mlp_classifier")
@@ -208,10 +196,9 @@ def mlp_classifier(n_features: int, n_components: int, *, n_classes: int = 10,
         penalties["weight_decay"] = WeightDecay(weight_decay, names=[
             f"{part}.{name}" for part, module in parts.items()
             for name, parameter in module.named_parameters() if parameter.ndim >= 2])
-    return SupervisedAutoencoder(encoder, decoder, make_likelihood(likelihood, n_features), head,
-                                 penalties, classification_weight=classification_weight,
-                                 reconstruction_weight=reconstruction_weight,
-                                 corruption=make_corruption(corruption))
+    return MLPClassifier(encoder, decoder, make_likelihood(likelihood, n_features), head,
+                         penalties, classification_weight=classification_weight,
+                         reconstruction_weight=reconstruction_weight, corruption=make_corruption(corruption))
 
 
 class DropoutHead(nn.Module):
@@ -256,42 +243,6 @@ def build_layer(spec: dict[str, Any] | Autoencoder, n_inputs: int, index: int, *
     return layer
 
 
-def pretrain_layers(X: Any, layers: Sequence[dict[str, Any] | Autoencoder], config, *,
-                    run_dir: str | Path | None = None, resume: bool = False,
-                    callbacks: Sequence = (), layer_output: Callable | None = None
-                    ) -> tuple[list[Autoencoder], list]:
-    """Greedy layer-wise training: layer k on the codes of layers 1…k−1 of ``X`` (n_samples,
-    n_features). ``config``: one :class:`~sparseae.train.TrainConfig` or one per layer; ``None``
-    trains nothing (the layers keep their random initialization: the control without
-    pre-training), and its results are ``None``.
-    ``layer_output(layer, inputs)`` → the next layer's inputs (default: the codes,
-    :func:`encode_dataset`); given one, the layers need not be MLP layers (e.g. convolutional
-    layers handing on their pooled maps, :func:`~sparseae.models.conv_stack.fit_conv_stack`).
-    Checkpoints go to ``run_dir/layer<k>``; ``resume`` skips finished layers. Each layer's
-    progress bar (``config.progress``) reads ``pretrain layer k/n``.
-    Returns the trained layers and their :class:`~sparseae.train.TrainResult`\\ s."""
-    from ..train import train
-    from ..validation import as_float_array
-
-    if not layers:
-        raise ConfigError("a stack needs at least one layer")
-    configs = list(config) if isinstance(config, (list, tuple)) else [config] * len(layers)
-    if len(configs) != len(layers):
-        raise ConfigError(f"{len(layers)} layers but {len(configs)} training configs")
-    inputs = as_float_array(X, "X")
-    trained, results = [], []
-    for k, (spec, layer_config) in enumerate(zip(layers, configs)):
-        layer = build_layer(spec, inputs.shape[1], k, check=layer_output is None)
-        layer_dir = Path(run_dir) / f"layer{k + 1}" if run_dir is not None else None
-        results.append(None if layer_config is None else
-                       train(layer, inputs, layer_config, run_dir=layer_dir, resume=resume, callbacks=callbacks,
-                             progress_label=f"pretrain layer {k + 1}/{len(layers)}"))
-        trained.append(layer)
-        if k + 1 < len(layers):
-            inputs = (layer_output or encode_dataset)(layer, inputs)
-    return trained, results
-
-
 @torch.no_grad()
 def load_layer_weights(model: Autoencoder, layers: Sequence[Autoencoder]) -> Autoencoder:
     """Copy pre-trained layers into a deep model whose encoder is an :class:`MLPEncoder` of the
@@ -332,95 +283,3 @@ def layer_specs(model: Autoencoder, layer_model: str = "autoencoder",
             for layer in model.encoder.layers]
 
 
-def pretrain_deep_model(model: Autoencoder, X: Any, config, *, layer_model: str = "autoencoder",
-                        layer_params: dict[str, Any] | None = None, run_dir: str | Path | None = None,
-                        resume: bool = False, callbacks: Sequence = ()) -> list:
-    """Greedy layer-wise pre-training of ``model``'s layers (see :func:`layer_specs`), copied into
-    it. Checkpoints in ``run_dir/layer<k>``. Returns each layer's ``TrainResult``."""
-    layers, results = pretrain_layers(X, layer_specs(model, layer_model, layer_params), config,
-                                      run_dir=run_dir, resume=resume, callbacks=callbacks)
-    load_layer_weights(model, layers)
-    return results
-
-
-@dataclass
-class StackedResult:
-    """What :func:`fit_stacked` did: the pre-trained ``layers`` and their ``pretrain`` results,
-    the fine-tuned ``model`` and its ``finetune`` result."""
-
-    model: Autoencoder
-    layers: list[Autoencoder] = field(default_factory=list)
-    pretrain: list = field(default_factory=list)
-    finetune: Any = None
-
-
-def fit_stacked(X: Any, layers: Sequence[dict[str, Any]], *, pretrain_config, finetune_config=None,
-                y: Any = None, X_val: Any = None, y_val: Any = None, n_classes: int | None = None,
-                finetune: str = "autoencoder", likelihood: str | None = None,
-                model_params: dict[str, Any] | None = None, run_dir: str | Path | None = None,
-                resume: bool = False, callbacks: Sequence = (), verbose: bool | None = None) -> StackedResult:
-    """Greedy layer-wise pre-training, then fine-tuning of the whole stack, in one call.
-
-    ``layers``: one dict per layer, ``{"name": preset (default "autoencoder"), "n_components":
-    h, **preset params}``, e.g. ``[{"name": "denoising_ae", "n_components": 1000, "corruption":
-    "masking:0.1"}, …]``. ``finetune``: ``"autoencoder"`` (a :func:`deep_autoencoder`, trained
-    on the reconstruction; its likelihood is the first layer's unless ``likelihood`` says),
-    ``"classifier"`` (an :func:`mlp_classifier` trained on ``y``; early stopping on the
-    validation error when ``finetune_config.n_iter_no_change`` is set) or ``"none"``.
-    ``pretrain_config=None`` skips pre-training: the same network fine-tuned from its random
-    initialization (the control that measures what pre-training gives).
-    ``model_params``: more parameters of that fine-tuned model, e.g. ``{"weight_decay": 1e-4}``.
-    Checkpoints go to ``run_dir/pretrain/layer<k>`` and ``run_dir/finetune``.
-    ``verbose``: True shows a progress bar per phase on stderr (``pretrain layer k/n``,
-    ``fine-tune``), False none; None leaves it to each config's ``progress``.
-    """
-    from ..train import train
-
-    check_choice(finetune, "finetune", ("autoencoder", "classifier", "none"))
-    if finetune != "none" and finetune_config is None:
-        raise ConfigError(f"finetune={finetune!r} needs a finetune_config")
-    run_dir = Path(run_dir) if run_dir is not None else None
-    if verbose is not None:
-        pretrain_config = _with_progress(pretrain_config, bool(verbose))
-        finetune_config = _with_progress(finetune_config, bool(verbose))
-    trained, pretrain_results = pretrain_layers(
-        X, layers, pretrain_config, run_dir=run_dir / "pretrain" if run_dir else None, resume=resume,
-        callbacks=callbacks)
-    first = trained[0]
-    likelihood = likelihood or first.spec.get("params", {}).get("likelihood", "bernoulli")
-    sizes = [first.n_features] + [layer.n_components for layer in trained]
-    activations = [layer.encoder.activation for layer in trained]
-    if len(set(activations[:-1])) > 1:
-        raise ConfigError(f"the hidden layers of a stack must share one activation, got {activations}")
-    common = dict(hidden=sizes[1:-1], activation=activations[0], likelihood=likelihood)
-    fixed = sorted(common.keys() & (model_params or {}).keys())
-    if fixed:
-        raise ConfigError(f"model_params cannot set {fixed[0]!r}: the pre-trained layers fix it")
-    common.update(model_params or {})
-    if finetune == "classifier":
-        if y is None:
-            raise ConfigError("finetune='classifier' needs labels y")
-        if activations[-1] != activations[0]:
-            raise ConfigError(f"an MLP classifier needs one activation in every layer, got {activations}")
-        import numpy as np
-
-        n_classes = n_classes or int(np.max(np.asarray(y))) + 1
-        model = create_model("mlp_classifier", sizes[0], sizes[-1], n_classes=n_classes, **common)
-    else:
-        model = create_model("deep_autoencoder", sizes[0], sizes[-1], code_activation=activations[-1],
-                             **common)
-    load_layer_weights(model, trained)
-    result = StackedResult(model=model, layers=trained, pretrain=pretrain_results)
-    if finetune != "none":
-        result.finetune = train(model, X, finetune_config, y=y if finetune == "classifier" else None,
-                                X_val=X_val, y_val=y_val if finetune == "classifier" else None,
-                                run_dir=run_dir / "finetune" if run_dir else None, resume=resume,
-                                callbacks=callbacks, progress_label="fine-tune")
-    return result
-
-
-def _with_progress(config, progress: bool):
-    """``config`` (a TrainConfig, a list of them or None) with ``progress`` set."""
-    if isinstance(config, (list, tuple)):
-        return [_with_progress(each, progress) for each in config]
-    return None if config is None else replace(config, progress=progress)

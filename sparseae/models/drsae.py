@@ -27,7 +27,7 @@ from ..nn.likelihoods import GaussianLikelihood
 from ..nn.penalties import L1Penalty, WeightDecay
 from ..validation import as_float_array, check_number
 from .base import MODELS
-from .supervised import SupervisedAutoencoder, error_rate, fit_supervised  # noqa: F401  (error_rate re-exported)
+from .supervised import SupervisedAutoencoder, error_rate  # noqa: F401  (error_rate re-exported)
 
 
 class DrSAE(SupervisedAutoencoder):
@@ -137,26 +137,3 @@ def encoder_decoder_angles(model: DrSAE, part_below: float = 0.5,
     return UnitAngles(angles, part_below, categorical_above)
 
 
-def fit_drsae(model: DrSAE, X: Any, y: Any, *, initialize: bool = True, seed: int = 0,
-              resume: bool = False, run_dir=None, pretrain_config=None, train_config=None,
-              pretrain: bool = True, **kwargs: Any) -> dict[str, Any]:
-    """The paper's procedure: the authors' initialization from ``X`` (:meth:`DrSAE.initialize_from_data`),
-    then :func:`~sparseae.models.supervised.fit_supervised` (unsupervised pre-training, then
-    discriminative training with early stopping on validation error). The default configs are the
-    authors' (SGD, learning rate 5e-3, minibatches of 10, 100 + up to 100 epochs).
-    ``run_dir`` gets ``pretrain/`` (phase 1) and ``train/`` (phase 2) run folders."""
-    from pathlib import Path
-
-    from ..train import TrainConfig
-
-    if initialize and not (resume and run_dir is not None and (Path(run_dir) / "pretrain").exists()):
-        model.initialize_from_data(X, generator=torch.Generator().manual_seed(seed))
-    authors = dict(optimizer="sgd", learning_rate=5e-3, batch_size=10, max_epochs=100, random_state=seed)
-    validating = kwargs.get("X_val") is not None
-    pretrain_config = pretrain_config or TrainConfig(**authors)
-    train_config = train_config or TrainConfig(**authors, monitor="error",
-                                               n_iter_no_change=10 if validating else None)
-    dirs = {} if run_dir is None else {"pretrain_dir": Path(run_dir) / "pretrain",
-                                       "run_dir": Path(run_dir) / "train"}
-    return fit_supervised(model, X, y, pretrain_config=pretrain_config if pretrain else None,
-                          train_config=train_config, resume=resume, **dirs, **kwargs)

@@ -10,8 +10,8 @@ one gradient-descent step on D (unit-norm atoms, unused atoms re-initialized, as
 then, for a learned S, one projected gradient-*ascent* step ``S ← Π(S + η·½ mean |z*||z*|ᵀ)`` under a
 bound (:mod:`sparseae.coding.inhibition_matrix`), taken in :meth:`LateralInhibition.apply_constraints`
 after the optimizer's step. S is a buffer (saved with the model), never an optimizer parameter.
-The model takes no other penalty: its code is the minimum of E, found without gradient, and D's atoms
-have unit norm, so a penalty on either would change nothing; one added by hand is a ConfigError.
+Penalties named in a config are added to the loss at z* and logged by name (z* is found without
+gradient and D's atoms have unit norm, so they move D only through the reconstruction they read).
 """
 from __future__ import annotations
 
@@ -22,12 +22,15 @@ from torch import nn
 
 from ..coding.dictionary import default_tolerance
 from ..coding.inhibition import METHODS, check_inhibition_matrix, inhibition_codes
-from ..coding.inhibition_matrix import NORMS, inhibition_ascent, inhibition_mask, parse_tree, project_inhibition
+from ..coding.inhibition_matrix import (NORMS, ascend_inhibition, coactivation, inhibition_mask, inhibition_penalty,
+                                        parse_tree, project_inhibition)
+from ..coding.prox import l1_penalty
 from ..errors import ConfigError
 from ..nn.activations import upcast_half
-from ..train import distributed
+from .. import distributed
 from ..validation import check_choice, check_number
-from .base import MODELS, LossOutput
+from ..nn.penalties import ForwardPass
+from .base import MODELS, Energy
 from .sparse_coding import DictionaryModel
 
 __all__ = ["InhibitionInference", "LateralInhibition", "lateral_inhibition"]
@@ -120,22 +123,22 @@ class LateralInhibition(DictionaryModel):
 
     def energy_terms(self, x: torch.Tensor, z: torch.Tensor) -> dict[str, torch.Tensor]:
         """The three terms of E(x, z), each (batch,), for x (batch, n_features), z (batch, k)."""
-        magnitude = z.abs()
         return {"reconstruction": self.likelihood.nll(upcast_half(self.decoder(z)), x),
-                "l1": self.inference.lam * magnitude.sum(dim=1),
-                "inhibition": 0.5 * ((magnitude @ self.inhibition.to(z.dtype)) * magnitude).sum(dim=1)}
+                "l1": l1_penalty(z, self.inference.lam),
+                "inhibition": inhibition_penalty(z.abs(), self.inhibition.to(z.dtype))}
 
-    def loss(self, x: torch.Tensor, x_input: torch.Tensor | None = None) -> LossOutput:
-        self.refuse_penalties("its code is inferred without gradient by minimizing its own energy and "
-                              "its atoms have unit norm, so the penalty would change nothing (λ is "
-                              "sparsity_weight, S the inhibition)")
-        code = self.encode(x if x_input is None else x_input)
+    def energy(self, x: torch.Tensor, x_input: torch.Tensor | None = None) -> Energy:
+        """E(x, z*) by its three terms (batch means). Penalties the model is given see z*, which is
+        found without gradient: they are logged and add to the loss, but move nothing but D."""
+        x_input = x if x_input is None else x_input
+        code = self.encode(x_input)
         terms = {name: value.mean() for name, value in self.energy_terms(x, code).items()}
         self.track_usage(x, code)
         if self.learned and self.training and torch.is_grad_enabled():
             self._pending = code.detach()
-        return LossOutput(loss=sum(terms.values()), terms={k: v.detach() for k, v in terms.items()},
-                          code=code, eta=self.decoder(code))
+        eta = self.decoder(code)
+        step = ForwardPass(x=x, x_input=x_input, code=code, eta=eta, model=self)
+        return Energy(step, sum(terms.values()), {k: v.detach() for k, v in terms.items()})
 
     @torch.no_grad()
     def apply_constraints(self) -> None:
@@ -147,12 +150,10 @@ class LateralInhibition(DictionaryModel):
             return
         self._pending = None
         S = self.inference.S
-        codes = pending.to(S.dtype)
-        if distributed.is_distributed():  # the ascent uses ½ mean |z||z|ᵀ: average the statistic itself
-            stat = distributed.mean_across_ranks((codes.abs().T @ codes.abs()) / codes.shape[0])
-            S.copy_(project_inhibition(S + self.rate * 0.5 * stat, self.inference.mask, self.bound, self.norm))
-            return
-        S.copy_(inhibition_ascent(S, codes, self.rate, self.inference.mask, self.bound, self.norm))
+        C = coactivation(pending.to(S.dtype))  # ½ mean |z||z|ᵀ
+        if distributed.is_distributed():  # average the statistic itself across ranks
+            C = distributed.mean_across_ranks(C)
+        S.copy_(ascend_inhibition(S, C, self.rate, self.inference.mask, self.bound, self.norm))
 
     def extra_repr(self) -> str:
         mode = f"learned (rate={self.rate:g}, {self.norm} ≤ {self.bound:g})" if self.learned else "fixed"

@@ -23,7 +23,8 @@ from ..nn.amortized import FixedDictionaryDecoder, ShrinkageEncoder, nonnegative
 from ..nn.likelihoods import GaussianLikelihood
 from ..nn.penalties import ForwardPass, Penalty
 from ..validation import check_number
-from .base import MODELS, Autoencoder, LossOutput, create_model, encoder_weight_decay
+from .base import MODELS, Autoencoder, Energy, create_model, encoder_weight_decay
+from .sparse_coding import sparsity_term
 
 __all__ = ["LISTA", "lista", "lista_from_dictionary"]
 
@@ -78,8 +79,8 @@ class LISTA(Autoencoder):
         self._latest_target = (x, x._version, D, D._version, target)
         return target
 
-    def loss(self, x: torch.Tensor, x_input: torch.Tensor | None = None, *,
-             targets: torch.Tensor | None = None) -> LossOutput:
+    def energy(self, x: torch.Tensor, x_input: torch.Tensor | None = None, *,
+               targets: torch.Tensor | None = None) -> Energy:
         """``targets``: precomputed z* (batch, n_components), e.g. cached for a data set whose
         dictionary does not change; computed by :meth:`optimal_code` when None."""
         if targets is None:
@@ -95,7 +96,7 @@ class LISTA(Autoencoder):
         terms = {"code_prediction": (z - targets.to(z.dtype)).square().sum(dim=1).mean(),
                  "reconstruction": self.reconstruction_weight * reconstruction}
         step = ForwardPass(x=x, x_input=x_input, code=code, eta=eta, model=self)
-        return self.add_penalties(step, sum(terms.values()), {k: v.detach() for k, v in terms.items()})
+        return Energy(step, sum(terms.values()), {k: v.detach() for k, v in terms.items()})
 
 
 @MODELS.register("lista")
@@ -111,7 +112,8 @@ def lista(n_features: int, n_components: int, *, n_steps: int = 3, sparsity_weig
     check_number(n_steps, "n_steps (T)", low=1, integer=True)
     check_number(reconstruction_weight, "reconstruction_weight", low=0.0)
     check_number(inference_max_iter, "inference_max_iter", low=1, integer=True)
-    inference = SparseInference(sparsity_weight, nonnegative=nonnegative, max_iter=inference_max_iter, tol=tol)
+    inference = SparseInference(sparsity_weight, nonnegative=nonnegative, max_iter=inference_max_iter, tol=tol,
+                                term=sparsity_term(sparsity_weight, nonnegative, None, 0.0))
     encoder = ShrinkageEncoder(n_features, n_components, n_steps, nonnegative=nonnegative)
     model = LISTA(encoder, FixedDictionaryDecoder(n_components, n_features), inference,
                   reconstruction_weight, encoder_weight_decay(weight_decay, encoder))

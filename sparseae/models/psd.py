@@ -26,8 +26,8 @@ from ..nn.amortized import ScaledTanhEncoder, ShrinkageEncoder, nonnegative_thre
 from ..nn.activations import upcast_half
 from ..nn.penalties import ForwardPass, Penalty
 from ..validation import as_float_array, check_choice, check_number, rows_as_tensor
-from .base import MODELS, LossOutput, encoder_weight_decay
-from .sparse_coding import DictionaryModel, fitted_groups
+from .base import MODELS, Energy, encoder_weight_decay
+from .sparse_coding import DictionaryModel, fitted_groups, sparsity_term
 
 __all__ = ["PSD", "PSDCodeQuality", "psd", "psd_code_quality"]
 
@@ -64,16 +64,16 @@ class PSD(DictionaryModel):
                 self.inference.penalty_name: self.inference.penalty(z),
                 "prediction": self.prediction_weight * (z - prediction).square().sum(dim=1)}
 
-    def loss(self, x: torch.Tensor, x_input: torch.Tensor | None = None) -> LossOutput:
+    def energy(self, x: torch.Tensor, x_input: torch.Tensor | None = None) -> Energy:
+        """E(x, z*) by its three terms (batch means); the penalties see F(x) as the code, the loss
+        reports z*."""
         x_input = x if x_input is None else x_input
         prediction = self.encode(x_input)
         code = self.sparse_code(x, prediction=prediction)
         terms = {name: value.mean() for name, value in self.energy_terms(x, code, prediction).items()}
         self.track_usage(x, code)
         step = ForwardPass(x=x, x_input=x_input, code=prediction, eta=self.decoder(code), model=self)
-        out = self.add_penalties(step, sum(terms.values()), {k: v.detach() for k, v in terms.items()})
-        out.code = code
-        return out
+        return Energy(step, sum(terms.values()), {k: v.detach() for k, v in terms.items()}, code=code)
 
 
 @MODELS.register("psd")
@@ -94,8 +94,10 @@ def psd(n_features: int, n_components: int, *, sparsity_weight: float = 0.1,
     check_choice(encoder, "encoder", ("tanh", "shrink"))
     check_number(prediction_weight, "prediction_weight (gamma)", low=0.0, low_inclusive=False)
     check_number(inference_max_iter, "inference_max_iter", low=1, integer=True)
+    structure = fitted_groups(groups, n_components)
     inference = SparseInference(sparsity_weight, nonnegative=nonnegative, max_iter=inference_max_iter, tol=tol,
-                                groups=fitted_groups(groups, n_components), group_eps=group_eps)
+                                groups=structure, group_eps=group_eps,
+                                term=sparsity_term(sparsity_weight, nonnegative, structure, group_eps))
     if encoder == "tanh":
         predictor: nn.Module = ScaledTanhEncoder(n_features, n_components)
         constraints: tuple = ()

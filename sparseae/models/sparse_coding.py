@@ -19,7 +19,7 @@ from ..nn.decoders import LinearDecoder
 from ..nn.likelihoods import GaussianLikelihood
 from ..nn.penalties import GroupSparsityPenalty, L1Penalty, Penalty
 from ..validation import check_number
-from .base import MODELS, Autoencoder, LossOutput
+from .base import MODELS, Autoencoder, Energy
 
 
 class DictionaryModel(Autoencoder):
@@ -83,10 +83,12 @@ class SparseCoding(DictionaryModel):
         """z* (batch, n_components) by FISTA on the current dictionary; ``z0``: warm start."""
         return self.sparse_code(x, z0)
 
-    def loss(self, x: torch.Tensor, x_input: torch.Tensor | None = None) -> LossOutput:
-        out = super().loss(x, x_input)
-        self.track_usage(x, out.code)
-        return out
+    def energy(self, x: torch.Tensor, x_input: torch.Tensor | None = None) -> Energy:
+        """The reconstruction at z*; the sparsity term is the penalty the inference minimizes (one
+        object, in ``penalties``), added by the loss template with any other penalty."""
+        energy = super().energy(x, x_input)
+        self.track_usage(x, energy.step.code)
+        return energy
 
 
 @MODELS.register("sparse_coding")
@@ -106,12 +108,21 @@ def sparse_coding(n_features: int, n_components: int, *, sparsity_weight: float 
     """
     structure = fitted_groups(groups, n_components)
     check_number(inference_max_iter, "inference_max_iter", low=1, integer=True)
+    term = sparsity_term(sparsity_weight, nonnegative, structure, group_eps)
     inference = SparseInference(sparsity_weight, nonnegative=nonnegative, max_iter=inference_max_iter, tol=tol,
-                                groups=structure, group_eps=group_eps)
-    penalty = (L1Penalty(sparsity_weight) if structure is None
-               else GroupSparsityPenalty(sparsity_weight, structure, group_eps))
-    return SparseCoding(inference, n_features, n_components, penalties={inference.penalty_name: penalty},
+                                groups=structure, group_eps=group_eps, term=term)
+    return SparseCoding(inference, n_features, n_components, penalties={inference.penalty_name: term},
                         reinit_unused_every=reinit_unused_every)
+
+
+def sparsity_term(weight: float, nonnegative: bool, groups, group_eps: float) -> Penalty:
+    """The sparsity energy term of sparse inference, one object for its value, its prox and its
+    log name: λ‖z‖₁ (non-negative codes: with z ≥ 0) or, with a group structure, λ Σ_j ‖z‖_{g_j}
+    (smoothed by ``group_eps``)."""
+    check_number(weight, "sparsity_weight (lambda)", low=0.0, low_inclusive=False)
+    if groups is None:
+        return L1Penalty(weight, nonnegative=nonnegative)
+    return GroupSparsityPenalty(weight, groups, group_eps)
 
 
 def fitted_groups(groups: dict | None, n_components: int):

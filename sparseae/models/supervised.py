@@ -6,8 +6,7 @@ setting ``w > 0`` makes the trainer pass labels (``needs_targets``) for discrimi
 """
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 import torch
@@ -54,6 +53,7 @@ class SupervisedAutoencoder(Autoencoder):
         self.set_classification_weight(classification_weight)
         self.apply_constraints()
 
+    training_procedure: ClassVar[str] = "supervised"
     #: The head is idle in unsupervised phases, the decoder when ``reconstruction_weight`` is 0
     #: (read by the trainer's DistributedDataParallel wrapper).
     may_leave_parameters_unused = True
@@ -95,32 +95,6 @@ class SupervisedAutoencoder(Autoencoder):
         out.terms["classification"] = cross_entropy.detach()
         out.terms["error"] = (logits.detach().argmax(dim=1) != targets).float().mean()
         return out
-
-
-def fit_supervised(model: SupervisedAutoencoder, X: Any, y: Any, *, train_config, pretrain_config=None,
-                   X_val: Any = None, y_val: Any = None, run_dir: str | Path | None = None,
-                   pretrain_dir: str | Path | None = None, resume: bool = False,
-                   classification_weight: float = 1.0, callbacks=()) -> dict[str, Any]:
-    """Unsupervised pre-training (w = 0, ``pretrain_config``; skipped when None), then training of
-    every parameter with the classification term (w = ``classification_weight``, ``train_config``;
-    early stopping on ``train_config.monitor``, e.g. ``"error"``, over ``X_val``/``y_val`` or the
-    held-out ``validation_fraction``). Pre-training checkpoints go to ``pretrain_dir``, the rest to
-    ``run_dir``; ``resume`` continues whichever phase was interrupted. The phases' progress bars
-    (``progress`` of the configs) read ``pretrain`` and ``fine-tune`` (``train`` without pre-training).
-    Returns ``{"pretrain": TrainResult | None, "train": TrainResult}``.
-    """
-    from ..train import train
-
-    results: dict[str, Any] = {"pretrain": None}
-    if pretrain_config is not None:
-        model.set_classification_weight(0.0)
-        results["pretrain"] = train(model, X, pretrain_config, run_dir=pretrain_dir, resume=resume,
-                                    callbacks=callbacks, progress_label="pretrain")
-    model.set_classification_weight(classification_weight)
-    results["train"] = train(model, X, train_config, y=y, X_val=X_val, y_val=y_val, run_dir=run_dir,
-                             resume=resume, callbacks=callbacks,
-                             progress_label="train" if pretrain_config is None else "fine-tune")
-    return results
 
 
 def error_rate(model: SupervisedAutoencoder, X: Any, y: Any, batch_size: int = 1000) -> float:

@@ -6,6 +6,7 @@ from typing import Callable
 import torch
 
 from ..errors import ConfigError
+from ..tensors import upcast_half  # noqa: F401  (re-exported: its users in nn and models import it here)
 
 def identity(v: torch.Tensor) -> torch.Tensor:
     """f(v) = v (a named function rather than a lambda, so models pickle)."""
@@ -34,8 +35,3 @@ def get_activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
         return ACTIVATIONS[name]
     except KeyError:
         raise ConfigError(f"unknown activation {name!r}; known: {', '.join(ACTIVATIONS)}") from None
-
-
-def upcast_half(tensor: torch.Tensor) -> torch.Tensor:
-    """float16/bfloat16 → float32 (losses are summed in full precision); float64 stays float64."""
-    return tensor.float() if tensor.dtype in (torch.float16, torch.bfloat16) else tensor

@@ -16,15 +16,17 @@ from typing import Any
 import torch
 
 from ..coding.inhibition import check_inhibition_matrix
-from ..coding.inhibition_matrix import NORMS, coactivation, inhibition_mask, project_inhibition, tree_inhibition
+from ..coding.inhibition_matrix import (NORMS, ascend_inhibition, coactivation, inhibition_mask, inhibition_penalty,
+                                        tree_inhibition)
 from ..errors import ConfigError
-from ..train.distributed import mean_across_ranks
+from ..distributed import mean_across_ranks
 from ..validation import check_choice, check_number
 from .activations import upcast_half
-from .penalties import ForwardPass, Penalty
+from .penalties import CodePenalty, ForwardPass, register_penalty
 
 
-class LateralInhibitionPenalty(Penalty):
+@register_penalty("inhibition")
+class LateralInhibitionPenalty(CodePenalty):
     """``weight · mean_b ½ |z_b|ᵀ S |z_b|`` for codes (batch, k); ``S`` (k, k) in the ``inhibition`` buffer.
 
     ``S``: a matrix, or None for ``value`` between every allowed pair (all distinct pairs, or with
@@ -50,11 +52,19 @@ class LateralInhibitionPenalty(Penalty):
         self.learned, self.rate, self.bound, self.norm = bool(learned), float(rate), float(bound), norm
         self.last_coactivation: torch.Tensor | None = None
 
+    def energy(self, z: torch.Tensor) -> torch.Tensor:
+        a = z.abs()                                                          # (batch, k)
+        return self.weight * inhibition_penalty(a, self.inhibition.to(a.dtype))
+
     def forward(self, step: ForwardPass) -> torch.Tensor:
-        a = upcast_half(step.code).abs()                                     # (batch, k)
+        code = upcast_half(step.code)
         if self.learned and self.training and torch.is_grad_enabled():
-            self.last_coactivation = coactivation(a)
-        return self.weight * 0.5 * ((a @ self.inhibition.to(a.dtype)) * a).sum(dim=1).mean()
+            self.last_coactivation = coactivation(code)
+        return self.energy(code).mean()
+
+    def constraint(self):
+        """The ascent step on a learned S (:class:`InhibitionAscent`); None for a fixed S."""
+        return InhibitionAscent() if self.learned else None
 
     @torch.no_grad()
     def ascend(self) -> None:
@@ -62,7 +72,7 @@ class LateralInhibitionPenalty(Penalty):
         if not self.learned or self.last_coactivation is None:
             return
         C = mean_across_ranks(self.last_coactivation).to(self.inhibition)
-        self.inhibition.copy_(project_inhibition(self.inhibition + self.rate * C, self.mask, self.bound, self.norm))
+        self.inhibition.copy_(ascend_inhibition(self.inhibition, C, self.rate, self.mask, self.bound, self.norm))
         self.last_coactivation = None
 
     def __getstate__(self) -> dict:

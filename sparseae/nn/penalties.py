@@ -3,23 +3,33 @@
 ``step`` is the :class:`ForwardPass` of a batch: the input, the code and the model, so a penalty
 on codes (L1, KL), on weights (weight decay) or on the encoder's Jacobian (contractive) reads
 what it needs. The trainer never names a penalty; the model sums them and logs each by name.
+
+An *energy term* on the code alone (:class:`CodePenalty`: L1, group L2, lateral inhibition) also
+gives its value per sample (:meth:`CodePenalty.energy`) and, where it has one, its proximal
+operator (:meth:`Penalty.prox`, a :mod:`sparseae.coding.prox` object), so iterative inference
+(FISTA) and amortized encoders use the same object. The values themselves are computed once, in
+:mod:`sparseae.coding` (``l1_penalty``, ``group_penalty``, ``inhibition_penalty``).
+
+Penalties are registered by name (:func:`register_penalty`); a config names them in
+``model.penalties: [{name: l1, weight: 0.1}, {name: group_l2, groups: "grid:11x11:3", weight: 0.1}]``
+(:func:`penalty_from_spec`).
 """
 from __future__ import annotations
 
 import abc
+import inspect
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import torch
 from torch import nn
 
+from ..coding.prox import GroupProx, L1Prox, ProximalOperator, group_penalty, l1_penalty
 from ..errors import ConfigError
+from ..registry import Registry
 from .activations import upcast_half
-from ..train.distributed import mean_across_ranks
+from ..distributed import mean_across_ranks
 from ..validation import check_number
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..models.base import Autoencoder
 
 
 @dataclass
@@ -36,7 +46,7 @@ class ForwardPass:
     x_input: torch.Tensor
     code: torch.Tensor
     eta: torch.Tensor | None
-    model: "Autoencoder"
+    model: nn.Module  # the Autoencoder (nn sits below models: no import of it here)
 
 
 class Penalty(nn.Module, abc.ABC):
@@ -63,20 +73,51 @@ class Penalty(nn.Module, abc.ABC):
     def extra_repr(self) -> str:
         return f"weight={self.weight:g}"
 
+    def prox(self) -> ProximalOperator | None:
+        """The proximal operator of Ω (``prox(v, θ)`` with θ = weight/L in a proximal-gradient
+        solver), or None where the term has none (then inference treats it by gradient)."""
+        return None
 
-class L1Penalty(Penalty):
-    """λ · mean_batch Σ_j |z_j| (· ‖d_j‖ when ``decoder_norm_weighted``, so rescaling an atom
-    cannot shrink the penalty; used instead of a unit-norm constraint)."""
+    def constraint(self) -> Callable[[nn.Module], None] | None:
+        """A step the model must take after each optimizer step for this term (e.g. the ascent of a
+        learned inhibition matrix), or None. Added to the model's constraints with the term."""
+        return None
 
-    def __init__(self, weight: float, decoder_norm_weighted: bool = False) -> None:
-        super().__init__(weight)
-        self.decoder_norm_weighted = decoder_norm_weighted
+
+class CodePenalty(Penalty):
+    """An energy term on the code alone: :meth:`energy` gives its weighted value per sample, and the
+    penalty of a batch is its mean (over the code the model's penalties see)."""
+
+    @abc.abstractmethod
+    def energy(self, z: torch.Tensor) -> torch.Tensor:
+        """weight · Ω(z) of each row of z (batch, n_components): (batch,)."""
 
     def forward(self, step: ForwardPass) -> torch.Tensor:
-        magnitude = step.code.abs()
+        return self.energy(upcast_half(step.code)).mean()
+
+
+class L1Penalty(CodePenalty):
+    """λ · mean_batch Σ_j |z_j| (· ‖d_j‖ when ``decoder_norm_weighted``, so rescaling an atom
+    cannot shrink the penalty; used instead of a unit-norm constraint). ``nonnegative``: the term
+    also holds z ≥ 0 (not charged in the value; the prox is then max(v − θ, 0))."""
+
+    def __init__(self, weight: float, decoder_norm_weighted: bool = False, nonnegative: bool = False) -> None:
+        super().__init__(weight)
+        self.decoder_norm_weighted = bool(decoder_norm_weighted)
+        self.nonnegative = bool(nonnegative)
+
+    def energy(self, z: torch.Tensor) -> torch.Tensor:
+        return l1_penalty(z, self.weight)
+
+    def forward(self, step: ForwardPass) -> torch.Tensor:
         if self.decoder_norm_weighted:
-            magnitude = magnitude * step.model.decoder.weight.norm(dim=0)
-        return self.weight * magnitude.sum(dim=1).mean()
+            return l1_penalty(step.code, self.weight * step.model.decoder.weight.norm(dim=0)).mean()
+        return self.energy(step.code).mean()
+
+    def prox(self) -> ProximalOperator | None:
+        if self.decoder_norm_weighted:
+            return None  # per-atom thresholds that change with D: not a fixed operator
+        return L1Prox(nonnegative=self.nonnegative)
 
 
 def kl_bernoulli(rho: float, rho_hat: torch.Tensor) -> torch.Tensor:
@@ -246,7 +287,7 @@ class L0Penalty(Penalty):
         return self.weight * encoder.gate(a).sum(dim=1).mean()
 
 
-class GroupSparsityPenalty(Penalty):
+class GroupSparsityPenalty(CodePenalty):
     """λ · mean_batch Σ_j √(Σ_{i∈g_j} w_ij z_i² + ε) over a :class:`~sparseae.groups.GroupStructure`
     (group sparsity / L2 pooling; topographic when the groups are grid windows). ε > 0 keeps
     the gradient finite at z_g = 0 (Kavukcuoglu et al. 2009)."""
@@ -256,9 +297,138 @@ class GroupSparsityPenalty(Penalty):
         check_number(eps, "group eps", low=0.0)
         self.groups, self.eps = groups, float(eps)
 
-    def forward(self, step: ForwardPass) -> torch.Tensor:
-        code = upcast_half(step.code)
-        return self.weight * self.groups.group_norms(code, self.eps).sum(dim=1).mean()
+    def energy(self, z: torch.Tensor) -> torch.Tensor:
+        return group_penalty(z, self.groups, self.weight, self.eps)
+
+    def prox(self) -> ProximalOperator | None:
+        """Block soft thresholding (:class:`~sparseae.coding.prox.GroupProx`) for ε = 0; the
+        smoothed penalty (ε > 0) has none (it is inferred by gradient)."""
+        return GroupProx(self.groups) if self.eps == 0 else None
 
     def extra_repr(self) -> str:
         return f"weight={self.weight:g}, {self.groups.kind} groups={self.groups.n_groups}, eps={self.eps:g}"
+
+
+# ------------------------------------------------------------------------------------ registry
+
+#: Name → penalty builder (a :class:`Penalty` subclass or a function returning one).
+PENALTIES: Registry[Penalty] = Registry("penalty")
+#: Builder parameters filled from the model, never from a config: the code size and the model.
+CONTEXT_PARAMETERS = ("n_components", "model")
+
+
+def register_penalty(name: str) -> Callable[[Callable[..., Penalty]], Callable[..., Penalty]]:
+    """Decorator: register a :class:`Penalty` subclass (or a builder returning one) under ``name``,
+    so that a config can list it in ``model.penalties`` with its parameters. A builder parameter
+    named ``n_components`` or ``model`` is filled from the model; the others come from the config."""
+    return PENALTIES.register(name)
+
+
+def _builder_parameters(builder: Callable[..., Penalty]) -> dict[str, inspect.Parameter]:
+    signature = inspect.signature(builder.__init__ if inspect.isclass(builder) else builder)
+    return {k: p for k, p in signature.parameters.items()
+            if k != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+
+
+def check_penalty_spec(spec: Any, where: str = "model.penalties") -> tuple[str, dict[str, Any]]:
+    """``(name, params)`` of one ``{name: ..., **params}`` entry, checked against the registered
+    builder's parameters (unknown name, unknown or missing parameter: :class:`ConfigError`)."""
+    if not isinstance(spec, Mapping) or not isinstance(spec.get("name"), str):
+        raise ConfigError(f"each entry of {where} is a mapping with a 'name' (e.g. {{name: l1, weight: 0.1}}), "
+                          f"got {spec!r}")
+    name = spec["name"]
+    builder = PENALTIES.get(name)  # unknown name → ConfigError listing the known ones
+    params = {k: v for k, v in spec.items() if k != "name"}
+    accepted = _builder_parameters(builder)
+    own = [k for k in accepted if k not in CONTEXT_PARAMETERS]
+    unknown = sorted(set(params) - set(own))
+    if unknown:
+        raise ConfigError(f"penalty {name!r} in {where} has no parameter {', '.join(map(repr, unknown))}; "
+                          f"its parameters: {', '.join(own)}")
+    missing = [k for k in own if accepted[k].default is inspect.Parameter.empty and k not in params]
+    if missing:
+        raise ConfigError(f"penalty {name!r} in {where} needs {', '.join(map(repr, missing))}")
+    return name, params
+
+
+def check_penalty_list(specs: Any, where: str = "model.penalties") -> list[tuple[str, dict[str, Any]]]:
+    """Every entry of a ``model.penalties`` list checked (:func:`check_penalty_spec`); a name
+    listed twice is a :class:`ConfigError`."""
+    if not isinstance(specs, (list, tuple)):
+        raise ConfigError(f"{where} must be a list of {{name: ..., weight: ...}} entries, got {specs!r}")
+    checked = [check_penalty_spec(spec, where) for spec in specs]
+    names = [name for name, _ in checked]
+    for name in names:
+        if names.count(name) > 1:
+            raise ConfigError(f"penalty {name!r} is listed twice in {where}")
+    return checked
+
+
+def penalty_from_spec(spec: Any, model: nn.Module, where: str = "model.penalties") -> tuple[str, Penalty]:
+    """``(name, penalty)`` built from one ``model.penalties`` entry for ``model`` (its code size and
+    encoder fill the builder's context parameters); invalid entries raise :class:`ConfigError`."""
+    name, params = check_penalty_spec(spec, where)
+    builder = PENALTIES.get(name)
+    accepted = _builder_parameters(builder)
+    context = {"n_components": model.n_components, "model": model}
+    try:
+        penalty = builder(**params, **{k: v for k, v in context.items() if k in accepted})
+    except TypeError as exc:
+        raise ConfigError(f"penalty {name!r} in {where}: {exc}") from None
+    if not isinstance(penalty, Penalty):
+        raise ConfigError(f"penalty {name!r} is registered with a builder that returned "
+                          f"{type(penalty).__name__}, not a Penalty")
+    return name, penalty
+
+
+def parse_groups(groups: Any, n_components: int):
+    """A :class:`~sparseae.groups.GroupStructure` from a config value: a
+    :func:`~sparseae.groups.make_groups` mapping, or the short forms ``"grid:HxW:K"`` (K×K windows
+    on an H×W grid), ``"disjoint:G"`` (groups of G consecutive units) and ``"tree:DxB"`` (a
+    balanced tree of depth D and branching B); checked against the code size."""
+    from ..groups import make_groups
+
+    if isinstance(groups, str):
+        kind, _, rest = groups.partition(":")
+        try:
+            if kind == "grid":
+                size, _, window = rest.partition(":")
+                height, width = (int(v) for v in size.split("x"))
+                groups = {"kind": "grid", "height": height, "width": width, "window": int(window or 3)}
+            elif kind == "disjoint":
+                groups = {"kind": "disjoint", "n_components": n_components, "group_size": int(rest)}
+            elif kind == "tree":
+                depth, branching = (int(v) for v in rest.split("x"))
+                groups = {"kind": "tree", "depth": depth, "branching": branching}
+            else:
+                raise ValueError
+        except ValueError:
+            raise ConfigError(f"groups {groups!r} is not one of 'grid:HxW:K', 'disjoint:G', 'tree:DxB' "
+                              "nor a group structure mapping") from None
+    structure = make_groups(groups)
+    structure.check_fits(n_components)
+    return structure
+
+
+register_penalty("l1")(L1Penalty)
+register_penalty("weight_decay")(WeightDecay)
+register_penalty("contraction")(ContractivePenalty)
+register_penalty("aux_k")(AuxKPenalty)
+register_penalty("l0")(L0Penalty)
+
+
+@register_penalty("kl")
+def kl_sparsity(weight: float, target: float = 0.05, momentum: float = 0.0, *,
+                n_components: int, model: nn.Module) -> KLSparsity:
+    """:class:`KLSparsity` with ρ = ``target`` on the units of ``model``'s encoder (its code range)."""
+    return KLSparsity(weight, target, n_components, code_range=getattr(model.encoder, "code_range", None),
+                      momentum=momentum)
+
+
+@register_penalty("group_l2")
+def group_l2(weight: float, groups: Any, eps: float = 0.0, *, n_components: int) -> GroupSparsityPenalty:
+    """:class:`GroupSparsityPenalty` over ``groups`` (:func:`parse_groups`), smoothed by ``eps``."""
+    return GroupSparsityPenalty(weight, parse_groups(groups, n_components), eps)
+
+
+from . import inhibition_penalty as _inhibition_penalty  # noqa: E402,F401  (registers "inhibition")

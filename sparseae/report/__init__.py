@@ -3,7 +3,7 @@
 The page opens from disk with no network: every picture is a PNG embedded as a base64 ``data:``
 URI, the style sheet is inline, and there is no script and no external font. It shows the run's
 status and facts, the final metrics (``summary.json``), the pictures of
-:func:`sparseae.cli.evaluation.write_plots` — loss and sparsity curves, the filters (in the
+:func:`sparseae.runs.plots.write_plots` — loss and sparsity curves, the filters (in the
 model's topographic grid or tree when it has grid or tree groups), reconstructions beside their
 inputs, unit activity with dead units marked, the confusion matrix of a classifier head, the
 precision-recall curve of Hamming ranking for a hashing model — and the config (``config.yaml``).

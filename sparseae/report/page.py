@@ -12,10 +12,10 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .. import __version__
-from ..cli.output import METRIC_LABELS, format_value
-from ..cli.runs import CONFIG_NAME, COMPARISON_PREFIX, REPORT_NAME
+from .._version import __version__
 from ..errors import DataError, OutputExistsError
+from ..labels import METRIC_LABELS, format_value
+from ..runs.folder import COMPARISON_PREFIX, CONFIG_NAME, REPORT_NAME
 from .run import _FACTS, FIGURES, RunContent, _check_run_folder, _device, collect_run
 
 

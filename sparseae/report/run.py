@@ -11,11 +11,12 @@ from typing import Any
 
 import torch
 
-from ..cli.evaluation import evaluation_device, load_datasets, write_curves, write_plots
-from ..cli.runs import CONFIG_NAME, PLOT_NAMES, SUMMARY_NAME, is_run_dir, locate_model, read_history
 from ..config import load_config, read_run_config
 from ..errors import CheckpointError, DataError, SparseAEError
 from ..io import load_model
+from ..runs.data import evaluation_device, load_datasets
+from ..runs.folder import CONFIG_NAME, PLOT_NAMES, SUMMARY_NAME, is_run_dir, locate_model, read_history
+from ..runs.plots import write_curves, write_plots
 
 #: The pictures, in page order: (PNG file stem, section title, caption).
 FIGURES = (

@@ -21,7 +21,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
-from .. import __version__, locking
+from .. import locking
+from .._version import __version__
 from ..errors import CheckpointError, ConfigError, DataError, OutputExistsError
 from ..io import read_safetensors_header, replace_directory, write_json_atomic, writing
 from ..validation import check_number

@@ -1,4 +1,5 @@
 """Training: one loop (:func:`train`), atomic checkpoints, distributed helpers."""
+from .. import distributed  # noqa: F401  (sparseae.train.distributed, its former home)
 from .config import TrainConfig
 from .trainer import Callback, TrainResult, evaluate_loss, train
 

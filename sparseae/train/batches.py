@@ -6,7 +6,8 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from . import distributed
+from .. import distributed
+from ..data.shards import ShardedArray
 
 
 def _is_identity(indices: np.ndarray, n: int) -> bool:
@@ -28,8 +29,6 @@ class BatchSource:
     def __init__(self, X: np.ndarray | torch.Tensor, device: torch.device,
                  indices: np.ndarray | None = None, dtype: torch.dtype = torch.float32,
                  targets: np.ndarray | torch.Tensor | None = None) -> None:
-        from ..data.shards import ShardedArray
-
         self.device, self.dtype = device, dtype
         self.on_disk = isinstance(X, (np.memmap, ShardedArray))
         n = X.shape[0]

@@ -18,10 +18,11 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
+from .._version import __version__
 from ..errors import CheckpointError
 from ..io import (CONFIG_FILE, FORMAT, FORMAT_VERSION, WEIGHTS_FILE, load_state, read_config, read_weights,
-                  replace_directory, write_json_atomic, writing)
-from .. import __version__
+                  replace_directory, resolve_saved, write_json_atomic, writing)
+from ..models.base import with_defaults
 
 CHECKPOINT_DIR = "checkpoint"
 TRAINER_FILE = "trainer.pt"
@@ -69,12 +70,8 @@ def save_checkpoint(run_dir: str | Path, model: torch.nn.Module, optimizer: torc
 def load_checkpoint(run_dir: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer
                     ) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
     """Restore ``model`` and ``optimizer`` in place; returns (trainer_state, best_state)."""
-    from ..io import resolve_saved
-
     folder = resolve_saved(checkpoint_path(run_dir))
     config = read_config(folder)
-    from ..models.base import with_defaults
-
     if config["model"] != model.spec["name"] or with_defaults(config["model"], config["params"]) != model.spec["params"]:
         raise CheckpointError(
             f"the checkpoint in {folder} belongs to model {config['model']!r} {config['params']}, "

@@ -2,7 +2,6 @@
 before any work starts."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -11,7 +10,8 @@ import torch
 from ..errors import ConfigError
 from ..threads import check_threads
 from ..validation import check_bool, check_choice, check_number
-from . import distributed
+from .. import distributed
+from ..devices import DEVICE_PATTERN, check_device_name, device_problem  # noqa: F401  (re-exported)
 
 OPTIMIZERS = ("adam", "sgd", "lbfgs")
 #: The largest ``random_state``: torch's generators take seeds below 2**64.
@@ -27,31 +27,6 @@ def check_renamed(values: Any, prefix: str = "") -> None:
         if old in values:
             raise ConfigError(f"training option {prefix}{old} is now {prefix}{new} (the L-BFGS iterations; "
                               "a sparse-coding model's inference iterations are model.inference_max_iter)")
-
-
-#: The device names a config may hold (whether this machine has the device is checked apart).
-DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:[0-9]+)?")
-
-
-def check_device_name(device: Any, setting: str) -> str:
-    """``device`` when it names a device (``auto``, ``cpu``, ``cuda[:N]``, ``mps``), else
-    :class:`ConfigError` naming ``setting``; this machine need not have it."""
-    if not isinstance(device, str) or not DEVICE_PATTERN.fullmatch(device):
-        raise ConfigError(f"{setting} must be 'auto', 'cpu', 'cuda[:N]' or 'mps', got {device!r}")
-    return device
-
-
-def device_problem(device: torch.device) -> str | None:
-    """Why this machine cannot run on ``device`` (one clause), or None when it can."""
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            return "CUDA is not available on this machine"
-        count = torch.cuda.device_count()
-        if device.index is not None and device.index >= count:
-            return f"this machine has {count} CUDA device{'s' if count != 1 else ''} (cuda:0..{count - 1})"
-    elif device.type == "mps" and not torch.backends.mps.is_available():
-        return "MPS is not available on this machine"
-    return None
 
 
 @dataclass

@@ -21,7 +21,7 @@ import torch
 from ..errors import ConfigError, DataError, DivergenceError
 from ..threads import set_threads, step_work
 from ..validation import as_class_labels, as_float_array
-from . import distributed
+from .. import distributed
 from .batches import BatchSource
 from .checkpoint import checkpoint_path, has_checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig

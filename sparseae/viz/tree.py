@@ -12,6 +12,9 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..coding.inhibition_matrix import parse_tree
+from ..errors import DataError
+from ..evaluate.tree import tree_depths
 from ..validation import check_choice
 from .grid import _as_filter_matrix, _check_image_shape, scaled_filters
 from .plots import _save_figure
@@ -22,9 +25,6 @@ __all__ = ["tree_layout", "save_filter_tree"]
 def tree_layout(parent: Any) -> np.ndarray:
     """Node positions ``(k, 2)``: column 0 is x (leaves at 0, 1, 2, … in depth-first order, a parent
     centred over its children; several roots side by side), column 1 the depth (0 for roots)."""
-    from ..coding.inhibition_matrix import parse_tree
-    from ..evaluate.tree import tree_depths
-
     parent = parse_tree(parent)
     depth = tree_depths(parent)
     children: list[list[int]] = [[] for _ in parent]
@@ -60,11 +60,7 @@ def save_filter_tree(W: Any, parent: Any, path: str | os.PathLike, image_shape: 
     W = _as_filter_matrix(W, "W", image_shape)
     position = tree_layout(parent)
     if W.shape[0] != len(position):
-        from ..errors import DataError
-
         raise DataError(f"{W.shape[0]} filters for a tree of {len(position)} nodes: one filter per node")
-    from ..coding.inhibition_matrix import parse_tree
-
     parent = parse_tree(parent)
     tiles = scaled_filters(W, image_shape, normalize)
     width, levels = position[:, 0].max() + 1, position[:, 1].max() + 1

@@ -21,8 +21,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from . import __version__
-from .errors import CheckpointError, ConfigError, OutputExistsError, SparseAEError
+from .._version import __version__
+from ..devices import device_problem
+from ..errors import CheckpointError, ConfigError, OutputExistsError, SparseAEError
+from ..models import create_model
+from ..models.base import migrate_params
 
 FORMAT = "sparseae-model"
 FORMAT_VERSION = 1
@@ -207,8 +210,6 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
                               f"{config['format_version']}); upgrade sparseae to read it")
     if not isinstance(config.get("model"), str) or not isinstance(config.get("params"), dict):
         raise CheckpointError(f"{folder / CONFIG_FILE} lacks 'model' or 'params'")
-    from .models.base import migrate_params
-
     config["params"] = migrate_params(config["model"], config["params"])
     return config
 
@@ -297,8 +298,6 @@ def _config_shapes(name: str, n_features: Any, n_components: Any, params: dict[s
                    ) -> dict[str, tuple[int, ...]] | None:
     """State-dict shapes of the model a config describes, built on the meta device (no memory);
     None when it cannot be built there (an initialization that needs values): the real build decides."""
-    from .models import create_model
-
     try:
         with torch.device("meta"):
             model = create_model(name, n_features, n_components, **params)
@@ -324,9 +323,13 @@ def check_config_fits(config_file: Path, config: dict[str, Any], weights_file: P
 
 def load_model(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> torch.nn.Module:
     """Rebuild a saved model from its JSON config and load its weights (no pickle involved). The
-    config's shapes are checked against the weights' header before any memory is allocated."""
-    from .models import create_model
+    config's shapes are checked against the weights' header before any memory is allocated.
+    A SAELens folder (``cfg.json`` + ``sae_weights.safetensors``) loads as our model
+    (:func:`sparseae.io.saelens.import_saelens`)."""
+    from .saelens import import_saelens, is_saelens_folder
 
+    if is_saelens_folder(path) and not (Path(path) / CONFIG_FILE).exists():
+        return import_saelens(path).to(_map_location(map_location))
     config = read_config(path)
     folder = resolve_saved(path)
     check_config_fits(folder / CONFIG_FILE, config, folder / WEIGHTS_FILE)
@@ -343,8 +346,6 @@ def load_model(path: str | os.PathLike, *, map_location: str | torch.device = "c
 
 def _map_location(device: str | torch.device) -> torch.device:
     """``map_location`` as a device this machine has, else :class:`ConfigError` saying why."""
-    from .train.config import device_problem
-
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError, ValueError):

@@ -1,0 +1,2 @@
+"""The package version (one place: the package, its files and the build read it)."""
+__version__ = "0.1.0"

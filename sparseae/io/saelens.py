@@ -1,0 +1,441 @@
+"""SAELens SAE folders, both ways: ``cfg.json`` + ``sae_weights.safetensors`` (+ ``sparsity.safetensors``),
+the layout SAELens's ``SAE.load_from_disk`` reads and ``SAE.save_model`` writes (SAELens ≥ 6).
+
+How each convention maps (SAELens ⇔ sparseae):
+
+* weights: ``W_enc`` (d_in, d_sae) = ``encoder.weight`` (d_sae, d_in) transposed; ``b_enc`` (d_sae,) =
+  ``encoder.bias``; ``W_dec`` (d_sae, d_in) = ``decoder.weight`` (d_in, d_sae) transposed; ``b_dec``
+  (d_in,) = ``decoder.bias``.
+* ``architecture``: ``standard`` ⇔ ``sparse_ae_l1`` / ``autoencoder(activation="relu")``; ``topk`` ⇔
+  ``topk_sae``; ``jumprelu`` ⇔ ``jumprelu_sae`` (``threshold`` = exp(log_threshold)) and a trained
+  BatchTopK ``topk_sae`` (its inference threshold θ on every latent, as SAELens saves its own
+  BatchTopK SAEs); a BatchTopK SAE never trained (θ unset) runs per-sample TopK, so it is ``topk``.
+* ``apply_b_dec_to_input``: our TopK/BatchTopK/JumpReLU SAEs subtract b_dec before encoding (true),
+  the ReLU autoencoders do not (false); imported the other way, ``b_enc`` absorbs ∓ ``b_dec·W_enc``
+  (in float64): the same function up to rounding.
+* ``rescale_acts_by_decoder_norm`` (topk): folded on import (W_enc·‖W_dec‖, b_enc·‖W_dec‖, W_dec/‖W_dec‖).
+  Our decoders are not rescaled: a SAELens decoder's norms are kept as they are (codes stay equal).
+* ``normalize_activations``: a run trained with ``data.normalize: l2`` exports as
+  ``constant_norm_rescale`` (SAELens scales each input to norm √d_in, ours to 1: the √d_in goes into
+  W_enc, W_dec and b_dec; SAELens then returns the reconstruction in the input's own scale, ‖x‖ times
+  ours); ``center_l2`` (a training mean subtracted first) has no SAELens form and is refused unless
+  ``input_normalization="none"`` says the caller normalizes. On import, ``none`` and
+  ``expected_average_only_in`` (which SAELens's SAE applies nowhere at run time) load as they run in
+  SAELens; ``constant_norm_rescale`` only from our own export; ``layer_norm`` and
+  ``covariance_whitening`` are refused.
+* penalties (L1, L0, AuxK, groups, inhibition), corruption and code noise act in training only: they
+  are dropped. Non-ReLU units, an output non-linearity and inference by optimisation (FISTA sparse
+  coding, LISTA, DrSAE...) have no SAELens form: refused with a :class:`~sparseae.errors.ConfigError`.
+
+Round trip: ``cfg.json``'s ``metadata.sparseae`` keeps our model spec and ``sparseae_state.safetensors``
+the tensors of our state the SAELens weights do not give back bit for bit (log_threshold, AuxK
+counters, folded normalization...). They are used only while the SAELens weights are still the
+exported ones (their hash is in the metadata), so ours → SAELens → ours is exact.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .._version import __version__
+from ..errors import CheckpointError, ConfigError, DataError, OutputExistsError
+
+CFG_FILE = "cfg.json"
+WEIGHTS_FILE = "sae_weights.safetensors"
+SPARSITY_FILE = "sparsity.safetensors"
+STATE_FILE = "sparseae_state.safetensors"
+#: The SAELens config format written (``metadata.sae_lens_version``): older ones are read by
+#: SAELens through a converter that keeps only its own metadata keys.
+FORMAT_VERSION = "6.0.0"
+#: SAELens's ``sparsity`` tensor is log10(firing frequency + this).
+SPARSITY_EPS = 1e-10
+ARCHITECTURES = ("standard", "topk", "jumprelu")
+_DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
+           "bfloat16": torch.bfloat16}
+_DIRECT = ("encoder.weight", "encoder.bias", "decoder.weight_", "decoder.bias")
+_NORMALIZATIONS = ("none", "l2", "center_l2")
+
+
+def is_saelens_folder(path: str | os.PathLike) -> bool:
+    """True for a folder holding SAELens's ``cfg.json`` and ``sae_weights.safetensors``."""
+    path = Path(path)
+    return (path / CFG_FILE).is_file() and (path / WEIGHTS_FILE).is_file()
+
+
+# ------------------------------------------------------------------------------------------- export
+
+def _no_form(model_name: str, why: str) -> ConfigError:
+    return ConfigError(f"model {model_name!r} has no SAELens form: {why} (SAELens runs ReLU, TopK, BatchTopK "
+                       "and JumpReLU SAEs)")
+
+
+def _saelens_form(model: torch.nn.Module) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(config fields, tensors) of ``model`` as a SAELens SAE taking our inputs as they are."""
+    from ..models.base import Autoencoder
+    from ..nn.decoders import LinearDecoder
+    from ..nn.encoders import LinearEncoder
+    from ..nn.likelihoods import GaussianLikelihood, LearnedVarianceGaussian
+    from ..nn.sparse_encoders import JumpReLUEncoder, TopKEncoder
+
+    spec = getattr(model, "spec", None) or {}
+    name = spec.get("name", type(model).__name__)
+    encoder, decoder = getattr(model, "encoder", None), getattr(model, "decoder", None)
+    if type(model) is not Autoencoder or not isinstance(encoder, (LinearEncoder, TopKEncoder, JumpReLUEncoder)):
+        raise _no_form(name, f"its encoder ({type(encoder).__name__}) is none of them (e.g. inference by optimisation)")
+    if isinstance(encoder, LinearEncoder) and (encoder.activation != "relu" or encoder.bias is None):
+        raise _no_form(name, f"its units are {encoder.activation}, not ReLU")
+    if not isinstance(decoder, LinearDecoder) or decoder.bias is None:
+        raise _no_form(name, "its decoder is not affine")
+    likelihood = getattr(model, "likelihood", None)
+    if not (isinstance(likelihood, LearnedVarianceGaussian)
+            or (isinstance(likelihood, GaussianLikelihood) and likelihood.link == "identity")):
+        link = getattr(likelihood, "link", None)
+        raise _no_form(name, f"its output has a non-linearity ({type(likelihood).__name__}"
+                             f"{f' with link {link}' if link else ''})")
+    with torch.no_grad():
+        tensors = {"W_enc": encoder.weight.t(), "b_enc": encoder.bias, "W_dec": decoder.weight.t(),
+                   "b_dec": decoder.bias}
+        fields: dict[str, Any] = {}
+        if isinstance(encoder, TopKEncoder):
+            if encoder.batch_topk and float(encoder.threshold) >= 0:
+                fields["architecture"] = "jumprelu"
+                tensors["threshold"] = encoder.threshold.to(encoder.weight.dtype).expand(encoder.n_components)
+            else:
+                fields.update(architecture="topk", k=encoder.k, rescale_acts_by_decoder_norm=False)
+            fields["apply_b_dec_to_input"] = True
+        elif isinstance(encoder, JumpReLUEncoder):
+            fields.update(architecture="jumprelu", apply_b_dec_to_input=True)
+            tensors["threshold"] = encoder.threshold
+        else:
+            fields.update(architecture="standard", apply_b_dec_to_input=False)
+        tensors = {key: value.detach().to("cpu").clone().contiguous() for key, value in tensors.items()}
+    return fields, tensors
+
+
+def _fold_l2(tensors: dict[str, torch.Tensor], d_in: int) -> dict[str, torch.Tensor]:
+    """Our SAE on unit-norm inputs as SAELens's ``constant_norm_rescale`` (inputs at norm √d_in)."""
+    root = math.sqrt(d_in)
+    folded = dict(tensors)
+    for key, factor in (("W_enc", 1 / root), ("W_dec", root), ("b_dec", root)):
+        folded[key] = (tensors[key].double() * factor).to(tensors[key].dtype)
+    return folded
+
+
+def _tensor_hash(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 of the tensors' names, dtypes, shapes and bytes."""
+    digest = hashlib.sha256()
+    for key in sorted(tensors):
+        value = tensors[key].detach().to("cpu").contiguous()
+        digest.update(f"{key}|{value.dtype}|{tuple(value.shape)}|".encode())
+        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _firing_rates(sparsity: Any, n_components: int) -> torch.Tensor:
+    rates = torch.as_tensor(np.asarray(sparsity, dtype=np.float64))
+    if rates.shape != (n_components,):
+        raise DataError(f"sparsity must hold one firing rate per latent, shape ({n_components},), got "
+                        f"{tuple(rates.shape)}")
+    if not torch.isfinite(rates).all() or (rates < 0).any() or (rates > 1).any():
+        raise DataError("sparsity must hold firing rates in [0, 1] (the share of inputs a latent fires on)")
+    return torch.log10(rates + SPARSITY_EPS).float()
+
+
+def export_saelens(model: torch.nn.Module, out_dir: str | os.PathLike, *, sparsity: Any = None,
+                   input_normalization: str | None = None, metadata: dict[str, Any] | None = None,
+                   overwrite: bool = False, trained_on: str | None = None, source: str | None = None) -> Path:
+    """Write a model as a SAELens SAE folder ``out_dir`` (a run folder's model: :func:`sparseae.interop.export_saelens`).
+
+    ``sparsity``: firing rates (n_components,) in [0, 1], written as SAELens's
+    ``sparsity.safetensors`` (log10(rate + 1e-10)). ``input_normalization``: none | l2 | center_l2,
+    the normalization the model's inputs had (default: the run's ``data.normalize``, none for a bare
+    model); ``"none"`` also exports a ``center_l2`` run's SAE as one for inputs the caller normalizes.
+    ``metadata``: SAELens metadata to record (``hook_name``, ``model_name``...). ``overwrite``:
+    replace an existing SAELens folder. Raises :class:`ConfigError` for a model with no SAELens form.
+    """
+    from . import replace_directory, write_json_atomic, writing
+
+    trained_on, source = trained_on or "none", source or type(model).__name__
+    normalization = trained_on if input_normalization is None else input_normalization
+    if normalization not in _NORMALIZATIONS:
+        raise ConfigError(f"input_normalization must be one of {', '.join(_NORMALIZATIONS)}, got {normalization!r}")
+    if normalization == "center_l2":
+        raise ConfigError(f"{source} was trained on inputs normalized with center_l2 (training mean subtracted, "
+                          "then unit norm), which SAELens cannot express; export with input_normalization "
+                          "'none' (CLI: --input-normalization none) if the caller normalizes the inputs")
+    fields, tensors = _saelens_form(model)
+    spec = dict(getattr(model, "spec", None) or {})
+    d_in, d_sae = tensors["W_enc"].shape
+    if normalization == "l2":
+        tensors = _fold_l2(tensors, d_in)
+    dtype = tensors["W_enc"].dtype
+    if dtype not in _DTYPES.values():
+        raise ConfigError(f"SAELens stores float32, float64, float16 or bfloat16 weights, not {dtype}")
+    ours = {"model": spec.get("name"), "params": spec.get("params"), "input_normalization": normalization,
+            "sparseae_version": __version__, "weights_sha256": _tensor_hash(tensors)}
+    if normalization != trained_on:
+        ours["trained_on"] = trained_on
+    meta = {"sae_lens_version": FORMAT_VERSION, "sae_lens_training_version": None, **(metadata or {}),
+            "sparseae": ours}
+    cfg = {"architecture": fields.pop("architecture"), "d_in": int(d_in), "d_sae": int(d_sae),
+           "dtype": str(dtype).removeprefix("torch."), "device": "cpu",
+           "normalize_activations": "constant_norm_rescale" if normalization == "l2" else "none",
+           "reshape_activations": "none", **fields, "metadata": meta}
+    rates = None if sparsity is None else _firing_rates(sparsity, int(d_sae))
+    # what an import would rebuild from these files alone, and what of our state it would miss
+    rebuilt = _rebuild(cfg, tensors, use_state=None)
+    state = {key: value.detach().to("cpu").contiguous() for key, value in model.state_dict().items()}
+    missed = {key: value for key, value in state.items()
+              if key not in rebuilt or rebuilt[key].dtype != value.dtype or not torch.equal(rebuilt[key], value)}
+
+    out = Path(out_dir)
+    if out.exists():
+        if not overwrite:
+            raise OutputExistsError(f"{out} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
+        if not is_saelens_folder(out):
+            raise OutputExistsError(f"{out} exists and is not a SAELens folder; refusing to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with writing(out):
+        staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+        try:
+            save_file(tensors, str(staging / WEIGHTS_FILE))
+            write_json_atomic(staging / CFG_FILE, cfg)
+            if rates is not None:
+                save_file({"sparsity": rates}, str(staging / SPARSITY_FILE))
+            if missed:
+                save_file(missed, str(staging / STATE_FILE), metadata={"format": "sparseae-saelens-state"})
+            replace_directory(staging, out)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    return out
+
+
+# ------------------------------------------------------------------------------------------- import
+
+def _bad(folder: Path, why: str) -> CheckpointError:
+    return CheckpointError(f"{folder / CFG_FILE}: {why}")
+
+
+def _read_cfg(folder: Path) -> dict[str, Any]:
+    """``cfg.json`` checked and completed as SAELens reads it (configs older than SAELens 6 included)."""
+    try:
+        cfg = json.loads((folder / CFG_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{folder} is not a SAELens folder: {CFG_FILE} is missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{folder / CFG_FILE} is corrupt: {' '.join(str(exc).split())}") from None
+    if not isinstance(cfg, dict):
+        raise _bad(folder, "not a JSON object")
+    meta = cfg.get("metadata") if isinstance(cfg.get("metadata"), dict) else {}
+    version = cfg.get("sae_lens_version") or meta.get("sae_lens_version")
+    major = str(version).split(".")[0] if version else ""
+    if not major.isdigit() or int(major) < 6:  # SAELens < 6 wrote these keys and defaults
+        cfg.setdefault("apply_b_dec_to_input", True)
+        cfg.setdefault("architecture", "topk" if cfg.get("activation_fn") == "topk" else "standard")
+        if cfg["architecture"] == "topk" and "k" not in cfg:
+            cfg["k"] = (cfg.get("activation_fn_kwargs") or {}).get("k")
+        if isinstance(cfg.get("normalize_activations"), bool):
+            cfg["normalize_activations"] = "expected_average_only_in" if cfg["normalize_activations"] else "none"
+        if cfg.get("finetuning_scaling_factor"):
+            raise _bad(folder, "finetuning_scaling_factor has no sparseae form")
+        if cfg.get("activation_fn", "relu") not in ("relu", "topk"):
+            raise _bad(folder, f"activation_fn {cfg['activation_fn']!r} has no sparseae form")
+    cfg["metadata"] = meta
+    for key in ("d_in", "d_sae"):
+        if type(cfg.get(key)) is not int or cfg[key] < 1:
+            raise _bad(folder, f"{key} must be a positive integer, got {cfg.get(key)!r}")
+    architecture = cfg.get("architecture", "standard")
+    if architecture not in ARCHITECTURES:
+        raise _bad(folder, f"architecture {architecture!r} has no sparseae model (supported: "
+                           f"{', '.join(ARCHITECTURES)})")
+    cfg["architecture"] = architecture
+    dtype = str(cfg.get("dtype", "float32")).removeprefix("torch.")
+    if dtype not in _DTYPES:
+        raise _bad(folder, f"dtype {cfg.get('dtype')!r} is not one of {', '.join(_DTYPES)}")
+    cfg["dtype"] = dtype
+    if not isinstance(cfg.get("apply_b_dec_to_input", True), bool):
+        raise _bad(folder, f"apply_b_dec_to_input must be true or false, got {cfg['apply_b_dec_to_input']!r}")
+    cfg.setdefault("apply_b_dec_to_input", True)
+    normalization = cfg.get("normalize_activations") or "none"
+    ours = meta.get("sparseae") if isinstance(meta.get("sparseae"), dict) else {}
+    if normalization == "constant_norm_rescale" and ours.get("input_normalization") != "l2":
+        raise _bad(folder, "normalize_activations 'constant_norm_rescale' rescales each input inside the SAE, "
+                           "which a sparseae model does not (only sparseae's own l2 exports are read back)")
+    if normalization not in ("none", "expected_average_only_in", "constant_norm_rescale"):
+        raise _bad(folder, f"normalize_activations {normalization!r} has no sparseae form")
+    cfg["normalize_activations"] = normalization
+    if architecture == "topk":
+        if type(cfg.get("k")) is not int or not 1 <= cfg["k"] <= cfg["d_sae"]:
+            raise _bad(folder, f"k must be an integer from 1 to d_sae={cfg['d_sae']}, got {cfg.get('k')!r}")
+        if not isinstance(cfg.get("rescale_acts_by_decoder_norm", False), bool):
+            raise _bad(folder, "rescale_acts_by_decoder_norm must be true or false")
+    return cfg
+
+
+def _read_tensors(folder: Path, cfg: dict[str, Any]) -> dict[str, torch.Tensor]:
+    from . import read_safetensors_header
+
+    d_in, d_sae = cfg["d_in"], cfg["d_sae"]
+    expected = {"W_enc": (d_in, d_sae), "b_enc": (d_sae,), "W_dec": (d_sae, d_in), "b_dec": (d_in,)}
+    if cfg["architecture"] == "jumprelu":
+        expected["threshold"] = (d_sae,)
+    found = read_safetensors_header(folder / WEIGHTS_FILE)
+    if set(found) != set(expected):
+        raise CheckpointError(f"{folder / WEIGHTS_FILE} does not fit a {cfg['architecture']} SAE (missing: "
+                              f"{sorted(set(expected) - set(found)) or 'none'}; unexpected: "
+                              f"{sorted(set(found) - set(expected)) or 'none'})")
+    for key, shape in expected.items():
+        if found[key][1] != shape:
+            raise CheckpointError(f"{folder / WEIGHTS_FILE}: {key} has shape {found[key][1]}, but {CFG_FILE} "
+                                  f"(d_in={d_in}, d_sae={d_sae}) needs {shape}")
+    try:
+        tensors = load_file(str(folder / WEIGHTS_FILE))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{folder / WEIGHTS_FILE} is corrupt: {exc}") from None
+    dtype = _DTYPES[cfg["dtype"]]
+    return {key: value.to(dtype) for key, value in tensors.items()}
+
+
+def _model_for(cfg: dict[str, Any], tensors: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """Our model for a SAELens config: the exported spec when it fits, else the usual counterpart."""
+    from ..models import create_model
+
+    architecture, d_in, d_sae = cfg["architecture"], cfg["d_in"], cfg["d_sae"]
+    ours = cfg["metadata"].get("sparseae")
+    ours = ours if isinstance(ours, dict) else {}
+    name, params = ours.get("model"), ours.get("params")
+    if isinstance(name, str) and isinstance(params, dict) and params.get("n_features") == d_in \
+            and params.get("n_components") == d_sae:
+        params = {k: v for k, v in params.items() if k not in ("n_features", "n_components")}
+        try:
+            model = create_model(name, d_in, d_sae, **params)
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"{CFG_FILE}: metadata.sparseae does not describe a model this sparseae "
+                                  f"can build: {exc}") from None
+        if _fits(model, cfg, tensors):
+            return model
+    if architecture == "standard":
+        return create_model("sparse_ae_l1", d_in, d_sae)
+    if architecture == "topk":
+        return create_model("topk_sae", d_in, d_sae, k=cfg["k"])
+    return create_model("jumprelu_sae", d_in, d_sae)
+
+
+def _fits(model: torch.nn.Module, cfg: dict[str, Any], tensors: dict[str, torch.Tensor]) -> bool:
+    """Whether ``model`` (built from the exported spec) computes the SAE ``cfg`` describes."""
+    from ..nn.sparse_encoders import JumpReLUEncoder, TopKEncoder
+
+    try:
+        _saelens_form(model)  # e.g. sigmoid units named by hand: not this SAE
+    except ConfigError:
+        return False
+    encoder, architecture = model.encoder, cfg["architecture"]
+    if getattr(model.decoder, "tied", False) and not torch.equal(tensors["W_dec"], tensors["W_enc"].t()):
+        return False
+    if architecture == "topk":
+        return isinstance(encoder, TopKEncoder) and encoder.k == cfg["k"]
+    if architecture == "jumprelu" and isinstance(encoder, TopKEncoder):
+        threshold = tensors["threshold"]
+        return encoder.batch_topk and bool((threshold == threshold[0]).all())
+    if architecture == "jumprelu":
+        return isinstance(encoder, JumpReLUEncoder)
+    return not isinstance(encoder, (TopKEncoder, JumpReLUEncoder))
+
+
+def _rebuild(cfg: dict[str, Any], tensors: dict[str, torch.Tensor], use_state: Path | None
+             ) -> dict[str, torch.Tensor]:
+    """Our state dict for a SAELens config and weights; with ``use_state`` (a folder), the exported
+    ``sparseae_state.safetensors`` replaces what the weights give back only approximately."""
+    return _state_and_model(cfg, tensors, use_state)[0]
+
+
+def _state_and_model(cfg: dict[str, Any], tensors: dict[str, torch.Tensor], use_state: Path | None
+                     ) -> tuple[dict[str, torch.Tensor], torch.nn.Module]:
+    from ..nn.sparse_encoders import JumpReLUEncoder, TopKEncoder
+
+    dtype = _DTYPES[cfg["dtype"]]
+    model = _model_for(cfg, tensors).to(dtype)
+    d_in = cfg["d_in"]
+    w_enc, b_enc, w_dec, b_dec = (tensors[k].double() for k in ("W_enc", "b_enc", "W_dec", "b_dec"))
+    if cfg["architecture"] == "topk" and cfg.get("rescale_acts_by_decoder_norm"):
+        norms = w_dec.norm(dim=1)
+        w_enc, b_enc, w_dec = w_enc * norms, b_enc * norms, w_dec / norms[:, None]
+    if cfg["normalize_activations"] == "constant_norm_rescale":
+        root = math.sqrt(d_in)
+        w_enc, w_dec, b_dec = w_enc * root, w_dec / root, b_dec / root
+    encoder = model.encoder
+    subtracts = isinstance(encoder, (TopKEncoder, JumpReLUEncoder))
+    if subtracts and not cfg["apply_b_dec_to_input"]:
+        b_enc = b_enc + b_dec @ w_enc
+    elif not subtracts and cfg["apply_b_dec_to_input"]:
+        b_enc = b_enc - b_dec @ w_enc
+
+    state = {key: value.detach().clone() for key, value in model.state_dict().items()}
+    encoder_weight = w_enc.to(dtype).t().contiguous()  # float64 holds any of _DTYPES exactly
+    if "encoder.weight" in state:
+        state["encoder.weight"] = encoder_weight
+    elif "encoder.parametrizations.weight.original" in state:
+        state["encoder.parametrizations.weight.original"] = encoder_weight
+    state["encoder.bias"] = b_enc.to(dtype)
+    if "decoder.weight_" in state:
+        state["decoder.weight_"] = w_dec.to(dtype).t().contiguous()
+    state["decoder.bias"] = b_dec.to(dtype)
+    if isinstance(encoder, JumpReLUEncoder):
+        state["encoder.log_threshold"] = tensors["threshold"].double().clamp_min(0).log().to(dtype)
+    elif isinstance(encoder, TopKEncoder) and cfg["architecture"] == "jumprelu":
+        state["encoder.threshold"] = tensors["threshold"][0].to(state["encoder.threshold"].dtype).clone()
+    if use_state is not None and (use_state / STATE_FILE).is_file():
+        ours = cfg["metadata"].get("sparseae") or {}
+        if ours.get("weights_sha256") == _tensor_hash(tensors):
+            try:
+                saved = load_file(str(use_state / STATE_FILE))
+            except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+                raise CheckpointError(f"{use_state / STATE_FILE} is corrupt: {exc}") from None
+            for key, value in saved.items():
+                if key in state and value.shape == state[key].shape:
+                    state[key] = value.to(state[key].dtype)
+    return state, model
+
+
+def import_saelens(path: str | os.PathLike) -> torch.nn.Module:
+    """Our model from a SAELens SAE folder (``cfg.json`` + ``sae_weights.safetensors``): ``standard`` →
+    ``sparse_ae_l1``, ``topk`` → ``topk_sae``, ``jumprelu`` → ``jumprelu_sae`` (or the exported model).
+    Raises :class:`CheckpointError` for a folder that is not SAELens's or has no sparseae form."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise CheckpointError(f"no SAELens folder at {folder}: " +
+                              ("it is a file" if folder.exists() else "it does not exist"))
+    cfg = _read_cfg(folder)
+    tensors = _read_tensors(folder, cfg)
+    state, model = _state_and_model(cfg, tensors, folder)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        why = " ".join(str(exc).split())[:200]
+        raise CheckpointError(f"{folder}: the weights do not fit the model: {why}") from None
+    return model.eval()
+
+
+def saelens_firing_rates(path: str | os.PathLike) -> torch.Tensor | None:
+    """Firing rates (d_sae,) from a SAELens folder's ``sparsity.safetensors`` (10**sparsity − 1e-10,
+    at least 0), or None when it has none."""
+    file = Path(path) / SPARSITY_FILE
+    if not file.is_file():
+        return None
+    try:
+        log_rates = load_file(str(file))["sparsity"]
+    except (SafetensorError, OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise CheckpointError(f"{file} is corrupt or has no 'sparsity' tensor: {exc}") from None
+    return (10.0 ** log_rates.double() - SPARSITY_EPS).clamp_min(0)
