@@ -168,7 +168,7 @@ def run_problem(problem: str, args, threads: int) -> None:
                          "-" if r is None else f"{r:.2f}", e) for name, s, o, r, e in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for i, row in enumerate(table):
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |")
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
         if i == 0:
             print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     print("# sparseae online, (seconds, epochs, held-out objective) along the run: " + ", ".join(

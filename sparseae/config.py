@@ -37,7 +37,6 @@ from __future__ import annotations
 import copy
 import inspect
 import json
-import os
 import re
 import sys
 from dataclasses import asdict, dataclass, field, fields
@@ -47,6 +46,7 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from .errors import ConfigError
+from .files import write_text_atomic
 from .train.config import RENAMED_OPTIONS, TrainConfig, check_renamed
 
 if sys.version_info >= (3, 11):
@@ -456,13 +456,8 @@ class RunConfig:
         (e.g. ``"sparseae demo"``) is named in the comment on its first line (:func:`written_by`)."""
         path = Path(path)
         text = yaml.safe_dump(self.resolved(model_spec), sort_keys=False, default_flow_style=False)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.tmp")
         by = f" written by `{command}`" if command else ""
-        temporary.write_text(f"# sparseae run config{by} (resolved: every default written out)\n" + text,
-                             encoding="utf-8")
-        os.replace(temporary, path)
-        return path
+        return write_text_atomic(path, f"# sparseae run config{by} (resolved: every default written out)\n" + text)
 
 
 def written_by(path: str | Path) -> str | None:

@@ -191,5 +191,5 @@ def data_parallel(model: torch.nn.Module, device: torch.device, loss_of):
     ids = [device.index] if device.type == "cuda" else None
     # A model whose parameters sit out some phases (a classifier head during pre-training, a
     # decoder during MLP fine-tuning) says so: DDP must then not wait for their gradients.
-    unused = bool(getattr(model, "may_leave_parameters_unused", False))
+    unused = bool(model.may_leave_parameters_unused)  # declared on sparseae.models.Autoencoder
     return DistributedDataParallel(_LossForward(model, loss_of), device_ids=ids, find_unused_parameters=unused)

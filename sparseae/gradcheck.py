@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .errors import ConfigError
+from .models.base import Autoencoder
 from .threads import check_threads, step_work, using_threads
 from .validation import as_float_array, check_number
 
@@ -89,21 +90,16 @@ def check_gradients(model: torch.nn.Module, X: Any, *, epsilon: float = 1e-4, or
     check_number(epsilon, "epsilon", low=0.0, low_inclusive=False)
     if order not in STENCILS:
         raise ConfigError(f"order must be 2 or 4, got {order!r}")
-    stencil = STENCILS[order]
     check_threads(threads)
     probe = copy.deepcopy(model).to(device="cpu", dtype=torch.float64).eval()
-    x = torch.from_numpy(as_float_array(X, "X", n_features=getattr(model, "n_features", None),
+    ours = isinstance(probe, Autoencoder)  # else a plain module (with its loss_fn): all checked
+    x = torch.from_numpy(as_float_array(X, "X", n_features=model.n_features if ours else None,
                                         dtype=np.float64))
     loss_of = loss_fn or (lambda m, batch: m.loss(batch).loss)
+    named, analytic, unused, pseudo = _analytic_gradients(probe, x, loss_of, ours)
 
-    named = [(name, p) for name, p in probe.named_parameters() if p.requires_grad]
-    probe.zero_grad(set_to_none=True)
-    loss_of(probe, x).backward()
-    unused = [name for name, p in named if p.grad is None]
-    pseudo = sorted(f"{prefix}.{name}" if prefix else name for prefix, module in probe.named_modules()
-                    for name in getattr(module, "pseudo_gradient_parameters", ()))
-    named = [(name, p) for name, p in named if p.grad is not None and name not in pseudo]
-    analytic = {name: p.grad.detach().clone() for name, p in named}
+    def loss() -> float:
+        return float(loss_of(probe, x))
 
     rng = np.random.default_rng(random_state)
     numeric_all, analytic_all, per_parameter = [], [], {}
@@ -111,28 +107,11 @@ def check_gradients(model: torch.nn.Module, X: Any, *, epsilon: float = 1e-4, or
     with torch.no_grad(), using_threads(threads, step_work(probe, x.shape[0])):
         for name, parameter in named:
             flat = parameter.view(-1)
-            n = flat.numel()
-            if max_checks_per_parameter is not None and n > max_checks_per_parameter:
-                chosen = np.sort(rng.choice(n, size=max_checks_per_parameter, replace=False))
-            else:
-                chosen = np.arange(n)
-            def estimate(index: int, step: float) -> float:
-                original = float(flat[index])
-                total = 0.0
-                for offset, coefficient in stencil:
-                    flat[index] = original + offset * step
-                    total += coefficient * float(loss_of(probe, x))
-                flat[index] = original
-                return total / step
-
-            numeric = torch.tensor([estimate(int(i), epsilon) for i in chosen], dtype=torch.float64)
-            exact = analytic[name].view(-1)[torch.from_numpy(chosen)]
-            if detect_kinks and len(chosen):
-                finer = torch.tensor([estimate(int(i), epsilon / 4) for i in chosen], dtype=torch.float64)
-                scale = max(float(numeric.abs().max()), float(exact.abs().max()), 1e-12)
-                smooth = (numeric - finer).abs() <= kink_tolerance * scale
-                n_kinks += int((~smooth).sum())
-                numeric, exact = numeric[smooth], exact[smooth]
+            chosen = _chosen_coordinates(flat.numel(), max_checks_per_parameter, rng)
+            numeric, exact, kinks = _compare_coordinates(flat, analytic[name].view(-1), chosen, loss,
+                                                         STENCILS[order], epsilon,
+                                                         kink_tolerance if detect_kinks else None)
+            n_kinks += kinks
             per_parameter[name] = relative_difference(numeric, exact)
             numeric_all.append(numeric)
             analytic_all.append(exact)
@@ -144,3 +123,51 @@ def check_gradients(model: torch.nn.Module, X: Any, *, epsilon: float = 1e-4, or
              for name, numeric, exact in zip(per_parameter, numeric_all, analytic_all)}
     return GradCheckResult(total, int(sum(len(v) for v in numeric_all)), per_parameter, tolerance,
                            n_kinks=n_kinks, unused=unused, pseudo_gradient=pseudo, per_parameter_share=share)
+
+
+def _analytic_gradients(probe: torch.nn.Module, x: torch.Tensor, loss_of, ours: bool):
+    """One backward pass: (the checked (name, parameter) pairs, their autograd gradients by name,
+    the names of trainable parameters the loss does not use, the pseudo-gradient names left out)."""
+    named = [(name, p) for name, p in probe.named_parameters() if p.requires_grad]
+    probe.zero_grad(set_to_none=True)
+    loss_of(probe, x).backward()
+    unused = [name for name, p in named if p.grad is None]
+    pseudo = probe.pseudo_gradient_names() if ours else []
+    named = [(name, p) for name, p in named if p.grad is not None and name not in pseudo]
+    analytic = {name: p.grad.detach().clone() for name, p in named}
+    return named, analytic, unused, pseudo
+
+
+def _chosen_coordinates(n: int, limit: int | None, rng: np.random.Generator) -> np.ndarray:
+    """The sorted coordinates of a parameter with ``n`` entries to check: all, or ``limit`` at random."""
+    if limit is not None and n > limit:
+        return np.sort(rng.choice(n, size=limit, replace=False))
+    return np.arange(n)
+
+
+def _stencil_derivative(flat: torch.Tensor, index: int, step: float, stencil, loss: Callable[[], float]) -> float:
+    """∂loss/∂flat[index] by the central-difference ``stencil`` with ``step``; ``flat`` restored."""
+    original = float(flat[index])
+    total = 0.0
+    for offset, coefficient in stencil:
+        flat[index] = original + offset * step
+        total += coefficient * loss()
+    flat[index] = original
+    return total / step
+
+
+def _compare_coordinates(flat: torch.Tensor, gradient: torch.Tensor, chosen: np.ndarray,
+                         loss: Callable[[], float], stencil, epsilon: float, kink_tolerance: float | None):
+    """(numeric, analytic, number of kinks) at ``chosen`` coordinates of one parameter ``flat``
+    (its autograd ``gradient``, same shape). With ``kink_tolerance`` the coordinates whose estimates
+    at ε and ε/4 disagree are kinks, left out of both returned vectors."""
+    numeric = torch.tensor([_stencil_derivative(flat, int(i), epsilon, stencil, loss) for i in chosen],
+                           dtype=torch.float64)
+    exact = gradient[torch.from_numpy(chosen)]
+    if kink_tolerance is None or not len(chosen):
+        return numeric, exact, 0
+    finer = torch.tensor([_stencil_derivative(flat, int(i), epsilon / 4, stencil, loss) for i in chosen],
+                         dtype=torch.float64)
+    scale = max(float(numeric.abs().max()), float(exact.abs().max()), 1e-12)
+    smooth = (numeric - finer).abs() <= kink_tolerance * scale
+    return numeric[smooth], exact[smooth], int((~smooth).sum())

@@ -432,4 +432,6 @@ def test_default_pools_and_input_errors():
 def test_module_names_resolve():
     """``sparseae.models.conv_stack`` is the module, not a function shadowing it."""
     module = importlib.import_module("sparseae.models.conv_stack")
-    assert hasattr(module, "fit_conv_stack") and hasattr(module, "FeatureStage")
+    assert hasattr(module, "ConvStack") and hasattr(module, "FeatureStage")
+    procedures = importlib.import_module("sparseae.train.procedures")
+    assert callable(procedures.fit_conv_stack)

@@ -4,8 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from sklearn import decomposition as skd
-from sklearn.base import clone
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import sparseae
 from sparseae.errors import ConfigError, DataError, NotFittedError
@@ -13,35 +11,8 @@ from sparseae.estimators import DictionaryLearning, MiniBatchDictionaryLearning,
 
 pytest.importorskip("numba")
 
-_RNG = np.random.default_rng(0)
-#: n_features of the dictionary scikit-learn gives its SparseCoder in these checks.
-_CODER_CHECK_FEATURES = {
-    "check_estimators_dtypes": 5, "check_dtype_object": 10, "check_transformers_unfitted_stateless": 5,
-    "check_fit_idempotent": 2, "check_transformer_preserve_dtypes": 3, "check_set_output_transform": 5,
-    "check_global_output_transform_pandas": 5, "check_set_output_transform_pandas": 5,
-    "check_set_output_transform_polars": 5, "check_global_set_output_transform_polars": 5,
-    "check_dataframe_column_names_consistency": 8, "check_estimators_overwrite_params": 2,
-    "check_estimators_fit_returns_self": 2, "check_readonly_memmap_input": 2,
-    "check_n_features_in_after_fitting": 4, "check_fit_check_is_fitted": 2, "check_n_features_in": 2,
-    "check_positive_only_tag_during_fit": 4, "check_fit2d_1sample": 10, "check_fit2d_1feature": 1,
-}
-
-
-# scikit-learn's own settings for these estimators in its common tests
-# (sklearn/utils/_test_common/instance_generator.py): a short budget, nothing weakened.
-@parametrize_with_checks([
-    SparseCoder(dictionary=_RNG.normal(size=(5, 3))),
-    DictionaryLearning(max_iter=20, transform_algorithm="lasso_lars", random_state=0),
-    MiniBatchDictionaryLearning(batch_size=10, max_iter=5, random_state=0),
-])
-def test_sklearn_compatible(estimator, check):
-    name = getattr(check, "func", check).__name__
-    if isinstance(estimator, SparseCoder) and name in _CODER_CHECK_FEATURES:
-        # scikit-learn runs these checks on its SparseCoder with a dictionary as wide as the
-        # check's data (PER_ESTIMATOR_CHECK_PARAMS); the same here.
-        dictionary = np.random.default_rng(1).normal(size=(5, _CODER_CHECK_FEATURES[name]))
-        estimator = clone(estimator).set_params(dictionary=dictionary)
-    check(estimator)
+# scikit-learn's checks run on these three with every other public estimator: tests/test_estimators.py
+# (test_sklearn_compatible, over the list generated from sparseae.estimators).
 
 
 def _problem(seed=0, n=60, n_features=16, k=24):

@@ -75,7 +75,7 @@ def test_compiled_sweep_equals_numpy_and_decreases_the_surrogate():
         values.append(_surrogate(compiled, A, B))
         _bcd_sweep_numpy(reference, A, B, False, 0.0, np.zeros(len(A), bool), None)
     np.testing.assert_allclose(compiled, reference, atol=1e-12)
-    assert all(b <= a + 1e-12 for a, b in zip(values, values[1:]))
+    assert all(b <= a + 1e-12 for a, b in zip(values, values[1:], strict=False))
     assert values[-1] < values[0] - 1e-3
     assert np.all(np.linalg.norm(compiled, axis=1) <= 1 + 1e-12)
     positive = D.copy()

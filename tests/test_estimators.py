@@ -1,12 +1,13 @@
 """The scikit-learn estimators: sklearn's own checks, learning on digits, persistence, errors."""
 from __future__ import annotations
 
+import inspect
 import pickle
 
 import numpy as np
 import pytest
 import torch
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, clone
 from sklearn.datasets import load_digits
 from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 from sklearn.linear_model import LogisticRegression
@@ -14,6 +15,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+import sparseae.estimators
 from sparseae.errors import (
     CheckpointError,
     ConfigError,
@@ -26,10 +28,16 @@ from sparseae.estimators import (
     AutoencoderEstimator,
     BaseAutoencoderEstimator,
     ContractiveAutoencoder,
+    ConvSparseAutoencoder,
     DenoisingAutoencoder,
+    DictionaryLearning,
     DrSAEClassifier,
+    LateralInhibitionCoder,
     LinearAutoencoder,
+    LocalSparseAutoencoder,
+    MiniBatchDictionaryLearning,
     SparseAutoencoder,
+    SparseCoder,
     StackedAutoencoder,
     StackedClassifier,
 )
@@ -46,25 +54,96 @@ def small(digits):
 
 
 # ----------------------------------------------------------------------------- sklearn's checks
-# Every check passes, sample-order invariance included (the array-API check skips itself unless
-# SCIPY_ARRAY_API is set).
-@parametrize_with_checks([
-    SparseAutoencoder(n_components=4, max_iter=20),
-    LinearAutoencoder(max_epochs=5),
-    AutoencoderEstimator(n_components=4, max_epochs=5),
+def public_estimators() -> list[type]:
+    """Every concrete scikit-learn estimator class that :mod:`sparseae.estimators` exports, by name."""
+    found = {obj for name, obj in vars(sparseae.estimators).items()
+             if not name.startswith("_") and isinstance(obj, type) and issubclass(obj, BaseEstimator)
+             and not inspect.isabstract(obj)}
+    return sorted(found, key=lambda cls: cls.__name__)
+
+
+#: Small, fast parameters for scikit-learn's checks: one entry per class of public_estimators()
+#: (test_every_public_estimator_has_check_parameters fails naming a class without one).
+CHECK_PARAMS: dict[type, dict] = {
+    SparseAutoencoder: dict(n_components=4, max_iter=20),
+    LinearAutoencoder: dict(max_epochs=5),
+    AutoencoderEstimator: dict(n_components=4, max_epochs=5),
     # small and fast enough for the checks' toy data, and accurate enough for their 0.83 bar
-    DrSAEClassifier(n_components=8, n_steps=2, pretrain_epochs=1, max_epochs=15, learning_rate=0.2,
-                    batch_size=32, normalize_input=False, random_state=0),
+    DrSAEClassifier: dict(n_components=8, n_steps=2, pretrain_epochs=1, max_epochs=15, learning_rate=0.2,
+                          batch_size=32, normalize_input=False, random_state=0),
     # the checks' data are not in [0, 1]: squared error instead of cross-entropy
-    DenoisingAutoencoder(n_components=4, corruption="gaussian:0.1", likelihood="gaussian", max_epochs=5),
-    ContractiveAutoencoder(n_components=4, likelihood="gaussian", max_epochs=5),
-    StackedAutoencoder(n_components=2, hidden=(4,), likelihood="gaussian", pretrain_epochs=2, max_epochs=5),
-    StackedClassifier(n_components=8, layer_params={"likelihood": "gaussian", "corruption": "gaussian:0.1"},
-                      likelihood="gaussian", pretrain_epochs=2, optimizer="adam", learning_rate=0.02,
-                      batch_size=32, max_epochs=15, random_state=0),
-])
+    DenoisingAutoencoder: dict(n_components=4, corruption="gaussian:0.1", likelihood="gaussian", max_epochs=5),
+    ContractiveAutoencoder: dict(n_components=4, likelihood="gaussian", max_epochs=5),
+    StackedAutoencoder: dict(n_components=2, hidden=(4,), likelihood="gaussian", pretrain_epochs=2, max_epochs=5),
+    StackedClassifier: dict(n_components=8, layer_params={"likelihood": "gaussian", "corruption": "gaussian:0.1"},
+                            likelihood="gaussian", pretrain_epochs=2, optimizer="adam", learning_rate=0.02,
+                            batch_size=32, max_epochs=15, random_state=0),
+    LateralInhibitionCoder: dict(n_components=4, inference_max_iter=20, max_epochs=2),
+    # the checks' rows (1 to 10 features) as one-row images of any width ((1, -1)), 1×1 kernels;
+    # several checks set n_components=1, so the pools are of one map, and the local model's
+    # padding of 1 makes its sheet of units ≥ 3×3, where the default 3×3 windows fit
+    ConvSparseAutoencoder: dict(n_components=1, image_shape=(1, -1), kernel_size=1,
+                                pools={"kind": "disjoint", "group_size": 1, "n_components": 1}, max_epochs=2),
+    LocalSparseAutoencoder: dict(n_components=2, image_shape=(1, -1), kernel_size=1, padding=1, max_epochs=5),
+    # scikit-learn's own settings for its three (sklearn/utils/_test_common/instance_generator.py)
+    SparseCoder: dict(dictionary=np.random.default_rng(0).normal(size=(5, 3))),
+    DictionaryLearning: dict(max_iter=20, transform_algorithm="lasso_lars", random_state=0),
+    MiniBatchDictionaryLearning: dict(batch_size=10, max_iter=5, random_state=0),
+}
+#: n_features of the dictionary scikit-learn gives its SparseCoder in these checks
+#: (its PER_ESTIMATOR_CHECK_PARAMS: a dictionary as wide as the check's data); the same here.
+CODER_CHECK_FEATURES = {
+    "check_estimators_dtypes": 5, "check_dtype_object": 10, "check_transformers_unfitted_stateless": 5,
+    "check_fit_idempotent": 2, "check_transformer_preserve_dtypes": 3, "check_set_output_transform": 5,
+    "check_global_output_transform_pandas": 5, "check_set_output_transform_pandas": 5,
+    "check_set_output_transform_polars": 5, "check_global_set_output_transform_polars": 5,
+    "check_dataframe_column_names_consistency": 8, "check_estimators_overwrite_params": 2,
+    "check_estimators_fit_returns_self": 2, "check_readonly_memmap_input": 2,
+    "check_n_features_in_after_fitting": 4, "check_fit_check_is_fitted": 2, "check_n_features_in": 2,
+    "check_positive_only_tag_during_fit": 4, "check_fit2d_1sample": 10, "check_fit2d_1feature": 1,
+}
+
+
+def test_every_public_estimator_has_check_parameters():
+    estimators = public_estimators()
+    assert len(estimators) >= 14 and LateralInhibitionCoder in estimators and SparseCoder in estimators
+    assert BaseAutoencoderEstimator not in estimators  # abstract: not an estimator one can fit
+    missing = [cls.__name__ for cls in estimators if cls not in CHECK_PARAMS]
+    assert not missing, f"sparseae.estimators exports {missing} without an entry in CHECK_PARAMS: add one"
+    stale = [cls.__name__ for cls in CHECK_PARAMS if cls not in estimators]
+    assert not stale, f"CHECK_PARAMS names {stale}, which sparseae.estimators does not export"
+    unlisted = [cls.__name__ for cls in estimators if cls.__name__ not in sparseae.estimators.__all__]
+    assert not unlisted, f"{unlisted} are not in sparseae.estimators.__all__"
+
+
+# Every check passes for every public estimator, sample-order invariance included (the array-API
+# check skips itself unless SCIPY_ARRAY_API is set).
+@parametrize_with_checks([cls(**CHECK_PARAMS[cls]) for cls in public_estimators() if cls in CHECK_PARAMS])
 def test_sklearn_compatible(estimator, check):
+    name = getattr(check, "func", check).__name__
+    if isinstance(estimator, SparseCoder) and name in CODER_CHECK_FEATURES:
+        dictionary = np.random.default_rng(1).normal(size=(5, CODER_CHECK_FEATURES[name]))
+        estimator = clone(estimator).set_params(dictionary=dictionary)
     check(estimator)
+
+
+def test_image_shape_infers_one_entry():
+    # the image estimators' checks above rely on (1, -1): a one-row image as wide as the data
+    from sparseae.nn.convolutional import image_geometry
+
+    assert image_geometry((1, -1), 7) == (1, 1, 7)
+    assert image_geometry((2, -1, 3), 12) == (2, 2, 3)
+    assert image_geometry((-1, 4), 8) == (1, 2, 4)
+    with pytest.raises(ConfigError, match="more than one -1"):
+        image_geometry((-1, -1), 7)
+    with pytest.raises(ConfigError, match="n_features = 7"):
+        image_geometry((3, -1), 7)
+    with pytest.raises(ConfigError, match="image_shape entries"):
+        image_geometry((-2, 7), 7)
+    X = np.random.default_rng(0).normal(size=(20, 12)).astype(np.float32)
+    est = ConvSparseAutoencoder(n_components=2, image_shape=(2, -1), kernel_size=2, max_epochs=1,
+                                pools={"kind": "disjoint", "group_size": 2, "n_components": 2}, random_state=0)
+    assert est.fit(X).transform(X).shape == (20, 2 * 1 * 5)  # 2 maps of (2 − 2 + 1)×(6 − 2 + 1)
 
 
 @pytest.mark.parametrize("estimator", [

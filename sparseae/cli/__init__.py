@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", default=False,
                         help="show the full traceback of an error")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    from . import commands as cmd, examples, export, hashing, recipes
+    from . import commands as cmd, examples, export, harvest, hashing, recipes
 
     train = commands.add_parser("train", parents=[common], help="train a model into a run folder",
                                 description="Train a model: config file (YAML/TOML) and/or flags.")
@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue the run in DIR from its checkpoint")
     train.add_argument("--overwrite", action="store_true", help="replace a previous run in DIR")
     train.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (train.device)")
+    train.add_argument("--log-to", metavar="LOGGERS", help="experiment trackers, comma-separated: tensorboard, "
+                       "mlflow, wandb (train.loggers; written inside the run folder)")
     _add_download(train)
     _add_threads(train, " (train.threads)")
     recipes.add_train_options(train)
@@ -104,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", help=_READ_DEVICE)
     _add_download(evaluate)
     _add_threads(evaluate)
+    harvest.add_evaluate_options(evaluate)
     evaluate.set_defaults(handler=cmd.command_evaluate)
 
     probe = commands.add_parser("probe", parents=[common], help="linear probe on a model's codes",
@@ -217,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     examples.add_parser(commands, common)
     recipes.add_parser(commands, common)
     export.add_parser(commands, common)
+    harvest.add_parser(commands, common)
     return parser
 
 

@@ -26,8 +26,9 @@ from ..io import load_model, read_config
 from ..models import MODELS, create_model
 from ..runs import data as run_data, execute as run_execute, folder as run_folder, metrics as run_metrics
 from ..runs import plots as run_plots
+from ..train.loggers import check_logger_names
 from ..validation import check_number
-from . import recipes
+from . import harvest, recipes
 from .output import Output, describe_phases, display_width, plain_text, plural
 
 #: Coordinates checked per parameter by ``demo``'s gradient check (``--quick``: fewer).
@@ -48,6 +49,8 @@ def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
         changes["train.device"] = args.device
     if getattr(args, "threads", None) is not None:
         changes["train.threads"] = args.threads
+    if getattr(args, "log_to", None) is not None:
+        changes["train.loggers"] = check_logger_names(args.log_to, "--log-to")
     return changes
 
 
@@ -308,6 +311,14 @@ def command_evaluate(args: argparse.Namespace, out: Output) -> int:
               "n_eval": eval_set.n_samples, "metrics": metrics}
     out.metrics_table(metrics, f"{model.spec['name']} ({model_dir}) on {config.data_name} "
                                f"[{eval_name}, {eval_set.n_samples} samples]")
+    provenance = run_data.data_provenance(config)
+    if provenance is not None:
+        result["provenance"] = provenance
+        out.line(f"data harvested from {provenance['model']} ({provenance['model_class']}), "
+                 f"{provenance['hook_module']} {provenance['position']}: {provenance['n_tokens']} tokens")
+    spliced = harvest.spliced_section(args, out, model, config, train_set, provenance)
+    if spliced is not None:
+        result.update({key: value for key, value in spliced.items() if key != "provenance"})
     out.json(result)
     return 0
 

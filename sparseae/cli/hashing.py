@@ -17,7 +17,6 @@ import argparse
 import hashlib
 import json
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,8 @@ import numpy as np
 from .. import locking
 from ..data import load_array, load_dataset
 from ..errors import CheckpointError, ConfigError, DataError, OutputExistsError
-from ..io import WEIGHTS_FILE, load_model, replace_directory, write_json_atomic
+from ..files import staged_folder, write_json_atomic
+from ..io import WEIGHTS_FILE, load_model
 from ..models import encode_dataset
 from ..retrieval import HammingIndex, binarize
 from ..runs.folder import locate_model
@@ -87,18 +87,13 @@ def _build_index(args: argparse.Namespace, out: Output, lock: locking.FolderLock
                "labels": dataset.y is not None}
     # Built in a sibling folder that replaces the target in one rename: never half an index.
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
-    try:
+    with staged_folder(target, wrap=False) as staging:
         shutil.copytree(model_dir, staging / MODEL_DIR)
         index.save(staging / HASH_DIR)
         if dataset.y is not None:
             np.save(staging / LABELS_FILE, np.asarray(dataset.y))
         write_json_atomic(staging / INDEX_FILE, summary)
         lock.copy_into(staging)  # the new folder comes in locked, the lock is released after
-        replace_directory(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     out.line(f"Indexed {index.n_items} items of {config.data_name} as {index.n_bits}-bit codes "
              f"({index.n_buckets} distinct) in {built - started:.2f} s "
              f"({summary['items_per_second']:.0f} items/s): {target}")

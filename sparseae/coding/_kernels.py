@@ -155,6 +155,124 @@ def _lars_steps(a, corr, state, lam, positive, g, side):
 
 
 @_jit(nogil=True)
+def _lars_start(c, positive, z, corr, state):
+    """Reset one sample's workspace (``corr = c``, ``z = 0``, every atom inactive) and return
+    ``(λ, j)``: the largest correlation (``|c_j|``, or ``c_j`` with ``positive``) and its atom,
+    ``j = -1`` when none is above 0."""
+    lam = 0.0
+    j0 = -1
+    for j in range(c.shape[0]):
+        corr[j] = c[j]
+        z[j] = 0.0
+        state[j] = 0
+        v = c[j] if positive else abs(c[j])
+        if v > lam:
+            lam = v
+            j0 = j
+    return lam, j0
+
+
+@_jit(nogil=True)
+def _lars_reentry(a, corr, lam, positive, dropped, dropped_sign, g, side):
+    """The atom that just left sits on the boundary it left through: only the other side counts
+    for it (none with ``positive``); fixes its ``g`` and ``side`` from :func:`_lars_steps`."""
+    if dropped_sign != side[dropped]:
+        return
+    g[dropped] = _BIG
+    if not positive:
+        t2 = 1.0 + dropped_sign * a[dropped]
+        if t2 > _EQUIANGULAR_EPS:
+            g[dropped] = (lam + dropped_sign * corr[dropped]) / t2
+            side[dropped] = -dropped_sign
+
+
+@_jit(nogil=True)
+def _lars_event(g, zA, w, n_active, lam, alpha, lasso):
+    """The next knot of the path: ``(γ, event, idx)``, the step in λ to it (≥ 0) and what happens
+    there: 0 λ reaches ``alpha``; 1 inactive atom ``idx`` enters; 2 (``lasso`` only) the
+    coefficient at active position ``idx`` reaches 0."""
+    gamma = lam - alpha
+    event = 0
+    idx = -1
+    for j in range(g.shape[0]):
+        if g[j] < gamma:
+            gamma = g[j]
+            idx = j
+    if idx >= 0:
+        event = 1
+    if lasso:
+        for p in range(n_active):
+            if zA[p] * w[p] < 0.0:
+                gp = -zA[p] / w[p]
+                if gp < gamma:
+                    gamma = gp
+                    event = 2
+                    idx = p
+    if gamma < 0.0:
+        gamma = 0.0
+    return gamma, event, idx
+
+
+@_jit(nogil=True)
+def _lars_move(zA, w, n_active, corr, a, gamma):
+    """Walk the path by ``γ`` in λ: ``z_A += γw``, ``corr −= γa``."""
+    for p in range(n_active):
+        zA[p] += gamma * w[p]
+    for j in range(corr.shape[0]):
+        corr[j] -= gamma * a[j]
+
+
+@_jit(nogil=True)
+def _lars_drop(L, act, sgn, zA, state, n_active, idx, tmp):
+    """Remove active position ``idx`` (its coefficient reached 0): downdate the factor, shift the
+    active arrays, make the dropped atom and the excluded ones (the span changed) inactive.
+    Returns the new number of active atoms."""
+    dropped = act[idx]
+    _chol_delete(L, n_active, idx, tmp)
+    for p in range(idx, n_active - 1):
+        act[p] = act[p + 1]
+        sgn[p] = sgn[p + 1]
+        zA[p] = zA[p + 1]
+    for j in range(state.shape[0]):
+        if state[j] == 2:
+            state[j] = 0
+    state[dropped] = 0
+    return n_active - 1
+
+
+@_jit(nogil=True)
+def _lars_add(G, L, act, sgn, zA, state, n_active, j, sign):
+    """Atom ``j`` enters with ``sign``: a row of the factor and a zero coefficient. One the active
+    set cannot take (full, or linearly dependent on it) is excluded instead (``state`` 2).
+    Returns the new number of active atoms."""
+    if n_active >= L.shape[0]:  # min(n_features, k): a larger active set is linearly dependent
+        state[j] = 2
+        return n_active
+    d2 = _chol_append(G, L, act, n_active, j) if n_active > 0 else G[j, j]
+    if n_active > 0 and d2 <= _DEPENDENT_REL * G[j, j]:
+        state[j] = 2
+        return n_active
+    L[n_active, n_active] = math.sqrt(d2)
+    act[n_active] = j
+    sgn[n_active] = sign
+    zA[n_active] = 0.0
+    state[j] = 1
+    return n_active + 1
+
+
+@_jit(nogil=True)
+def _lars_finish(G, c, L, act, sgn, n_active, lam, z, zA, b, y, tmp):
+    """Solve ``G_AA z_A = c_A − λ s_A`` afresh (drops the drift of the incremental updates) and
+    write ``z_A`` into ``z`` (``b``: scratch)."""
+    for p in range(n_active):
+        b[p] = c[act[p]] - lam * sgn[p]
+    _forward(L, b, y, 0, n_active)
+    _backward(L, y, zA, n_active, tmp)
+    for p in range(n_active):
+        z[act[p]] = zA[p]
+
+
+@_jit(nogil=True)
 def _lars_sample(G, c, alpha, positive, lasso, max_active, max_steps, z,
                  corr, a, g, side, state, L, act, sgn, zA, w, y, tmp):
     """LARS on one sample from ``c = Dᵀx``: the Lasso path down to ``λ = alpha`` when ``lasso``
@@ -163,26 +281,10 @@ def _lars_sample(G, c, alpha, positive, lasso, max_active, max_steps, z,
     ``state[j]``: 0 inactive, 1 active, 2 excluded (linearly dependent on the active atoms).
     ``y = L⁻¹ s_A`` is kept between steps: an entering atom adds one row, a leaving one
     invalidates the rows from its position on."""
-    k = c.shape[0]
-    cap = L.shape[0]  # min(n_features, k): a larger active set is linearly dependent
-    lam = 0.0
-    j0 = -1
-    for j in range(k):
-        corr[j] = c[j]
-        z[j] = 0.0
-        state[j] = 0
-        v = c[j] if positive else abs(c[j])
-        if v > lam:
-            lam = v
-            j0 = j
+    lam, j0 = _lars_start(c, positive, z, corr, state)
     if j0 < 0 or lam <= alpha:
         return 0
-    L[0, 0] = math.sqrt(G[j0, j0])
-    act[0] = j0
-    sgn[0] = 1.0 if c[j0] > 0 else -1.0
-    zA[0] = 0.0
-    state[j0] = 1
-    n_active = 1
+    n_active = _lars_add(G, L, act, sgn, zA, state, 0, j0, 1.0 if c[j0] > 0 else -1.0)
     n_solved = 0  # rows of y = L⁻¹ s_A that are up to date
     steps = 0
     dropped = -1  # the atom that just left, and the side it left through (no re-entry there)
@@ -194,79 +296,25 @@ def _lars_sample(G, c, alpha, positive, lasso, max_active, max_steps, z,
         _backward(L, y, w, n_active, tmp)  # w = G_AA⁻¹ s_A: z_A moves by γw as λ drops by γ
         _rows_combination(G, act, w, n_active, a)  # a = G[:, A] w
         _lars_steps(a, corr, state, lam, positive, g, side)
-        if dropped >= 0:  # it sits on the boundary it left: only the other side counts
-            if dropped_sign == side[dropped]:
-                g[dropped] = _BIG
-                if not positive:
-                    t2 = 1.0 + dropped_sign * a[dropped]
-                    if t2 > _EQUIANGULAR_EPS:
-                        g[dropped] = (lam + dropped_sign * corr[dropped]) / t2
-                        side[dropped] = -dropped_sign
-        gamma = lam - alpha
-        event = 0  # 0: reach alpha, 1: atom enters, 2: atom leaves
-        idx = -1
-        for j in range(k):
-            if g[j] < gamma:
-                gamma = g[j]
-                idx = j
-        if idx >= 0:
-            event = 1
-        if lasso:
-            for p in range(n_active):
-                if zA[p] * w[p] < 0.0:
-                    gp = -zA[p] / w[p]
-                    if gp < gamma:
-                        gamma = gp
-                        event = 2
-                        idx = p
-        if gamma < 0.0:
-            gamma = 0.0
-        for p in range(n_active):
-            zA[p] += gamma * w[p]
-        for j in range(k):
-            corr[j] -= gamma * a[j]
+        if dropped >= 0:
+            _lars_reentry(a, corr, lam, positive, dropped, dropped_sign, g, side)
+        gamma, event, idx = _lars_event(g, zA, w, n_active, lam, alpha, lasso)
+        _lars_move(zA, w, n_active, corr, a, gamma)
         lam -= gamma
         dropped = -1
         if event == 0:
             lam = alpha
             break
-        if event == 2:  # drop active position idx
+        if event == 2:
             dropped = act[idx]
             dropped_sign = sgn[idx]
-            _chol_delete(L, n_active, idx, tmp)
-            for p in range(idx, n_active - 1):
-                act[p] = act[p + 1]
-                sgn[p] = sgn[p + 1]
-                zA[p] = zA[p + 1]
-            n_active -= 1
+            n_active = _lars_drop(L, act, sgn, zA, state, n_active, idx, tmp)
             n_solved = min(n_solved, idx)
-            for j in range(k):  # the span changed: dependent atoms may enter again
-                if state[j] == 2:
-                    state[j] = 0
-            state[dropped] = 0
-            continue
-        if not lasso and n_active >= max_active:
+        elif not lasso and n_active >= max_active:
             break
-        if n_active >= cap:
-            state[idx] = 2
-            continue
-        d2 = _chol_append(G, L, act, n_active, idx)
-        if d2 <= _DEPENDENT_REL * G[idx, idx]:
-            state[idx] = 2
-            continue
-        L[n_active, n_active] = math.sqrt(d2)
-        act[n_active] = idx
-        sgn[n_active] = side[idx]
-        zA[n_active] = 0.0
-        state[idx] = 1
-        n_active += 1
-    # final solve of G_AA z_A = c_A − λ s_A (removes the drift of the incremental updates)
-    for p in range(n_active):
-        a[p] = c[act[p]] - lam * sgn[p]
-    _forward(L, a, y, 0, n_active)
-    _backward(L, y, zA, n_active, tmp)
-    for p in range(n_active):
-        z[act[p]] = zA[p]
+        else:
+            n_active = _lars_add(G, L, act, sgn, zA, state, n_active, idx, side[idx])
+    _lars_finish(G, c, L, act, sgn, n_active, lam, z, zA, a, y, tmp)
     return steps
 
 
@@ -449,6 +497,82 @@ def _cd_refresh(G, c, z, act, n_active, corr, w):
 
 
 @_jit(nogil=True)
+def _cd_newton_point(G, c, alpha, z, act, n_active, L, rhs, y, u, tmp):
+    """Factor ``G_AA = LLᵀ`` and solve ``G_AA u = c_A − α sign(z_A)``; False (nothing solved)
+    when the support is linearly dependent."""
+    for p in range(n_active):
+        d2 = _chol_append(G, L, act, p, act[p])
+        if d2 <= _DEPENDENT_REL * G[act[p], act[p]]:
+            return False
+        L[p, p] = math.sqrt(d2)
+        rhs[p] = c[act[p]] - (alpha if z[act[p]] > 0.0 else -alpha)
+    _forward(L, rhs, y, 0, n_active)
+    _backward(L, y, u, n_active, tmp)
+    return True
+
+
+@_jit(nogil=True)
+def _cd_segment(z, act, n_active, corr, L, w, ltd):
+    """Turn ``w`` from ``u`` into ``Δ = u − z_A`` and return ``(g, h, s)`` of the objective on the
+    segment, ``f(t) = g·t + ½h·t² + α Σ|z_p + tΔ_p|``: ``g = −Δᵀ corr_A``, ``h = ‖LᵀΔ‖²``
+    (``ltd``: scratch for ``LᵀΔ``), ``s`` the slope of ``Σ|z_p + tΔ_p|`` at ``t = 0⁺``."""
+    g = 0.0
+    slope_l1 = 0.0
+    for p in range(n_active):
+        zp = z[act[p]]
+        w[p] -= zp  # w is now Δ
+        g -= w[p] * corr[act[p]]
+        slope_l1 += w[p] if zp > 0.0 else -w[p]
+        ltd[p] = 0.0
+    for p in range(n_active):
+        dp = w[p]
+        for q in range(p + 1):
+            ltd[q] += L[p, q] * dp
+    h = 0.0
+    for p in range(n_active):
+        h += ltd[p] * ltd[p]
+    return g, h, slope_l1
+
+
+@_jit(nogil=True)
+def _cd_line_search(z, act, n_active, w, g, h, slope_l1, alpha, positive, crossed):
+    """The minimiser ``t ∈ [0, 1]`` of ``f`` (:func:`_cd_segment`), walked across the points
+    where coordinates cross zero (with ``positive`` it stops at the first); returns ``(t, True)``
+    when no coordinate changes sign up to ``t = 1`` (``u`` is the minimiser), else ``(t, False)``.
+    ``crossed``: scratch, 1 for a coordinate that has crossed zero on the walk."""
+    for p in range(n_active):
+        crossed[p] = 0.0
+    t = 0.0
+    first = True
+    while True:
+        t_next = 1.0  # the next point where a coordinate reaches zero
+        nxt = -1
+        for p in range(n_active):
+            zp = z[act[p]]
+            if crossed[p] == 0.0 and zp * w[p] < 0.0:
+                tp = -zp / w[p]
+                if tp < t_next:
+                    t_next = tp
+                    nxt = p
+        if first and nxt < 0:  # u keeps the signs of z: it is the minimiser
+            return 1.0, True
+        first = False
+        slope = g + h * t + alpha * slope_l1  # f'(t⁺)
+        if slope >= 0.0:
+            return t, False
+        root = t - slope / h if h > 0.0 else 2.0
+        if root <= t_next:
+            return root, False
+        if nxt < 0:
+            return 1.0, False
+        t = t_next
+        if positive:  # crossing zero would leave the feasible set
+            return t, False
+        slope_l1 += 2.0 * abs(w[nxt])  # |z_p + tΔ_p| turns from decreasing to increasing
+        crossed[nxt] = 1.0
+
+
+@_jit(nogil=True)
 def _cd_polish(G, c, alpha, positive, z, corr, act, n_active, L, rhs, y, w, tmp):
     """Newton step on the support ``A`` with an exact line search: ``u`` solves
     ``G_AA u = c_A − α sign(z_A)``, and ``z_A`` moves to the minimiser of the true objective on
@@ -458,66 +582,11 @@ def _cd_polish(G, c, alpha, positive, z, corr, act, n_active, L, rhs, y, w, tmp)
     ``corr`` must be ``c − Gz`` on entry; it is recomputed on exit."""
     if n_active == 0 or n_active > L.shape[0]:
         return False
-    for p in range(n_active):
-        d2 = _chol_append(G, L, act, p, act[p])
-        if d2 <= _DEPENDENT_REL * G[act[p], act[p]]:
-            return False
-        L[p, p] = math.sqrt(d2)
-        rhs[p] = c[act[p]] - (alpha if z[act[p]] > 0.0 else -alpha)
-    _forward(L, rhs, y, 0, n_active)
-    _backward(L, y, w, n_active, tmp)
-    # f(t) = g·t + ½h·t² + α Σ|z_p + tΔ_p| with Δ = u − z_A, g = −Δᵀ corr_A, h = ‖LᵀΔ‖²
-    g = 0.0
-    slope_l1 = 0.0
-    for p in range(n_active):
-        zp = z[act[p]]
-        w[p] -= zp  # w is now Δ
-        g -= w[p] * corr[act[p]]
-        slope_l1 += w[p] if zp > 0.0 else -w[p]
-        rhs[p] = 0.0
-    for p in range(n_active):  # rhs = LᵀΔ
-        dp = w[p]
-        for q in range(p + 1):
-            rhs[q] += L[p, q] * dp
-    h = 0.0
-    for p in range(n_active):
-        h += rhs[p] * rhs[p]
-    for p in range(n_active):
-        tmp[p] = 0.0  # 1: coordinate p has crossed zero on the walk
-    t = 0.0
-    first = True
-    reached = False
-    while True:
-        t_next = 1.0  # the next point where a coordinate reaches zero
-        nxt = -1
-        for p in range(n_active):
-            zp = z[act[p]]
-            if tmp[p] == 0.0 and zp * w[p] < 0.0:
-                tp = -zp / w[p]
-                if tp < t_next:
-                    t_next = tp
-                    nxt = p
-        if first and nxt < 0:  # u keeps the signs of z: it is the minimiser
-            t = 1.0
-            reached = True
-            break
-        first = False
-        slope = g + h * t + alpha * slope_l1  # f'(t⁺)
-        if slope >= 0.0:
-            break
-        root = t - slope / h if h > 0.0 else 2.0
-        if root <= t_next:
-            t = root
-            break
-        if nxt < 0:
-            t = 1.0
-            break
-        t = t_next
-        if positive:  # crossing zero would leave the feasible set
-            break
-        slope_l1 += 2.0 * abs(w[nxt])  # |z_p + tΔ_p| turns from decreasing to increasing
-        tmp[nxt] = 1.0
-    for p in range(n_active):
+    if not _cd_newton_point(G, c, alpha, z, act, n_active, L, rhs, y, w, tmp):
+        return False
+    g, h, slope_l1 = _cd_segment(z, act, n_active, corr, L, w, rhs)
+    t, reached = _cd_line_search(z, act, n_active, w, g, h, slope_l1, alpha, positive, tmp)
+    for p in range(n_active):  # z_A += tΔ; a coordinate that crossed to (near) zero is zero
         j = act[p]
         zp = z[j]
         v = zp + t * w[p]

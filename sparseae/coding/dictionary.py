@@ -28,11 +28,13 @@ from torch import nn
 from ..errors import ConfigError, DataError
 from ..tensors import upcast_half
 from .. import distributed
-from ..validation import as_float_array, check_number
-from .prox import group_penalty, l1_penalty
+from ..validation import as_float_array, check_choice, check_number
+from .encode import sparse_encode
+from .prox import L1Prox, group_penalty, l1_penalty
 from .solvers import fista, lipschitz_constant
 
 __all__ = [
+    "INFERENCE_SOLVERS",
     "SparseInference",
     "AtomUsage",
     "default_tolerance",
@@ -44,6 +46,11 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: What a model's ``inference`` parameter (``SparseInference(solver=...)``) accepts: ``"auto"``,
+#: ``"fista"`` (batched FISTA in torch) or a Lasso algorithm of :func:`~sparseae.coding.sparse_encode`.
+INFERENCE_SOLVERS = ("auto", "fista", "lasso_lars", "lasso_cd")
+_EXACT_SOLVERS = ("lasso_lars", "lasso_cd")
+
 
 def default_tolerance(dtype: torch.dtype) -> float:
     """Stopping tolerance of inference that solves to the working precision: ``100·eps(dtype)`` on
@@ -53,7 +60,8 @@ def default_tolerance(dtype: torch.dtype) -> float:
 
 class SparseInference(nn.Module):
     """``z* = argmin_z ½‖x − Dz‖² + λ‖z‖₁ [+ γ‖z − a‖²]`` per row (``z ≥ 0`` when ``nonnegative``), by
-    :func:`~sparseae.coding.solvers.fista` under ``torch.no_grad()`` and in full precision.
+    :func:`~sparseae.coding.sparse_encode` or :func:`~sparseae.coding.solvers.fista` (``solver``)
+    under ``torch.no_grad()`` and in full precision.
 
     ``lam`` λ > 0; ``max_iter`` ≥ 1; ``tol`` the relative-change tolerance, ``None`` for
     :func:`default_tolerance` of the data's dtype. ``groups`` replaces λ‖z‖₁ by λ Σ_j ‖z‖_{g_j}
@@ -61,11 +69,24 @@ class SparseInference(nn.Module):
     λ Σ_j √(‖z‖²_{g_j} + ε), solved by accelerated gradient
     (:func:`~sparseae.coding.smooth.smooth_group_codes`; UFLDL's topographic sparse coding). No
     parameters: a module so that a model's repr shows its inference settings.
+
+    ``solver`` (a model's ``inference`` parameter, :data:`INFERENCE_SOLVERS`): when the problem is
+    the Lasso (ℓ1 or non-negative ℓ1, no groups; PSD's anchor term keeps it one, with the stacked
+    dictionary ``[D; √(2γ)·I]``), ``"lasso_lars"`` or ``"lasso_cd"`` solve it by
+    :func:`~sparseae.coding.sparse_encode` with ``alpha = λ`` (the same per-row objective; the
+    batch mean does not move the minimizer): exact codes, compiled, float64 inside, returned in
+    the data's dtype; ``max_iter`` then bounds LARS steps or CD sweeps, at least 1,000, and ``tol``
+    is unused (CD stops on its duality gap, 1e-10 relative). ``"fista"``: always FISTA in torch.
+    ``"auto"`` (default): ``"lasso_lars"`` for a Lasso on the CPU, FISTA otherwise (group
+    penalties, GPU tensors). NaN or inf in x or D is a :class:`DataError` on every path.
+    :meth:`solver_for` names the solver a device gets.
     """
 
     def __init__(self, lam: float, *, nonnegative: bool = False, max_iter: int = 200,
-                 tol: float | None = None, groups=None, group_eps: float = 0.0, term: Any = None) -> None:
+                 tol: float | None = None, groups=None, group_eps: float = 0.0, term: Any = None,
+                 solver: str = "auto") -> None:
         super().__init__()
+        check_choice(solver, "inference", INFERENCE_SOLVERS)
         check_number(lam, "sparsity_weight (lambda)", low=0.0, low_inclusive=False)
         check_number(max_iter, "max_iter", low=1, integer=True)
         if tol is not None:
@@ -92,6 +113,33 @@ class SparseInference(nn.Module):
         elif groups is not None and not self.group_eps:
             from .prox import GroupProx
             self._prox = GroupProx(groups)
+        self.solver = solver
+        if solver in _EXACT_SOLVERS and not self.is_lasso:
+            raise ConfigError(f"inference={solver!r} solves the Lasso (l1 penalty) only; this model's "
+                              "sparsity term is a group penalty: use inference='auto' or 'fista'")
+
+    @property
+    def is_lasso(self) -> bool:
+        """True when the problem is the Lasso ½‖x − Dz‖² + λ‖z‖₁ (z ≥ 0 when non-negative): no
+        group penalty, the plain ℓ1 prox; what :func:`~sparseae.coding.sparse_encode` solves."""
+        if self.groups is not None or self.group_eps:
+            return False
+        return self._prox is None if self.term is None else type(self._prox) is L1Prox
+
+    @property
+    def positive(self) -> bool:
+        """True when the codes are held ≥ 0 (the flag, or the term's non-negative ℓ1 prox)."""
+        return self.nonnegative or bool(getattr(self._prox, "nonnegative", False))
+
+    def solver_for(self, device: torch.device | str) -> str:
+        """The solver :meth:`forward` uses for finite inputs on ``device``: ``"lasso_lars"`` or
+        ``"lasso_cd"`` (:func:`~sparseae.coding.sparse_encode`), ``"fista"`` (batched FISTA in torch,
+        also for group penalties) or ``"smooth"`` (accelerated gradient, ``group_eps`` > 0)."""
+        if self.group_eps:
+            return "smooth"
+        if self.solver == "auto":
+            return "lasso_lars" if self.is_lasso and torch.device(device).type == "cpu" else "fista"
+        return self.solver
 
     @property
     def penalty_name(self) -> str:
@@ -120,12 +168,19 @@ class SparseInference(nn.Module):
             x = upcast_half(x.detach())
             D = D.detach().to(x.dtype)
             tol = default_tolerance(x.dtype) if self.tol is None else self.tol
+            exact = self.solver_for(x.device) in _EXACT_SOLVERS and x.shape[0] > 0
             if anchor is not None and anchor_weight > 0:
                 scale = math.sqrt(2.0 * anchor_weight)
-                L = (lipschitz_constant(D) if L is None else L) + 2.0 * anchor_weight
+                if not exact:  # FISTA's step size; the exact solvers need none
+                    L = (lipschitz_constant(D) if L is None else L) + 2.0 * anchor_weight
                 identity = torch.eye(D.shape[1], dtype=D.dtype, device=D.device)
                 x = torch.cat([x, scale * anchor.detach().to(x.dtype)], dim=1)
                 D = torch.cat([D, scale * identity], dim=0)
+            if exact:
+                solver = self.solver_for(x.device)
+                init = z0.detach().to(x.dtype) if solver == "lasso_cd" and z0 is not None else None
+                return sparse_encode(x, D.T, algorithm=solver, alpha=self.lam, positive=self.positive,
+                                     init=init, max_iter=max(int(self.max_iter), 1000))
             if self.group_eps:
                 from .smooth import smooth_group_codes
 
@@ -138,6 +193,7 @@ class SparseInference(nn.Module):
     def extra_repr(self) -> str:
         return (f"lam={self.lam:g}, nonnegative={self.nonnegative}, max_iter={self.max_iter}, "
                 f"tol={'auto' if self.tol is None else f'{self.tol:g}'}"
+                + ("" if self.solver == "auto" else f", solver={self.solver}")
                 + ("" if self.groups is None else f", {self.groups.kind} groups")
                 + (f", group_eps={self.group_eps:g}" if self.group_eps else ""))
 

@@ -284,6 +284,58 @@ def _solve(X: Any, D: Any, lam: Any, *, accelerated: bool, L: Any, z0: Any, max_
            tol: float, nonnegative: bool, prox: ProximalOperator | None, stop: str,
            return_history: bool, check_every: int, gram: bool | None,
            restart: str | None) -> SparseCodeResult:
+    prox = _check_options(max_iter=max_iter, tol=tol, check_every=check_every, stop=stop, restart=restart,
+                          gram=gram, prox=prox, nonnegative=nonnegative)
+    X, D = _check_problem(X, D)
+    lam_t = _check_lam(lam, X, D)
+    Z = (torch.zeros(X.shape[0], D.shape[1], dtype=X.dtype, device=X.device) if z0 is None
+         else _check_codes(z0, X, D, "z0").clone())
+    nonneg_dual = isinstance(prox, L1Prox) and prox.nonnegative
+
+    with torch.no_grad():
+        L_t = lipschitz_constant(D) if L is None else _check_L(L, D)
+        L_t = L_t.clamp_min(torch.finfo(D.dtype).tiny)  # all-zero D: every code is 0
+        inv_L = 1.0 / L_t
+        threshold: float | torch.Tensor = lam_t * inv_L  # λ/L, broadcasts to (batch, k)
+        if threshold.ndim == 0:
+            # a number lets the prox use a fused kernel; this is a set-up sync, not a per-step one
+            threshold = float(threshold)
+        gradient = _GradientStep(X, D, inv_L, _use_gram(gram, D.shape[0], D.shape[1]), Z)
+
+        def objective(Zk: torch.Tensor) -> torch.Tensor:
+            return _objective(X, D, Zk, lam_t, prox.penalty)
+
+        momentum = (_Momentum(Z, restart, objective(Z) if restart == "objective" else None)
+                    if accelerated else None)
+        needs_objective = return_history or (momentum is not None and restart == "objective")
+        history: list[torch.Tensor] = []
+        converged = False
+        n_iter = 0
+        Y = momentum.Y if momentum is not None else Z  # FISTA's extrapolated point, its own buffer
+        for n_iter in range(1, max_iter + 1):
+            Z_prev = Z
+            Z = prox(gradient(Y), threshold)
+            if Z.data_ptr() == gradient.out.data_ptr():  # a prox that worked in place: the buffer is now Z
+                gradient.out = torch.empty_like(Z)
+            F = objective(Z) if needs_objective else None
+            Y = momentum.advance(Z, Z_prev, F) if momentum is not None else Z
+            if return_history:
+                history.append(F.mean())
+            if stop != "none" and (n_iter % check_every == 0 or n_iter == max_iter):
+                step = momentum.step if momentum is not None else None
+                if _stop_test(stop, tol, X, D, Z, Z_prev, step, lam_t, nonneg_dual):
+                    converged = True
+                    break
+
+        final = objective(Z)
+        hist = torch.stack(history).tolist() if return_history else None
+    return SparseCodeResult(codes=Z, n_iter=n_iter, objective=final, converged=converged,
+                            history=hist)
+
+
+def _check_options(*, max_iter: int, tol: float, check_every: int, stop: str, restart: str | None,
+                   gram: bool | None, prox: ProximalOperator | None, nonnegative: bool) -> ProximalOperator:
+    """The solver options checked (:class:`ConfigError` otherwise); returns the prox to use."""
     check_number(max_iter, "max_iter", low=1, integer=True)
     check_number(tol, "tol", low=0)
     check_number(check_every, "check_every", low=1, integer=True)
@@ -302,106 +354,88 @@ def _solve(X: Any, D: Any, lam: Any, *, accelerated: bool, L: Any, z0: Any, max_
     if stop == "duality_gap" and not isinstance(prox, L1Prox):
         raise ConfigError("stop='duality_gap' needs the ℓ1 prox (L1Prox): the dual point is "
                           "only known for the Lasso")
-    X, D = _check_problem(X, D)
-    lam_t = _check_lam(lam, X, D)
-    Z = (torch.zeros(X.shape[0], D.shape[1], dtype=X.dtype, device=X.device) if z0 is None
-         else _check_codes(z0, X, D, "z0").clone())
-    nonneg_dual = isinstance(prox, L1Prox) and prox.nonnegative
+    return prox
 
-    with torch.no_grad():
-        L_t = lipschitz_constant(D) if L is None else _check_L(L, D)
-        L_t = L_t.clamp_min(torch.finfo(D.dtype).tiny)  # all-zero D: every code is 0
-        inv_L = 1.0 / L_t
-        threshold: float | torch.Tensor = lam_t * inv_L  # λ/L, broadcasts to (batch, k)
-        if threshold.ndim == 0:
-            # a number lets the prox use a fused kernel; this is a set-up sync, not a per-step one
-            threshold = float(threshold)
 
-        # Work buffers reused across iterations (out= products): on the CPU, allocating fresh
-        # (batch, k) tensors each step costs as much as the elementwise work itself.
-        V = torch.empty_like(Z)  # the gradient step before the prox, (batch, k)
-        if _use_gram(gram, D.shape[0], D.shape[1]):
+class _GradientStep:
+    """``y ↦ y − ∇f(y)/L`` for ``f(y) = ½‖x − Dy‖²``, written into the buffer ``out`` (batch, k).
+
+    Work buffers are reused across iterations (out= products): on the CPU, allocating fresh
+    (batch, k) tensors each step costs as much as the elementwise work itself."""
+
+    def __init__(self, X: torch.Tensor, D: torch.Tensor, inv_L: torch.Tensor, use_gram: bool,
+                 Z: torch.Tensor) -> None:
+        self.out = torch.empty_like(Z)  # the gradient step before the prox
+        self.X, self.D, self.use_gram = X, D, use_gram
+        if use_gram:
             # z − ∇f(z)/L = z(I − DᵀD/L) + Dᵀx/L: one (batch, k)×(k, k) product per step
-            M = D.T @ D
-            M.mul_(-inv_L)
-            M.diagonal().add_(1.0)
-            C = (X @ D).mul_(inv_L)
-
-            def forward_step(Y: torch.Tensor) -> torch.Tensor:
-                return torch.addmm(C, Y, M, out=V)
+            self.M = D.T @ D
+            self.M.mul_(-inv_L)
+            self.M.diagonal().add_(1.0)
+            self.C = (X @ D).mul_(inv_L)
         else:
             # z − Dᵀ(Dz − x)/L with two products through D: (batch, k)×(k, n), (batch, n)×(n, k)
-            D_over_L = D * inv_L
-            R = torch.empty_like(X)  # residual Dy − x, (batch, n_features)
+            self.D_over_L = D * inv_L
+            self.R = torch.empty_like(X)  # residual Dy − x, (batch, n_features)
 
-            def forward_step(Y: torch.Tensor) -> torch.Tensor:
-                torch.addmm(X, Y, D.T, beta=-1, out=R)
-                return torch.addmm(Y, R, D_over_L, alpha=-1, out=V)
+    def __call__(self, Y: torch.Tensor) -> torch.Tensor:
+        if self.use_gram:
+            return torch.addmm(self.C, Y, self.M, out=self.out)
+        torch.addmm(self.X, Y, self.D.T, beta=-1, out=self.R)
+        return torch.addmm(Y, self.R, self.D_over_L, alpha=-1, out=self.out)
 
-        def objective(Zk: torch.Tensor) -> torch.Tensor:
-            return _objective(X, D, Zk, lam_t, prox.penalty)
 
-        tiny = torch.finfo(X.dtype).tiny
+class _Momentum:
+    """FISTA's extrapolation ``y = z_k + m (z_k − z_{k−1})``, ``m = (t_k − 1)/t_{k+1}``,
+    ``t_{k+1} = (1 + √(1 + 4t_k²))/2``. With ``restart`` each row has its own ``t``, reset to 1
+    (momentum 0) where the step ``z_k − y`` points against the motion (``"gradient"``) or the
+    objective rose (``"objective"``; ``F0``: the objective per row at the start)."""
 
-        def stop_test(Zk: torch.Tensor, Z_prev: torch.Tensor) -> bool:
-            if stop == "relative_change":
-                change = torch.linalg.vector_norm(step if accelerated else Zk - Z_prev)
-                scale = torch.linalg.vector_norm(Z_prev).clamp_min(tiny)
-                return bool(change <= tol * scale)  # the periodic host sync
-            gap, primal = _duality_gap(X, D, Zk, lam_t, nonneg_dual)
-            return bool(gap.sum() <= tol * primal.sum().clamp_min(tiny))  # periodic host sync
+    def __init__(self, Z: torch.Tensor, restart: str | None, F0: torch.Tensor | None) -> None:
+        self.Y = Z.clone()  # the extrapolated point, its own buffer
+        self.step = torch.empty_like(Z)  # z_k − z_{k−1}
+        self.restart = restart
+        self.scratch = torch.empty_like(Z) if restart == "gradient" else None
+        self.t: float | torch.Tensor = 1.0
+        if restart is not None:
+            self.t = torch.ones(Z.shape[0], 1, dtype=Z.dtype, device=Z.device)
+        self.F_prev = F0
 
-        history: list[torch.Tensor] = []
-        converged = False
-        n_iter = 0
-        use_restart = accelerated and restart is not None
-        Y = Z.clone() if accelerated else Z  # FISTA's extrapolated point, its own buffer
-        step = torch.empty_like(Z) if accelerated else None  # z_k − z_{k−1}
-        scratch = torch.empty_like(Z) if restart == "gradient" else None
-        t: float | torch.Tensor = 1.0
-        if use_restart:
-            t = torch.ones(Z.shape[0], 1, dtype=X.dtype, device=X.device)
-        F_prev = objective(Z) if restart == "objective" and use_restart else None
+    def advance(self, Z: torch.Tensor, Z_prev: torch.Tensor, F: torch.Tensor | None) -> torch.Tensor:
+        """The next extrapolated point from ``z_k = Z``, ``z_{k−1} = Z_prev`` and the objective
+        ``F`` at ``Z`` (needed by the ``"objective"`` restart)."""
+        t, step, Y = self.t, self.step, self.Y
+        torch.sub(Z, Z_prev, out=step)
+        if self.restart is None:
+            t_next = 0.5 * (1.0 + (1.0 + 4.0 * t * t) ** 0.5)
+            self.t = t_next
+            return torch.add(Z, step, alpha=(t - 1.0) / t_next, out=Y)
+        t_next = 0.5 * (1.0 + torch.sqrt(1.0 + 4.0 * t * t))
+        momentum = (t - 1.0) / t_next
+        if self.restart == "gradient":
+            # generalised-gradient test: the step z_k − y_k points against the motion
+            torch.sub(Y, Z, out=self.scratch).mul_(step)
+            bad = self.scratch.sum(dim=1, keepdim=True) > 0
+        else:
+            bad = (F > self.F_prev).unsqueeze(1)
+            self.F_prev = F
+        momentum = momentum.masked_fill(bad, 0.0)
+        self.t = t_next.masked_fill(bad, 1.0)
+        return torch.addcmul(Z, momentum, step, out=Y)  # y = z_k + momentum·(z_k − z_{k−1})
 
-        for n_iter in range(1, max_iter + 1):
-            Z_prev = Z
-            Z = prox(forward_step(Y), threshold)
-            if Z.data_ptr() == V.data_ptr():  # a prox that worked in place: V is now Z
-                V = torch.empty_like(Z)
-            F = objective(Z) if (return_history or F_prev is not None) else None
-            if accelerated:
-                torch.sub(Z, Z_prev, out=step)
-                if use_restart:
-                    t_next = 0.5 * (1.0 + torch.sqrt(1.0 + 4.0 * t * t))
-                    momentum = (t - 1.0) / t_next
-                    if restart == "gradient":
-                        # generalised-gradient test: the step z_k − y_k points against the motion
-                        torch.sub(Y, Z, out=scratch).mul_(step)
-                        bad = scratch.sum(dim=1, keepdim=True) > 0
-                    else:
-                        bad = (F > F_prev).unsqueeze(1)
-                        F_prev = F
-                    momentum = momentum.masked_fill(bad, 0.0)
-                    t = t_next.masked_fill(bad, 1.0)
-                    torch.addcmul(Z, momentum, step, out=Y)  # y = z_k + momentum·(z_k − z_{k−1})
-                else:
-                    t_next = 0.5 * (1.0 + (1.0 + 4.0 * t * t) ** 0.5)
-                    momentum = (t - 1.0) / t_next
-                    t = t_next
-                    torch.add(Z, step, alpha=momentum, out=Y)
-            else:
-                Y = Z
-            if return_history:
-                history.append(F.mean())
-            if stop != "none" and (n_iter % check_every == 0 or n_iter == max_iter):
-                if stop_test(Z, Z_prev):
-                    converged = True
-                    break
 
-        final = objective(Z)
-        hist = torch.stack(history).tolist() if return_history else None
-    return SparseCodeResult(codes=Z, n_iter=n_iter, objective=final, converged=converged,
-                            history=hist)
+def _stop_test(stop: str, tol: float, X: torch.Tensor, D: torch.Tensor, Z: torch.Tensor, Z_prev: torch.Tensor,
+               step: torch.Tensor | None, lam: torch.Tensor, nonneg_dual: bool) -> bool:
+    """Whether ``stop`` is met at ``Z``: ``‖z_k − z_{k−1}‖ ≤ tol·‖z_{k−1}‖`` (``step``: that
+    difference when already computed), or the summed duality gap ≤ tol·the summed objective.
+    A host sync."""
+    tiny = torch.finfo(X.dtype).tiny
+    if stop == "relative_change":
+        change = torch.linalg.vector_norm(step if step is not None else Z - Z_prev)
+        scale = torch.linalg.vector_norm(Z_prev).clamp_min(tiny)
+        return bool(change <= tol * scale)  # the periodic host sync
+    gap, primal = _duality_gap(X, D, Z, lam, nonneg_dual)
+    return bool(gap.sum() <= tol * primal.sum().clamp_min(tiny))
 
 
 _SOLVER_DOC = """

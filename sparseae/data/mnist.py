@@ -11,7 +11,6 @@ import hashlib
 import http.client
 import logging
 import os
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
@@ -21,6 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import DataError, DataNotFoundError
+from ..files import atomic_file
 from ..validation import check_bool, check_choice, check_path
 
 logger = logging.getLogger(__name__)
@@ -255,32 +255,25 @@ def download_mnist(cache_dir: str | os.PathLike | None = None) -> Path:
     directory = default_cache_dir(cache_dir)
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        handle, temporary_name = tempfile.mkstemp(prefix=".mnist-", suffix=".part", dir=directory)
     except OSError as exc:
         raise DataError(f"cannot write to the cache dir {directory}: {exc}") from None
     target = directory / _MNIST_NPZ_NAME
     expected = MNIST_SHA256
     logger.info("downloading MNIST from %s to %s", MNIST_URL, target)
-    temporary = Path(temporary_name)
     try:
         digest = hashlib.sha256()
         n_bytes = 0
-        with os.fdopen(handle, "wb") as out, \
+        with atomic_file(target, "wb", wrap=False) as out, \
                 urllib.request.urlopen(MNIST_URL, timeout=_DOWNLOAD_TIMEOUT_S) as response:
             while chunk := response.read(_DOWNLOAD_CHUNK_BYTES):
                 digest.update(chunk)
                 out.write(chunk)
                 n_bytes += len(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        actual = digest.hexdigest()
-        if actual != expected:
-            raise DataError(f"downloaded MNIST ({n_bytes} bytes from {MNIST_URL}) has SHA-256 {actual}, "
-                            f"expected {expected}; the file was discarded")
-        os.replace(temporary, target)
+            actual = digest.hexdigest()
+            if actual != expected:  # raised inside: the temporary file is removed, not renamed
+                raise DataError(f"downloaded MNIST ({n_bytes} bytes from {MNIST_URL}) has SHA-256 {actual}, "
+                                f"expected {expected}; the file was discarded")
     except (OSError, http.client.HTTPException, urllib.error.URLError) as exc:
         raise DataError(f"downloading MNIST from {MNIST_URL} failed: {exc}") from None
-    finally:
-        temporary.unlink(missing_ok=True)
     logger.info("saved MNIST (%d bytes, SHA-256 verified) to %s", n_bytes, target)
     return target

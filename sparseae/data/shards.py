@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from ..files import atomic_file
 from ..validation import DiskRows, check_number, numpy_file_error
 
 SHARD_PATTERN = "shard-{:05d}.npy"
@@ -122,9 +123,8 @@ def write_shards(batches: Iterable[np.ndarray | torch.Tensor], folder: str | os.
         block = np.concatenate(buffer, axis=0)
         chunk, rest = block[:rows], block[rows:]
         target = folder / SHARD_PATTERN.format(written)
-        tmp = target.with_name(target.name + ".tmp.npy")
-        np.save(tmp, chunk.astype(dtype, copy=False))
-        os.replace(tmp, target)
+        with atomic_file(target, "wb", wrap=False) as handle:
+            np.save(handle, chunk.astype(dtype, copy=False))
         written += 1
         buffer, buffered = ([rest] if len(rest) else []), len(rest)
 

@@ -8,6 +8,9 @@ from typing import Any, ClassVar
 
 from .._sklearn_compat import Interval, StrOptions
 from ..errors import ConfigError
+from ..models.autoencoders import UFLDL_ACTIVATIONS, UFLDL_DECODERS
+from ..nn.activations import ACTIVATIONS
+from ..nn.jacobian import METHODS as JACOBIAN_METHODS
 from .base import BaseAutoencoderEstimator
 
 __all__ = ["AutoencoderEstimator", "ContractiveAutoencoder", "DenoisingAutoencoder", "LinearAutoencoder",
@@ -59,8 +62,8 @@ class SparseAutoencoder(BaseAutoencoderEstimator):
         "sparsity_weight": [Interval(Real, 0, None, closed="left")],
         "sparsity_target": [Interval(Real, 0, 1, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "activation": [StrOptions({"sigmoid", "tanh"})],
-        "decoder": [StrOptions({"sigmoid", "linear", "bernoulli"})],
+        "activation": [StrOptions(set(UFLDL_ACTIVATIONS))],
+        "decoder": [StrOptions(set(UFLDL_DECODERS))],
     }
 
     def __init__(self, *, n_components: int = 25, sparsity: str = "kl", sparsity_weight: float = 3.0,
@@ -239,7 +242,7 @@ class DenoisingAutoencoder(BaseAutoencoderEstimator):
     _parameter_constraints: ClassVar[dict] = {
         **BaseAutoencoderEstimator._parameter_constraints,
         "corruption": [str],
-        "activation": [StrOptions({"sigmoid", "tanh", "relu", "identity"})],
+        "activation": [StrOptions(set(ACTIVATIONS))],
         "likelihood": [str],
         "tied": ["boolean"],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
@@ -298,8 +301,8 @@ class ContractiveAutoencoder(BaseAutoencoderEstimator):
     _parameter_constraints: ClassVar[dict] = {
         **BaseAutoencoderEstimator._parameter_constraints,
         "contraction_weight": [Interval(Real, 0, None, closed="left")],
-        "contraction_method": [StrOptions({"auto", "closed_form", "exact", "stochastic"})],
-        "activation": [StrOptions({"sigmoid", "tanh", "relu", "identity"})],
+        "contraction_method": [StrOptions(set(JACOBIAN_METHODS))],
+        "activation": [StrOptions(set(ACTIVATIONS))],
         "likelihood": [str],
         "tied": ["boolean"],
         "weight_decay": [Interval(Real, 0, None, closed="left")],

@@ -45,10 +45,12 @@ from .._sklearn_compat import (
     validate_data,
 )
 from ..errors import CheckpointError, ConfigError, DataError, NotFittedError, SparseAEError
+from ..inference import evaluating, placement, row_batches
 from ..io import load_model, read_config, save_model
 from ..models import Autoencoder, create_model
 from ..train import TrainConfig, evaluate_loss, train
 from ..train.batches import BatchSource
+from ..train.config import OPTIMIZERS
 from ..validation import check_finite
 
 __all__ = ["BaseAutoencoderEstimator"]
@@ -63,7 +65,7 @@ _ESTIMATOR_CLASSES: dict[str, type["BaseAutoencoderEstimator"]] = {}
 _PICKLED_MODEL = "__sparseae_model__"
 
 _TRAINING_CONSTRAINTS: dict[str, list[Any]] = {
-    "optimizer": [StrOptions({"adam", "sgd", "lbfgs"})],
+    "optimizer": [StrOptions(set(OPTIMIZERS))],
     "learning_rate": [Interval(Real, 0, None, closed="neither")],
     "batch_size": [Interval(Integral, 1, None, closed="left")],
     "max_epochs": [Interval(Integral, 1, None, closed="left")],
@@ -272,21 +274,14 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         if self._model_device(model).type == "cpu" and any(p.dtype == torch.float32 for p in model.parameters()):
             with torch.no_grad():
                 model = copy.deepcopy(model).double()
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                yield model
-        finally:
-            model.train(was_training)
+        with evaluating(model):
+            yield model
 
     def _batches(self, A: np.ndarray, model: Autoencoder) -> Iterator[torch.Tensor]:
         """Row blocks of ``A`` as tensors on ``model``'s device, in its dtype."""
-        parameter = next(model.parameters(), None)
-        device = parameter.device if parameter is not None else torch.device("cpu")
-        dtype = parameter.dtype if parameter is not None else torch.float32
-        for start in range(0, A.shape[0], _INFERENCE_BATCH):
-            yield torch.tensor(A[start:start + _INFERENCE_BATCH], dtype=dtype, device=device)
+        device, dtype = placement(model)
+        for _, rows in row_batches(A, _INFERENCE_BATCH, device=device, dtype=dtype):
+            yield rows
 
     @staticmethod
     def _model_device(model: Autoencoder) -> torch.device:
@@ -343,7 +338,7 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         functions that pickle cannot name); :meth:`__setstate__` rebuilds it."""
         state = dict(super().__getstate__())
         model = state.get("model_")
-        if isinstance(model, Autoencoder) and getattr(model, "spec", None):
+        if isinstance(model, Autoencoder) and model.spec:
             state["model_"] = {_PICKLED_MODEL: True, "spec": model.spec, "training": model.training,
                                "state_dict": {k: v.detach().to("cpu").clone()
                                               for k, v in model.state_dict().items()}}

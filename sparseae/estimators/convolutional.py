@@ -54,7 +54,8 @@ class ConvSparseAutoencoder(_ImageEstimatorMixin, BaseAutoencoderEstimator):
     n_components : int ≥ 1
         Number of feature maps (filters) M. ``transform`` gives M·H'·W' values per sample.
     image_shape : (H, W) or (C, H, W), or None
-        How a row is an image (flattened channel-first); None: square, one channel.
+        How a row is an image (flattened channel-first); None: square, one channel. One entry
+        may be -1, inferred from the number of features (``(1, -1)``: a row of any length).
     kernel_size, stride, padding : int
         Square filters, their step and the zero padding of the input.
     pools : dict or None

@@ -24,6 +24,7 @@ from numbers import Integral, Real
 from typing import Any, ClassVar
 
 import numpy as np
+from sklearn.utils.extmath import svd_flip
 
 from .._sklearn_compat import (
     BaseEstimator,
@@ -187,7 +188,7 @@ class SparseCoder(_BaseSparseCoding):
         return D
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X: Any, y: Any = None) -> "SparseCoder":
+    def fit(self, X: Any, y: Any = None) -> SparseCoder:
         """Validate the parameters and ``X`` (only its shape is used)."""
         X = self._validate_X(X, reset=True)
         D = self._dictionary()
@@ -226,8 +227,6 @@ class SparseCoder(_BaseSparseCoding):
 def _svd_start(X: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's start: ``X = U S Vᵀ``, codes ``U`` and atoms ``S Vᵀ`` (sign-fixed),
     cut or zero-padded to ``n_components``."""
-    from sklearn.utils.extmath import svd_flip
-
     U, S, Vt = np.linalg.svd(X, full_matrices=False)
     U, Vt = svd_flip(U, Vt)
     D = S[:, None] * Vt
@@ -291,7 +290,7 @@ class DictionaryLearning(_BaseSparseCoding):
         self.positive_dict = positive_dict
         self.transform_max_iter = transform_max_iter
 
-    def fit(self, X: Any, y: Any = None) -> "DictionaryLearning":
+    def fit(self, X: Any, y: Any = None) -> DictionaryLearning:
         """Learn the dictionary from ``X`` (n_samples, n_features)."""
         self.fit_transform(X)
         return self
@@ -420,7 +419,7 @@ class MiniBatchDictionaryLearning(_BaseSparseCoding):
         return learner
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X: Any, y: Any = None) -> "MiniBatchDictionaryLearning":
+    def fit(self, X: Any, y: Any = None) -> MiniBatchDictionaryLearning:
         """Learn the dictionary from ``X`` (n_samples, n_features)."""
         X_in = self._validate_X(X, reset=True)
         X = np.ascontiguousarray(X_in, dtype=np.float64)
@@ -469,7 +468,7 @@ class MiniBatchDictionaryLearning(_BaseSparseCoding):
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X: Any, y: Any = None) -> "MiniBatchDictionaryLearning":
+    def partial_fit(self, X: Any, y: Any = None) -> MiniBatchDictionaryLearning:
         """One online step on the mini-batch ``X`` (batch, n_features)."""
         first = not hasattr(self, "components_")
         X_in = self._validate_X(X, reset=first)

@@ -7,6 +7,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .._sklearn_compat import Interval, StrOptions
+from ..coding.inhibition import METHODS as INHIBITION_METHODS
+from ..coding.inhibition_matrix import NORMS as BOUND_NORMS
+from ..models.lateral_inhibition import INHIBITION_KINDS
 from ..train import TrainConfig
 from .base import BaseAutoencoderEstimator
 
@@ -57,15 +60,15 @@ class LateralInhibitionCoder(BaseAutoencoderEstimator):
         **{key: value for key, value in BaseAutoencoderEstimator._parameter_constraints.items() if key != "max_iter"},
         "optimizer": [StrOptions({"adam", "sgd"})],
         "sparsity_weight": [Interval(Real, 0, None, closed="neither")],
-        "inhibition": [StrOptions({"learned", "fixed"})],
+        "inhibition": [StrOptions(set(INHIBITION_KINDS))],
         "tree": [list, dict, None],
         "inhibition_matrix": ["array-like", None],
         "inhibition_value": [Interval(Real, 0, None, closed="left")],
         "inhibition_rate": [Interval(Real, 0, None, closed="left")],
         "inhibition_bound": [Interval(Real, 0, None, closed="neither")],
-        "bound_norm": [StrOptions({"row_sum", "frobenius"})],
+        "bound_norm": [StrOptions(set(BOUND_NORMS))],
         "nonnegative": ["boolean"],
-        "method": [StrOptions({"fista", "ista", "cod"})],
+        "method": [StrOptions(set(INHIBITION_METHODS))],
         "inference_max_iter": [Interval(Integral, 1, None, closed="left")],
         "inference_tol": [Interval(Real, 0, None, closed="left"), None],
         "reinit_unused_every": [Interval(Integral, 0, None, closed="left")],

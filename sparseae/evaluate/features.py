@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from ..validation import check_number, rows_as_tensor
+from ..inference import evaluating, placement, row_batches
+from ..validation import check_number
 
 
 class TopActivations(NamedTuple):
@@ -22,7 +23,6 @@ class TopActivations(NamedTuple):
     mean: np.ndarray        # (n_latents,) mean activation
 
 
-@torch.no_grad()
 def top_activations(model: Any, X: Any, *, k: int = 10, batch_size: int = 4096) -> TopActivations:
     """For every latent of ``model`` (``model.encode``: (b, n_features) → (b, n_latents)), the ``k``
     rows of ``X`` (n, n_features) with the largest activations, and each latent's firing frequency."""
@@ -31,15 +31,10 @@ def top_activations(model: Any, X: Any, *, k: int = 10, batch_size: int = 4096) 
     n = len(X)
     if n == 0:
         raise DataError("no rows to encode")
-    parameter = next(model.parameters(), None)
-    device = parameter.device if parameter is not None else torch.device("cpu")
-    dtype = parameter.dtype if parameter is not None else torch.float32
-    was_training = model.training
-    model.eval()
+    device, dtype = placement(model)
     best_values = best_rows = fired = total = None
-    try:
-        for start in range(0, n, batch_size):
-            batch = rows_as_tensor(X, start, start + batch_size, device=device, dtype=dtype)
+    with evaluating(model):
+        for start, batch in row_batches(X, batch_size, device=device, dtype=dtype):
             codes = model.encode(batch).float()                            # (b, m)
             rows = torch.arange(start, start + len(batch), device=device).unsqueeze(1).expand_as(codes)
             if best_values is None:
@@ -54,8 +49,6 @@ def top_activations(model: Any, X: Any, *, k: int = 10, batch_size: int = 4096) 
             candidates = torch.cat([best_rows, rows])
             best_values, order = values.topk(min(k, len(values)), dim=0)
             best_rows = candidates.gather(0, order)
-    finally:
-        model.train(was_training)
     if len(best_values) < k:                                                # fewer rows than k
         pad = k - len(best_values)
         best_values = torch.cat([best_values, torch.full((pad, best_values.shape[1]), -float("inf"), device=device)])

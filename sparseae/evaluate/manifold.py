@@ -20,7 +20,9 @@ import torch
 from torch import nn
 
 from ..errors import DataError
-from ..validation import as_float_array, check_number, rows_as_tensor
+from ..inference import evaluating, map_rows, placement, row_batches
+from ..models.base import Autoencoder
+from ..validation import as_float_array, check_number
 
 __all__ = ["make_spiral", "mixture_log_density", "mixture_score", "reconstruction_field",
            "score_alignment", "grid", "near_manifold", "saturated_fraction", "contraction_stats"]
@@ -106,22 +108,14 @@ def mixture_score(x: Any, centers: Any, std: float) -> np.ndarray:
     return torch.cat(parts).numpy()
 
 
-@torch.no_grad()
 def reconstruction_field(model: nn.Module, points: Any, batch_size: int = 4096) -> np.ndarray:
     """r(x) − x = model(x) − x at ``points`` (n, d), in eval mode (no corruption): (n, d) float64.
 
     The model's training/eval mode is restored afterwards."""
     check_number(batch_size, "batch_size", low=1, integer=True)
-    parameter = next(model.parameters())
-    X = as_float_array(points, "points", n_features=getattr(model, "n_features", None), dtype=np.float64)
-    x = torch.from_numpy(X).to(device=parameter.device, dtype=parameter.dtype)
-    was_training = model.training
-    model.eval()
-    try:
-        recon = torch.cat([model(chunk) for chunk in x.split(batch_size)])
-    finally:
-        model.train(was_training)
-    return recon.double().cpu().numpy() - X
+    X = as_float_array(points, "points", n_features=model.n_features if isinstance(model, Autoencoder) else None,
+                       dtype=np.float64)
+    return map_rows(model, X, batch_size=batch_size, out_dtype=torch.float64) - X
 
 
 def score_alignment(field: Any, score: Any, mask: Any = None) -> float:
@@ -178,7 +172,7 @@ def saturated_fraction(codes: Any, low: float = 0.05, high: float = 0.95) -> flo
 JACOBIAN_BATCH_NUMBERS = 25_000_000
 
 
-def contraction_stats(model: nn.Module, X: Any, batch_size: int | None = None) -> dict[str, float]:
+def contraction_stats(model: Autoencoder, X: Any, batch_size: int | None = None) -> dict[str, float]:
     """``jacobian_norm``: mean over ``X`` (n_samples, n_features) of ‖J_f(x)‖_F;
     ``jacobian_sq_per_entry``: mean of ‖J_f(x)‖²_F / (n_features · n_components), the mean squared
     entry of J (read this way, Rifai et al. 2011's Table 1 figure for their CAE, 0.73·10⁻⁴, and
@@ -188,24 +182,19 @@ def contraction_stats(model: nn.Module, X: Any, batch_size: int | None = None) -
     :data:`JACOBIAN_BATCH_NUMBERS` numbers)."""
     from ..nn.jacobian import has_closed_form, jacobian_frobenius_sq
 
-    X = as_float_array(X, "X", n_features=getattr(model, "n_features", None))
+    X = as_float_array(X, "X", n_features=model.n_features)
     if batch_size is None:
         size = model.n_components * X.shape[1]
         batch_size = 1000 if has_closed_form(model.encoder) else max(1, min(1000, JACOBIAN_BATCH_NUMBERS // size))
-    parameter = next(model.parameters())
-    was_training = model.training
-    model.eval()
+    device, dtype = placement(model)
     squares, codes = [], []
-    try:
-        for start in range(0, X.shape[0], batch_size):
-            x = rows_as_tensor(X, start, start + batch_size).to(parameter)
+    with evaluating(model, no_grad=False):  # the Jacobian needs gradients; the codes do not
+        for _, x in row_batches(X, batch_size, device=device, dtype=dtype):
             with torch.no_grad():
                 code = model.encode(x)
             squared = jacobian_frobenius_sq(model.encoder, x, code=code, create_graph=False)
             squares.append(squared.detach().double().cpu())
             codes.append(code.float().cpu().numpy())
-    finally:
-        model.train(was_training)
     squares, codes = torch.cat(squares), np.concatenate(codes)
     return {"jacobian_norm": float(squares.sqrt().mean()),
             "jacobian_sq_per_entry": float(squares.mean()) / (X.shape[1] * codes.shape[1]),

@@ -61,22 +61,7 @@ def linear_probe(Z_train: Any, y_train: Any, Z_test: Any, y_test: Any, *, C: flo
         raise ConfigError(f"standardize must be True or False, got {standardize!r}")
     Z_train = as_float_array(Z_train, "Z_train", dtype=np.float64)
     Z_test = as_float_array(Z_test, "Z_test", dtype=np.float64, n_features=Z_train.shape[1])
-    y_train = _as_labels(y_train, "y_train")
-    y_test = _as_labels(y_test, "y_test")
-    if len(y_train) != len(Z_train):
-        raise DataError(f"Z_train has {len(Z_train)} samples but y_train has {len(y_train)} labels")
-    if len(y_test) != len(Z_test):
-        raise DataError(f"Z_test has {len(Z_test)} samples but y_test has {len(y_test)} labels")
-    try:
-        classes = np.unique(y_train)
-        unseen = np.setdiff1d(np.unique(y_test), classes)
-    except TypeError:
-        raise DataError("labels mix types that cannot be compared (e.g. strings and numbers)") from None
-    if len(classes) < 2:
-        raise DataError(f"y_train must hold at least 2 classes to fit a classifier, got {len(classes)}")
-    if len(unseen):
-        shown = ", ".join(map(repr, unseen[:5].tolist())) + (", ..." if len(unseen) > 5 else "")
-        raise DataError(f"y_test holds {len(unseen)} label(s) never seen in y_train: {shown}")
+    y_train, y_test, classes = _probe_labels(y_train, y_test, len(Z_train), len(Z_test))
 
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
@@ -98,6 +83,28 @@ def linear_probe(Z_train: Any, y_train: Any, Z_test: Any, y_test: Any, *, C: flo
         "n_classes": int(len(classes)),
         "converged": n_iter < max_iter,
     }
+
+
+def _probe_labels(y_train: Any, y_test: Any, n_train: int, n_test: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(y_train, y_test, the training classes) checked: one label per code, at least 2 classes,
+    every test label seen in training, comparable types. Raises :class:`DataError`."""
+    y_train = _as_labels(y_train, "y_train")
+    y_test = _as_labels(y_test, "y_test")
+    if len(y_train) != n_train:
+        raise DataError(f"Z_train has {n_train} samples but y_train has {len(y_train)} labels")
+    if len(y_test) != n_test:
+        raise DataError(f"Z_test has {n_test} samples but y_test has {len(y_test)} labels")
+    try:
+        classes = np.unique(y_train)
+        unseen = np.setdiff1d(np.unique(y_test), classes)
+    except TypeError:
+        raise DataError("labels mix types that cannot be compared (e.g. strings and numbers)") from None
+    if len(classes) < 2:
+        raise DataError(f"y_train must hold at least 2 classes to fit a classifier, got {len(classes)}")
+    if len(unseen):
+        shown = ", ".join(map(repr, unseen[:5].tolist())) + (", ..." if len(unseen) > 5 else "")
+        raise DataError(f"y_test holds {len(unseen)} label(s) never seen in y_train: {shown}")
+    return y_train, y_test, classes
 
 
 def confusion_matrix(y_true: Any, y_pred: Any, *, labels: Any = None, normalize: str | None = None

@@ -6,16 +6,11 @@ one rename, so a crash leaves either the old model or the new one, never half of
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import re
-import shutil
-import tempfile
-import threading
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import torch
 from safetensors import SafetensorError
@@ -23,9 +18,10 @@ from safetensors.torch import load_file, save_file
 
 from .._version import __version__
 from ..devices import device_problem
-from ..errors import CheckpointError, ConfigError, OutputExistsError, SparseAEError
+from ..errors import CheckpointError, ConfigError, OutputExistsError
+from ..files import replace_directory, staged_folder, write_json_atomic, writing  # noqa: F401 (re-exported)
 from ..models import create_model
-from ..models.base import migrate_params
+from ..models.base import Autoencoder, migrate_params
 
 FORMAT = "sparseae-model"
 FORMAT_VERSION = 1
@@ -36,113 +32,9 @@ MAX_HEADER_BYTES = 100 << 20  # a safetensors header longer than this is refused
 _DTYPE_BITS = {"BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8, "I16": 16,
                "U16": 16, "F16": 16, "BF16": 16, "I32": 32, "U32": 32, "F32": 32, "I64": 64, "U64": 64,
                "F64": 64, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6}
-_UMASK_LOCK = threading.Lock()
 
 
 # ------------------------------------------------------------------------------------------ writing
-
-class _WriteFailed(OSError):
-    """A failed write, as one OSError naming what was written; ``reason`` is the system's why."""
-
-    reason = ""
-
-
-def _why(exc: BaseException) -> tuple[int | None, str]:
-    """(errno, reason) of a failed write: torch.save hides the OSError in ``__context__``,
-    safetensors in its message (``os error N``)."""
-    if isinstance(exc, _WriteFailed):
-        return exc.errno, exc.reason
-    for error in (exc, exc.__context__):
-        if isinstance(error, OSError) and error.errno:
-            return error.errno, error.strerror or os.strerror(error.errno)
-    match = re.search(r"os error (\d+)", str(exc))
-    if match:
-        return int(match.group(1)), os.strerror(int(match.group(1)))
-    lines = str(exc).strip().splitlines()
-    return None, lines[0] if lines else type(exc).__name__
-
-
-@contextlib.contextmanager
-def writing(target: str | os.PathLike) -> Iterator[None]:
-    """Raise any failure of the writes inside (disk full, a file-size limit, no permission) as one
-    OSError ``cannot write TARGET: reason``, whatever the writer raised (torch.save and safetensors
-    raise RuntimeError/SafetensorError). The outermost ``writing`` names the target."""
-    try:
-        yield
-    except SparseAEError:
-        raise
-    except (OSError, SafetensorError, RuntimeError) as exc:
-        errno, reason = _why(exc)
-        message = f"cannot write {target}: {reason}"
-        failure = _WriteFailed(errno, message) if errno else _WriteFailed(message)
-        failure.reason = reason
-        raise failure from None
-
-
-def current_umask() -> int:
-    """The process's umask: read from ``/proc`` where Linux shows it (changing nothing), else set to
-    0o077 for an instant and restored, under a lock."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    with _UMASK_LOCK:
-        mask = os.umask(0o077)
-        os.umask(mask)
-    return mask
-
-
-def share_as_umask_allows(path: Path) -> None:
-    """Give ``path`` (a file, or a folder and all in it) the modes ``open``/``mkdir`` would: 0o666 /
-    0o777 less the umask (``tempfile`` makes 0o600 / 0o700 whatever the umask)."""
-    mask = current_umask()
-    if not path.is_dir():
-        os.chmod(path, 0o666 & ~mask)
-        return
-    for folder, _, files in os.walk(path):
-        os.chmod(folder, 0o777 & ~mask)
-        for name in files:
-            if not os.path.islink(os.path.join(folder, name)):
-                os.chmod(os.path.join(folder, name), 0o666 & ~mask)
-
-
-def write_json_atomic(path: str | os.PathLike, payload: Any) -> None:
-    """Write JSON to ``path`` through a temporary file and ``os.replace``."""
-    path = Path(path)
-    with writing(path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                json.dump(payload, handle, indent=2, sort_keys=True)
-                handle.flush()
-                os.fsync(handle.fileno())
-            share_as_umask_allows(Path(tmp))
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
-
-def replace_directory(staging: Path, target: Path) -> None:
-    """Move the finished folder ``staging`` to ``target``, replacing an old ``target``; its files and
-    folders get the modes the umask allows (:func:`share_as_umask_allows`).
-
-    The old folder is renamed aside first and removed last; :func:`resolve_saved` falls back to
-    it if a crash falls between the two renames.
-    """
-    share_as_umask_allows(staging)
-    old = target.with_name(target.name + ".old")
-    if old.exists():
-        shutil.rmtree(old)
-    if target.exists():
-        os.replace(target, old)
-    os.replace(staging, target)
-    if old.exists():
-        shutil.rmtree(old)
-
 
 def resolve_saved(path: str | os.PathLike) -> Path:
     """The folder holding a saved model: ``path`` itself, or the ``.old`` copy an interrupted
@@ -169,7 +61,7 @@ def save_model(model: torch.nn.Module, path: str | os.PathLike, *, overwrite: bo
     folder is replaced only when ``overwrite`` is true, and only if it is a sparseae model.
     """
     path = Path(path)
-    spec = getattr(model, "spec", None)
+    spec = model.spec if isinstance(model, Autoencoder) else None  # a plain module has no spec
     if not spec:
         raise ConfigError("only models made by sparseae.create_model can be saved (model.spec is empty)")
     if path.exists():
@@ -182,15 +74,9 @@ def save_model(model: torch.nn.Module, path: str | os.PathLike, *, overwrite: bo
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     config = {"format": FORMAT, "format_version": FORMAT_VERSION, "sparseae_version": __version__,
               "model": spec["name"], "params": spec["params"], "extra": extra or {}}
-    with writing(path):
-        staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
-        try:
-            save_file(tensors, str(staging / WEIGHTS_FILE), metadata={"format": FORMAT})
-            write_json_atomic(staging / CONFIG_FILE, config)
-            replace_directory(staging, path)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+    with staged_folder(path) as staging:
+        save_file(tensors, str(staging / WEIGHTS_FILE), metadata={"format": FORMAT})
+        write_json_atomic(staging / CONFIG_FILE, config)
     return path
 
 

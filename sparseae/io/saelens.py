@@ -38,8 +38,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +58,7 @@ STATE_FILE = "sparseae_state.safetensors"
 FORMAT_VERSION = "6.0.0"
 #: SAELens's ``sparsity`` tensor is log10(firing frequency + this).
 SPARSITY_EPS = 1e-10
-ARCHITECTURES = ("standard", "topk", "jumprelu")
+ARCHITECTURES = ("standard", "topk", "jumprelu", "gated")
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
            "bfloat16": torch.bfloat16}
 _DIRECT = ("encoder.weight", "encoder.bias", "decoder.weight_", "decoder.bias")
@@ -83,21 +81,25 @@ def _no_form(model_name: str, why: str) -> ConfigError:
 def _saelens_form(model: torch.nn.Module) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """(config fields, tensors) of ``model`` as a SAELens SAE taking our inputs as they are."""
     from ..models.base import Autoencoder
+    from ..models.sae import MatryoshkaSAE
     from ..nn.decoders import LinearDecoder
     from ..nn.encoders import LinearEncoder
+    from ..nn.gated import GatedEncoder
     from ..nn.likelihoods import GaussianLikelihood, LearnedVarianceGaussian
     from ..nn.sparse_encoders import JumpReLUEncoder, TopKEncoder
 
-    spec = getattr(model, "spec", None) or {}
-    name = spec.get("name", type(model).__name__)
-    encoder, decoder = getattr(model, "encoder", None), getattr(model, "decoder", None)
-    if type(model) is not Autoencoder or not isinstance(encoder, (LinearEncoder, TopKEncoder, JumpReLUEncoder)):
+    if not isinstance(model, Autoencoder):
+        raise _no_form(type(model).__name__, "it is not a sparseae model")
+    name = model.spec.get("name", type(model).__name__)
+    encoder, decoder = model.encoder, model.decoder
+    if type(model) not in (Autoencoder, MatryoshkaSAE) or \
+            not isinstance(encoder, (LinearEncoder, TopKEncoder, JumpReLUEncoder, GatedEncoder)):
         raise _no_form(name, f"its encoder ({type(encoder).__name__}) is none of them (e.g. inference by optimisation)")
     if isinstance(encoder, LinearEncoder) and (encoder.activation != "relu" or encoder.bias is None):
         raise _no_form(name, f"its units are {encoder.activation}, not ReLU")
     if not isinstance(decoder, LinearDecoder) or decoder.bias is None:
         raise _no_form(name, "its decoder is not affine")
-    likelihood = getattr(model, "likelihood", None)
+    likelihood = model.likelihood
     if not (isinstance(likelihood, LearnedVarianceGaussian)
             or (isinstance(likelihood, GaussianLikelihood) and likelihood.link == "identity")):
         link = getattr(likelihood, "link", None)
@@ -117,6 +119,10 @@ def _saelens_form(model: torch.nn.Module) -> tuple[dict[str, Any], dict[str, tor
         elif isinstance(encoder, JumpReLUEncoder):
             fields.update(architecture="jumprelu", apply_b_dec_to_input=True)
             tensors["threshold"] = encoder.threshold
+        elif isinstance(encoder, GatedEncoder):  # b_enc is the gate's bias, b_gate
+            fields.update(architecture="gated", apply_b_dec_to_input=True)
+            tensors = {"W_enc": tensors["W_enc"], "b_gate": encoder.bias, "b_mag": encoder.b_mag,
+                       "r_mag": encoder.r_mag, "W_dec": tensors["W_dec"], "b_dec": tensors["b_dec"]}
         else:
             fields.update(architecture="standard", apply_b_dec_to_input=False)
         tensors = {key: value.detach().to("cpu").clone().contiguous() for key, value in tensors.items()}
@@ -155,7 +161,7 @@ def _firing_rates(sparsity: Any, n_components: int) -> torch.Tensor:
 def export_saelens(model: torch.nn.Module, out_dir: str | os.PathLike, *, sparsity: Any = None,
                    input_normalization: str | None = None, metadata: dict[str, Any] | None = None,
                    overwrite: bool = False, trained_on: str | None = None, source: str | None = None) -> Path:
-    """Write a model as a SAELens SAE folder ``out_dir`` (a run folder's model: :func:`sparseae.interop.export_saelens`).
+    """Write a model as a SAELens SAE folder ``out_dir`` (a run's model: :func:`sparseae.interop.export_saelens`).
 
     ``sparsity``: firing rates (n_components,) in [0, 1], written as SAELens's
     ``sparsity.safetensors`` (log10(rate + 1e-10)). ``input_normalization``: none | l2 | center_l2,
@@ -164,18 +170,13 @@ def export_saelens(model: torch.nn.Module, out_dir: str | os.PathLike, *, sparsi
     ``metadata``: SAELens metadata to record (``hook_name``, ``model_name``...). ``overwrite``:
     replace an existing SAELens folder. Raises :class:`ConfigError` for a model with no SAELens form.
     """
-    from . import replace_directory, write_json_atomic, writing
+    from ..files import staged_folder, write_json_atomic
 
     trained_on, source = trained_on or "none", source or type(model).__name__
-    normalization = trained_on if input_normalization is None else input_normalization
-    if normalization not in _NORMALIZATIONS:
-        raise ConfigError(f"input_normalization must be one of {', '.join(_NORMALIZATIONS)}, got {normalization!r}")
-    if normalization == "center_l2":
-        raise ConfigError(f"{source} was trained on inputs normalized with center_l2 (training mean subtracted, "
-                          "then unit norm), which SAELens cannot express; export with input_normalization "
-                          "'none' (CLI: --input-normalization none) if the caller normalizes the inputs")
+    normalization = _export_normalization(trained_on if input_normalization is None else input_normalization,
+                                          source)
     fields, tensors = _saelens_form(model)
-    spec = dict(getattr(model, "spec", None) or {})
+    spec = dict(model.spec)  # _saelens_form above: an Autoencoder
     d_in, d_sae = tensors["W_enc"].shape
     if normalization == "l2":
         tensors = _fold_l2(tensors, d_in)
@@ -199,26 +200,37 @@ def export_saelens(model: torch.nn.Module, out_dir: str | os.PathLike, *, sparsi
     missed = {key: value for key, value in state.items()
               if key not in rebuilt or rebuilt[key].dtype != value.dtype or not torch.equal(rebuilt[key], value)}
 
-    out = Path(out_dir)
+    out = _export_target(Path(out_dir), overwrite)
+    with staged_folder(out) as staging:
+        save_file(tensors, str(staging / WEIGHTS_FILE))
+        write_json_atomic(staging / CFG_FILE, cfg)
+        if rates is not None:
+            save_file({"sparsity": rates}, str(staging / SPARSITY_FILE))
+        if missed:
+            save_file(missed, str(staging / STATE_FILE), metadata={"format": "sparseae-saelens-state"})
+    return out
+
+
+def _export_normalization(normalization: str, source: str) -> str:
+    """``normalization`` checked: one SAELens can express (:class:`ConfigError` naming ``source``)."""
+    if normalization not in _NORMALIZATIONS:
+        raise ConfigError(f"input_normalization must be one of {', '.join(_NORMALIZATIONS)}, got {normalization!r}")
+    if normalization == "center_l2":
+        raise ConfigError(f"{source} was trained on inputs normalized with center_l2 (training mean subtracted, "
+                          "then unit norm), which SAELens cannot express; export with input_normalization "
+                          "'none' (CLI: --input-normalization none) if the caller normalizes the inputs")
+    return normalization
+
+
+def _export_target(out: Path, overwrite: bool) -> Path:
+    """``out`` once it may be written: absent, or a SAELens folder to be replaced with ``overwrite``
+    (else :class:`OutputExistsError`); its parent folder is created."""
     if out.exists():
         if not overwrite:
             raise OutputExistsError(f"{out} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
         if not is_saelens_folder(out):
             raise OutputExistsError(f"{out} exists and is not a SAELens folder; refusing to replace it")
     out.parent.mkdir(parents=True, exist_ok=True)
-    with writing(out):
-        staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-        try:
-            save_file(tensors, str(staging / WEIGHTS_FILE))
-            write_json_atomic(staging / CFG_FILE, cfg)
-            if rates is not None:
-                save_file({"sparsity": rates}, str(staging / SPARSITY_FILE))
-            if missed:
-                save_file(missed, str(staging / STATE_FILE), metadata={"format": "sparseae-saelens-state"})
-            replace_directory(staging, out)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
     return out
 
 
@@ -291,6 +303,9 @@ def _read_tensors(folder: Path, cfg: dict[str, Any]) -> dict[str, torch.Tensor]:
     expected = {"W_enc": (d_in, d_sae), "b_enc": (d_sae,), "W_dec": (d_sae, d_in), "b_dec": (d_in,)}
     if cfg["architecture"] == "jumprelu":
         expected["threshold"] = (d_sae,)
+    if cfg["architecture"] == "gated":
+        del expected["b_enc"]
+        expected.update(b_gate=(d_sae,), b_mag=(d_sae,), r_mag=(d_sae,))
     found = read_safetensors_header(folder / WEIGHTS_FILE)
     if set(found) != set(expected):
         raise CheckpointError(f"{folder / WEIGHTS_FILE} does not fit a {cfg['architecture']} SAE (missing: "
@@ -330,11 +345,14 @@ def _model_for(cfg: dict[str, Any], tensors: dict[str, torch.Tensor]) -> torch.n
         return create_model("sparse_ae_l1", d_in, d_sae)
     if architecture == "topk":
         return create_model("topk_sae", d_in, d_sae, k=cfg["k"])
+    if architecture == "gated":
+        return create_model("gated_sae", d_in, d_sae)
     return create_model("jumprelu_sae", d_in, d_sae)
 
 
 def _fits(model: torch.nn.Module, cfg: dict[str, Any], tensors: dict[str, torch.Tensor]) -> bool:
     """Whether ``model`` (built from the exported spec) computes the SAE ``cfg`` describes."""
+    from ..nn.gated import GatedEncoder
     from ..nn.sparse_encoders import JumpReLUEncoder, TopKEncoder
 
     try:
@@ -342,7 +360,7 @@ def _fits(model: torch.nn.Module, cfg: dict[str, Any], tensors: dict[str, torch.
     except ConfigError:
         return False
     encoder, architecture = model.encoder, cfg["architecture"]
-    if getattr(model.decoder, "tied", False) and not torch.equal(tensors["W_dec"], tensors["W_enc"].t()):
+    if model.decoder.tied and not torch.equal(tensors["W_dec"], tensors["W_enc"].t()):
         return False
     if architecture == "topk":
         return isinstance(encoder, TopKEncoder) and encoder.k == cfg["k"]
@@ -351,7 +369,9 @@ def _fits(model: torch.nn.Module, cfg: dict[str, Any], tensors: dict[str, torch.
         return encoder.batch_topk and bool((threshold == threshold[0]).all())
     if architecture == "jumprelu":
         return isinstance(encoder, JumpReLUEncoder)
-    return not isinstance(encoder, (TopKEncoder, JumpReLUEncoder))
+    if architecture == "gated":
+        return isinstance(encoder, GatedEncoder)
+    return not isinstance(encoder, (TopKEncoder, JumpReLUEncoder, GatedEncoder))
 
 
 def _rebuild(cfg: dict[str, Any], tensors: dict[str, torch.Tensor], use_state: Path | None
@@ -363,12 +383,15 @@ def _rebuild(cfg: dict[str, Any], tensors: dict[str, torch.Tensor], use_state: P
 
 def _state_and_model(cfg: dict[str, Any], tensors: dict[str, torch.Tensor], use_state: Path | None
                      ) -> tuple[dict[str, torch.Tensor], torch.nn.Module]:
+    from ..nn.gated import GatedEncoder
     from ..nn.sparse_encoders import JumpReLUEncoder, TopKEncoder
 
     dtype = _DTYPES[cfg["dtype"]]
     model = _model_for(cfg, tensors).to(dtype)
     d_in = cfg["d_in"]
-    w_enc, b_enc, w_dec, b_dec = (tensors[k].double() for k in ("W_enc", "b_enc", "W_dec", "b_dec"))
+    gated = cfg["architecture"] == "gated"  # its b_enc is the gate's bias, b_gate
+    w_enc, b_enc, w_dec, b_dec = (tensors[k].double()
+                                  for k in ("W_enc", "b_gate" if gated else "b_enc", "W_dec", "b_dec"))
     if cfg["architecture"] == "topk" and cfg.get("rescale_acts_by_decoder_norm"):
         norms = w_dec.norm(dim=1)
         w_enc, b_enc, w_dec = w_enc * norms, b_enc * norms, w_dec / norms[:, None]
@@ -376,11 +399,14 @@ def _state_and_model(cfg: dict[str, Any], tensors: dict[str, torch.Tensor], use_
         root = math.sqrt(d_in)
         w_enc, w_dec, b_dec = w_enc * root, w_dec / root, b_dec / root
     encoder = model.encoder
-    subtracts = isinstance(encoder, (TopKEncoder, JumpReLUEncoder))
+    subtracts = isinstance(encoder, (TopKEncoder, JumpReLUEncoder, GatedEncoder))
+    shift = None
     if subtracts and not cfg["apply_b_dec_to_input"]:
-        b_enc = b_enc + b_dec @ w_enc
+        shift = b_dec @ w_enc
     elif not subtracts and cfg["apply_b_dec_to_input"]:
-        b_enc = b_enc - b_dec @ w_enc
+        shift = -(b_dec @ w_enc)
+    if shift is not None:
+        b_enc = b_enc + shift
 
     state = {key: value.detach().clone() for key, value in model.state_dict().items()}
     encoder_weight = w_enc.to(dtype).t().contiguous()  # float64 holds any of _DTYPES exactly
@@ -392,6 +418,13 @@ def _state_and_model(cfg: dict[str, Any], tensors: dict[str, torch.Tensor], use_
     if "decoder.weight_" in state:
         state["decoder.weight_"] = w_dec.to(dtype).t().contiguous()
     state["decoder.bias"] = b_dec.to(dtype)
+    if isinstance(encoder, GatedEncoder):  # the magnitude path's shift is scaled by exp(r_mag)
+        r_mag, b_mag = tensors["r_mag"].double(), tensors["b_mag"].double()
+        state["encoder.r_mag"] = r_mag.to(dtype)
+        state["encoder.b_mag"] = (b_mag if shift is None else b_mag + shift * r_mag.exp()).to(dtype)
+        for key, value in (("frozen_weight", w_dec.t()), ("frozen_bias", b_dec)):  # the frozen decoder copy
+            if f"penalties.gate_aux.{key}" in state:
+                state[f"penalties.gate_aux.{key}"] = value.to(dtype).contiguous()
     if isinstance(encoder, JumpReLUEncoder):
         state["encoder.log_threshold"] = tensors["threshold"].double().clamp_min(0).log().to(dtype)
     elif isinstance(encoder, TopKEncoder) and cfg["architecture"] == "jumprelu":

@@ -22,6 +22,11 @@ from ..validation import check_choice, check_number
 from .base import MODELS, Autoencoder
 
 
+#: Choices of the UFLDL sparse autoencoder, also validated by its estimator.
+UFLDL_ACTIVATIONS = ("sigmoid", "tanh")
+UFLDL_DECODERS = ("sigmoid", "linear", "bernoulli")
+
+
 @MODELS.register("autoencoder")
 def autoencoder(n_features: int, n_components: int, *, activation: str = "sigmoid",
                 likelihood: str = "gaussian", tied: bool = False, sparsity: str = "none",
@@ -65,19 +70,9 @@ def autoencoder(n_features: int, n_components: int, *, activation: str = "sigmoi
     if unit_norm_encoder:
         unit_norm_rows_parametrization(encoder)
     decoder = LinearDecoder(n_components, n_features, tied_to=encoder if tied else None)
-    penalties: dict[str, Penalty] = {}
-    if sparsity == "l1" and sparsity_weight > 0:
-        penalties["l1"] = L1Penalty(sparsity_weight)
-    elif sparsity == "group":
-        if groups is None:
-            raise ConfigError("sparsity='group' needs groups, e.g. {'kind': 'disjoint', 'group_size': 4, "
-                              f"'n_components': {n_components}}}")
-        structure = make_groups(groups)
-        structure.check_fits(n_components)
-        penalties["group"] = GroupSparsityPenalty(sparsity_weight, structure, group_eps)
-    elif sparsity == "kl":
-        penalties["kl"] = KLSparsity(sparsity_weight, sparsity_target, n_components,
-                                     code_range=encoder.code_range, momentum=kl_momentum)
+    penalties = _sparsity_penalty(sparsity, sparsity_weight, n_components, encoder.code_range,
+                                  sparsity_target=sparsity_target, kl_momentum=kl_momentum, groups=groups,
+                                  group_eps=group_eps)
     if weight_decay > 0:
         penalties["weight_decay"] = WeightDecay(weight_decay)
     if contraction_weight > 0:
@@ -85,6 +80,25 @@ def autoencoder(n_features: int, n_components: int, *, activation: str = "sigmoi
     constraints = [unit_norm_columns("decoder.weight_")] if unit_norm_decoder else []
     return Autoencoder(encoder, decoder, make_likelihood(likelihood, n_features), penalties, constraints,
                        corruption=make_corruption(corruption), code_noise=make_code_noise(code_noise, dropout))
+
+
+def _sparsity_penalty(sparsity: str, weight: float, n_components: int, code_range, *, sparsity_target: float,
+                      kl_momentum: float, groups: dict | None, group_eps: float) -> dict[str, Penalty]:
+    """The penalty that :func:`autoencoder`'s ``sparsity`` shorthand names, by its log name
+    (none for ``"none"`` or an L1 weight of 0)."""
+    if sparsity == "l1" and weight > 0:
+        return {"l1": L1Penalty(weight)}
+    if sparsity == "group":
+        if groups is None:
+            raise ConfigError("sparsity='group' needs groups, e.g. {'kind': 'disjoint', 'group_size': 4, "
+                              f"'n_components': {n_components}}}")
+        structure = make_groups(groups)
+        structure.check_fits(n_components)
+        return {"group": GroupSparsityPenalty(weight, structure, group_eps)}
+    if sparsity == "kl":
+        return {"kl": KLSparsity(weight, sparsity_target, n_components, code_range=code_range,
+                                 momentum=kl_momentum)}
+    return {}
 
 
 def make_code_noise(code_noise: float, dropout: float) -> nn.Module | None:
@@ -122,8 +136,8 @@ def sparse_ae_kl(n_features: int, n_components: int, *, activation: str = "sigmo
     [0, 1]), ``linear`` (x̂ = W2 a + b2, for whitened real-valued data) or ``bernoulli``
     (sigmoid output with cross-entropy).
     """
-    check_choice(activation, "activation", ("sigmoid", "tanh"))
-    check_choice(decoder, "decoder", ("sigmoid", "linear", "bernoulli"))
+    check_choice(activation, "activation", UFLDL_ACTIVATIONS)
+    check_choice(decoder, "decoder", UFLDL_DECODERS)
     likelihood = {"sigmoid": "gaussian_sigmoid", "linear": "gaussian", "bernoulli": "bernoulli"}[decoder]
     return autoencoder(n_features, n_components, activation=activation, likelihood=likelihood,
                        sparsity="kl", sparsity_weight=sparsity_weight,

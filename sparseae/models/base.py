@@ -16,11 +16,13 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..groups import GroupStructure
+from ..inference import map_rows
 from ..nn.activations import upcast_half
 from ..nn.likelihoods import Likelihood
 from ..nn.penalties import ForwardPass, Penalty, WeightDecay, check_penalty_list, penalty_from_spec
 from ..registry import Registry
-from ..validation import as_float_array, check_number, rows_as_tensor
+from ..validation import as_float_array, check_number
 
 
 @dataclass
@@ -68,6 +70,79 @@ class Autoencoder(nn.Module):
     #: ``layerwise`` (layer by layer, no fine-tuning). The run layer and the estimators read it.
     training_procedure: ClassVar[str] = "plain"
 
+    # ---- The model contract: every hook the trainer, the run layer, evaluation, io and the
+    # estimators read, with its default. Subclasses override; nothing outside this class probes
+    # a model with getattr/hasattr (tests/test_model_contract.py checks both).
+
+    #: What ``y`` of :func:`~sparseae.train.train` is: ``"classes"`` (labels (n_samples,), used
+    #: when :attr:`needs_targets`) or ``"values"`` (rows (n_samples, k), e.g. LISTA's z*). Read by
+    #: the trainer's target check.
+    target_kind: ClassVar[str] = "classes"
+    #: False for a model whose codes have no decoder (a ``conv_stack``'s pooled features): no
+    #: reconstruction metrics or pictures. Read by the run layer's metrics and plots.
+    can_decode: ClassVar[bool] = True
+    #: True when some parameters sit out some phases (a classifier head during pre-training), so
+    #: DistributedDataParallel must not wait for their gradients. Read by :mod:`sparseae.distributed`.
+    may_leave_parameters_unused: ClassVar[bool] = False
+
+    @property
+    def needs_targets(self) -> bool:
+        """True when the loss has a term that needs labels (the trainer then requires ``y``)."""
+        return False
+
+    @property
+    def n_classes(self) -> int | None:
+        """Classes of a classifier head (labels must lie in [0, n_classes)); None: no head."""
+        return None
+
+    @property
+    def code_range(self) -> tuple[float, float] | None:
+        """The interval of the code values ((0, 1) for sigmoid units), None when unbounded: the
+        encoder's ``code_range`` where it declares one. Read by KL sparsity and the metrics."""
+        return getattr(self.encoder, "code_range", None)
+
+    @property
+    def code_activation(self) -> str | None:
+        """The name of the encoder's output non-linearity (``"sigmoid"``, ``"relu"``...), None when
+        it has no named one. Read by the metrics (which unit statistics mean something)."""
+        activation = getattr(self.encoder, "activation_name", getattr(self.encoder, "activation", None))
+        return activation if isinstance(activation, str) else None
+
+    def learning_rate_scales(self) -> dict[str, float]:
+        """{parameter name: factor of the learning rate}; parameters not named get 1. Read by the
+        optimizer's parameter groups (DrSAE scales its unrolled matrices)."""
+        return {}
+
+    def initialize_from_data(self, X: Any, *, generator: torch.Generator | None = None) -> None:
+        """Data-dependent initialization before training, X (n_samples, n_features); default none.
+        Called by the run layer's ``supervised`` procedure (not on resume)."""
+
+    def activity_code(self, x: torch.Tensor) -> torch.Tensor:
+        """The code a unit's activity is read from, (batch, n_components): :meth:`encode` here, the
+        inferred z* for sparse coding and PSD. Read by tree pruning."""
+        return self.encode(x)
+
+    def code_groups(self) -> list[GroupStructure]:
+        """The group structures over the code units that the model's penalties use (and its
+        inference, in subclasses that have one). Read by tree pruning."""
+        groups = [getattr(penalty, "groups", None) for penalty in self.penalties.values()]
+        return [structure for structure in groups if isinstance(structure, GroupStructure)]
+
+    def unit_filters(self) -> torch.Tensor:
+        """What each unit responds to, (n_components, n_features): the encoder's weight rows when
+        the encoder is one linear map (UFLDL's W1), else the decoder's atoms. Read by the plots."""
+        weight = getattr(self.encoder, "weight", None)
+        if not (isinstance(weight, torch.Tensor) and tuple(weight.shape) == (self.n_components, self.n_features)):
+            weight = self.decoder.weight.t()
+        return weight
+
+    def pseudo_gradient_names(self) -> list[str]:
+        """Parameters trained by a pseudo-gradient (a straight-through estimator), by full name,
+        as their modules declare them (a ``pseudo_gradient_parameters`` tuple of names, e.g.
+        JumpReLU's thresholds): the gradient check leaves them out."""
+        return sorted(f"{prefix}.{name}" if prefix else name for prefix, module in self.named_modules()
+                      for name in getattr(module, "pseudo_gradient_parameters", ()))
+
     def __init__(self, encoder: nn.Module, decoder: nn.Module, likelihood: Likelihood,
                  penalties: dict[str, Penalty] | None = None,
                  constraints: Sequence[Callable[[nn.Module], None]] = (),
@@ -83,10 +158,12 @@ class Autoencoder(nn.Module):
 
     @property
     def n_features(self) -> int:
+        """Inputs per sample (the width of X); the trainer and every reader check X against it."""
         return self.decoder.n_features
 
     @property
     def n_components(self) -> int:
+        """Code units per sample (the width of :meth:`encode`'s output)."""
         return self.decoder.n_components
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -181,20 +258,11 @@ class Autoencoder(nn.Module):
             constraint(self)
 
 
-@torch.no_grad()
 def encode_dataset(model: nn.Module, X: Any, batch_size: int = 1024) -> np.ndarray:
     """Codes of every row of ``X`` (n_samples, n_features) → float32 array (n_samples,
     n_components), in eval mode (no corruption or dropout), batch by batch on the model's device."""
     X = as_float_array(X, "X", n_features=model.n_features)
-    parameter = next(model.parameters())
-    was_training = model.training
-    model.eval()
-    try:
-        codes = [model.encode(rows_as_tensor(X, start, start + batch_size).to(parameter)).float().cpu().numpy()
-                 for start in range(0, X.shape[0], batch_size)]
-    finally:
-        model.train(was_training)
-    return np.concatenate(codes, axis=0)
+    return map_rows(model, X, model.encode, batch_size=batch_size)
 
 
 def encoder_weight_decay(weight: float, encoder: nn.Module) -> dict[str, Penalty]:

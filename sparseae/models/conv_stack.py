@@ -22,10 +22,11 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..inference import map_rows
 from ..nn.contrast import LocalContrastNorm
 from ..nn.convolutional import ConvEncoder
 from ..nn.pooling import SPATIAL_POOLING, MapPooling, spatial_pool
-from ..validation import as_float_array, check_choice, check_number, rows_as_tensor
+from ..validation import as_float_array, check_choice, check_number
 from .base import MODELS, Autoencoder, Energy, create_model
 from .convolutional import ConvAutoencoder
 
@@ -33,20 +34,11 @@ from .convolutional import ConvAutoencoder
 STAGE_KEYS = ("spatial_pool", "pool_size", "pool_stride", "contrast_sigma", "output_scale")
 
 
-@torch.no_grad()
 def transform_rows(module: nn.Module, X: Any, batch_size: int = 512) -> np.ndarray:
     """``module`` applied to the rows of ``X`` batch by batch, in eval mode, on the module's
     device: float32 array ``(n_samples, n_outputs)`` (outputs flattened)."""
     X = as_float_array(X, "X", n_features=module.n_features)
-    parameter = next(module.parameters())
-    was_training = module.training
-    module.eval()
-    try:
-        parts = [module(rows_as_tensor(X, start, start + batch_size).to(parameter)).flatten(1).float().cpu().numpy()
-                 for start in range(0, X.shape[0], batch_size)]
-    finally:
-        module.train(was_training)
-    return np.concatenate(parts, axis=0)
+    return map_rows(module, X, lambda rows: module(rows).flatten(1), batch_size=batch_size)
 
 
 class FeatureStage(nn.Module):

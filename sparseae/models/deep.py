@@ -249,7 +249,7 @@ def load_layer_weights(model: Autoencoder, layers: Sequence[Autoencoder]) -> Aut
     same sizes (and its mirror decoder). Tied layer decoders are copied untied. Returns ``model``."""
     encoder, decoder = model.encoder, model.decoder
     if not isinstance(encoder, MLPEncoder) or len(encoder.layers) != len(layers):
-        raise ConfigError(f"the deep model has {len(getattr(encoder, 'layers', []))} layers, "
+        raise ConfigError(f"the deep model has {len(encoder.layers) if isinstance(encoder, MLPEncoder) else 0} layers, "
                           f"the stack {len(layers)}")
     for k, layer in enumerate(layers):
         target = encoder.layers[k]

@@ -35,12 +35,19 @@ from .sparse_coding import DictionaryModel
 
 __all__ = ["InhibitionInference", "LateralInhibition", "lateral_inhibition"]
 
+#: How S is obtained: learned by gradient ascent, or fixed (also validated by the estimator).
+INHIBITION_KINDS = ("learned", "fixed")
+
 
 class InhibitionInference(nn.Module):
     """``z* = argmin_z E(x, z)`` per row by :func:`~sparseae.coding.inhibition.inhibition_codes`, under
     ``torch.no_grad()`` in full precision. Buffers: ``S`` (k, k) the inhibition matrix, ``mask`` (k, k)
     bool, the pairs S may connect. ``lam`` λ > 0, ``method`` ista/fista/cod, ``max_iter``, ``tol``
     (None: :func:`~sparseae.coding.dictionary.default_tolerance` of the data's dtype)."""
+
+    #: No group structure over the codes (a tree shapes S's mask instead): what
+    #: :meth:`DictionaryModel.code_groups` reads.
+    groups = None
 
     def __init__(self, lam: float, S: torch.Tensor, mask: torch.Tensor, *, nonnegative: bool = False,
                  method: str = "fista", max_iter: int = 200, tol: float | None = None) -> None:
@@ -180,7 +187,7 @@ def lateral_inhibition(n_features: int, n_components: int, *, sparsity_weight: f
     (greedy coordinate descent), at most ``inference_max_iter`` iterations, ``tol`` (None: the working
     precision), ``z ≥ 0`` when ``nonnegative``. ``reinit_unused_every``: see ``sparse_coding``.
     """
-    check_choice(inhibition, "inhibition", ("learned", "fixed"))
+    check_choice(inhibition, "inhibition", INHIBITION_KINDS)
     check_choice(bound_norm, "bound_norm", NORMS)
     check_number(inhibition_value, "inhibition_value", low=0.0)
     check_number(inhibition_rate, "inhibition_rate", low=0.0)

@@ -18,6 +18,7 @@ import torch
 from ..coding.dictionary import SparseInference, check_dictionary
 from ..coding.solvers import lipschitz_constant
 from ..errors import DataError
+from ..groups import GroupStructure
 from ..nn.activations import upcast_half
 from ..nn.amortized import FixedDictionaryDecoder, ShrinkageEncoder, nonnegative_thresholds
 from ..nn.likelihoods import GaussianLikelihood
@@ -69,8 +70,14 @@ class LISTA(Autoencoder):
         self.lipschitz.copy_(lipschitz_constant(self.decoder.weight))
         self.encoder.init_from_dictionary(self.decoder.weight, float(self.lipschitz), self.inference.lam)
 
+    def code_groups(self) -> list[GroupStructure]:
+        """The penalties' group structures, then the inference's (when it has groups)."""
+        own = self.inference.groups
+        return super().code_groups() + ([own] if own is not None else [])
+
     def optimal_code(self, x: torch.Tensor) -> torch.Tensor:
-        """The target z* (batch, n_components) of x (batch, n_features): FISTA from zero."""
+        """The target z* (batch, n_components) of x (batch, n_features) by the model's inference
+        (``"auto"``: the exact Lasso on the CPU, FISTA from zero on a GPU)."""
         D, latest = self.dictionary, self._latest_target
         if (latest is not None and latest[0] is x and latest[1] == x._version and latest[2] is D
                 and latest[3] == D._version):
@@ -102,20 +109,23 @@ class LISTA(Autoencoder):
 @MODELS.register("lista")
 def lista(n_features: int, n_components: int, *, n_steps: int = 3, sparsity_weight: float = 0.1,
           nonnegative: bool = False, inference_max_iter: int = 1000, tol: float | None = None,
-          reconstruction_weight: float = 0.0, weight_decay: float = 0.0) -> LISTA:
+          reconstruction_weight: float = 0.0, weight_decay: float = 0.0,
+          inference: str = "auto") -> LISTA:
     """LISTA with T = ``n_steps`` ≥ 1 steps for the Lasso λ = ``sparsity_weight`` (``z ≥ 0`` and
-    non-negative shrinkage when ``nonnegative``); targets by FISTA (at most ``inference_max_iter``
-    iterations, ``tol``: None solves to the working precision). ``weight_decay`` λ_w: + (λ_w/2)‖W‖² over
-    W_e and S. Starts as ISTA on a random unit-norm dictionary; set the real one with
-    :meth:`LISTA.init_from_dictionary` or build with :func:`lista_from_dictionary`.
+    non-negative shrinkage when ``nonnegative``); targets by ``inference`` (FISTA: at most
+    ``inference_max_iter`` iterations, ``tol``: None solves to the working precision).
+    ``weight_decay`` λ_w: + (λ_w/2)‖W‖² over W_e and S. Starts as ISTA on a random unit-norm
+    dictionary; set the real one with :meth:`LISTA.init_from_dictionary` or build with
+    :func:`lista_from_dictionary`. ``inference``: the targets' solver (as ``sparse_coding``:
+    ``"auto"`` is the exact Lasso on the CPU).
     """
     check_number(n_steps, "n_steps (T)", low=1, integer=True)
     check_number(reconstruction_weight, "reconstruction_weight", low=0.0)
     check_number(inference_max_iter, "inference_max_iter", low=1, integer=True)
-    inference = SparseInference(sparsity_weight, nonnegative=nonnegative, max_iter=inference_max_iter, tol=tol,
-                                term=sparsity_term(sparsity_weight, nonnegative, None, 0.0))
+    solver = SparseInference(sparsity_weight, nonnegative=nonnegative, max_iter=inference_max_iter, tol=tol,
+                             term=sparsity_term(sparsity_weight, nonnegative, None, 0.0), solver=inference)
     encoder = ShrinkageEncoder(n_features, n_components, n_steps, nonnegative=nonnegative)
-    model = LISTA(encoder, FixedDictionaryDecoder(n_components, n_features), inference,
+    model = LISTA(encoder, FixedDictionaryDecoder(n_components, n_features), solver,
                   reconstruction_weight, encoder_weight_decay(weight_decay, encoder))
     if model.dictionary.device.type != "meta":  # a shapes-only build (io.load_model's size check)
         model.init_from_dictionary(model.dictionary.clone())

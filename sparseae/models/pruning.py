@@ -20,7 +20,8 @@ import torch
 
 from ..errors import ConfigError
 from ..groups import GroupStructure, prune_tree
-from ..validation import as_float_array, check_number, rows_as_tensor
+from ..inference import evaluating, placement, row_batches
+from ..validation import as_float_array, check_number
 from .base import Autoencoder, create_model
 
 __all__ = ["TreeModelPruning", "tree_structure", "unit_activation_frequency", "prune_tree_model"]
@@ -66,10 +67,8 @@ class TreeModelPruning:
 def tree_structure(model: Autoencoder) -> GroupStructure:
     """The tree :class:`~sparseae.groups.GroupStructure` a model penalizes (its group penalty's, or
     its sparse-coding inference's); :class:`ConfigError` when it has none."""
-    candidates = [getattr(penalty, "groups", None) for penalty in getattr(model, "penalties", {}).values()]
-    candidates.append(getattr(getattr(model, "inference", None), "groups", None))
-    for structure in candidates:
-        if isinstance(structure, GroupStructure) and structure.parent is not None:
+    for structure in model.code_groups():
+        if structure.parent is not None:
             return structure
     raise ConfigError(f"{type(model).__name__} has no tree group structure: build it with "
                       "groups={'kind': 'tree', ...}")
@@ -77,26 +76,19 @@ def tree_structure(model: Autoencoder) -> GroupStructure:
 
 def _codes(model: Autoencoder, x: torch.Tensor) -> torch.Tensor:
     """The code a unit's activity is read from: the inferred z* for sparse coding / PSD, else the encoder's."""
-    sparse_code = getattr(model, "sparse_code", None)
-    return sparse_code(x) if sparse_code is not None else model.encode(x)
+    return model.activity_code(x)
 
 
-@torch.no_grad()
 def _statistics(model: Autoencoder, X: np.ndarray, threshold: float, batch_size: int) -> tuple[np.ndarray, float]:
     """(activation frequency (n_units,), mean per-sample squared reconstruction error) over X, in eval mode."""
-    parameter = next(model.parameters())
-    was_training = model.training
-    model.eval()
+    device, dtype = placement(model)
     active = torch.zeros(model.n_components, dtype=torch.float64)
     error = 0.0
-    try:
-        for start in range(0, X.shape[0], batch_size):
-            x = rows_as_tensor(X, start, start + batch_size).to(parameter)
+    with evaluating(model):
+        for _, x in row_batches(X, batch_size, device=device, dtype=dtype):
             z = _codes(model, x)
             active += (z.abs() > threshold).sum(dim=0).double().cpu()
             error += float((model.decode(z) - x).double().pow(2).sum())
-    finally:
-        model.train(was_training)
     return (active / X.shape[0]).numpy(), error / X.shape[0]
 
 
@@ -139,7 +131,7 @@ def prune_tree_model(model: Autoencoder, X: Any, threshold: float, *, activity_t
     check_number(threshold, "threshold", low=0.0)
     check_number(activity_threshold, "activity_threshold", low=0.0)
     check_number(batch_size, "batch_size", low=1, integer=True)
-    if not getattr(model, "spec", None):
+    if not model.spec:
         raise ConfigError("prune_tree_model needs a model built by sparseae.create_model (model.spec is empty)")
     structure = tree_structure(model)
     X = as_float_array(X, "X", n_features=model.n_features)

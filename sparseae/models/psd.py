@@ -22,10 +22,11 @@ import torch
 from torch import nn
 
 from ..coding.dictionary import SparseInference
+from ..inference import evaluating, placement, row_batches
 from ..nn.amortized import ScaledTanhEncoder, ShrinkageEncoder, nonnegative_thresholds
 from ..nn.activations import upcast_half
 from ..nn.penalties import ForwardPass, Penalty
-from ..validation import as_float_array, check_choice, check_number, rows_as_tensor
+from ..validation import as_float_array, check_choice, check_number
 from .base import MODELS, Energy, encoder_weight_decay
 from .sparse_coding import DictionaryModel, fitted_groups, sparsity_term
 
@@ -80,7 +81,8 @@ class PSD(DictionaryModel):
 def psd(n_features: int, n_components: int, *, sparsity_weight: float = 0.1,
         prediction_weight: float = 1.0, encoder: str = "tanh", nonnegative: bool = False,
         inference_max_iter: int = 100, tol: float | None = None, reinit_unused_every: int = 100,
-        groups: dict | None = None, group_eps: float = 0.0, weight_decay: float = 0.0) -> PSD:
+        groups: dict | None = None, group_eps: float = 0.0, weight_decay: float = 0.0,
+        inference: str = "auto") -> PSD:
     """PSD with λ = ``sparsity_weight``, γ = ``prediction_weight`` (> 0) and ``encoder`` ``"tanh"``
     (G·tanh(Wx + b)) or ``"shrink"`` (h_θ(Wx + b), per-unit θ ≥ 0 starting at λ; non-negative shrinkage
     when ``nonnegative``). Inference: FISTA from F(x), at most ``inference_max_iter`` iterations,
@@ -90,14 +92,15 @@ def psd(n_features: int, n_components: int, *, sparsity_weight: float = 0.1,
     ``groups``: a group structure spec (:func:`sparseae.groups.make_groups`): λ Σ_j ‖z‖_{g_j}
     replaces λ‖z‖₁ (topographic PSD with grid windows, Kavukcuoglu et al. 2009); ``group_eps`` ε > 0
     smooths it to λ Σ_j √(‖z‖²_{g_j} + ε), inferred by accelerated gradient (as ``sparse_coding``).
+    ``inference``: the solver of z* (as ``sparse_coding``; with γ the Lasso on ``[D; √(2γ)·I]``).
     """
     check_choice(encoder, "encoder", ("tanh", "shrink"))
     check_number(prediction_weight, "prediction_weight (gamma)", low=0.0, low_inclusive=False)
     check_number(inference_max_iter, "inference_max_iter", low=1, integer=True)
     structure = fitted_groups(groups, n_components)
-    inference = SparseInference(sparsity_weight, nonnegative=nonnegative, max_iter=inference_max_iter, tol=tol,
-                                groups=structure, group_eps=group_eps,
-                                term=sparsity_term(sparsity_weight, nonnegative, structure, group_eps))
+    solver = SparseInference(sparsity_weight, nonnegative=nonnegative, max_iter=inference_max_iter, tol=tol,
+                             groups=structure, group_eps=group_eps, solver=inference,
+                             term=sparsity_term(sparsity_weight, nonnegative, structure, group_eps))
     if encoder == "tanh":
         predictor: nn.Module = ScaledTanhEncoder(n_features, n_components)
         constraints: tuple = ()
@@ -105,7 +108,7 @@ def psd(n_features: int, n_components: int, *, sparsity_weight: float = 0.1,
         predictor = ShrinkageEncoder(n_features, n_components, n_steps=0, nonnegative=nonnegative,
                                      bias=True, threshold=sparsity_weight)
         constraints = (nonnegative_thresholds,)
-    return PSD(predictor, n_features, n_components, inference, prediction_weight,
+    return PSD(predictor, n_features, n_components, solver, prediction_weight,
                penalties=encoder_weight_decay(weight_decay, predictor),
                reinit_unused_every=reinit_unused_every, constraints=constraints)
 
@@ -131,20 +134,16 @@ class PSDCodeQuality:
         return self.energy_predicted / self.energy_lasso if self.energy_lasso > 0 else float("inf")
 
 
-@torch.no_grad()
 def psd_code_quality(model: PSD, X: Any, *, batch_size: int = 1024) -> PSDCodeQuality:
     """:class:`PSDCodeQuality` of ``model`` on X (n_samples, n_features), in eval mode."""
     if not isinstance(model, PSD):
         raise TypeError(f"psd_code_quality needs a PSD model, got {type(model).__name__}")
     check_number(batch_size, "batch_size", low=1, integer=True)
     X = as_float_array(X, "X", n_features=model.n_features)
-    parameter = next(model.parameters())
-    was_training = model.training
-    model.eval()
+    device, dtype = placement(model)
     sums = np.zeros(5)  # ‖F − z*‖², ‖z*‖², E(F), E(z*), E_lasso
-    try:
-        for start in range(0, X.shape[0], batch_size):
-            x = rows_as_tensor(X, start, start + batch_size, device=parameter.device, dtype=parameter.dtype)
+    with evaluating(model):
+        for _, x in row_batches(X, batch_size, device=device, dtype=dtype):
             fast = model.encode(x)
             best = model.sparse_code(x, prediction=fast)
             lasso = model.inference(x, model.dictionary, best)
@@ -152,8 +151,6 @@ def psd_code_quality(model: PSD, X: Any, *, batch_size: int = 1024) -> PSDCodeQu
             lasso_terms = model.energy_terms(x, lasso, fast)
             sums += [float((fast - best).square().sum()), float(best.square().sum()), *energies,
                      float((lasso_terms["reconstruction"] + lasso_terms[model.inference.penalty_name]).sum())]
-    finally:
-        model.train(was_training)
     n = X.shape[0]
     relative = float(np.sqrt(sums[0] / sums[1])) if sums[1] > 0 else float("inf")
     return PSDCodeQuality(relative_code_error=relative, energy_predicted=float(sums[2] / n),

@@ -1,6 +1,7 @@
 """Sparse coding (Olshausen & Field 1996): codes by optimization, a dictionary learned by alternation.
 
-``encode(x)`` is ``z* = argmin_z ½‖x − Dz‖² + λ‖z‖₁`` by FISTA (no encoder network); the loss is
+``encode(x)`` is ``z* = argmin_z ½‖x − Dz‖² + λ‖z‖₁`` (no encoder network), exact by
+:func:`~sparseae.coding.sparse_encode` on the CPU, by FISTA on a GPU (the ``inference`` parameter); the loss is
 ``½‖x − Dz*‖² + λ‖z*‖₁`` with ``z*`` held fixed, so each step of the ordinary trainer (Adam or SGD) is
 one round of dictionary learning: inference, a gradient step on D, then the atoms renormalized and
 the unused ones re-initialized (:class:`~sparseae.coding.dictionary.AtomUsage`). See
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 
 from ..coding.dictionary import AtomUsage, SparseInference, check_dictionary
+from ..groups import GroupStructure
 from ..nn.constraints import unit_norm_columns
 from ..nn.decoders import LinearDecoder
 from ..nn.likelihoods import GaussianLikelihood
@@ -54,6 +56,15 @@ class DictionaryModel(Autoencoder):
         """The inferred code z* (batch, n_components) of x (batch, n_features); ``z0``: warm start."""
         return self.inference(x, self.dictionary, z0)
 
+    def activity_code(self, x: torch.Tensor) -> torch.Tensor:
+        """The inferred z* (batch, n_components): what tree pruning reads a unit's activity from."""
+        return self.sparse_code(x)
+
+    def code_groups(self) -> list[GroupStructure]:
+        """The penalties' group structures, then the inference's (when it has groups)."""
+        own = self.inference.groups
+        return super().code_groups() + ([own] if own is not None else [])
+
     def track_usage(self, x: torch.Tensor, code: torch.Tensor) -> None:
         """Count the atoms a training batch used (only while training with gradients, so evaluation
         and gradient checks leave the counts alone)."""
@@ -80,7 +91,8 @@ class SparseCoding(DictionaryModel):
         return self.encoder
 
     def encode(self, x: torch.Tensor, z0: torch.Tensor | None = None) -> torch.Tensor:
-        """z* (batch, n_components) by FISTA on the current dictionary; ``z0``: warm start."""
+        """z* (batch, n_components) on the current dictionary by the model's ``inference``;
+        ``z0``: warm start (used by FISTA and ``lasso_cd``)."""
         return self.sparse_code(x, z0)
 
     def energy(self, x: torch.Tensor, x_input: torch.Tensor | None = None) -> Energy:
@@ -95,7 +107,7 @@ class SparseCoding(DictionaryModel):
 def sparse_coding(n_features: int, n_components: int, *, sparsity_weight: float = 0.1,
                   nonnegative: bool = False, inference_max_iter: int = 200, tol: float | None = None,
                   reinit_unused_every: int = 100, groups: dict | None = None,
-                  group_eps: float = 0.0) -> SparseCoding:
+                  group_eps: float = 0.0, inference: str = "auto") -> SparseCoding:
     """Sparse coding / dictionary learning: ``z* = argmin ½‖x − Dz‖² + λ‖z‖₁`` (λ = ``sparsity_weight``,
     ``z ≥ 0`` when ``nonnegative``) by FISTA with at most ``inference_max_iter`` iterations and relative-change
     tolerance ``tol`` (None: 100 × the dtype's epsilon, i.e. solved to the working precision);
@@ -105,13 +117,16 @@ def sparse_coding(n_features: int, n_components: int, *, sparsity_weight: float 
     (group-sparse coding; topographic with grid windows). ``group_eps`` ε > 0: the smooth penalty
     λ Σ_j √(‖z‖²_{g_j} + ε) instead, inferred by accelerated gradient (UFLDL's topographic sparse
     coding; much faster than the dual prox for overlapping windows).
+    ``inference``: ``"auto"`` (the exact Lasso by :func:`~sparseae.coding.sparse_encode`'s
+    ``lasso_lars`` on the CPU, FISTA on a GPU or with groups), ``"fista"``, ``"lasso_lars"`` or
+    ``"lasso_cd"`` (see :class:`~sparseae.coding.dictionary.SparseInference`).
     """
     structure = fitted_groups(groups, n_components)
     check_number(inference_max_iter, "inference_max_iter", low=1, integer=True)
     term = sparsity_term(sparsity_weight, nonnegative, structure, group_eps)
-    inference = SparseInference(sparsity_weight, nonnegative=nonnegative, max_iter=inference_max_iter, tol=tol,
-                                groups=structure, group_eps=group_eps, term=term)
-    return SparseCoding(inference, n_features, n_components, penalties={inference.penalty_name: term},
+    solver = SparseInference(sparsity_weight, nonnegative=nonnegative, max_iter=inference_max_iter, tol=tol,
+                             groups=structure, group_eps=group_eps, term=term, solver=inference)
+    return SparseCoding(solver, n_features, n_components, penalties={solver.penalty_name: term},
                         reinit_unused_every=reinit_unused_every)
 
 

@@ -14,6 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import ConfigError
+from ..inference import map_rows
 from ..nn.activations import upcast_half
 from ..nn.likelihoods import Likelihood
 from ..nn.penalties import ForwardPass, Penalty
@@ -99,18 +100,9 @@ class SupervisedAutoencoder(Autoencoder):
 
 def error_rate(model: SupervisedAutoencoder, X: Any, y: Any, batch_size: int = 1000) -> float:
     """Fraction of ``X`` (n_samples, n_features) the classifier head gets wrong."""
-    X = torch.as_tensor(as_float_array(X, "X", n_features=model.n_features))
-    y = torch.as_tensor(np.asarray(y))
-    device = next(model.parameters()).device
-    dtype = next(model.parameters()).dtype
-    wrong = 0
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        for start in range(0, X.shape[0], batch_size):
-            logits = model.predict_logits(X[start:start + batch_size].to(device=device, dtype=dtype))
-            wrong += int((logits.argmax(1).cpu() != y[start:start + batch_size]).sum())
-    model.train(was_training)
-    return wrong / X.shape[0]
+    X = as_float_array(X, "X", n_features=model.n_features)
+    predicted = map_rows(model, X, lambda rows: model.predict_logits(rows).argmax(1), batch_size=batch_size,
+                         out_dtype=None, numpy=False)
+    return int((predicted != torch.as_tensor(np.asarray(y))).sum()) / X.shape[0]
 
 

@@ -9,9 +9,8 @@ from ..validation import check_choice, check_number
 
 def slice_norms(weight: torch.Tensor, dim: int) -> torch.Tensor:
     """L2 norms of the slices of ``weight`` along ``dim`` (kept as a size-1 dimension). On the CPU
-    as sqrt(Σ w²), 2-3x faster there than ``torch.norm``'s strided reduction (784x256 columns:
-    51 vs 177 µs, 1 thread; benchmarks/bench_cpu_step_parts.py); elsewhere ``torch.norm``, one
-    kernel without a squared copy."""
+    as sqrt(Σ w²), faster there than ``torch.norm``'s strided reduction (BENCHMARKS.md,
+    benchmarks/bench_cpu_step_parts.py); elsewhere ``torch.norm``, one kernel without a squared copy."""
     if weight.device.type == "cpu":
         return weight.square().sum(dim=dim, keepdim=True).sqrt()
     return weight.norm(dim=dim, keepdim=True)

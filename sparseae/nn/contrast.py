@@ -19,7 +19,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..validation import as_float_array, check_number, rows_as_tensor
+from ..inference import map_rows
+from ..validation import as_float_array, check_number
 from .convolutional import image_geometry
 
 
@@ -54,7 +55,6 @@ class LocalContrastNorm(nn.Module):
         return f"sigma={self.sigma:g}"
 
 
-@torch.no_grad()
 def local_contrast_normalize(X: Any, image_shape: Sequence[int] | None = None, *, sigma: float = 2.0,
                              batch_size: int = 1024) -> np.ndarray:
     """:class:`LocalContrastNorm` of flattened images ``X`` ``(n_samples, C·H·W)`` (channel-first;
@@ -62,6 +62,4 @@ def local_contrast_normalize(X: Any, image_shape: Sequence[int] | None = None, *
     X = as_float_array(X, "X")
     shape = image_geometry(image_shape, X.shape[1])
     norm = LocalContrastNorm(sigma)
-    parts = [norm(rows_as_tensor(X, start, start + batch_size).reshape(-1, *shape)).flatten(1).numpy()
-             for start in range(0, X.shape[0], batch_size)]
-    return np.concatenate(parts).astype(np.float32, copy=False)
+    return map_rows(norm, X, lambda rows: norm(rows.reshape(-1, *shape)).flatten(1), batch_size=batch_size)

@@ -9,6 +9,7 @@ Codes are the feature maps ``(batch, n_maps, H', W')`` flattened to ``(batch, n_
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Sequence
 
 import torch
@@ -19,9 +20,14 @@ from ..errors import ConfigError
 from ..validation import check_number
 
 
+def _is_minus_one(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) == -1
+
+
 def image_geometry(image_shape: Sequence[int] | None, n_features: int) -> tuple[int, int, int]:
     """``(channels, height, width)`` of rows of ``n_features`` values. ``image_shape`` None means a
-    square single-channel image (``n_features`` must then be a perfect square)."""
+    square single-channel image (``n_features`` must then be a perfect square); one entry may be
+    -1, inferred from ``n_features`` as in ``numpy.reshape`` (``(1, -1)``: a row of any length)."""
     if image_shape is None:
         side = math.isqrt(n_features)
         if side * side != n_features:
@@ -30,9 +36,14 @@ def image_geometry(image_shape: Sequence[int] | None, n_features: int) -> tuple[
     if isinstance(image_shape, (str, bytes)) or not isinstance(image_shape, Sequence) \
             or len(image_shape) not in (2, 3):
         raise ConfigError(f"image_shape must be (height, width) or (channels, height, width), got {image_shape!r}")
-    for value in image_shape:
-        check_number(value, "image_shape entries", low=1, integer=True)
-    shape = tuple(int(v) for v in image_shape)
+    inferred = [i for i, value in enumerate(image_shape) if _is_minus_one(value)]
+    if len(inferred) > 1:
+        raise ConfigError(f"image_shape {list(image_shape)} has more than one -1 entry to infer")
+    for i, value in enumerate(image_shape):
+        if i not in inferred:
+            check_number(value, "image_shape entries", low=1, integer=True)
+    known = math.prod(int(v) for i, v in enumerate(image_shape) if i not in inferred)
+    shape = tuple(n_features // known if i in inferred else int(v) for i, v in enumerate(image_shape))
     shape = (1, *shape) if len(shape) == 2 else shape
     if math.prod(shape) != n_features:
         raise ConfigError(f"image_shape {list(image_shape)} holds {math.prod(shape)} values, but the data "

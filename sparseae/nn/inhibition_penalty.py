@@ -89,7 +89,7 @@ class InhibitionAscent:
     :class:`LateralInhibitionPenalty` of the model."""
 
     def __call__(self, model: torch.nn.Module) -> None:
-        for penalty in getattr(model, "penalties", {}).values():
+        for penalty in model.penalties.values():
             if isinstance(penalty, LateralInhibitionPenalty):
                 penalty.ascend()
 

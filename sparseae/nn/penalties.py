@@ -421,7 +421,7 @@ register_penalty("l0")(L0Penalty)
 def kl_sparsity(weight: float, target: float = 0.05, momentum: float = 0.0, *,
                 n_components: int, model: nn.Module) -> KLSparsity:
     """:class:`KLSparsity` with ρ = ``target`` on the units of ``model``'s encoder (its code range)."""
-    return KLSparsity(weight, target, n_components, code_range=getattr(model.encoder, "code_range", None),
+    return KLSparsity(weight, target, n_components, code_range=model.code_range,
                       momentum=momentum)
 
 

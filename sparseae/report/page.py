@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence
 
 from .._version import __version__
 from ..errors import DataError, OutputExistsError
+from ..files import write_text_atomic
 from ..labels import METRIC_LABELS, format_value
 from ..runs.folder import COMPARISON_PREFIX, CONFIG_NAME, REPORT_NAME
 from .run import _FACTS, FIGURES, RunContent, _check_run_folder, _device, collect_run
@@ -50,6 +51,11 @@ def _facts(content: RunContent) -> dict[str, Any]:
         value = summary.get(key, fallback.get(key))
         if value is not None:
             facts[label] = round(value, 2) if key == "train_seconds" and isinstance(value, float) else value
+    provenance = summary.get("provenance")
+    if isinstance(provenance, dict):  # activations harvested from a Hugging Face model
+        facts["harvested from"] = (f"{provenance.get('model')} ({provenance.get('model_class')}), "
+                                   f"{provenance.get('hook_module')} {provenance.get('position')}, "
+                                   f"{provenance.get('n_tokens')} tokens of {provenance.get('text')}")
     facts["run folder"] = str(content.run_dir.resolve())
     return facts
 
@@ -235,6 +241,18 @@ def _wide_sections(anchors: Sequence[str], *, single: bool) -> set[str]:
     return wide
 
 
+def _features_sections(contents: Sequence[RunContent]) -> list[tuple[str, str, str]]:
+    """A link to each text run's feature dashboards (none for other runs)."""
+    links = [(content, content.features_page) for content in contents if content.features_page]
+    if not links:
+        return []
+    items = "".join(f'<li>{_e(content.name + ": ") if len(contents) > 1 else ""}<a href="{_e(page)}">'
+                    f"{_e(page)}</a>: per latent, its top activating contexts (tokens shaded by activation), "
+                    "its activation histogram and its decoder direction's top output tokens</li>"
+                    for content, page in links)
+    return [("features", "Feature dashboards", f"<ul>{items}</ul>")]
+
+
 def render_html(contents: Sequence[RunContent]) -> str:
     """The page of one run, or the side-by-side comparison of two, as one HTML document."""
     if not 1 <= len(contents) <= 2:
@@ -255,6 +273,7 @@ def render_html(contents: Sequence[RunContent]) -> str:
     sections = [("overview", "Overview", _facts_section(contents)),
                 ("metrics", "Final metrics", _metrics_section(contents)),
                 *_figure_sections(contents),
+                *_features_sections(contents),
                 ("config", "Config", _config_section(contents))]
     wide = _wide_sections([anchor for anchor, _, _ in sections], single=len(contents) == 1)
     notes = "".join(f"<li>{_e(content.name + ': ' if len(contents) > 1 else '')}{_e(note)}</li>"
@@ -344,16 +363,19 @@ def write_report(run_dir: str | os.PathLike, compare_with: str | os.PathLike | N
         target = target / default_report_path(*runs).name
     _check_replaceable(target)
     contents = [collect_run(path, device=device) for path in runs]
+    if compare_with is None:  # a text run: its feature dashboards beside the page
+        from .features import write_feature_page
+
+        features_target = target.with_name(f"{target.stem}-features.html")
+        _check_replaceable(features_target)
+        written, why = write_feature_page(runs[0], features_target, device=device)
+        if written is not None:
+            contents[0].features_page = written.name
+        elif why is not None:
+            contents[0].notes.append(why)
     if warn is not None:
         for line in filter(None, map(stale_warning, contents)):
             warn(line)
     page = render_html(contents)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.tmp")
-    try:
-        temporary.write_text(page, encoding="utf-8")
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    write_text_atomic(target, page)
     return target

@@ -33,6 +33,9 @@ FIGURES = (
      "ReLU, TopK, shrinkage), else the span of its values (sigmoid, tanh, linear). Dead units in red, "
      "by the rule in the title: never nonzero, or a span of at most 1% of the code range (sigmoid: "
      "0.01), of the widest unit's for unbounded codes."),
+    ("firing", "Firing frequencies",
+     "SAEBench's core statistic for an SAE on harvested activations: the histogram of each latent's log10 "
+     "firing rate (fraction of evaluation tokens where it is nonzero); latents that never fire in red."),
     ("reconstructions", "Reconstructions",
      "The first evaluation inputs (top row) and the model's reconstructions (bottom row), on one grey scale."),
     ("confusion", "Confusion matrix",
@@ -74,6 +77,8 @@ class RunContent:
     label: str | None = None
     #: the width of the code of the model drawn (a convolutional model's maps × positions)
     code_units: int | None = None
+    #: a text run's feature dashboards (:mod:`sparseae.report.features`), relative to the page
+    features_page: str | None = None
 
     @property
     def name(self) -> str:
@@ -132,7 +137,8 @@ def _draw_pictures(content: RunContent, folder: Path, device: torch.device) -> b
         content.notes.append(f"The pictures that need the model on its evaluation data are skipped: {exc}")
         write_curves(content.history, folder)
         return False
-    write_plots(model, content.history, eval_set, folder, random_state=int(config.train.get("random_state") or 0))
+    write_plots(model, content.history, eval_set, folder, random_state=int(config.train.get("random_state") or 0),
+                firing="provenance" in (content.summary or {}))
     return True
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from math import comb
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,8 @@ from safetensors.numpy import load_file, save_file
 from .. import locking
 from .._version import __version__
 from ..errors import CheckpointError, ConfigError, DataError, OutputExistsError
-from ..io import read_safetensors_header, replace_directory, write_json_atomic, writing
+from ..files import staged_folder, write_json_atomic, writing
+from ..io import read_safetensors_header
 from ..validation import check_number
 from .codes import (BLOCK_ELEMENTS, _as_bits, _as_packed, flip_masks, hamming_distances, n_bytes_for,
                     pack_bits)
@@ -227,8 +226,7 @@ class HammingIndex:
             if not (path / META_FILE).exists():
                 raise OutputExistsError(f"{path} exists and is not a hash index; refusing to replace it")
         path.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
-        try:
+        with staged_folder(path, wrap=False) as staging:
             with writing(path / ARRAYS_FILE):  # disk full: an OSError, not a SafetensorError
                 save_file({"codes": self._codes, "ids": self._ids}, str(staging / ARRAYS_FILE),
                           metadata={"format": FORMAT})
@@ -236,10 +234,6 @@ class HammingIndex:
                 "format": FORMAT, "format_version": FORMAT_VERSION, "sparseae_version": __version__,
                 "n_bits": self.n_bits, "n_items": self.n_items, "model": self.model})
             lock.copy_into(staging)
-            replace_directory(staging, path)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
         return path
 
     @classmethod

@@ -9,8 +9,6 @@ with one rename, so a kill at any moment leaves the previous checkpoint intact.
 from __future__ import annotations
 
 import pickle
-import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -20,8 +18,8 @@ from safetensors.torch import save_file
 
 from .._version import __version__
 from ..errors import CheckpointError
-from ..io import (CONFIG_FILE, FORMAT, FORMAT_VERSION, WEIGHTS_FILE, load_state, read_config, read_weights,
-                  replace_directory, resolve_saved, write_json_atomic, writing)
+from ..files import staged_folder, write_json_atomic
+from ..io import CONFIG_FILE, FORMAT, FORMAT_VERSION, WEIGHTS_FILE, load_state, read_config, read_weights, resolve_saved
 from ..models.base import with_defaults
 
 CHECKPOINT_DIR = "checkpoint"
@@ -48,22 +46,17 @@ def save_checkpoint(run_dir: str | Path, model: torch.nn.Module, optimizer: torc
     target = checkpoint_path(run_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
     weights, best = _cpu(model.state_dict()), None if best_state is None else _cpu(best_state)
-    with writing(target):  # disk full, a file-size limit: one OSError; the old checkpoint stays
-        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".checkpoint.", suffix=".tmp"))
-        try:
-            save_file(weights, str(staging / WEIGHTS_FILE), metadata={"format": FORMAT})
-            if best is not None:
-                save_file(best, str(staging / BEST_FILE), metadata={"format": FORMAT})
-            write_json_atomic(staging / CONFIG_FILE, {
-                "format": FORMAT, "format_version": FORMAT_VERSION, "sparseae_version": __version__,
-                "model": model.spec["name"], "params": model.spec["params"],
-                "extra": {"epoch": trainer_state["epoch"]}})
-            with open(staging / TRAINER_FILE, "wb") as handle:  # a handle keeps the OSError's errno
-                torch.save({"optimizer": optimizer.state_dict(), "state": trainer_state}, handle)
-            replace_directory(staging, target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+    # disk full, a file-size limit: one OSError; the old checkpoint stays
+    with staged_folder(target) as staging:
+        save_file(weights, str(staging / WEIGHTS_FILE), metadata={"format": FORMAT})
+        if best is not None:
+            save_file(best, str(staging / BEST_FILE), metadata={"format": FORMAT})
+        write_json_atomic(staging / CONFIG_FILE, {
+            "format": FORMAT, "format_version": FORMAT_VERSION, "sparseae_version": __version__,
+            "model": model.spec["name"], "params": model.spec["params"],
+            "extra": {"epoch": trainer_state["epoch"]}})
+        with open(staging / TRAINER_FILE, "wb") as handle:  # a handle keeps the OSError's errno
+            torch.save({"optimizer": optimizer.state_dict(), "state": trainer_state}, handle)
     return target
 
 

@@ -2,7 +2,7 @@
 before any work starts."""
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
@@ -50,7 +50,10 @@ the forward and backward run on bf16 copies of the weight matrices, written by t
 of casting each matrix twice per step (:mod:`sparseae.train.precision`); minibatch optimizers, a
 single process. ``threads``: PyTorch's CPU threads while training: a number, ``"auto"``
 (:func:`sparseae.threads.auto_threads`: from the step's size and the free cores) or None (leave
-PyTorch's setting); the previous setting is restored afterwards.
+PyTorch's setting); the previous setting is restored afterwards. ``loggers``: experiment trackers
+(``tensorboard``, ``mlflow``, ``wandb``, :mod:`sparseae.train.loggers`) that log into the run folder.
+``schedule``: per-step schedules (``lr`` warm-up and decay, ``sparsity_warmup``, ``k_anneal``,
+``resample`` of dead latents; :func:`sparseae.train.callbacks.check_schedule` lists their keys).
 
     Under torch.distributed (``torchrun``), ``batch_size`` is per rank: N ranks with batch B
     train exactly as one process with batch N·B (same order, gradients averaged by
@@ -81,6 +84,8 @@ PyTorch's setting); the previous setting is restored afterwards.
     cuda_graph: bool = False
     bf16_weights: bool = False
     threads: int | str | None = "auto"
+    loggers: list[str] = field(default_factory=list)
+    schedule: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> "TrainConfig":
         check_choice(self.optimizer, "optimizer", OPTIMIZERS)
@@ -120,6 +125,12 @@ PyTorch's setting); the previous setting is restored afterwards.
             check_number(self.grad_clip, "grad_clip", low=0.0, low_inclusive=False)
         check_device_name(self.device, "device")
         self.threads = check_threads(self.threads)
+        from .loggers import check_logger_names  # imports the trainer, which imports this module
+
+        self.loggers = check_logger_names(self.loggers)
+        from .callbacks import check_schedule  # imports the trainer, which imports this module
+
+        self.schedule = check_schedule(self.schedule)
         return self
 
     @classmethod

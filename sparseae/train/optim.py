@@ -10,15 +10,16 @@ import torch
 from ..errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..models.base import Autoencoder
     from .precision import Bf16Weights
     from .config import TrainConfig
 
 
-def parameter_groups(model: torch.nn.Module, learning_rate: float) -> list[dict[str, Any]]:
-    """Optimizer groups. A model may define ``learning_rate_scales() -> {parameter name: scale}``
+def parameter_groups(model: Autoencoder, learning_rate: float) -> list[dict[str, Any]]:
+    """Optimizer groups, by the model's ``learning_rate_scales() -> {parameter name: scale}``
     (e.g. DrSAE divides a shared matrix's rate by the number of times it is unrolled);
     parameters it does not name get scale 1."""
-    scales = model.learning_rate_scales() if hasattr(model, "learning_rate_scales") else {}
+    scales = model.learning_rate_scales()
     named = dict(model.named_parameters())
     unknown = sorted(set(scales) - set(named))
     if unknown:
@@ -45,18 +46,13 @@ def set_epoch_learning_rate(optimizer: torch.optim.Optimizer, config: TrainConfi
             group["lr"] = value
 
 
-# With ``compile`` and ``cuda_graph`` the update (gradient projection, Adam, constraints) is
-# compiled too: inductor fuses the constraints' per-column reductions with Adam's element-wise
-# math, where the eager path makes a separate pass over the weights for each. Measured on an
-# H200 (benchmarks/bench_sae_throughput.py --eager-update), L1 SAE 768-16384, batch 4096: 1.309
-# vs 1.356 ms per graphed step, TopK 2.354 vs 2.530 ms. Without the graph the compiled update's
-# host-side cost outweighs it (L1: 2.318 vs 1.945 ms), so the eager fused Adam stays there.
-COMPILE_UPDATE_ON_CUDA = True
-
-
 def compiles_update(config: TrainConfig, device: torch.device) -> bool:
+    """Whether the update (gradient projection, Adam, constraints) is compiled too: with
+    ``compile`` and ``cuda_graph`` on CUDA, where inductor fuses the constraints' reductions with
+    Adam's element-wise math; without the graph the compiled update's host-side cost outweighs
+    that (figures: BENCHMARKS.md, ``benchmarks/bench_sae_throughput.py --eager-update``)."""
     return (bool(config.compile) and config.cuda_graph and config.optimizer == "adam"
-            and device.type == "cuda" and COMPILE_UPDATE_ON_CUDA)
+            and device.type == "cuda")
 
 
 def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -66,9 +62,8 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.O
         on_cuda = devices == {"cuda"}
         if on_cuda and compiles_update(config, torch.device("cuda")):  # inductor sees Adam's math
             return torch.optim.Adam(groups, lr=config.learning_rate, foreach=True, capturable=True)
-        # The fused kernel makes one pass over each tensor. On the CPU PyTorch's default is the
-        # per-tensor loop of ~10 element-wise ops: 337 vs 812 µs per step for an L1 SAE 784-256,
-        # 1 thread (benchmarks/bench_cpu_step_parts.py; BENCHMARKS.md).
+        # The fused kernel makes one pass over each tensor, where PyTorch's CPU default loops over
+        # ~10 element-wise ops per tensor (2.4x slower: BENCHMARKS.md, bench_cpu_step_parts.py).
         # PyTorch < 2.4 has no fused CPU kernel (its constructor refuses): the default there.
         capturable = config.cuda_graph and on_cuda
         if on_cuda or devices == {"cpu"}:

@@ -19,6 +19,9 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, DataError, DivergenceError
+from ..models.base import Autoencoder
+from ..files import write_text_atomic
+from ..inference import evaluating
 from ..threads import set_threads, step_work
 from ..validation import as_class_labels, as_float_array
 from .. import distributed
@@ -61,10 +64,8 @@ def split_validation(n_samples: int, fraction: float, random_state: int) -> tupl
 
 def write_metrics(run_dir: Path, history: list[dict[str, float]]) -> None:
     """``metrics.jsonl``: one JSON object per epoch, rewritten whole (so a resume never duplicates)."""
-    path = run_dir / "metrics.jsonl"
-    tmp = path.with_name(".metrics.jsonl.tmp")
-    tmp.write_text("".join(json.dumps(record) + "\n" for record in history))
-    tmp.replace(path)
+    write_text_atomic(run_dir / "metrics.jsonl", "".join(json.dumps(record) + "\n" for record in history),
+                      sync=False)
 
 
 class Callback:
@@ -96,29 +97,27 @@ def batch_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | None, 
 def evaluate_loss(model: torch.nn.Module, source: BatchSource, batch_size: int,
                   amp: bool = False) -> dict[str, float]:
     """Mean loss and terms over ``source`` in eval mode (no gradient, no running-stat updates)."""
-    was_training = model.training
-    model.eval()
     sums: dict[str, torch.Tensor] = {}
     count = 0
     step = max(batch_size * distributed.world_size(), 1024)  # rows of one step over all ranks
-    for x, y in source.batches(step, shuffle=False, global_batch=True):
-        out = batch_loss(model, x, y, amp)
-        rows = distributed.rows_in_step(x)  # 0 for a rank's stand-in row
-        for name, value in {"loss": out.loss.detach(), **out.terms}.items():
-            sums[name] = sums.get(name, 0.0) + value.float() * rows
-        count += rows
-    model.train(was_training)
+    with evaluating(model):
+        for x, y in source.batches(step, shuffle=False, global_batch=True):
+            out = batch_loss(model, x, y, amp)
+            rows = distributed.rows_in_step(x)  # 0 for a rank's stand-in row
+            for name, value in {"loss": out.loss.detach(), **out.terms}.items():
+                sums[name] = sums.get(name, 0.0) + value.float() * rows
+            count += rows
     sums, count = distributed.reduce_sums(sums, count, source.device)  # each rank saw its share
     return _to_floats(sums, count, "val")
 
 
-def check_targets(model: torch.nn.Module, y: Any, n_samples: int, name: str) -> np.ndarray | None:
+def check_targets(model: Autoencoder, y: Any, n_samples: int, name: str) -> np.ndarray | None:
     """``y`` validated for ``model``: None when the model takes no targets (or none are needed and
     none given), int64 class labels for a classifier head, float32 rows when ``target_kind`` is
     ``"values"``. Raises :class:`DataError` (missing labels, wrong length, bad values)."""
-    kind = getattr(model, "target_kind", "classes")
+    kind = model.target_kind
     if y is None:
-        if getattr(model, "needs_targets", False):
+        if model.needs_targets:
             return as_class_labels(None, n_samples, name)  # raises: labels are required
         return None
     if kind == "values":
@@ -126,9 +125,9 @@ def check_targets(model: torch.nn.Module, y: Any, n_samples: int, name: str) -> 
         if values.shape[0] != n_samples:
             raise DataError(f"{name} has {values.shape[0]} rows for {n_samples} samples")
         return values
-    if not getattr(model, "needs_targets", False):
+    if not model.needs_targets:
         return None  # an unsupervised phase ignores labels
-    return as_class_labels(y, n_samples, name, n_classes=getattr(model, "n_classes", None))
+    return as_class_labels(y, n_samples, name, n_classes=model.n_classes)
 
 
 def train(model: torch.nn.Module, X: Any, config: TrainConfig | None = None, *,
@@ -148,8 +147,106 @@ def train(model: torch.nn.Module, X: Any, config: TrainConfig | None = None, *,
     (:func:`end_state_problem`), after restoring the model to its state after the previous epoch;
     that epoch's checkpoint and metrics stay as they were.
     """
+    if not isinstance(model, Autoencoder):  # the hooks read below are declared there, with defaults
+        raise ConfigError(f"train needs a sparseae model (a subclass of sparseae.models.Autoencoder), "
+                          f"not {type(model).__name__}")
     config = (config or TrainConfig()).validate()
+    loop = _setup(model, X, config, y, X_val, y_val, run_dir, resume, callbacks)
+    result = TrainResult(history=loop.state["history"], best_epoch=loop.state["best_epoch"])
+    first_epoch = loop.state["epoch"] + 1
+    if loop.early_stopping and loop.state["bad_epochs"] >= config.n_iter_no_change:
+        first_epoch, result.stop_reason = config.n_epochs + 1, "early_stopping"  # resumed after it stopped
+    from .callbacks import training_schedules  # that module imports this one
+
+    schedules, end_schedules = training_schedules(config, loop)  # train.schedule: before the others
+    from .loggers import training_loggers  # that module imports this one
+
+    trackers, close_trackers = training_loggers(config.loggers, run_dir, progress_label, lambda: asdict(config),
+                                                enabled=distributed.is_primary())
+    loop.callbacks = [*schedules, *loop.callbacks, *trackers]
+    bar = _progress_bar(loop, progress_label)
+    previous_threads = torch.get_num_threads()  # train.threads holds while training, then this again
+    set_threads(config.threads, step_work(model, len(loop.train_source) if config.optimizer == "lbfgs"
+                                          else config.batch_size))
+    try:
+        for epoch in range(first_epoch, config.n_epochs + 1):
+            record, converged = _run_epoch(loop, epoch, bar)
+            bar.set_postfix(epoch=epoch, loss=f"{record[loop.monitor]:.4g}")
+            stop_reason = _end_epoch(loop, epoch, record, converged)
+            if stop_reason is not None:
+                result.stop_reason = stop_reason
+                break
+    finally:
+        bar.close()
+        model.set_full_batch(False)
+        torch.set_num_threads(previous_threads)
+        close_trackers()
+        end_schedules()
+    return _finish(loop, result)
+
+
+@dataclass
+class _Loop:
+    """What a training run carries from epoch to epoch: the model and its optimizer, the data,
+    the step functions, the resumable ``state`` (saved in checkpoints) and ``best_state`` (the
+    weights of the best epoch, kept under early stopping)."""
+
+    model: Autoencoder
+    config: TrainConfig
+    optimizer: Any
+    train_source: BatchSource
+    val_source: BatchSource | None
+    run_dir: Path | None
+    callbacks: Sequence[Callback]
+    state: dict[str, Any]
+    best_state: dict[str, torch.Tensor] | None
+    forward: Any = None
+    update: Any = None
+    graphed: GraphedStep | None = None
+
+    @property
+    def early_stopping(self) -> bool:
+        return self.config.n_iter_no_change is not None
+
+    @property
+    def monitor(self) -> str:
+        """The record key that early stopping and the best epoch follow."""
+        return f"{'val' if self.val_source is not None else 'train'}_{self.config.monitor}"
+
+    @property
+    def write(self) -> bool:
+        return self.run_dir is not None and distributed.is_primary()
+
+
+def _setup(model: Autoencoder, X: Any, config: TrainConfig, y: Any, X_val: Any, y_val: Any,
+           run_dir: str | Path | None, resume: bool, callbacks: Sequence[Callback]) -> _Loop:
+    """Validate the data, move ``model`` to the device, build the optimizer and step functions,
+    and load the checkpoint when resuming."""
     device = config.training_device()  # the machine's facts: checked here, not when a config is read
+    dtype = getattr(torch, config.dtype)
+    train_source, val_source = _data_sources(model, X, y, X_val, y_val, config, device, dtype)
+    optimizer = make_optimizer(model, config)
+    if config.cuda_graph and distributed.is_distributed():
+        raise ConfigError("cuda_graph is not supported under torch.distributed; train without it")
+    if config.bf16_weights and distributed.is_distributed():
+        raise ConfigError("bf16_weights is not supported under torch.distributed; train without it")
+    run_dir = Path(run_dir) if run_dir is not None else None
+    state: dict[str, Any] = {"epoch": 0, "step": 0, "history": [], "best_loss": math.inf,
+                             "best_epoch": 0, "bad_epochs": 0, "config": asdict(config)}
+    best_state: dict[str, torch.Tensor] | None = None
+    if resume and run_dir is not None and has_checkpoint(run_dir):
+        state, best_state = load_checkpoint(run_dir, model, optimizer)
+        logger.info("resumed from %s at epoch %d", run_dir, state["epoch"])
+        model.to(device=device, dtype=dtype)
+    loop = _Loop(model, config, optimizer, train_source, val_source, run_dir, callbacks, state, best_state)
+    if config.optimizer != "lbfgs":
+        _attach_step_functions(loop, device)
+    return loop
+
+
+def _data_sources(model: Autoencoder, X: Any, y: Any, X_val: Any, y_val: Any, config: TrainConfig,
+                  device: torch.device, dtype: torch.dtype) -> tuple[BatchSource, BatchSource | None]:
+    """(training rows, validation rows or None) on ``device``; ``model`` moved there in train mode."""
     X = as_float_array(X, "X", n_features=model.n_features)
     y = check_targets(model, y, X.shape[0], "y")
     if X_val is not None:
@@ -158,125 +255,132 @@ def train(model: torch.nn.Module, X: Any, config: TrainConfig | None = None, *,
         train_idx, val_idx = np.arange(X.shape[0]), None
     else:
         train_idx, val_idx = split_validation(X.shape[0], config.validation_fraction, config.random_state)
-    dtype = getattr(torch, config.dtype)
     model.to(device=device, dtype=dtype).train()
     model.set_full_batch(config.optimizer == "lbfgs")
     train_source = BatchSource(X, device, train_idx, dtype=dtype, targets=y)
     val_source = (BatchSource(X_val, device, dtype=dtype, targets=y_val) if X_val is not None
                   else BatchSource(X, device, val_idx, dtype=dtype, targets=y) if val_idx is not None else None)
-    amp = config.amp
-    optimizer = make_optimizer(model, config)
-    if config.cuda_graph and distributed.is_distributed():
-        raise ConfigError("cuda_graph is not supported under torch.distributed; train without it")
-    if config.bf16_weights and distributed.is_distributed():
-        raise ConfigError("bf16_weights is not supported under torch.distributed; train without it")
-    run_dir = Path(run_dir) if run_dir is not None else None
-    write = run_dir is not None and distributed.is_primary()
+    return train_source, val_source
 
-    state: dict[str, Any] = {"epoch": 0, "step": 0, "history": [], "best_loss": math.inf,
-                             "best_epoch": 0, "bad_epochs": 0, "config": asdict(config)}
-    best_state: dict[str, torch.Tensor] | None = None
-    if resume and run_dir is not None and has_checkpoint(run_dir):
-        state, best_state = load_checkpoint(run_dir, model, optimizer)
-        logger.info("resumed from %s at epoch %d", run_dir, state["epoch"])
-        model.to(device=device, dtype=dtype)
-    weights = Bf16Weights(model) if config.bf16_weights else None  # after the resume: copies of its weights
-    forward = training_forward(model, device, config, weights) if config.optimizer != "lbfgs" else None
-    update = training_update(model, optimizer, config, device, weights) if forward is not None else None
+
+def _attach_step_functions(loop: _Loop, device: torch.device) -> None:
+    """The minibatch step: forward, parameter update, and its CUDA graph when ``cuda_graph`` asks.
+    Built after a resume, so bf16 weights copy the resumed weights."""
+    config, optimizer = loop.config, loop.optimizer
+    weights = Bf16Weights(loop.model) if config.bf16_weights else None
+    loop.forward = training_forward(loop.model, device, config, weights)
+    loop.update = training_update(loop.model, optimizer, config, device, weights)
     if config.cuda_graph:
         make_capturable(optimizer, device)  # learning rates as device tensors: no re-capture/re-compile
-    graphed = None
-    if config.cuda_graph:
-        graphed = GraphedStep(lambda x, y: _backward_step(optimizer, x, y, forward, update),
-                              config.batch_size, device)
-    result = TrainResult(history=state["history"], best_epoch=state["best_epoch"])
-    early_stopping = config.n_iter_no_change is not None
-    monitor = f"{'val' if val_source is not None else 'train'}_{config.monitor}"
+        forward, update = loop.forward, loop.update
+        loop.graphed = GraphedStep(lambda x, y: _backward_step(optimizer, x, y, forward, update),
+                                   config.batch_size, device)
 
-    total_steps = config.n_epochs * (1 if config.optimizer == "lbfgs" else train_source.n_batches(config.batch_size))
+
+def _progress_bar(loop: _Loop, label: str):
+    """A tqdm bar over every optimizer step of the run (shown when ``config.progress`` asks)."""
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total_steps, initial=min(state["step"], total_steps), desc=progress_label, unit="step",
-               dynamic_ncols=True, disable=not (config.progress and distributed.is_primary()), leave=False)
-    first_epoch = state["epoch"] + 1
-    if early_stopping and state["bad_epochs"] >= config.n_iter_no_change:
-        first_epoch, result.stop_reason = config.n_epochs + 1, "early_stopping"  # resumed after it stopped
-    previous_threads = torch.get_num_threads()  # train.threads holds while training, then this again
-    set_threads(config.threads, step_work(model, len(train_idx) if config.optimizer == "lbfgs" else config.batch_size))
-    try:
-        for epoch in range(first_epoch, config.n_epochs + 1):
-            seed = epoch_seed(config.random_state, epoch)
-            torch.manual_seed(seed)
-            generator = torch.Generator().manual_seed(seed)
-            last_good = copy.deepcopy(model.state_dict())
-            set_epoch_learning_rate(optimizer, config, epoch)
-            for callback in callbacks:
-                callback.on_epoch_start(epoch, model)
-            started = time.perf_counter()
-            try:
-                if config.optimizer == "lbfgs":
-                    sums, count = _lbfgs_epoch(model, optimizer, train_source, amp, epoch, config)
-                    state["step"] += 1
-                    bar.update(1)
-                    for callback in callbacks:
-                        callback.on_step(state["step"], model)
-                else:
-                    sums, count = _minibatch_epoch(model, optimizer, train_source, config, generator,
-                                                   state, bar, callbacks, forward, update, graphed)
-            except RuntimeError as exc:  # a step size past the float range (huge learning rate, L-BFGS's t)
-                if "without overflow" not in str(exc):
-                    raise
-                _diverged(model, last_good, "an update overflowed the float range", epoch, run_dir)
-            train_record = _to_floats(sums, count, "train")
-            if not math.isfinite(train_record["train_loss"]):
-                _diverged(model, last_good, "the loss became NaN/inf", epoch, run_dir)
-            record: dict[str, float] = {"epoch": epoch, **train_record}
-            if config.lr_decay != 1.0 and config.optimizer != "lbfgs":
-                record["learning_rate"] = float(optimizer.param_groups[0]["lr"]) / optimizer.param_groups[0].get("lr_scale", 1.0)
-            if val_source is not None:
-                record.update(evaluate_loss(model, val_source, config.batch_size, amp))
-            # The state to be saved: the losses above came before each update but L-BFGS's and
-            # validation's, so the end state's loss is probed on one batch when neither is known.
-            end_loss = record.get("val_loss", record["train_loss"] if config.optimizer == "lbfgs" else None)
-            problem = end_state_problem(model, train_source, config.batch_size, amp, end_loss)
-            if problem is not None:
-                _diverged(model, last_good, problem, epoch, run_dir)
-            record["seconds"] = time.perf_counter() - started
-            if monitor not in record:
-                raise ConfigError(f"monitor {config.monitor!r} is not a logged term of this model; "
-                                  f"logged: {', '.join(k for k in record if k != 'epoch')}")
-            state["history"].append(record)
-            state["epoch"] = epoch
-            bar.set_postfix(epoch=epoch, loss=f"{record[monitor]:.4g}")
-            logger.info("epoch %d: %s", epoch, ", ".join(f"{k}={v:.5g}" for k, v in record.items() if k != "epoch"))
+    config = loop.config
+    steps_per_epoch = 1 if config.optimizer == "lbfgs" else loop.train_source.n_batches(config.batch_size)
+    total_steps = config.n_epochs * steps_per_epoch
+    return tqdm(total=total_steps, initial=min(loop.state["step"], total_steps), desc=label, unit="step",
+                dynamic_ncols=True, disable=not (config.progress and distributed.is_primary()), leave=False)
 
-            if record[monitor] < state["best_loss"] - config.tol:
-                state["best_loss"], state["best_epoch"], state["bad_epochs"] = record[monitor], epoch, 0
-                if early_stopping:
-                    best_state = copy.deepcopy(model.state_dict())
-            else:
-                state["bad_epochs"] += 1
-            if write:
-                save_checkpoint(run_dir, model, optimizer, state, best_state)
-                write_metrics(run_dir, state["history"])
-            for callback in callbacks:
-                callback.on_epoch_end(epoch, record, model)
-            if early_stopping and state["bad_epochs"] >= config.n_iter_no_change:
-                result.stop_reason = "early_stopping"
-                break
-            if config.optimizer == "lbfgs" and getattr(optimizer, "converged", False):
-                result.stop_reason = "converged"
-                break
-    finally:
-        bar.close()
-        model.set_full_batch(False)
-        torch.set_num_threads(previous_threads)
-    if early_stopping and best_state is not None:
-        model.load_state_dict(best_state)
-        result.best_epoch = state["best_epoch"]
+
+def _run_epoch(loop: _Loop, epoch: int, bar) -> tuple[dict[str, float], bool]:
+    """Train epoch ``epoch`` and evaluate it: (its record, whether L-BFGS converged). Raises
+    :class:`DivergenceError` (model restored) when the loss or the end state is not finite."""
+    model, config = loop.model, loop.config
+    seed = epoch_seed(config.random_state, epoch)
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    last_good = copy.deepcopy(model.state_dict())
+    set_epoch_learning_rate(loop.optimizer, config, epoch)
+    for callback in loop.callbacks:
+        callback.on_epoch_start(epoch, model)
+    started = time.perf_counter()
+    converged = False  # L-BFGS met its tolerances in this epoch (not saved: a resume runs on)
+    try:
+        if config.optimizer == "lbfgs":
+            sums, count, converged = _lbfgs_epoch(model, loop.optimizer, loop.train_source, config.amp,
+                                                  epoch, config)
+            loop.state["step"] += 1
+            bar.update(1)
+            for callback in loop.callbacks:
+                callback.on_step(loop.state["step"], model)
+        else:
+            sums, count = _minibatch_epoch(model, loop.optimizer, loop.train_source, config, generator,
+                                           loop.state, bar, loop.callbacks, loop.forward, loop.update,
+                                           loop.graphed)
+    except RuntimeError as exc:  # a step size past the float range (huge learning rate, L-BFGS's t)
+        if "without overflow" not in str(exc):
+            raise
+        _diverged(model, last_good, "an update overflowed the float range", epoch, loop.run_dir)
+    record = _epoch_record(loop, epoch, sums, count, last_good)
+    record["seconds"] = time.perf_counter() - started
+    if loop.monitor not in record:
+        raise ConfigError(f"monitor {config.monitor!r} is not a logged term of this model; "
+                          f"logged: {', '.join(k for k in record if k != 'epoch')}")
+    return record, converged
+
+
+def _epoch_record(loop: _Loop, epoch: int, sums: dict[str, torch.Tensor], count: int,
+                  last_good: dict[str, torch.Tensor]) -> dict[str, float]:
+    """The epoch's logged losses (training, learning rate, validation) after checking that the
+    loss and the state the epoch ended in are finite (else :func:`_diverged`)."""
+    model, config = loop.model, loop.config
+    train_record = _to_floats(sums, count, "train")
+    if not math.isfinite(train_record["train_loss"]):
+        _diverged(model, last_good, "the loss became NaN/inf", epoch, loop.run_dir)
+    record: dict[str, float] = {"epoch": epoch, **train_record}
+    if config.lr_decay != 1.0 and config.optimizer != "lbfgs":
+        group = loop.optimizer.param_groups[0]
+        record["learning_rate"] = float(group["lr"]) / group.get("lr_scale", 1.0)
+    if loop.val_source is not None:
+        record.update(evaluate_loss(model, loop.val_source, config.batch_size, config.amp))
+    # The state to be saved: the losses above came before each update but L-BFGS's and
+    # validation's, so the end state's loss is probed on one batch when neither is known.
+    end_loss = record.get("val_loss", record["train_loss"] if config.optimizer == "lbfgs" else None)
+    problem = end_state_problem(model, loop.train_source, config.batch_size, config.amp, end_loss)
+    if problem is not None:
+        _diverged(model, last_good, problem, epoch, loop.run_dir)
+    return record
+
+
+def _end_epoch(loop: _Loop, epoch: int, record: dict[str, float], converged: bool) -> str | None:
+    """Log ``record``, follow the best epoch, checkpoint, call ``on_epoch_end``: the stop reason
+    when training ends here (early stopping, L-BFGS converged), else None."""
+    config, state, monitor = loop.config, loop.state, loop.monitor
+    state["history"].append(record)
+    state["epoch"] = epoch
+    logger.info("epoch %d: %s", epoch, ", ".join(f"{k}={v:.5g}" for k, v in record.items() if k != "epoch"))
+    if record[monitor] < state["best_loss"] - config.tol:
+        state["best_loss"], state["best_epoch"], state["bad_epochs"] = record[monitor], epoch, 0
+        if loop.early_stopping:
+            loop.best_state = copy.deepcopy(loop.model.state_dict())
     else:
-        result.best_epoch = state["epoch"]
-    result.history = state["history"]
+        state["bad_epochs"] += 1
+    if loop.write:
+        save_checkpoint(loop.run_dir, loop.model, loop.optimizer, state, loop.best_state)
+        write_metrics(loop.run_dir, state["history"])
+    for callback in loop.callbacks:
+        callback.on_epoch_end(epoch, record, loop.model)
+    if loop.early_stopping and state["bad_epochs"] >= config.n_iter_no_change:
+        return "early_stopping"
+    if config.optimizer == "lbfgs" and converged:
+        return "converged"
+    return None
+
+
+def _finish(loop: _Loop, result: TrainResult) -> TrainResult:
+    """``result`` completed; under early stopping the model takes the best epoch's weights."""
+    if loop.early_stopping and loop.best_state is not None:
+        loop.model.load_state_dict(loop.best_state)
+        result.best_epoch = loop.state["best_epoch"]
+    else:
+        result.best_epoch = loop.state["epoch"]
+    result.history = loop.state["history"]
     return result
 
 
@@ -294,10 +398,8 @@ def end_state_problem(model: torch.nn.Module, source: BatchSource, batch_size: i
             x, y = next(batches)
         finally:
             batches.close()
-        was_training = model.training
-        model.eval()
-        flags.append(torch.isfinite(batch_loss(model, x, y, amp).loss.detach()).all())
-        model.train(was_training)
+        with evaluating(model):
+            flags.append(torch.isfinite(batch_loss(model, x, y, amp).loss.detach()).all())
     else:
         flags.append(torch.tensor(math.isfinite(end_loss), device=source.device))
     bad = distributed.sum_across_ranks((~torch.stack(flags)).float()).tolist()
@@ -394,7 +496,8 @@ def _minibatch_epoch(model, optimizer, source: BatchSource, config: TrainConfig,
 
 
 def _lbfgs_epoch(model, optimizer, source: BatchSource, amp: bool, epoch: int, config: TrainConfig):
-    """``lbfgs_iter_per_epoch`` L-BFGS iterations on the whole training set."""
+    """``lbfgs_iter_per_epoch`` L-BFGS iterations on the whole training set: (sums of the loss and
+    terms, 1, whether L-BFGS stopped early on its tolerances, so later epochs would change nothing)."""
     x, y = source.full()
     remaining = config.lbfgs_max_iter - (epoch - 1) * config.lbfgs_iter_per_epoch
     optimizer.param_groups[0]["max_iter"] = min(config.lbfgs_iter_per_epoch, remaining)
@@ -414,7 +517,7 @@ def _lbfgs_epoch(model, optimizer, source: BatchSource, amp: bool, epoch: int, c
     iterations = lbfgs_state.get("n_iter", 0) - before[0]
     evaluations = lbfgs_state.get("func_evals", 0) - before[1]
     # L-BFGS returns early once its tolerances are met; then further epochs change nothing.
-    optimizer.converged = iterations < group["max_iter"] and evaluations < group["max_eval"]
+    converged = iterations < group["max_iter"] and evaluations < group["max_eval"]
     with torch.no_grad():
         out = batch_loss(model, x, y, amp)
-    return {"loss": out.loss.detach(), **out.terms}, 1
+    return {"loss": out.loss.detach(), **out.terms}, 1, converged

@@ -2,7 +2,7 @@
 
 Figures are built with ``matplotlib.figure.Figure`` and drawn by the Agg canvas directly, never
 through ``pyplot``, so no global matplotlib state (backend, current figure) changes. Each function
-writes its PNG atomically (a temporary file in the target folder, then ``os.replace``), creating
+writes its PNG atomically (:func:`sparseae.files.atomic_file`: a temporary file beside it, renamed), creating
 missing parent folders, and returns the written path as a ``pathlib.Path``.
 """
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import numbers
 import os
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ..errors import ConfigError, DataError
+from ..files import atomic_file
 from ..validation import as_float_array, check_number
 from .grid import _as_filter_matrix, _check_image_shape, filter_grid, kernel_grid, tile_images
 
@@ -34,16 +34,9 @@ _DPI = 100
 def _save_figure(figure: Figure, path: str | os.PathLike) -> Path:
     """Render ``figure`` as PNG to ``path`` atomically and return ``Path(path)``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     FigureCanvasAgg(figure)
-    try:
-        with open(temporary, "xb") as handle:
-            figure.savefig(handle, format="png", dpi=_DPI)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    with atomic_file(path, "wb") as handle:
+        figure.savefig(handle, format="png", dpi=_DPI)
     return path
 
 
@@ -126,6 +119,24 @@ def save_curves(records: Sequence[Mapping[str, Any]], path: str | os.PathLike, *
     Whole-number epochs get whole-number ticks; a curve of a single point is a marker labelled
     with its value.
     """
+    epochs = _curve_epochs(records)
+    keys = _curve_keys(records, keys)
+    panels = [[key for key in keys if key.endswith("_loss")], [key for key in keys if not key.endswith("_loss")]]
+    panels = [panel for panel in panels if panel]
+
+    figure = Figure(figsize=(6.4, 3.2 * len(panels)))
+    axes_list = figure.subplots(len(panels), 1, squeeze=False, sharex=True)[:, 0]
+    for axes, panel in zip(axes_list, panels):
+        _draw_curve_panel(axes, panel, epochs, records)
+    _epoch_ticks(axes_list[-1], epochs)
+    axes_list[-1].set_xlabel("epoch")
+    figure.tight_layout()
+    return _save_figure(figure, path)
+
+
+def _curve_epochs(records: Sequence[Mapping[str, Any]]) -> list[float]:
+    """The epoch of each record (``index + 1`` where it names none); raises :class:`DataError`
+    unless ``records`` is a non-empty list of dicts with finite epochs."""
     if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Sequence) or not records:
         raise DataError("records must be a non-empty list of dicts, one per epoch")
     if not all(isinstance(record, Mapping) for record in records):
@@ -133,6 +144,11 @@ def save_curves(records: Sequence[Mapping[str, Any]], path: str | os.PathLike, *
     epochs = [_numeric(record.get("epoch", index + 1)) for index, record in enumerate(records)]
     if any(epoch is None for epoch in epochs):
         raise DataError("every record's 'epoch' must be a finite number")
+    return epochs
+
+
+def _curve_keys(records: Sequence[Mapping[str, Any]], keys: Sequence[str] | None) -> list[str]:
+    """``keys`` checked against the records' numeric keys, or all of those (in first-seen order)."""
     seen: dict[str, None] = {}
     for record in records:
         seen.update(dict.fromkeys(key for key in record if key != "epoch" and _numeric(record[key]) is not None))
@@ -146,36 +162,37 @@ def save_curves(records: Sequence[Mapping[str, Any]], path: str | os.PathLike, *
             raise ConfigError(f"no numeric values for key(s) {missing}; available: {sorted(seen)}")
     if not keys:
         raise DataError("records hold no numeric metric to plot")
-    panels = [[key for key in keys if key.endswith("_loss")], [key for key in keys if not key.endswith("_loss")]]
-    panels = [panel for panel in panels if panel]
+    return list(keys)
 
-    figure = Figure(figsize=(6.4, 3.2 * len(panels)))
-    axes_list = figure.subplots(len(panels), 1, squeeze=False, sharex=True)[:, 0]
-    for axes, panel in zip(axes_list, panels):
-        all_values: list[float] = []
-        for key in panel:
-            points = [(epoch, _numeric(record.get(key))) for epoch, record in zip(epochs, records)]
-            points = [(epoch, value) for epoch, value in points if value is not None]
-            xs, ys = zip(*points)
-            single = len(points) == 1
-            line, = axes.plot(xs, ys, marker="o" if len(points) < 30 else None, markersize=6 if single else 3,
-                              label=key)
-            if single:
-                axes.annotate(f"{ys[0]:.4g}", (xs[0], ys[0]), xytext=(6, 4), textcoords="offset points",
-                              fontsize=8, color=line.get_color())
-            all_values.extend(ys)
-        if min(all_values) > 0:
-            axes.set_yscale("log")
-        axes.grid(True, alpha=0.3)
-        axes.legend(fontsize=8)
+
+def _draw_curve_panel(axes, panel: Sequence[str], epochs: Sequence[float],
+                      records: Sequence[Mapping[str, Any]]) -> None:
+    """One curve per key of ``panel``, skipping missing values; a log scale when all are > 0."""
+    all_values: list[float] = []
+    for key in panel:
+        points = [(epoch, _numeric(record.get(key))) for epoch, record in zip(epochs, records)]
+        points = [(epoch, value) for epoch, value in points if value is not None]
+        xs, ys = zip(*points)
+        single = len(points) == 1
+        line, = axes.plot(xs, ys, marker="o" if len(points) < 30 else None, markersize=6 if single else 3,
+                          label=key)
+        if single:
+            axes.annotate(f"{ys[0]:.4g}", (xs[0], ys[0]), xytext=(6, 4), textcoords="offset points",
+                          fontsize=8, color=line.get_color())
+        all_values.extend(ys)
+    if min(all_values) > 0:
+        axes.set_yscale("log")
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=8)
+
+
+def _epoch_ticks(axes, epochs: Sequence[float]) -> None:
+    """Whole-number ticks for whole-number epochs; one epoch gets a single tick at it."""
     if all(float(epoch).is_integer() for epoch in epochs):
-        axes_list[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         if len(set(epochs)) == 1:  # one epoch: a tick at it, not a span of fractions around it
-            axes_list[-1].set_xticks([epochs[0]])
-            axes_list[-1].set_xlim(epochs[0] - 1, epochs[0] + 1)
-    axes_list[-1].set_xlabel("epoch")
-    figure.tight_layout()
-    return _save_figure(figure, path)
+            axes.set_xticks([epochs[0]])
+            axes.set_xlim(epochs[0] - 1, epochs[0] + 1)
 
 
 def _as_image_rows(X: Any, name: str, image_shape: tuple[int, int]) -> np.ndarray:

