@@ -26,10 +26,10 @@ import torch
 from sparseae.data import load_mnist
 from sparseae.evaluate import linear_probe
 from sparseae.models import ConvFeatureExtractor, build_conv_stack
-from sparseae.train.procedures import fit_conv_stack
 from sparseae.models.conv_stack import transform_rows
 from sparseae.nn.contrast import local_contrast_normalize
 from sparseae.train import TrainConfig
+from sparseae.train.procedures import fit_conv_stack
 
 
 def pools(n_maps: int, kind: str, size: int) -> dict:

@@ -25,8 +25,8 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from sparseae.data import load_mnist
 from sparseae.models import create_model
-from sparseae.train.procedures import pretrain_deep_model
 from sparseae.train import TrainConfig, train
+from sparseae.train.procedures import pretrain_deep_model
 from sparseae.viz import save_embeddings
 
 
@@ -78,7 +78,8 @@ def main() -> None:
         if dim == 2:
             path = save_embeddings([("deep autoencoder 784-1000-500-250-2", codes), ("PCA, 2 components", pca_codes)],
                                    y_test, Path(args.out) / "mnist_2d.png", title="MNIST test digits")
-            print(f"wrote {path}; 10-NN accuracy on the 2-D test codes: deep AE {100 * knn_accuracy(codes, y_test):.1f}%, "
+            print(f"wrote {path}; 10-NN accuracy on the 2-D test codes: "
+                  f"deep AE {100 * knn_accuracy(codes, y_test):.1f}%, "
                   f"PCA {100 * knn_accuracy(pca_codes, y_test):.1f}%", flush=True)
     print()
     print(f"{'code size':>9} | {'deep AE test error':>18} | {'PCA test error':>14} | {'ratio':>5} | {'train s':>8}")

@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
                          f"{t_cd / s:.1f}x", str(it)) for m, dev, dt, s, obj, _, it in rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     for k, r in enumerate(table):
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |")
         if k == 0:
             print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for note in notes:

@@ -69,7 +69,7 @@ def main() -> None:
         print(f"{n_bits:4d} | {'exhaustive scan, radius 2':<34} | {seconds:8.3f} | "
               f"{len(few) / seconds:>8,.0f} queries/s | {within.sum(axis=1).mean():10.2f}")
         # the lookup and the scan must agree on the items within radius 2
-        for row, found in zip(within[:20], index.lookup(few[:20], 2)):
+        for row, found in zip(within[:20], index.lookup(few[:20], 2), strict=True):
             assert np.array_equal(np.sort(found), np.flatnonzero(row)), "lookup disagrees with the scan"
 
 

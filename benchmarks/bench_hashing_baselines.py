@@ -24,9 +24,17 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from sparseae.data import load_mnist
-from sparseae.retrieval import (ITQ, PCAHashing, RandomProjectionLSH, hamming_distances,
-                                mean_average_precision, mnist_retrieval_split, pack_bits,
-                                precision_recall_curve, precision_within_radius)
+from sparseae.retrieval import (
+    ITQ,
+    PCAHashing,
+    RandomProjectionLSH,
+    hamming_distances,
+    mean_average_precision,
+    mnist_retrieval_split,
+    pack_bits,
+    precision_recall_curve,
+    precision_within_radius,
+)
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist.npz"
 

@@ -7,24 +7,32 @@ D of 400 atoms. The error of codes Z is ``mean‖z − z*‖² / mean‖z*‖²`
    MNIST, 10×10 patches of the 1/f-whitened natural images (:func:`sparseae.data.natural_image_patches`),
    each patch centred, all scaled by one factor to unit mean norm.
 2. Dictionary: :func:`sparseae.train.procedures.learn_dictionary`, a few epochs from random samples.
-3. Targets: z* by FISTA from zero for ``--zstar-iter`` iterations (600: on MNIST FISTA's error is then
-   ~1e-6, far below every number in the table) for the LISTA training set and the test set.
-4. LISTA (:func:`sparseae.models.lista_from_dictionary`) for T = 1…``--max-steps``, each trained from the
-   ISTA initialization for ``--epochs`` epochs with Adam on the cached targets (one-cycle schedule,
-   gradient norm clipped at ``--clip``). The parameters differ in scale: W_e = Dᵀ/L and θ = λ/L are
-   ~1/L = 1/λ_max(DᵀD) of S ≈ I, and S is applied T times, so W_e and θ take ``lr/(2L)`` and S takes
-   ``lr/T²`` (the deeper network diverges at S's T = 1 rate; these were tuned on MNIST).
+3. Targets: the exact Lasso codes z* by :func:`sparseae.coding.sparse_encode` (``lasso_lars``; or
+   ``--targets fista``: FISTA from zero for ``--zstar-iter`` iterations) for the LISTA training,
+   validation and test sets.
+4. LISTA (:func:`sparseae.models.lista_from_dictionary`, shared weights) for each T of ``--depths``
+   (1, 2, 3, 5, 7, 10), in increasing order. The smallest T starts as ISTA on D (W_e = Dᵀ/L,
+   S = I − DᵀD/L, θ = λ/L); each deeper T starts from the trained previous one (the same W_e, S, θ
+   applied T times: a warm start; ``--no-warm-start`` restarts from ISTA). Each trains by SGD with
+   momentum 0.9 on ‖z^T − z*‖², peak rate ``lr/T`` on a one-cycle schedule of at most ``--epochs``
+   epochs, gradient norm clipped at ``--clip``, stopped after ``--patience`` epochs without a better
+   validation error; the weights of the best validation error are kept. Measured on MNIST (issue 25):
+   Adam, or larger SGD rates, move S far from a contraction (spectral norm 2–8 where ISTA's is < 1), so
+   the trained T − 1 network diverges when applied once more and deeper nets are no better; SGD at
+   lr/T keeps ‖S‖₂ ≈ 1.05, and the error falls with each added layer.
 5. ISTA and FISTA error at every iteration 1…``--max-iter``, recorded in one run each by a proximal
    operator that measures every iterate.
 
-LISTA with T steps applies T + 1 shrinkages, each costing as much as one ISTA/FISTA iteration, so
-"worth" compares it with T + 1 iterations. Example::
+LISTA with T steps applies T + 1 shrinkages, each costing about one ISTA/FISTA iteration; the table
+gives the FISTA iterations that reach each trained error and their ratio to 10·T (issue 25's goal:
+≥ 1). Example::
 
-    python benchmarks/bench_lista_curve.py --mnist ../shared/data/mnist.npz --plot lista_curve.png
+    python benchmarks/bench_lista_curve.py --mnist ../shared/data/mnist.npz --threads 1 --plot curve.png
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
 import time
@@ -39,6 +47,7 @@ from sparseae.coding import (  # noqa: E402
     dictionary_from_samples,
     fista,
     ista,
+    sparse_encode,
 )
 from sparseae.data import MNIST_ENV_VAR, load_mnist, natural_image_patches, unit_norm_rows  # noqa: E402
 from sparseae.models import lista_from_dictionary  # noqa: E402
@@ -48,8 +57,8 @@ TABLE_ITERATIONS = (1, 2, 5, 10, 20, 50, 100, 200)
 
 
 def load_data(args: argparse.Namespace) -> tuple[np.ndarray, str]:
-    """Rows for dictionary learning, LISTA training and testing, disjoint, in that order."""
-    needed = args.n_dict + args.n_train + args.n_test
+    """Rows for dictionary learning, LISTA training, testing and validation, disjoint, in that order."""
+    needed = args.n_dict + args.n_train + args.n_test + args.n_val
     path = args.mnist or os.environ.get(MNIST_ENV_VAR)
     if path:
         X, _ = load_mnist(path)
@@ -87,37 +96,60 @@ def relative_error(Z: torch.Tensor, Z_star: torch.Tensor) -> float:
     return float((Z - Z_star).square().sum() / Z_star.square().sum())
 
 
-def train_lista(D: torch.Tensor, lam: float, n_steps: int, X: torch.Tensor, Z: torch.Tensor,
-                args: argparse.Namespace):
-    """LISTA with T = n_steps trained on cached targets Z (the trainer computes targets by FISTA
-    every step; with a fixed dictionary they are computed once here)."""
+def train_lista(model, X: torch.Tensor, Z: torch.Tensor, X_val: torch.Tensor, Z_val: torch.Tensor,
+                args: argparse.Namespace) -> tuple[object, int, int]:
+    """Train ``model`` (LISTA, T = its n_steps) on cached targets Z (n, n_components) in place; returns
+    (model with the weights of its best validation error, epochs run, best epoch; 0: the start).
+
+    SGD with momentum 0.9 (or Adam) at peak rate ``lr/T`` on a one-cycle schedule over ``--epochs``,
+    gradient norm clipped at ``--clip``; stops after ``--patience`` epochs without a better validation
+    error. The start counts as a candidate, so a warm-started T never ends above its start."""
+    T = model.encoder.n_steps
     torch.manual_seed(args.seed)
-    model = lista_from_dictionary(D, lam, n_steps)
-    encoder, L = model.encoder, float(model.lipschitz)
-    rates = [args.lr / (2 * L), args.lr / n_steps ** 2]
-    optimizer = torch.optim.Adam([{"params": [encoder.weight, encoder.threshold], "lr": rates[0]},
-                                  {"params": [encoder.S], "lr": rates[1]}])
+    rate = args.lr / T
+    params = list(model.encoder.parameters())
+    optimizer = (torch.optim.SGD(params, lr=rate, momentum=0.9) if args.optimizer == "sgd"
+                 else torch.optim.Adam(params, lr=rate))
     per_epoch = -(-X.shape[0] // args.batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=rates, pct_start=0.2,
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=rate, pct_start=0.2,
                                                    total_steps=args.epochs * per_epoch)
-    generator = torch.Generator().manual_seed(args.seed)
-    for _ in range(args.epochs):
+    generator = torch.Generator().manual_seed(args.seed + T)
+    with torch.no_grad():
+        best, best_epoch = relative_error(model.encode(X_val), Z_val), 0
+    best_state = copy.deepcopy(model.encoder.state_dict())
+    epoch = 0
+    for epoch in range(1, args.epochs + 1):
         order = torch.randperm(X.shape[0], generator=generator)
         for start in range(0, X.shape[0], args.batch_size):
             rows = order[start:start + args.batch_size]
             optimizer.zero_grad(set_to_none=True)
             model.loss(X[rows], targets=Z[rows]).loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+            torch.nn.utils.clip_grad_norm_(params, args.clip)
             optimizer.step()
             schedule.step()
             model.apply_constraints()
-    return model
+        with torch.no_grad():
+            error = relative_error(model.encode(X_val), Z_val)
+        if error < best:
+            best, best_epoch, best_state = error, epoch, copy.deepcopy(model.encoder.state_dict())
+        elif epoch - best_epoch >= args.patience:
+            break
+    model.encoder.load_state_dict(best_state)
+    return model, epoch, best_epoch
 
 
 def iterations_to_match(curve: np.ndarray, error: float) -> str:
     """The first iteration whose error is ≤ ``error`` (">N" when none is)."""
     hits = np.nonzero(curve <= error)[0]
     return str(int(hits[0]) + 1) if len(hits) else f">{len(curve)}"
+
+
+def exact_codes(X: torch.Tensor, D: torch.Tensor, L: torch.Tensor, args: argparse.Namespace) -> torch.Tensor:
+    """z* (n, n_components) of X (n, n_features): the exact Lasso by LARS, or FISTA from zero."""
+    if args.targets == "lasso_lars":
+        Z = sparse_encode(X, D.t().contiguous(), algorithm="lasso_lars", alpha=args.lam)
+        return torch.as_tensor(Z, dtype=X.dtype)
+    return fista(X, D, args.lam, L=L, max_iter=args.zstar_iter, stop="none").codes
 
 
 def main() -> None:
@@ -127,28 +159,38 @@ def main() -> None:
     parser.add_argument("--lam", type=float, default=0.1, help="λ of ½‖x − Dz‖² + λ‖z‖₁")
     parser.add_argument("--n-dict", type=int, default=10000, help="samples for dictionary learning")
     parser.add_argument("--dict-epochs", type=int, default=3)
-    parser.add_argument("--n-train", type=int, default=10000, help="LISTA training samples")
+    parser.add_argument("--n-train", type=int, default=48000, help="LISTA training samples")
     parser.add_argument("--n-test", type=int, default=1000)
+    parser.add_argument("--n-val", type=int, default=1000, help="validation samples (early stopping)")
+    parser.add_argument("--targets", choices=("lasso_lars", "fista"), default="lasso_lars",
+                        help="z* by sparse_encode's exact LARS, or by FISTA for --zstar-iter iterations")
     parser.add_argument("--zstar-iter", type=int, default=600)
-    parser.add_argument("--max-steps", type=int, default=10, help="LISTA T = 1…max-steps")
-    parser.add_argument("--epochs", type=int, default=6, help="LISTA training epochs")
-    parser.add_argument("--batch-size", type=int, default=25)
-    parser.add_argument("--lr", type=float, default=0.1, help="Adam peak learning rate (S's for T = 1)")
-    parser.add_argument("--clip", type=float, default=0.1, help="gradient norm clipping")
-    parser.add_argument("--max-iter", type=int, default=200, help="ISTA/FISTA iterations")
+    parser.add_argument("--depths", default="1,2,3,5,7,10", help="LISTA T values, increasing")
+    parser.add_argument("--no-warm-start", action="store_true",
+                        help="train every T from the ISTA initialization (default: from the trained "
+                             "previous T, the same shared weights)")
+    parser.add_argument("--epochs", type=int, default=10, help="most LISTA training epochs per depth")
+    parser.add_argument("--patience", type=int, default=4, help="epochs without a better validation error")
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
+    parser.add_argument("--lr", type=float, default=0.1, help="peak learning rate at T = 1; lr/T at T")
+    parser.add_argument("--clip", type=float, default=1.0, help="gradient norm clipping")
+    parser.add_argument("--max-iter", type=int, default=500, help="ISTA/FISTA iterations")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--plot", default=None, help="save the curves to this image file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    depths = sorted({int(t) for t in args.depths.split(",")})
     started = time.perf_counter()
 
     data, description = load_data(args)
     X_dict = data[:args.n_dict]
-    X_train = torch.from_numpy(data[args.n_dict:args.n_dict + args.n_train])
-    X_test = torch.from_numpy(data[args.n_dict + args.n_train:])
+    splits = np.cumsum([args.n_dict, args.n_train, args.n_test])
+    X_train, X_test, X_val = (torch.from_numpy(part) for part in np.split(data, splits)[1:])
     print(f"data: {description}; {args.n_dict} for the dictionary, {args.n_train} LISTA training, "
-          f"{args.n_test} test samples, {data.shape[1]} features; λ = {args.lam}; {args.threads} threads")
+          f"{args.n_val} validation, {args.n_test} test samples, {data.shape[1]} features; λ = {args.lam}; "
+          f"{args.threads} threads")
 
     tic = time.perf_counter()
     coder = learn_dictionary(X_dict, args.n_components, args.lam, max_epochs=args.dict_epochs,
@@ -164,62 +206,71 @@ def main() -> None:
 
     tic = time.perf_counter()
     L = lista_from_dictionary(D, args.lam, 1).lipschitz
-    Z_train, Z_test = (fista(X, D, args.lam, L=L, max_iter=args.zstar_iter, stop="none").codes
-                       for X in (X_train, X_test))
-    check = fista(X_test, D, args.lam, L=L, max_iter=args.zstar_iter // 2, stop="none").codes
-    print(f"z*: FISTA, {args.zstar_iter} iterations ({time.perf_counter() - tic:.0f} s); L = {float(L):.1f}; "
+    Z_train, Z_test, Z_val = (exact_codes(X, D, L, args) for X in (X_train, X_test, X_val))
+    check = fista(X_test, D, args.lam, L=L, max_iter=args.zstar_iter, stop="none").codes
+    print(f"z*: {args.targets} ({time.perf_counter() - tic:.0f} s); L = {float(L):.1f}; "
           f"active atoms per code {float((Z_test != 0).sum(1).float().mean()):.1f}; error of FISTA at "
-          f"{args.zstar_iter // 2} iterations {relative_error(check, Z_test):.1e}")
+          f"{args.zstar_iter} iterations {relative_error(check, Z_test):.1e}")
 
     tic = time.perf_counter()
     curves = {name: solver_curve(solver, X_test, D, args.lam, L, Z_test, args.max_iter)
               for name, solver in (("ISTA", ista), ("FISTA", fista))}
     print(f"ISTA/FISTA curves ({time.perf_counter() - tic:.0f} s)")
 
-    tic = time.perf_counter()
-    lista_errors: dict[int, tuple[float, float]] = {}
-    for T in range(1, args.max_steps + 1):
+    rows, previous = [], None
+    for T in depths:
+        tic = time.perf_counter()
+        model = lista_from_dictionary(D, args.lam, T)
         with torch.no_grad():
-            untrained = relative_error(lista_from_dictionary(D, args.lam, T).encode(X_test), Z_test)
-        model = train_lista(D, args.lam, T, X_train, Z_train, args)
+            untrained = relative_error(model.encode(X_test), Z_test)
+            if previous is not None and not args.no_warm_start:
+                model.encoder.load_state_dict(previous.encoder.state_dict())  # shared weights
+            initial = relative_error(model.encode(X_test), Z_test)
+        model, epochs, best_epoch = train_lista(model, X_train, Z_train, X_val, Z_val, args)
         with torch.no_grad():
-            lista_errors[T] = (untrained, relative_error(model.encode(X_test), Z_test))
-    print(f"LISTA T = 1…{args.max_steps}: {args.epochs} epochs each, batch {args.batch_size} "
-          f"({time.perf_counter() - tic:.0f} s)\n")
+            trained = relative_error(model.encode(X_test), Z_test)
+        rows.append((T, epochs, best_epoch, time.perf_counter() - tic, untrained, initial, trained))
+        print(f"T = {T}: {epochs} epochs (best {best_epoch}), {rows[-1][3]:.0f} s, test error "
+              f"{initial:.4f} → {trained:.4f}", flush=True)
+        previous = model
 
-    print("Code prediction error mean‖z − z*‖² / mean‖z*‖² on the test set")
+    print("\nCode prediction error mean‖z − z*‖² / mean‖z*‖² on the test set")
     print(f"{'iterations':>10} | {'ISTA':>8} | {'FISTA':>8}")
     for k in TABLE_ITERATIONS:
         if k <= args.max_iter:
             print(f"{k:>10} | {curves['ISTA'][k - 1]:8.4f} | {curves['FISTA'][k - 1]:8.4f}")
     print()
-    print(f"{'LISTA T':>7} | {'layers':>6} | {'untrained':>9} | {'trained':>8} | {'ISTA its':>8} | "
-          f"{'FISTA its':>9} | {'FISTA its per layer':>19}")
-    for T, (untrained, trained) in lista_errors.items():
+    print(f"{'T':>3} | {'epochs':>6} | {'best':>4} | {'seconds':>7} | {'ISTA init':>9} | {'start':>7} | "
+          f"{'trained':>7} | {'ISTA its':>8} | {'FISTA its':>9} | {'FISTA its / 10T':>15}")
+    for T, epochs, best_epoch, seconds, untrained, initial, trained in rows:
         fista_its = iterations_to_match(curves["FISTA"], trained)
-        per_layer = f"{int(fista_its) / (T + 1):.1f}" if fista_its.isdigit() else "-"
-        print(f"{T:>7} | {T + 1:>6} | {untrained:9.4f} | {trained:8.4f} | "
-              f"{iterations_to_match(curves['ISTA'], trained):>8} | {fista_its:>9} | {per_layer:>19}")
-    print("\n'ISTA its'/'FISTA its': iterations from zero that reach the trained LISTA's error; "
-          "untrained LISTA T = ISTA with T + 1 iterations.")
+        ratio = f"{int(fista_its) / (10 * T):.2f}" if fista_its.isdigit() else "-"
+        print(f"{T:>3} | {epochs:>6} | {best_epoch:>4} | {seconds:7.0f} | {untrained:9.4f} | {initial:7.4f} | "
+              f"{trained:7.4f} | {iterations_to_match(curves['ISTA'], trained):>8} | {fista_its:>9} | "
+              f"{ratio:>15}")
+    errors = [row[-1] for row in rows]
+    print(f"\nerror falls strictly with T: {bool(np.all(np.diff(errors) < 0))}. "
+          "'ISTA init': the untrained network (T + 1 ISTA iterations); 'start': after the warm start "
+          "from the previous T; 'ISTA its'/'FISTA its': iterations from zero that reach the trained "
+          "error; 'best': the epoch whose validation error was kept.")
     print(f"total {time.perf_counter() - started:.0f} s")
 
     if args.plot:
         from matplotlib.figure import Figure
 
-        figure = Figure(figsize=(6, 4))
+        figure = Figure(figsize=(6.5, 4.2))
         axes = figure.subplots()
         k = np.arange(1, args.max_iter + 1)
-        axes.loglog(k, curves["ISTA"], label="ISTA")
-        axes.loglog(k, curves["FISTA"], label="FISTA")
-        layers = np.array(list(lista_errors)) + 1
-        axes.loglog(layers, [e[1] for e in lista_errors.values()], "o-",
-                    label="LISTA (trained), T + 1 layers")
-        axes.set_xlabel("iterations (LISTA: T + 1 shrinkage layers)")
+        axes.loglog(k, curves["ISTA"], label="ISTA, k iterations")
+        axes.loglog(k, curves["FISTA"], label="FISTA, k iterations")
+        axes.loglog([row[0] for row in rows], errors, "o-", label="LISTA (trained), depth T")
+        axes.loglog([10 * row[0] for row in rows], curves["FISTA"][[10 * row[0] - 1 for row in rows]], "x",
+                    color="grey", label="FISTA at k = 10·T (the goal: LISTA T below)")
+        axes.set_xlabel("k (ISTA/FISTA iterations) or T (LISTA depth)")
         axes.set_ylabel("mean‖z − z*‖² / mean‖z*‖²")
-        axes.set_title(f"code prediction error, {args.n_components} atoms, λ = {args.lam}")
+        axes.set_title(f"code prediction error, MNIST, {args.n_components} atoms, λ = {args.lam}")
         axes.grid(True, which="both", alpha=0.3)
-        axes.legend()
+        axes.legend(fontsize=8)
         figure.tight_layout()
         figure.savefig(args.plot, dpi=100)
         print(f"plot: {args.plot}")

@@ -55,8 +55,13 @@ import torch
 from sparseae.data import ZCAWhitening
 from sparseae.data.datasets import natural_image_patches
 from sparseae.errors import DataError
-from sparseae.evaluate.filters import (energy_concentration, orientation_selectivity, orientation_singularities, preferred_orientation,
-                                       topographic_smoothness)
+from sparseae.evaluate.filters import (
+    energy_concentration,
+    orientation_selectivity,
+    orientation_singularities,
+    preferred_orientation,
+    topographic_smoothness,
+)
 from sparseae.models import LocalAutoencoder, create_model
 from sparseae.train import TrainConfig, train
 
@@ -141,11 +146,10 @@ def save_picture(filters: np.ndarray, measures: dict, kernel: int, sheet: tuple[
                  title: str, margin: int = 0) -> Path:
     """Left: the atoms tiled on the sheet; right: orientation (hue) × selectivity (brightness), with
     pinwheel centres (white +½, black −½) and the measured interior (dashed, ``margin`` in)."""
-    from matplotlib.patches import Rectangle
-
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.colors import hsv_to_rgb
     from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
 
     from sparseae.viz.grid import filter_grid
 

@@ -8,9 +8,9 @@ a hand-written loop (forward, loss, backward, Adam, decoder renormalization) in
 eager mode, under ``torch.compile``, and compiled with the whole step captured in a CUDA graph by
 hand (PyTorch's recipe), against ``sparseae.train.train`` with ``compile`` off, on, and on with
 ``cuda_graph=True`` (and, under autocast, with ``bf16_weights``: the step runs on bf16 copies of
-the weight matrices written by the update, no casts). bf16 autocast on CUDA (``--no-amp`` turns it off), data already on the device, timing between
-two synchronizations after ``--warmup`` steps. Prints ms/step and the ratio to the compiled
-hand-written loop.
+the weight matrices written by the update, no casts). bf16 autocast on CUDA (``--no-amp`` turns
+it off), data already on the device, timing between two synchronizations after ``--warmup``
+steps. Prints ms/step and the ratio to the compiled hand-written loop.
 
     python benchmarks/bench_sae_throughput.py [--d 768 --latents 16384 --batch 4096 --steps 100]
     python benchmarks/bench_sae_throughput.py --d 128 --latents 1024 --batch 512 --steps 20   # CPU-sized
@@ -25,7 +25,6 @@ import torch
 
 from sparseae.models import create_model
 from sparseae.train import Callback, TrainConfig, optim, train
-
 
 LEARNING_RATE = 1e-4  # Adam, both loops
 
@@ -205,7 +204,8 @@ def main() -> None:
 
     for name, k in models:
         for mode, compiled, graphed in modes:
-            measure(name, "hand-written", "hand-written", mode, lambda: time_hand_written(X, args, k, compiled, graphed))
+            measure(name, "hand-written", "hand-written", mode,
+                    lambda: time_hand_written(X, args, k, compiled, graphed))
             measure(name, "sparseae", "sparseae", mode, lambda: time_sparseae(X, args, k, compiled, graphed=graphed))
             if compiled and device.type == "cuda" and args.amp:
                 measure(name, "sparseae bf16 copies", "bf16 copies", mode,

@@ -23,13 +23,22 @@ import torch
 
 from sparseae.data import load_mnist
 from sparseae.models import create_model, encode_dataset
+from sparseae.retrieval import (
+    ITQ,
+    PCAHashing,
+    RandomProjectionLSH,
+    binarize,
+    hamming_distances,
+    mean_average_precision,
+    mnist_retrieval_split,
+    pack_bits,
+    precision_recall_curve,
+    precision_within_radius,
+)
+from sparseae.train import TrainConfig, train
 from sparseae.train.callbacks import CodeNoiseSchedule
 from sparseae.train.procedures import pretrain_deep_model
-from sparseae.retrieval import (ITQ, PCAHashing, RandomProjectionLSH, binarize, hamming_distances,
-                                mean_average_precision, mnist_retrieval_split, pack_bits,
-                                precision_recall_curve, precision_within_radius)
 from sparseae.viz import save_precision_recall
-from sparseae.train import TrainConfig, train
 
 
 def evaluate(bits_query: np.ndarray, bits_database: np.ndarray, y_query, y_database, curves: list | None = None,
@@ -85,7 +94,8 @@ def main() -> None:
             started = time.perf_counter()
             hasher.fit(X_db)
             seconds = time.perf_counter() - started
-            rows.append((name, n_bits, *evaluate(hasher.encode(X_q), hasher.encode(X_db), y_q, y_db, curves, name), seconds))
+            scores = evaluate(hasher.encode(X_q), hasher.encode(X_db), y_q, y_db, curves, name)
+            rows.append((name, n_bits, *scores, seconds))
             print(f"{name:<14} {n_bits:3d} bits: mAP {rows[-1][2]:.4f}", flush=True)
         if not args.skip_autoencoder:
             started = time.perf_counter()
@@ -93,8 +103,8 @@ def main() -> None:
             seconds = time.perf_counter() - started
             codes_db, codes_q = encode_dataset(model, X_db), encode_dataset(model, X_q)
             near_binary = float(((codes_db < 0.1) | (codes_db > 0.9)).mean())
-            rows.append(("deep binary AE", n_bits, *evaluate(binarize(codes_q), binarize(codes_db), y_q, y_db, curves, "deep binary AE"),
-                         seconds))
+            scores = evaluate(binarize(codes_q), binarize(codes_db), y_q, y_db, curves, "deep binary AE")
+            rows.append(("deep binary AE", n_bits, *scores, seconds))
             print(f"deep binary AE {n_bits:3d} bits: mAP {rows[-1][2]:.4f} ({100 * near_binary:.1f}% of code "
                   f"values within 0.1 of 0 or 1)", flush=True)
         path = save_precision_recall(curves, Path(args.out) / f"precision_recall_{n_bits}.png",

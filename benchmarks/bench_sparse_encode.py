@@ -87,8 +87,8 @@ def mnist_path(arg: str | None) -> Path | None:
 
 
 def mnist_problem(n_samples: int, path: Path, cache: Path, seed: int = 0, lam: float = 0.1):
-    from sparseae.train.procedures import learn_dictionary
     from sparseae.data import load_mnist, unit_norm_rows
+    from sparseae.train.procedures import learn_dictionary
 
     images, _ = load_mnist(path)
     rows = np.random.default_rng(seed).permutation(images.shape[0])
@@ -200,7 +200,7 @@ def print_table(header, rows):
     table = [header] + rows
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     for k, r in enumerate(table):
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |")
         if k == 0:
             print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
 
@@ -263,8 +263,10 @@ def grid(args) -> None:
     header = ("atoms", "lambda ratio", "atoms per code", "batch", "lasso_lars", "lasso_cd",
               "fista", "SPAMS lasso", "auto picks")
     widths = (5, 12, 14, 6, 10, 10, 10, 11, 10)
-    line = lambda cells: print("| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths))
-                               + " |", flush=True)
+
+    def line(cells: tuple[str, ...]) -> None:
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |", flush=True)
+
     line(header)
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for k in args.grid_atoms:

@@ -39,8 +39,12 @@ from matplotlib.figure import Figure
 
 from sparseae.data import ZCAWhitening
 from sparseae.data.datasets import natural_image_patches
-from sparseae.evaluate.filters import (orientation_selectivity, orientation_singularities, preferred_orientation,
-                                       topographic_smoothness)
+from sparseae.evaluate.filters import (
+    orientation_selectivity,
+    orientation_singularities,
+    preferred_orientation,
+    topographic_smoothness,
+)
 from sparseae.models import create_model
 from sparseae.train import TrainConfig, train
 from sparseae.viz import save_filters

@@ -22,9 +22,9 @@ compilation is done in the warm-up, outside the timings).
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 import statistics
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch

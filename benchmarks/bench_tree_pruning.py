@@ -19,8 +19,8 @@ import time
 
 import numpy as np
 import torch
-
 from bench_topographic import whitened_patches
+
 from sparseae.models import create_model
 from sparseae.models.pruning import prune_tree_model
 from sparseae.train import TrainConfig, train

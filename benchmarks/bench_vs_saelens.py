@@ -69,14 +69,19 @@ import sys  # noqa: E402
 import time  # noqa: E402
 
 import torch  # noqa: E402
-
 from bench_sae_throughput import LEARNING_RATE, add_problem_arguments, synchronize, time_train  # noqa: E402  (run as a script: benchmarks/ is on sys.path)
+
 from sparseae.models import create_model  # noqa: E402
 
 try:
     import sae_lens
-    from sae_lens import (SAETrainer, StandardTrainingSAE, StandardTrainingSAEConfig, TopKTrainingSAE,
-                          TopKTrainingSAEConfig)
+    from sae_lens import (
+        SAETrainer,
+        StandardTrainingSAE,
+        StandardTrainingSAEConfig,
+        TopKTrainingSAE,
+        TopKTrainingSAEConfig,
+    )
     from sae_lens.config import LoggingConfig, SAETrainerConfig
 except ImportError as exc:  # pragma: no cover - depends on the environment
     sae_lens = None
@@ -96,7 +101,7 @@ class TimedBatches:
         self.calls = 0
         self.began = self.ended = None
 
-    def __iter__(self) -> "TimedBatches":
+    def __iter__(self) -> TimedBatches:
         return self
 
     def __next__(self) -> torch.Tensor:

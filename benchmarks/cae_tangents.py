@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from sparseae.data import load_mnist
-from sparseae.models import create_model
 from sparseae.evaluate import contraction_stats
+from sparseae.models import create_model
 from sparseae.nn.jacobian import tangent_directions
 from sparseae.train import TrainConfig, train
 from sparseae.viz.fields import save_tangent_images

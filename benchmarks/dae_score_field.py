@@ -25,8 +25,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sparseae.evaluate.manifold import (grid, make_spiral, mixture_score, near_manifold,
-                                        reconstruction_field, score_alignment)
+from sparseae.evaluate.manifold import (
+    grid,
+    make_spiral,
+    mixture_score,
+    near_manifold,
+    reconstruction_field,
+    score_alignment,
+)
 from sparseae.models import create_model
 from sparseae.train import TrainConfig, train
 from sparseae.viz.fields import save_vector_field

@@ -16,8 +16,8 @@ import torch
 
 from sparseae.data import load_mnist, unit_norm_rows
 from sparseae.models import create_model
-from sparseae.train.procedures import fit_drsae
 from sparseae.train import TrainConfig
+from sparseae.train.procedures import fit_drsae
 
 
 def main() -> None:

@@ -25,8 +25,8 @@ from reproduce_stacked_mnist import RECIPES  # noqa: E402
 
 from sparseae.data import load_mnist  # noqa: E402
 from sparseae.models import SupervisedAutoencoder, error_rate  # noqa: E402
-from sparseae.train.procedures import fit_stacked  # noqa: E402
 from sparseae.train import Callback, TrainConfig  # noqa: E402
+from sparseae.train.procedures import fit_stacked  # noqa: E402
 
 
 class WeightAverages(Callback):
@@ -45,7 +45,7 @@ class WeightAverages(Callback):
     def on_step(self, step, model) -> None:
         if self.averages is not None:
             params = [p.detach() for p in model.parameters()]
-            for decay, average in zip(self.decays, self.averages):
+            for decay, average in zip(self.decays, self.averages, strict=True):
                 torch._foreach_lerp_(average, params, 1 - decay)
 
     def errors(self, model) -> list[float]:

@@ -27,8 +27,8 @@ from sparseae.data import load_mnist, unit_norm_rows
 from sparseae.io import save_model
 from sparseae.models import create_model
 from sparseae.models.drsae import encoder_decoder_angles, error_rate
-from sparseae.train.procedures import fit_drsae
 from sparseae.train import Callback, TrainConfig
+from sparseae.train.procedures import fit_drsae
 
 PUBLISHED = {(400, 11): 1.08, (200, 11): 1.21, (200, 2): 1.49}
 

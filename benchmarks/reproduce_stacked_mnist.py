@@ -43,8 +43,8 @@ from sparseae.config import parse_scalar
 from sparseae.data import load_mnist
 from sparseae.evaluate import contraction_stats, linear_probe
 from sparseae.models import encode_dataset, error_rate
-from sparseae.train.procedures import fit_stacked
 from sparseae.train import Callback, TrainConfig
+from sparseae.train.procedures import fit_stacked
 
 ADAM = dict(optimizer="adam", learning_rate=1e-3, batch_size=100)
 # Fine-tuning at the Theano tutorial's rate per example (its batch 1 with lr 0.1 ≈ batch 10 with
@@ -64,7 +64,8 @@ RECIPES = {
     "dae-b": ([{"name": "denoising_ae", "n_components": 1000, "corruption": "masking:0.1"}], ADAM, FINETUNE, 1.57),
     "ae-wd": ([{"name": "autoencoder", "n_components": 1000, "tied": True, "likelihood": "bernoulli",
                 "weight_decay": 1e-4}], ADAM, FINETUNE, 1.68),
-    "ae": ([{"name": "autoencoder", "n_components": 1000, "tied": True, "likelihood": "bernoulli"}], ADAM, FINETUNE, 1.78),
+    "ae": ([{"name": "autoencoder", "n_components": 1000, "tied": True, "likelihood": "bernoulli"}],
+           ADAM, FINETUNE, 1.78),
     "sda": ([{"name": "denoising_ae", "n_components": 1000, "corruption": f"masking:{nu}"} for nu in (0.1, 0.2, 0.3)],
             dict(optimizer="sgd", learning_rate=1e-3, batch_size=1), FINETUNE, 1.28),
     # the same stack pre-trained with Adam on minibatches of 100 (hours → minutes on a CPU)
@@ -188,8 +189,9 @@ def main() -> None:
     if args.run_dir:
         (Path(args.run_dir) / "result.json").write_text(json.dumps(
             {"recipe": args.recipe, "network": sizes, "test_error": test_error, "val_error": val_error,
-             "published": published, "jacobian_norm": jacobian_norm, "jacobian_sq_per_entry": per_entry, "saturated": saturated,
-             "probe_accuracy": probe, "hours_this_run": hours, "refit": refit, "command": " ".join(sys.argv)}, indent=1))
+             "published": published, "jacobian_norm": jacobian_norm, "jacobian_sq_per_entry": per_entry,
+             "saturated": saturated, "probe_accuracy": probe, "hours_this_run": hours, "refit": refit,
+             "command": " ".join(sys.argv)}, indent=1))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 A run config has these sections, each a mapping::
 
     model:    {name: sparse_ae_kl, n_components: 25, <model parameters>...}
-    data:     {name: patches, <dataset options>..., normalize: none|l2|center_l2, test: {<options of the evaluation set>}}
+    data:     {name: patches, <dataset options>..., normalize: none|l2|center_l2,
+               test: {<options of the evaluation set>}}
     pretrain: {<TrainConfig fields>, layer_model, layer_params}   (optional: see below)
     train:    {<TrainConfig fields>: optimizer, learning_rate, max_epochs, lbfgs_max_iter, ...}
     output:   {dir: runs/demo, plots: true}
@@ -39,9 +40,10 @@ import inspect
 import json
 import re
 import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import yaml
 
@@ -226,7 +228,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], *, source: str = "config",
-                  require_names: bool = True) -> "RunConfig":
+                  require_names: bool = True) -> RunConfig:
         """Check and copy a ``{section: {key: value}}`` mapping (missing sections are empty).
 
         ``require_names=False`` lets ``model.name``/``data.name`` be missing for now (flags may
@@ -254,7 +256,7 @@ class RunConfig:
         config = cls(**sections)
         return config.validate(require_names=require_names)
 
-    def validate(self, *, require_names: bool = True) -> "RunConfig":
+    def validate(self, *, require_names: bool = True) -> RunConfig:
         """Check every section (see the module docstring); returns ``self``."""
         from .data import DATASETS
         from .models import MODELS
@@ -386,7 +388,7 @@ class RunConfig:
         """A deep copy as ``{section: {key: value}}``."""
         return copy.deepcopy({name: getattr(self, name) for name in SECTIONS})
 
-    def with_model(self, name: str) -> "RunConfig":
+    def with_model(self, name: str) -> RunConfig:
         """Use model ``name``; the other model parameters are dropped when the name changes
         (they belong to the old model), ``n_components`` is kept."""
         raw = self.to_dict()
@@ -395,14 +397,14 @@ class RunConfig:
                                              if "n_components" in raw["model"] else {})}
         return RunConfig.from_dict(raw, require_names=False)
 
-    def with_data(self, name: str) -> "RunConfig":
+    def with_data(self, name: str) -> RunConfig:
         """Use dataset ``name``; its options (and ``test``) are dropped when the name changes."""
         raw = self.to_dict()
         if raw["data"].get("name") != name:
             raw["data"] = {"name": name}
         return RunConfig.from_dict(raw, require_names=False)
 
-    def override(self, assignments: Iterable[str] | Mapping[str, Any]) -> "RunConfig":
+    def override(self, assignments: Iterable[str] | Mapping[str, Any]) -> RunConfig:
         """Apply ``section.key=value`` strings (or a ``{"section.key": value}`` mapping).
 
         Deeper paths set nested keys (``data.test.split=test``). The result is validated.

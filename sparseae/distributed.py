@@ -163,7 +163,7 @@ def reduce_sums(sums: dict[str, torch.Tensor], count: int, device: torch.device
     packed = torch.stack([torch.as_tensor(sums[n], device=device).float() for n in names]
                          + [torch.tensor(float(count), device=device)])
     packed = sum_across_ranks(packed)
-    return dict(zip(names, packed[:-1])), int(packed[-1])
+    return dict(zip(names, packed[:-1], strict=True)), int(packed[-1])
 
 
 class _LossForward(torch.nn.Module):

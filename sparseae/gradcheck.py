@@ -7,8 +7,9 @@ itself), so the user's model is left untouched.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -120,7 +121,7 @@ def check_gradients(model: torch.nn.Module, X: Any, *, epsilon: float = 1e-4, or
     total = relative_difference(torch.cat(numeric_all), torch.cat(analytic_all))
     scale = float((torch.cat(numeric_all) + torch.cat(analytic_all)).norm())
     share = {name: 0.0 if scale == 0.0 else float((numeric - exact).norm()) / scale
-             for name, numeric, exact in zip(per_parameter, numeric_all, analytic_all)}
+             for name, numeric, exact in zip(per_parameter, numeric_all, analytic_all, strict=True)}
     return GradCheckResult(total, int(sum(len(v) for v in numeric_all)), per_parameter, tolerance,
                            n_kinks=n_kinks, unused=unused, pseudo_gradient=pseudo, per_parameter_share=share)
 

@@ -14,8 +14,9 @@ sub-tree of a parent array is a group) with :func:`balanced_tree`, and :func:`cu
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch

@@ -11,7 +11,8 @@ feed later training (e.g. the codes of one layer of a stack), which inference te
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch

@@ -32,8 +32,9 @@ import socket
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from . import distributed
 from .errors import OutputExistsError, SparseAEError
@@ -74,7 +75,7 @@ class FolderLock:
                 self.path.unlink()
         _remove_empty(self.created)
 
-    def __enter__(self) -> "FolderLock":
+    def __enter__(self) -> FolderLock:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:

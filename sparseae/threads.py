@@ -4,7 +4,8 @@ machine really has free.
 PyTorch starts one thread per core it sees. On small problems (a batch of 10, a gradient check)
 every operation then pays the threads' synchronisation, and when another process holds one of
 the cores a step waits for that core's time slice: on a shared 2-core machine 2 threads ran a
-batch-10 training step 2.4–22× slower than 1 thread (``BENCHMARKS.md``, "CPU threads"). ``"auto"`` (:func:`auto_threads`) therefore takes
+batch-10 training step 2.4–22× slower than 1 thread (``BENCHMARKS.md``, "CPU threads").
+``"auto"`` (:func:`auto_threads`) therefore takes
 
 * the cores this process may use (:func:`available_cores`: the CPU affinity mask, capped by the
   cgroup v2 ``cpu.max`` or v1 ``cpu.cfs_quota_us / cpu.cfs_period_us`` quota of a container, and
@@ -23,8 +24,9 @@ import math
 import numbers
 import os
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import torch
 

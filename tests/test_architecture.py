@@ -8,6 +8,7 @@ locking, groups, data → coding → nn → models → io → train → config �
 from __future__ import annotations
 
 import ast
+import itertools
 from collections import defaultdict
 from pathlib import Path
 
@@ -121,7 +122,7 @@ def test_no_cycle_between_subpackages():
         graph[a].add(b)
     cycle = _cycle(graph)
     assert cycle is None, "import cycle " + " -> ".join(cycle) + ": " + "; ".join(
-        f"{a} -> {b} at {', '.join(edges[(a, b)][:3])}" for a, b in zip(cycle, cycle[1:]))
+        f"{a} -> {b} at {', '.join(edges[(a, b)][:3])}" for a, b in itertools.pairwise(cycle))
 
 
 def test_lower_layers_do_not_import_upper_ones():

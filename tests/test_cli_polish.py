@@ -15,8 +15,8 @@ from sparseae.cli.output import describe_phases, plain_text, plural
 from sparseae.config import read_config_file, written_by
 from sparseae.estimators import StackedAutoencoder
 from sparseae.models import MODELS
-from sparseae.train.procedures import fit_stacked
 from sparseae.train import TrainConfig
+from sparseae.train.procedures import fit_stacked
 
 #: A small, fast demo: the quick setting on fewer patches.
 SMALL_DEMO = ("demo", "--quick", "--set", "data.n_patches=500")
@@ -65,7 +65,8 @@ def test_demo_runs_twice_replacing_its_own_earlier_run(tmp_path, capsys, monkeyp
     first = json.loads((tmp_path / "runs" / "demo" / "summary.json").read_text())
     status, out, err = run_cli(capsys, *SMALL_DEMO)
     assert status == 0, err
-    assert out.splitlines()[0] == "Replacing the earlier demo run (finished) in runs/demo: a demo replaces only its own runs"
+    assert out.splitlines()[0] == ("Replacing the earlier demo run (finished) in runs/demo: "
+                                   "a demo replaces only its own runs")
     second = json.loads((tmp_path / "runs" / "demo" / "summary.json").read_text())
     assert second["final_loss"] == pytest.approx(first["final_loss"])
     assert sorted(path.name for path in (tmp_path / "runs").iterdir()) == ["demo"]
@@ -90,7 +91,7 @@ def test_models_lists_one_plain_line_per_model(capsys):
     lines = out.splitlines()
     assert len(lines) == 1 + len(MODELS.names())
     assert "n_features and n_components" in lines[0]
-    for name, line in zip(MODELS.names(), lines[1:]):
+    for name, line in zip(MODELS.names(), lines[1:], strict=True):
         assert line.split()[0] == name and len(line) <= 100
 
 

@@ -14,8 +14,8 @@ from sparseae.config import load_config
 from sparseae.errors import CheckpointError, ConfigError
 from sparseae.io import load_model
 from sparseae.models import ConvFeatureExtractor, build_conv_stack, create_model
-from sparseae.train.procedures import fit_conv_stack, load_conv_stack
 from sparseae.train import TrainConfig
+from sparseae.train.procedures import fit_conv_stack, load_conv_stack
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

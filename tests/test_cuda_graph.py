@@ -43,7 +43,7 @@ def test_graphed_training_equals_eager():
     graphed, r_graphed = fit(X, graph=True)
     for key, value in eager.state_dict().items():
         torch.testing.assert_close(graphed.state_dict()[key], value, rtol=1e-4, atol=1e-5)
-    for a, b in zip(r_eager.history, r_graphed.history):
+    for a, b in zip(r_eager.history, r_graphed.history, strict=True):
         assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-4)
         assert b["train_l1"] == pytest.approx(a["train_l1"], rel=1e-4)
     assert r_graphed.history[-1]["train_loss"] < 0.5 * r_graphed.history[0]["train_loss"]

@@ -118,7 +118,7 @@ def test_real_mnist_all_is_train_then_test(real_mnist_path):
     X_all, y_all = load_mnist(real_mnist_path, split="all")
     X_test, y_test = load_mnist(real_mnist_path, split="test")
     assert X_all.shape == (70000, 784) and y_all.shape == (70000,)
-    expected_counts = [a + b for a, b in zip(MNIST_TRAIN_COUNTS, MNIST_TEST_COUNTS)]
+    expected_counts = [a + b for a, b in zip(MNIST_TRAIN_COUNTS, MNIST_TEST_COUNTS, strict=True)]
     assert np.bincount(y_all, minlength=10).tolist() == expected_counts
     assert np.array_equal(X_all[60000:], X_test) and np.array_equal(y_all[60000:], y_test)
 
@@ -409,7 +409,7 @@ def test_one_over_f_whitening_flattens_the_spectrum():
     assert all(0 <= image.min() and image.max() <= 1 for image in images)
     whitened = whiten_images_1_over_f(images)
     assert isinstance(whitened, list) and whitened[0].shape == (427, 640)
-    for raw, white in zip(images, whitened):
+    for raw, white in zip(images, whitened, strict=True):
         raw_slope, white_slope = _power_spectrum_slope(raw), _power_spectrum_slope(white)
         assert raw_slope < -1.8            # natural images: power ~ 1/f², measured about -2.05
         assert abs(white_slope) < 0.35     # whitened: nearly flat, measured about -0.2..-0.24

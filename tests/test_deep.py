@@ -10,8 +10,8 @@ from sklearn.decomposition import PCA
 from sparseae.errors import ConfigError
 from sparseae.io import load_model, save_model
 from sparseae.models import create_model, encode_dataset, error_rate, load_layer_weights
-from sparseae.train.procedures import fit_stacked, pretrain_layers
 from sparseae.train import TrainConfig
+from sparseae.train.procedures import fit_stacked, pretrain_layers
 
 PRETRAIN = TrainConfig(max_epochs=15, batch_size=32, learning_rate=5e-3, random_state=0)
 
@@ -87,7 +87,7 @@ def test_one_call_pretrain_then_finetune_classifier(digits, tmp_path):
                         pretrain_config=PRETRAIN, y=y[:1200], finetune="classifier",
                         finetune_config=TrainConfig(max_epochs=30, batch_size=32, learning_rate=3e-3),
                         run_dir=tmp_path / "run", resume=True)
-    for a, b in zip(result.model.parameters(), again.model.parameters()):
+    for a, b in zip(result.model.parameters(), again.model.parameters(), strict=True):
         torch.testing.assert_close(a, b)
     save_model(result.model, tmp_path / "mlp")
     loaded = load_model(tmp_path / "mlp")

@@ -12,8 +12,13 @@ from sparseae.evaluate import contraction_stats
 from sparseae.gradcheck import UFLDL_TOLERANCE, check_gradients
 from sparseae.io import load_model, save_model
 from sparseae.models import create_model, encode_dataset
-from sparseae.nn.corruption import (ComposedCorruption, GaussianCorruption, MaskingCorruption,
-                                    SaltAndPepperCorruption, make_corruption)
+from sparseae.nn.corruption import (
+    ComposedCorruption,
+    GaussianCorruption,
+    MaskingCorruption,
+    SaltAndPepperCorruption,
+    make_corruption,
+)
 from sparseae.nn.encoders import RecurrentReLUEncoder
 from sparseae.nn.jacobian import encoder_jacobian, jacobian_frobenius_sq, tangent_directions
 from sparseae.nn.likelihoods import LearnedVarianceGaussian
@@ -248,7 +253,8 @@ def test_denoising_autoencoder_learns_to_remove_masking_noise(digits):
     X_train, X_test = digits[:1400], digits[1400:]
     config = TrainConfig(max_epochs=40, batch_size=32, learning_rate=5e-3, random_state=0)
     errors = {}
-    for name, params in (("denoising_ae", dict(corruption="masking:0.3")), ("autoencoder", dict(tied=True, likelihood="bernoulli"))):
+    for name, params in (("denoising_ae", dict(corruption="masking:0.3")),
+                         ("autoencoder", dict(tied=True, likelihood="bernoulli"))):
         torch.manual_seed(0)
         model = create_model(name, 64, 100, **params)
         history = train(model, X_train, config).history

@@ -46,7 +46,7 @@ def _run(args: list, n_processes: int, cwd: Path) -> subprocess.CompletedProcess
 
 def _assert_same_weights(a: Path, b: Path, atol: float = 2e-6) -> None:
     first, second = load_model(a / "model"), load_model(b / "model")
-    for (name, p), (_, q) in zip(first.named_parameters(), second.named_parameters()):
+    for (name, p), (_, q) in zip(first.named_parameters(), second.named_parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=0, atol=atol, msg=name)
 
 

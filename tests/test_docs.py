@@ -254,10 +254,14 @@ README_NOT_RUN = {
 }
 #: The README's commands as written, with short settings, in one folder, in order. Short settings:
 #: ``sparseae demo`` gets ``--quick`` (its documented short run); a ``train`` that is neither a
-#: ``--resume`` nor sets ``train.max_epochs`` itself gets ``--set train.max_epochs=1``; MNIST is a
+#: ``--resume`` nor sets ``train.max_epochs`` itself gets ``--set train.max_epochs=1``, one that sets
+#: ``train.max_epochs=N`` runs a tenth of them (20 → 2; a ``--resume`` to 40 then still continues,
+#: 2 → 4); ``gradcheck`` checks ``--max-checks 16`` coordinates per parameter; MNIST is a
 #: small synthetic stand-in (Keras layout, 10 classes) put where the README's commands look for
 #: it: at ``path/to/mnist.npz`` and in the cache folder ``$SPARSEAE_DATA_DIR``.
 README_SHORT_EPOCHS = ["--set", "train.max_epochs=1"]
+README_SHORT_GRADCHECK = ["--max-checks", "16"]
+MAX_EPOCHS = re.compile(r"^train\.max_epochs=(\d+)$")
 ENV_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 
 
@@ -329,8 +333,14 @@ def short_settings(argv: list[str]) -> list[str]:
     """``argv`` with the README test's short settings (see README_SHORT_EPOCHS)."""
     if argv[:1] == ["demo"] and "--quick" not in argv:
         return [*argv, "--quick"]
-    if argv[:1] == ["train"] and "--resume" not in argv and not any("train.max_epochs=" in a for a in argv):
-        return [*argv, *README_SHORT_EPOCHS]
+    if argv[:1] == ["gradcheck"] and "--max-checks" not in argv:
+        return [*argv, *README_SHORT_GRADCHECK]
+    if argv[:1] == ["train"]:
+        if any(MAX_EPOCHS.match(a) for a in argv):
+            return [f"train.max_epochs={max(1, int(m[1]) // 10)}" if (m := MAX_EPOCHS.match(a)) else a
+                    for a in argv]
+        if "--resume" not in argv:
+            return [*argv, *README_SHORT_EPOCHS]
     return argv
 
 
@@ -348,6 +358,11 @@ def test_the_readme_parser_splits_chains_env_and_skips():
     assert short_settings(["demo"]) == ["demo", "--quick"]
     assert short_settings(["train", "x.toml"]) == ["train", "x.toml", *README_SHORT_EPOCHS]
     assert short_settings(["train", "--out", "r", "--resume"]) == ["train", "--out", "r", "--resume"]
+    assert short_settings(["train", "--set", "train.max_epochs=20", "--out", "r"]) == [
+        "train", "--set", "train.max_epochs=2", "--out", "r"]
+    assert short_settings(["train", "--resume", "--set", "train.max_epochs=40"]) == [
+        "train", "--resume", "--set", "train.max_epochs=4"]
+    assert short_settings(["gradcheck", "--model", "m"]) == ["gradcheck", "--model", "m", "--max-checks", "16"]
 
 
 def test_the_readme_commands_run(tmp_path, monkeypatch):

@@ -13,9 +13,9 @@ from sparseae.gradcheck import UFLDL_TOLERANCE, check_gradients
 from sparseae.io import load_model, save_model
 from sparseae.models import create_model
 from sparseae.models.drsae import encoder_decoder_angles, error_rate
-from sparseae.train.procedures import fit_drsae
 from sparseae.train import TrainConfig, train
 from sparseae.train.optim import parameter_groups
+from sparseae.train.procedures import fit_drsae
 
 
 def small_drsae(**params):

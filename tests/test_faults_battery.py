@@ -22,16 +22,16 @@ import torch
 import yaml
 
 from sparseae import cli
-from cli_checks import assert_one_line_error, run_cli
 from sparseae.cli import main
 from sparseae.config import load_config, read_config_file
 from sparseae.data import load_array, load_dataset, load_mnist
-from sparseae.errors import (CheckpointError, ConfigError, DataError, OutputExistsError,
-                             SparseAEError)
+from sparseae.errors import CheckpointError, ConfigError, DataError, OutputExistsError, SparseAEError
 from sparseae.io import load_model
 from sparseae.models import create_model
 from sparseae.train import TrainConfig
 from sparseae.validation import as_float_array
+
+from cli_checks import assert_one_line_error, run_cli
 
 TINY = ["--set", "model.n_components=8", "--set", "train.max_epochs=1", "--set", "output.plots=false",
         "--set", "train.device=cpu", "--quiet"]

@@ -18,8 +18,8 @@ import yaml
 
 from sparseae import locking
 from sparseae.cli import main
-from sparseae.runs import execute, folder
 from sparseae.errors import DataError, OutputExistsError
+from sparseae.runs import execute, folder
 
 TINY = {"model": {"name": "sparse_ae_l1", "n_components": 6}, "data": {"name": "digits"},
         "train": {"optimizer": "adam", "learning_rate": 0.01, "batch_size": 512, "max_epochs": 1,

@@ -60,11 +60,11 @@ def _train(config: Path, out: Path, batch_size: int, n_processes: int) -> None:
 def _assert_same_run(one: Path, many: Path) -> None:
     """Same weights (to 2e-6, as tests/test_distributed.py) and the same logged losses per epoch."""
     first, second = load_model(one / "model"), load_model(many / "model")
-    for (name, p), (_, q) in zip(first.named_parameters(), second.named_parameters()):
+    for (name, p), (_, q) in zip(first.named_parameters(), second.named_parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=0, atol=2e-6, msg=name)
     records = [[json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()] for run in (one, many)]
     assert len(records[0]) == len(records[1]) == 3
-    for a, b in zip(*records):
+    for a, b in zip(*records, strict=True):
         for key in a:
             if key.startswith(("train_", "val_")):
                 assert b[key] == pytest.approx(a[key], rel=1e-5, abs=1e-7), key

@@ -12,10 +12,10 @@ import torch
 import yaml
 
 from sparseae.cli import main
-from sparseae.runs import procedures
 from sparseae.errors import DivergenceError
 from sparseae.io import load_model
 from sparseae.models import create_model
+from sparseae.runs import procedures
 from sparseae.train import Callback, TrainConfig, train
 from sparseae.train.checkpoint import checkpoint_path
 
@@ -124,7 +124,8 @@ def test_a_pretraining_phase_has_the_same_guarantee(digits, tmp_path):
     from sparseae.train.procedures import pretrain_layers
 
     X = digits[0][:300]
-    with pytest.raises(DivergenceError, match=r"weights .* in epoch 2; .*after epoch 1, which .*layer2.checkpoint holds"):
+    expected = r"weights .* in epoch 2; .*after epoch 1, which .*layer2.checkpoint holds"
+    with pytest.raises(DivergenceError, match=expected):
         pretrain_layers(X, [{"n_components": 16}, {"n_components": 8}], [sgd(max_epochs=1), sgd(max_epochs=3)],
                         run_dir=tmp_path, callbacks=[Explode(step=2)])
     assert checkpoint_epoch(tmp_path / "layer1") == 1 and checkpoint_epoch(tmp_path / "layer2") == 1

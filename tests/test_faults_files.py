@@ -20,7 +20,6 @@ import pytest
 import torch
 import yaml
 
-from cli_checks import assert_one_line_error, run_cli
 from sparseae.cli import main
 from sparseae.errors import CheckpointError, DataError
 from sparseae.io import load_model, save_model, write_json_atomic
@@ -28,6 +27,8 @@ from sparseae.models import create_model
 from sparseae.retrieval import HammingIndex
 from sparseae.train.checkpoint import load_checkpoint, save_checkpoint
 from sparseae.validation import as_float_array
+
+from cli_checks import assert_one_line_error, run_cli
 
 TINY = {
     "model": {"name": "sparse_ae_l1", "n_components": 64},

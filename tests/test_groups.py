@@ -11,8 +11,7 @@ from sparseae.coding import fista
 from sparseae.coding.prox import GroupProx
 from sparseae.errors import ConfigError
 from sparseae.gradcheck import UFLDL_TOLERANCE, check_gradients
-from sparseae.groups import (balanced_tree, custom_groups, disjoint_groups, grid_groups, make_groups,
-                             tree_groups)
+from sparseae.groups import balanced_tree, custom_groups, disjoint_groups, grid_groups, make_groups, tree_groups
 from sparseae.models import create_model
 
 

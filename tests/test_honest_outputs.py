@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from sparseae.runs import metrics as evaluation
-from sparseae.runs.metrics import compute_metrics
-from sparseae.runs.plots import write_plots
 from sparseae.cli.output import METRIC_LABELS, Output
 from sparseae.data import Dataset, load_dataset
 from sparseae.evaluate import metrics as metrics_module
 from sparseae.evaluate.metrics import sparsity_stats
 from sparseae.models import create_model
+from sparseae.runs import metrics as evaluation
+from sparseae.runs.metrics import compute_metrics
+from sparseae.runs.plots import write_plots
 from sparseae.viz import grid, plots
 
 RESTING_LOGIT = math.log(0.01 / 0.99)  # σ(b) = 0.01, the demo's ρ
@@ -88,7 +88,8 @@ def test_dead_rule_per_activation():
     stats = sparsity_stats(Z, dead_rule="span")
     assert stats["dead_units"] == 2 and stats["dead_limit"] == pytest.approx(0.01 * np.ptp(Z[:, 0]))
     # tanh codes: 1% of the range (−1, 1)
-    mask, limit = metrics_module.dead_unit_mask(np.ones(2), np.array([0.015, 0.03]), rule="span", activation_range=(-1.0, 1.0))
+    mask, limit = metrics_module.dead_unit_mask(np.ones(2), np.array([0.015, 0.03]), rule="span",
+                                                activation_range=(-1.0, 1.0))
     assert limit == pytest.approx(0.02) and mask.tolist() == [True, False]
 
 

@@ -8,8 +8,15 @@ import pytest
 import torch
 
 from sparseae.errors import ConfigError, DataError
-from sparseae.evaluate.manifold import (grid, make_spiral, mixture_log_density, mixture_score,
-                                        near_manifold, reconstruction_field, score_alignment)
+from sparseae.evaluate.manifold import (
+    grid,
+    make_spiral,
+    mixture_log_density,
+    mixture_score,
+    near_manifold,
+    reconstruction_field,
+    score_alignment,
+)
 from sparseae.models import create_model
 from sparseae.nn.jacobian import tangent_directions
 from sparseae.train import TrainConfig, train

@@ -26,8 +26,10 @@ SMALL = {"deep_autoencoder": {"hidden": [10, 8]}, "semantic_hashing": {"hidden":
              {"kernel_size": 1, "pools": {"kind": "grid", "height": 1, "width": 7, "window": [1, 2]}}]}}
 #: Image models: n_components is the number of maps, the code is maps × positions.
 IMAGE_MODELS = ("conv_sae", "local_sae", "conv_stack")
-#: Models whose loss solves a sparse-coding problem (FISTA) at every evaluation.
-ITERATIVE_INFERENCE = {"sparse_coding", "psd"}
+#: Models whose loss solves a sparse-coding problem (FISTA) at every evaluation: their gradient check
+#: samples 16 coordinates per parameter (lateral_inhibition: 200 solver iterations × 8 stencil
+#: evaluations per coordinate made it the suite's slowest test).
+ITERATIVE_INFERENCE = {"sparse_coding", "psd", "lateral_inhibition"}
 
 
 @pytest.fixture

@@ -81,7 +81,8 @@ def test_the_listed_penalty_is_its_definition_on_the_models_code_and_round_trips
     assert float(out.terms["code_power"]) > 0
     own = {k: float(v) for k, v in out.terms.items() if k != "code_power"}
     if family == "lista":  # reconstruction is logged weighted by reconstruction_weight (0)
-        assert float(out.loss.detach()) == pytest.approx(own["code_prediction"] + own["reconstruction"] + expected, rel=1e-10)
+        total = own["code_prediction"] + own["reconstruction"] + expected
+        assert float(out.loss.detach()) == pytest.approx(total, rel=1e-10)
     else:
         assert float(out.loss.detach()) == pytest.approx(sum(own.values()) + expected, rel=1e-10)
     save_model(model, tmp_path / "saved")

@@ -6,8 +6,7 @@ import torch
 
 from sparseae.errors import ConfigError
 from sparseae.models import create_model
-from sparseae.train import TrainConfig, train
-from sparseae.train import optim
+from sparseae.train import TrainConfig, optim, train
 from sparseae.train.precision import Bf16Weights
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -40,7 +39,7 @@ def test_copies_are_the_weight_matrices_in_bf16():
     model = create_model("topk_sae", 32, 64, k=4)
     weights = Bf16Weights(model)
     assert weights.names == ["encoder.weight", "decoder.weight_"]
-    for copy, master in zip(weights.copies, weights.masters):
+    for copy, master in zip(weights.copies, weights.masters, strict=True):
         assert copy.dtype == torch.bfloat16 and copy.is_leaf and copy.requires_grad
         assert torch.equal(copy, master.detach().to(torch.bfloat16))
 
@@ -135,7 +134,7 @@ def test_update_traces_under_torch_compile(monkeypatch):
             forward(X, None)[0].backward()
             update()
         assert all(c.grad is None for c in weights.copies)
-        for copy, master in zip(weights.copies, weights.masters):
+        for copy, master in zip(weights.copies, weights.masters, strict=True):
             assert torch.equal(copy, master.detach().to(torch.bfloat16))
         return model
 

@@ -21,13 +21,13 @@ import pytest
 import yaml
 
 from sparseae.cli import main
-from sparseae.runs.data import load_datasets
-from sparseae.runs.metrics import confusion_matrix, filter_matrix, hamming_precision_recall, unit_arrangement
 from sparseae.config import load_config, read_config_file
 from sparseae.errors import CheckpointError, ConfigError, DataError
 from sparseae.groups import balanced_tree
-from sparseae.report import RunContent, collect_run, default_report_path, render_html, write_report
 from sparseae.io import load_model
+from sparseae.report import RunContent, collect_run, default_report_path, render_html, write_report
+from sparseae.runs.data import load_datasets
+from sparseae.runs.metrics import confusion_matrix, filter_matrix, hamming_precision_recall, unit_arrangement
 from sparseae.viz import save_confusion_matrix, save_filters, save_precision_recall
 from sparseae.viz.tree import save_filter_tree
 

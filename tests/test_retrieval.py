@@ -90,7 +90,7 @@ def test_lookup_matches_brute_force_with_duplicate_codes_and_ids(n_bits):
     for radius in range(4):
         got_ids, got_dist = index.lookup(queries, radius, return_distances=True)
         want = brute_force_lookup(queries, bits, ids, radius)
-        for got_i, got_d, (want_i, want_d) in zip(got_ids, got_dist, want):
+        for got_i, got_d, (want_i, want_d) in zip(got_ids, got_dist, want, strict=True):
             np.testing.assert_array_equal(got_i, want_i)
             np.testing.assert_array_equal(got_d, want_d)
         assert index.lookup(pack_bits(queries), radius)[0].tolist() == got_ids[0].tolist()
@@ -125,7 +125,7 @@ def test_padding_bits_of_packed_codes_are_ignored():
     index = HammingIndex.from_bits(bits)
     noisy = pack_bits(bits[:5])
     noisy[:, -1] |= 0x0F                                 # the 4 bits past bit 12
-    for a, b in zip(index.lookup(noisy, 2), index.lookup(bits[:5], 2)):
+    for a, b in zip(index.lookup(noisy, 2), index.lookup(bits[:5], 2), strict=True):
         np.testing.assert_array_equal(a, b)
     padded_index = HammingIndex(pack_bits(bits) | np.array([0, 0x0F], dtype=np.uint8), n_bits=12)
     np.testing.assert_array_equal(padded_index.rank(bits[:5])[0], index.rank(bits[:5])[0])
@@ -153,7 +153,7 @@ def test_million_items_build_and_radius_lookup():
     # about 81% of the queries lie within 2 flips of their source item (measured: 86 have a hit)
     assert len(found) == 100 and sum(len(ids) > 0 for ids in found) >= 70
     dist = hamming_distances(queries[:5], packed)
-    for row, got in zip(dist, found[:5]):
+    for row, got in zip(dist, found[:5], strict=True):
         within = np.flatnonzero(row <= 2)
         np.testing.assert_array_equal(got, within[np.lexsort((within, row[within]))])
 
@@ -167,7 +167,7 @@ def test_save_load_round_trip(tmp_path):
     assert sorted(p.name for p in path.iterdir()) == ["index.json", "index.safetensors"]
     loaded = HammingIndex.load(path, model="dbn-784-500-20:abc123")
     assert (loaded.n_bits, loaded.n_items, loaded.model) == (20, 200, "dbn-784-500-20:abc123")
-    for a, b in zip(index.lookup(bits[:5], 3), loaded.lookup(bits[:5], 3)):
+    for a, b in zip(index.lookup(bits[:5], 3), loaded.lookup(bits[:5], 3), strict=True):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(index.rank(bits[:5])[0], loaded.rank(bits[:5])[0])
     with pytest.raises(OutputExistsError):

@@ -6,8 +6,13 @@ import pytest
 import torch
 
 from sparseae.data import ShardedArray
-from sparseae.data.text import (load_token_table, pydoc_sentences, split_sentences, store_token_activations,
-                                token_in_context)
+from sparseae.data.text import (
+    load_token_table,
+    pydoc_sentences,
+    split_sentences,
+    store_token_activations,
+    token_in_context,
+)
 from sparseae.errors import DataError, SparseAEError
 from sparseae.evaluate import top_activations
 

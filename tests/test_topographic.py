@@ -95,8 +95,8 @@ def test_smooth_group_codes_minimize_the_smooth_energy():
     X = torch.randn(4, 5, dtype=torch.float64)
     lam, eps = 0.3, 1e-2
     Z = smooth_group_codes(X, D, lam, structure, eps, max_iter=5000, tol=1e-13)
-    for x, z in zip(X, Z):
-        def energy_and_gradient(v):
+    for x, z in zip(X, Z, strict=True):
+        def energy_and_gradient(v, x=x):
             t = torch.tensor(v, requires_grad=True)
             value = 0.5 * (x - D @ t).pow(2).sum() + lam * structure.group_norms(t[None], eps).sum()
             value.backward()

@@ -10,7 +10,8 @@ import argparse
 import signal
 import sys
 import threading
-from typing import NoReturn, Sequence
+from collections.abc import Sequence
+from typing import NoReturn
 
 from .._version import __version__
 from ..errors import SparseAEError
@@ -78,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", default=False,
                         help="show the full traceback of an error")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    from . import commands as cmd, examples, export, harvest, hashing, recipes
+    from . import commands as cmd
+    from . import examples, export, harvest, hashing, recipes
 
     train = commands.add_parser("train", parents=[common], help="train a model into a run folder",
                                 description="Train a model: config file (YAML/TOML) and/or flags.")

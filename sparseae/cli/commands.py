@@ -16,15 +16,25 @@ import numpy as np
 import torch
 
 from .. import distributed
-from ..config import (DEMO_CONFIG, QUICK_DEMO_OVERRIDES, RunConfig, load_config, parse_assignment,
-                      read_run_config, written_by)
+from ..config import (
+    DEMO_CONFIG,
+    QUICK_DEMO_OVERRIDES,
+    RunConfig,
+    load_config,
+    parse_assignment,
+    read_run_config,
+    written_by,
+)
 from ..data import DATASETS, load_dataset
 from ..errors import ConfigError, DataError
 from ..evaluate import orientation_selectivity, random_filter_baseline
 from ..gradcheck import UFLDL_TOLERANCE, check_gradients
 from ..io import load_model, read_config
 from ..models import MODELS, create_model
-from ..runs import data as run_data, execute as run_execute, folder as run_folder, metrics as run_metrics
+from ..runs import data as run_data
+from ..runs import execute as run_execute
+from ..runs import folder as run_folder
+from ..runs import metrics as run_metrics
 from ..runs import plots as run_plots
 from ..train.loggers import check_logger_names
 from ..validation import check_number
@@ -170,7 +180,8 @@ def command_demo(args: argparse.Namespace, out: Output) -> int:
 def _earlier_demo(folder: Path) -> str | None:
     """``"finished"`` or ``"unfinished"`` when ``folder`` holds a run ``sparseae demo`` wrote (and
     nothing else), else None."""
-    if run_folder.run_dir_state(folder) != "run" or written_by(folder / run_folder.CONFIG_NAME) != run_folder.DEMO_COMMAND:
+    if (run_folder.run_dir_state(folder) != "run"
+            or written_by(folder / run_folder.CONFIG_NAME) != run_folder.DEMO_COMMAND):
         return None
     return "finished" if (folder / run_folder.SUMMARY_NAME).exists() else "unfinished"
 
@@ -353,7 +364,8 @@ def command_report(args: argparse.Namespace, out: Output) -> int:
     runs_shown = [args.run_dir] + ([args.other_run_dir] if args.other_run_dir is not None else [])
     stale: list[str] = []  # runs whose pictures could not be drawn now: said, never silent
     folder = Path(args.run_dir if args.out is None else args.out)  # where the page goes
-    with run_folder.lock_if_run_dir(folder if args.out is None or folder.is_dir() else folder.parent, "sparseae report"):
+    locked = folder if args.out is None or folder.is_dir() else folder.parent
+    with run_folder.lock_if_run_dir(locked, "sparseae report"):
         path = write_report(args.run_dir, args.other_run_dir, out=args.out, device=args.device, warn=stale.append)
     for line in stale:
         out.line(f"Warning: {line}")

@@ -94,7 +94,7 @@ def spliced_section(args: argparse.Namespace, out: Output, model: Any, config: A
     the JSON. Without ``--spliced`` a failure to load the model is a printed note, not an error."""
     from ..data.harvest import load_hf_model, read_texts
     from ..errors import ConfigError
-    from ..evaluate.spliced import core_stats, sae_reconstruction, spliced_metrics
+    from ..evaluate.spliced import sae_reconstruction, spliced_metrics
 
     explicit = bool(getattr(args, "spliced", False))
     if getattr(args, "no_spliced", False) or (provenance is None and not explicit):
@@ -102,17 +102,7 @@ def spliced_section(args: argparse.Namespace, out: Output, model: Any, config: A
     if provenance is None:
         raise ConfigError("--spliced needs activations harvested by `sparseae harvest` (their harvest.json "
                           "names the model and layer); this run's data has none")
-    result: dict[str, Any] = {"provenance": provenance}
-    core = core_stats(model, train_set.X)
-    result["core"] = {key: value for key, value in core.items() if not isinstance(value, list)}
-    result["core"]["log10_rate_counts"] = core["log10_rate_counts"]
-    result["core"]["log10_rate_edges"] = core["log10_rate_edges"]
-    out.table([("shrinkage ‖x̂‖/‖x‖", f"{core['shrinkage']:.4f}"),
-               ("dead / dense (>10%) latents",
-                f"{100 * core['dead_fraction']:.1f}% / {100 * core['dense_fraction']:.1f}%"),
-               ("mean encoder/decoder cosine", "n/a" if core["mean_encoder_decoder_cosine"] is None
-                else f"{core['mean_encoder_decoder_cosine']:.4f}")],
-              f"core statistics (SAEBench) on {core['n_rows']} training rows:")
+    result: dict[str, Any] = {"provenance": provenance, "core": _core_section(out, model, train_set.X)}
     _quiet_transformers()
     try:
         hf_model, tokenizer, kind = load_hf_model(provenance["model_path"] or provenance["model"],
@@ -135,20 +125,43 @@ def spliced_section(args: argparse.Namespace, out: Output, model: Any, config: A
     result["spliced"] = spliced
     title = (f"spliced into {provenance['model_class']} {spliced['hook']} ({provenance['position']}), "
              f"{plural(spliced['n_texts'], 'text')}:")
+    out.table(_spliced_rows(spliced, kind), title)
+    return result
+
+
+def _core_section(out: Output, model: Any, X: Any) -> dict[str, Any]:
+    """SAEBench's core statistics of ``model`` on the training rows ``X`` (n, d): printed as a table,
+    returned without the per-latent lists (the log10-rate histogram's counts and edges kept)."""
+    from ..evaluate.spliced import core_stats
+
+    core = core_stats(model, X)
+    section = {key: value for key, value in core.items() if not isinstance(value, list)}
+    section["log10_rate_counts"] = core["log10_rate_counts"]
+    section["log10_rate_edges"] = core["log10_rate_edges"]
+    out.table([("shrinkage ‖x̂‖/‖x‖", f"{core['shrinkage']:.4f}"),
+               ("dead / dense (>10%) latents",
+                f"{100 * core['dead_fraction']:.1f}% / {100 * core['dense_fraction']:.1f}%"),
+               ("mean encoder/decoder cosine", "n/a" if core["mean_encoder_decoder_cosine"] is None
+                else f"{core['mean_encoder_decoder_cosine']:.4f}")],
+              f"core statistics (SAEBench) on {core['n_rows']} training rows:")
+    return section
+
+
+def _spliced_rows(spliced: dict[str, Any], kind: str) -> list[tuple[str, str]]:
+    """The printed ``(label, value)`` rows of the spliced-model metrics: cross-entropies and loss
+    recovered for a causal model, embedding cosines (and kept neighbours) for an encoder."""
     if kind == "causal":
-        rows = [("CE clean / spliced", f"{spliced['ce_clean']:.4f} / {spliced['ce_spliced']:.4f}"),
+        return [("CE clean / spliced", f"{spliced['ce_clean']:.4f} / {spliced['ce_spliced']:.4f}"),
                 ("CE zero- / mean-ablated", f"{spliced['ce_zero_ablated']:.4f} / {spliced['ce_mean_ablated']:.4f}"),
                 ("loss recovered (zero / mean)", f"{spliced['loss_recovered_zero']:.4f} / "
                                                  f"{spliced['loss_recovered_mean']:.4f}"),
                 ("KL(clean ‖ spliced) per token", f"{spliced['kl_clean_spliced']:.5f}")]
-    else:
-        rows = [("embedding cosine clean·spliced", f"{spliced['cosine_clean_spliced']:.4f}"),
-                ("embedding cosine clean·zero-ablated", f"{spliced['cosine_clean_zero_ablated']:.4f}")]
-        if "k" in spliced:
-            rows.append((f"top-{spliced['k']} neighbours kept (spliced / zero)",
-                         f"{spliced['neighbours_kept_spliced']:.3f} / {spliced['neighbours_kept_zero_ablated']:.3f}"))
-    out.table(rows, title)
-    return result
+    rows = [("embedding cosine clean·spliced", f"{spliced['cosine_clean_spliced']:.4f}"),
+            ("embedding cosine clean·zero-ablated", f"{spliced['cosine_clean_zero_ablated']:.4f}")]
+    if "k" in spliced:
+        rows.append((f"top-{spliced['k']} neighbours kept (spliced / zero)",
+                     f"{spliced['neighbours_kept_spliced']:.3f} / {spliced['neighbours_kept_zero_ablated']:.3f}"))
+    return rows
 
 
 def _raw_mean(config: Any) -> np.ndarray:

@@ -172,12 +172,13 @@ def command_query(args: argparse.Namespace, out: Output) -> int:
             results.append({"query": q, "ids": ids[q].tolist(), "distances": distances[q].tolist()})
     else:
         id_lists, distance_lists = index.lookup(bits, radius=args.radius, return_distances=True)
-        for q, (ids, distances) in enumerate(zip(id_lists, distance_lists)):  # nearest first, then by id
+        for q, (ids, distances) in enumerate(zip(id_lists, distance_lists, strict=True)):  # nearest first, then by id
             results.append({"query": q, "ids": ids.tolist(), "distances": distances.tolist()})
     for result in results:
         if labels is not None:
             result["labels"] = labels[result["ids"]].tolist()
-        shown = ", ".join(f"{i} (d={d})" for i, d in list(zip(result["ids"], result["distances"]))[:args.show])
+        pairs = list(zip(result["ids"], result["distances"], strict=True))[:args.show]
+        shown = ", ".join(f"{i} (d={d})" for i, d in pairs)
         more = len(result["ids"]) - args.show
         out.line(f"query {result['query']}: {len(result['ids'])} items"
                  + (f": {shown}" if shown else "") + (f", … {more} more" if more > 0 else ""))

@@ -9,7 +9,8 @@ import json
 import re
 import sys
 import unicodedata
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from ..labels import METRIC_LABELS, format_value  # noqa: F401  (re-exported: the CLI prints with them)
 

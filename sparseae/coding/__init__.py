@@ -25,6 +25,7 @@ from .dictionary import (
     dictionary_from_samples,
     unit_norm_atoms,
 )
+from .encode import sparse_encode
 from .inhibition import (
     check_inhibition_matrix,
     inhibition_codes,
@@ -40,7 +41,6 @@ from .inhibition_matrix import (
     tree_inhibition,
     tree_relatives,
 )
-from .encode import sparse_encode
 from .prox import L1Prox, ProximalOperator, nonnegative_soft_threshold, soft_threshold
 from .solvers import (
     SparseCodeResult,

@@ -631,7 +631,7 @@ def _cd_sample(G, c, xx, alpha, positive, tol, max_iter, z, corr, act, order, L,
         gap, _, primal = _cd_gap(c, xx, z, corr, alpha, positive)
         if gap <= tol * primal:
             return sweep
-        for inner in range(max_iter):  # the active set until its sub-problem is solved
+        for _inner in range(max_iter):  # the active set until its sub-problem is solved
             for p in range(n_active):
                 _cd_update(G, act[p], alpha, positive, z, corr)
             n_active = _collect(z, act)

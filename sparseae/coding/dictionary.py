@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import distributed
 from ..errors import ConfigError, DataError
 from ..tensors import upcast_half
-from .. import distributed
 from ..validation import as_float_array, check_choice, check_number
 from .encode import sparse_encode
 from .prox import L1Prox, group_penalty, l1_penalty

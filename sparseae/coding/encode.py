@@ -40,7 +40,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from sklearn.exceptions import ConvergenceWarning
 
 from ..errors import ConfigError, DataError
@@ -148,7 +147,46 @@ def sparse_encode(X: Any, dictionary: Any, *, gram: Any = None, cov: Any = None,
         raise ConfigError(f"positive must be True or False, got {positive!r}")
     if tol is not None:
         check_number(tol, "tol", low=0)
-    is_tensor = isinstance(X, torch.Tensor)
+    Xt, D = _problem(X, dictionary, check_input)
+    n_samples, n_features = Xt.shape
+    k = D.shape[1]
+    out_dtype, device = Xt.dtype, Xt.device
+    if algorithm == "auto":
+        algorithm = _auto(device, n_nonzero_coefs, alpha, init)
+    n_nonzero_coefs, alpha = _algorithm_settings(algorithm, n_nonzero_coefs, alpha, positive, init, n_features, k)
+    C = None if cov is None else _precomputed(
+        cov, "cov", "be dictionary @ X.T of shape (n_components, n_samples)", (k, n_samples), Xt, check_input).T
+    if init is not None:
+        init = _precomputed(init, "init", "have shape (n_samples, n_components)", (n_samples, k), Xt, check_input)
+    with torch.no_grad():
+        Z = _codes(algorithm, Xt, D, C, gram, init, alpha, n_nonzero_coefs, max_iter, n_jobs, bool(positive), tol)
+        Z = Z.to(device=device, dtype=out_dtype)
+    if isinstance(X, torch.Tensor):
+        return Z
+    return Z.cpu().numpy()
+
+
+def _codes(algorithm: str, X: torch.Tensor, D: torch.Tensor, C: torch.Tensor | None, gram: Any,
+           init: torch.Tensor | None, alpha: float | None, n_nonzero_coefs: int | None, max_iter: int,
+           n_jobs: int | None, positive: bool, tol: float | None) -> torch.Tensor:
+    """The codes ``(n_samples, n_components)`` by ``algorithm`` (settled, checked): soft
+    thresholding of ``C = XD``, batched FISTA, or a compiled kernel (:func:`_compiled`)."""
+    if algorithm == "threshold":
+        C = X @ D if C is None else C
+        return (C - alpha).clamp_min(0) if positive else torch.sign(C) * (C.abs() - alpha).clamp_min(0)
+    if algorithm == "fista":
+        result = fista(X, D, alpha, z0=init, max_iter=max_iter, tol=1e-6 if tol is None else tol,
+                       nonnegative=positive, stop="duality_gap")
+        if not result.converged:
+            _warn_unconverged("fista", max_iter, stacklevel=4)
+        return result.codes
+    return _compiled(algorithm, X, D, C, gram, init, alpha, n_nonzero_coefs, max_iter,
+                     _threads(n_jobs), positive, tol)
+
+
+def _problem(X: Any, dictionary: Any, check_input: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(X (n_samples, n_features), D = dictionary.T (n_features, n_components))`` as tensors of
+    one dtype on X's device; with ``check_input`` also checked for NaN/inf (:func:`_check_problem`)."""
     Xt = _as_input(X, "X")
     Dt = _as_input(dictionary, "dictionary")
     if Dt.shape[1] != Xt.shape[1]:
@@ -158,16 +196,15 @@ def sparse_encode(X: Any, dictionary: Any, *, gram: Any = None, cov: Any = None,
     if Dt.device != Xt.device:
         Dt = Dt.to(Xt.device)
     if check_input:
-        Xt, D = _check_problem(Xt, Dt.T)
-    else:
-        dtype = torch.promote_types(Xt.dtype, Dt.dtype)
-        Xt, D = Xt.to(dtype), Dt.T.to(dtype)
-    n_samples, n_features = Xt.shape
-    k = D.shape[1]
-    out_dtype, device = Xt.dtype, Xt.device
+        return _check_problem(Xt, Dt.T)
+    dtype = torch.promote_types(Xt.dtype, Dt.dtype)
+    return Xt.to(dtype), Dt.T.to(dtype)
 
-    if algorithm == "auto":
-        algorithm = _auto(device, n_nonzero_coefs, alpha, init)
+
+def _algorithm_settings(algorithm: str, n_nonzero_coefs: int | None, alpha: float | None, positive: bool,
+                        init: Any, n_features: int, k: int) -> tuple[int | None, float | None]:
+    """``(n_nonzero_coefs, alpha)`` checked for ``algorithm`` (not ``"auto"``), defaults filled in;
+    :class:`ConfigError` for an option the algorithm does not take."""
     if positive and algorithm in ("lars", "omp"):
         raise ConfigError(f"positive=True is not supported by algorithm={algorithm!r} "
                           "(use lasso_lars, lasso_cd, fista or threshold)")
@@ -189,44 +226,19 @@ def sparse_encode(X: Any, dictionary: Any, *, gram: Any = None, cov: Any = None,
         alpha = float(alpha)
     if algorithm == "fista" and alpha == 0:
         raise ConfigError("alpha must be > 0 for algorithm='fista' (use lasso_lars for alpha = 0)")
+    return n_nonzero_coefs, alpha
 
-    C = None
-    if cov is not None:
-        covt = _as_input(cov, "cov").to(device=device, dtype=out_dtype)
-        if tuple(covt.shape) != (k, n_samples):
-            raise DataError(f"cov must be dictionary @ X.T of shape (n_components, n_samples) "
-                            f"= {(k, n_samples)}, got {tuple(covt.shape)}")
-        if check_input:
-            check_finite(covt, "cov")
-        C = covt.T
-    if init is not None:
-        init_t = _as_input(init, "init").to(device=device, dtype=out_dtype)
-        if tuple(init_t.shape) != (n_samples, k):
-            raise DataError(f"init must have shape (n_samples, n_components) = "
-                            f"{(n_samples, k)}, got {tuple(init_t.shape)}")
-        if check_input:
-            check_finite(init_t, "init")
-        init = init_t
 
-    with torch.no_grad():
-        if algorithm == "threshold":
-            C = Xt @ D if C is None else C
-            Z = (C - alpha).clamp_min(0) if positive else \
-                torch.sign(C) * (C.abs() - alpha).clamp_min(0)
-        elif algorithm == "fista":
-            result = fista(Xt, D, alpha, z0=init, max_iter=max_iter,
-                           tol=1e-6 if tol is None else tol, nonnegative=bool(positive),
-                           stop="duality_gap")
-            Z = result.codes
-            if not result.converged:
-                _warn_unconverged("fista", max_iter)
-        else:
-            Z = _compiled(algorithm, Xt, D, C, gram, init, alpha, n_nonzero_coefs, max_iter,
-                          _threads(n_jobs), bool(positive), tol)
-        Z = Z.to(device=device, dtype=out_dtype)
-    if is_tensor:
-        return Z
-    return Z.cpu().numpy()
+def _precomputed(value: Any, name: str, must: str, shape: tuple[int, int], X: torch.Tensor,
+                 check_input: bool) -> torch.Tensor:
+    """``value`` (``cov`` or ``init``) as a tensor on X's device and dtype, checked to have ``shape``
+    (:class:`DataError` saying what it ``must`` be) and, with ``check_input``, no NaN/inf."""
+    tensor = _as_input(value, name).to(device=X.device, dtype=X.dtype)
+    if tuple(tensor.shape) != shape:
+        raise DataError(f"{name} must {must} = {shape}, got {tuple(tensor.shape)}")
+    if check_input:
+        check_finite(tensor, name)
+    return tensor
 
 
 def _compiled(algorithm: str, X: torch.Tensor, D: torch.Tensor, C: torch.Tensor | None,
@@ -274,10 +286,12 @@ def _compiled(algorithm: str, X: torch.Tensor, D: torch.Tensor, C: torch.Tensor 
                              min(n_features, k), Z, counts)
     if (algorithm == "lasso_cd" and (counts < 0).any()) or \
             (algorithm in ("lasso_lars", "lars") and (counts >= max_iter).any()):
-        _warn_unconverged(algorithm, max_iter)
+        _warn_unconverged(algorithm, max_iter, stacklevel=5)
     return torch.from_numpy(Z)
 
 
-def _warn_unconverged(algorithm: str, max_iter: int) -> None:
+def _warn_unconverged(algorithm: str, max_iter: int, stacklevel: int) -> None:
+    """A :class:`ConvergenceWarning` pointing at the caller of :func:`sparse_encode`
+    (``stacklevel``: the frames up to it, counting this one)."""
     warnings.warn(f"sparse_encode: {algorithm} stopped at max_iter={max_iter} before converging on "
-                  "some samples; raise max_iter", ConvergenceWarning, stacklevel=3)
+                  "some samples; raise max_iter", ConvergenceWarning, stacklevel=stacklevel)

@@ -148,8 +148,9 @@ def inhibition_codes(X: Any, D: Any, lam: Any, S: Any, *, method: str = "fista",
     over the batch (for ista ``‖Z_k − Z_{k−1}‖_F``); cod: the largest coordinate move of the batch
     ``≤ tol·max|Z|``; ``"stationarity"``: the batch's largest :func:`inhibition_stationarity`
     ``≤ tol·min λ``; ``"none"``: ``max_iter`` iterations. Tested every ``check_every`` iterations
-    (one host sync each). ``return_history``: the batch-mean energy after each iteration. Runs under ``torch.no_grad()``; returns a
-    :class:`~sparseae.coding.solvers.SparseCodeResult` (``objective``: ``E`` per row).
+    (one host sync each). ``return_history``: the batch-mean energy after each iteration. Runs
+    under ``torch.no_grad()``; returns a :class:`~sparseae.coding.solvers.SparseCodeResult`
+    (``objective``: ``E`` per row).
     """
     check_choice(method, "method", METHODS)
     check_choice(stop, "stop", _STOP_RULES)

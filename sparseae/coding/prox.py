@@ -16,12 +16,11 @@ bundles the prox with the value of its penalty (needed for objectives and stoppi
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Union
 
 import torch
 import torch.nn.functional as F
 
-Threshold = Union[float, torch.Tensor]
+Threshold = float | torch.Tensor
 
 __all__ = [
     "l1_penalty",
@@ -167,7 +166,8 @@ class GroupProx(ProximalOperator):
             self.method = "disjoint"
         else:
             self.method = "dual"
-            load = torch.zeros(groups.n_components, dtype=torch.float64).index_add_(0, groups.unit_index, groups.weights)
+            load = torch.zeros(groups.n_components, dtype=torch.float64).index_add_(0, groups.unit_index,
+                                                                                    groups.weights)
             self._dual_step = 1.0 / float(load.max())  # 1/L, L the largest total weight of a unit
 
     def __call__(self, v: torch.Tensor, step_threshold: Threshold) -> torch.Tensor:

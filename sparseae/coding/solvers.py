@@ -24,8 +24,9 @@ synchronisation except the stopping test, run every ``check_every`` iterations.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch

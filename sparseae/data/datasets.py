@@ -13,17 +13,26 @@ import logging
 import os
 import warnings
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..errors import ConfigError, DataError, DataNotFoundError
 from ..registry import Registry
 from ..validation import as_float_array, check_bool, check_choice, check_number, check_path, numpy_file_error
-from .mnist import (DATA_DIR_ENV_VAR, MNIST_ENV_VAR, MNIST_SHA256, MNIST_URL, default_cache_dir,
-                    download_mnist, load_mnist, read_idx)
+from .mnist import (
+    DATA_DIR_ENV_VAR,
+    MNIST_ENV_VAR,
+    MNIST_SHA256,
+    MNIST_URL,
+    default_cache_dir,
+    download_mnist,
+    load_mnist,
+    read_idx,
+)
 from .whitening import ONE_OVER_F_CUTOFF, ZCAWhitening, whiten_images_1_over_f
 
 logger = logging.getLogger(__name__)
@@ -36,7 +45,7 @@ __all__ = [
 ]
 
 
-DATASETS: Registry["Dataset"] = Registry("dataset")
+DATASETS: Registry[Dataset] = Registry("dataset")
 
 
 @dataclass(eq=False)

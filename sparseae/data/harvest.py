@@ -236,23 +236,9 @@ def harvest_activations(model: str | torch.nn.Module, layer: str, texts: str | o
     loaded model with its ``tokenizer``. ``max_tokens``: stop after this many rows. Activations
     are stored raw (float32, no normalization: a run's ``data.normalize`` does that).
     """
-    check_number(batch_size, "--batch-size", low=1, integer=True)
-    check_number(context_length, "--context-length", low=1, integer=True)
-    if max_tokens is not None:
-        check_number(max_tokens, "--max-tokens", low=1, integer=True)
-    check_path(out, "--out")
-    folder = Path(out)
-    if folder.exists() and any(folder.iterdir()):
-        raise DataError(f"--out {folder} is not empty; harvest into a new folder")
-    if isinstance(model, torch.nn.Module):
-        if tokenizer is None:
-            raise ConfigError("a loaded model needs its tokenizer")
-        hf_model, name, path = model.eval(), getattr(model, "name_or_path", type(model).__name__), None
-        kind = "causal" if kind == "auto" and hasattr(model, "lm_head") else ("encoder" if kind == "auto" else kind)
-    else:
-        name, path = str(model), resolve_model_path(str(model))
-        hf_model, tokenizer, kind = load_hf_model(name, kind=kind, allow_download=allow_download,
-                                                  revision=revision, device=device)
+    folder = _empty_out_folder(out, batch_size, context_length, max_tokens)
+    hf_model, tokenizer, kind, name, path = _source_model(model, tokenizer, kind, allow_download=allow_download,
+                                                          revision=revision, device=device)
     texts, text_source = read_texts(texts)
     module_name, module, where = hook_point(hf_model, layer, position)
     table: list[tuple[int, int, str]] = []
@@ -282,13 +268,9 @@ def harvest_activations(model: str | torch.nn.Module, layer: str, texts: str | o
         store = write_shards(rows(), folder, rows_per_shard=rows_per_shard)
     finally:
         handle.remove()
-    config = getattr(hf_model, "config", None)
     used = sorted({entry[0] for entry in table})
     provenance = {
-        "format": 1, "source": "huggingface", "model": name, "model_path": path,
-        "model_class": type(hf_model).__name__, "kind": kind, "revision": revision,
-        "commit_hash": getattr(config, "_commit_hash", None),
-        "weights_sha256": _weights_sha256(path) if path else None,
+        **_model_provenance(hf_model, name=name, path=path, kind=kind, revision=revision),
         "layer": layer, "position": position, "hook_module": module_name, "hook": where,
         "d_model": int(store.shape[1]), "normalization": "none", "n_tokens": int(store.shape[0]),
         "n_texts": len(used), "text": text_source, "context_length": context_length,
@@ -297,11 +279,58 @@ def harvest_activations(model: str | torch.nn.Module, layer: str, texts: str | o
                                                     "vocab_size": len(tokenizer)},
         "dtype": "float32", "sparseae_version": __version__,
     }
+    _write_sidecars(folder, list(texts[:used[-1] + 1]) if used else [], table, provenance)
+    return store
+
+
+def _write_sidecars(folder: Path, sentences: list[str], table: list[tuple[int, int, str]],
+                    provenance: dict[str, Any]) -> None:
+    """Write ``tokens.json`` (the texts used and a ``(text, position, token)`` row per activation row)
+    and ``harvest.json`` (``provenance``) into the shard folder, each atomically."""
     with atomic_file(folder / TOKENS_FILE, "w", encoding="utf-8") as handle_out:
-        json.dump({"sentences": list(texts[:used[-1] + 1]) if used else [], "tokens": table}, handle_out)
+        json.dump({"sentences": sentences, "tokens": table}, handle_out)
     with atomic_file(folder / PROVENANCE_FILE, "w", encoding="utf-8") as handle_out:
         json.dump(provenance, handle_out, indent=2)
-    return store
+
+
+def _empty_out_folder(out: str | os.PathLike, batch_size: int, context_length: int,
+                      max_tokens: int | None) -> Path:
+    """Check :func:`harvest_activations`' sizes and that ``out`` is new or empty; returns it as a Path."""
+    check_number(batch_size, "--batch-size", low=1, integer=True)
+    check_number(context_length, "--context-length", low=1, integer=True)
+    if max_tokens is not None:
+        check_number(max_tokens, "--max-tokens", low=1, integer=True)
+    check_path(out, "--out")
+    folder = Path(out)
+    if folder.exists() and any(folder.iterdir()):
+        raise DataError(f"--out {folder} is not empty; harvest into a new folder")
+    return folder
+
+
+def _source_model(model: str | torch.nn.Module, tokenizer: Any, kind: str, *, allow_download: bool,
+                  revision: str | None, device: str) -> tuple[torch.nn.Module, Any, str, str, str | None]:
+    """``(model in eval mode, tokenizer, kind, name, local folder or None)`` of a loaded model (with
+    its tokenizer; ``kind="auto"`` → causal when it has an ``lm_head``) or of a name to load."""
+    if isinstance(model, torch.nn.Module):
+        if tokenizer is None:
+            raise ConfigError("a loaded model needs its tokenizer")
+        name = getattr(model, "name_or_path", type(model).__name__)
+        kind = "causal" if kind == "auto" and hasattr(model, "lm_head") else ("encoder" if kind == "auto" else kind)
+        return model.eval(), tokenizer, kind, name, None
+    name, path = str(model), resolve_model_path(str(model))
+    hf_model, tokenizer, kind = load_hf_model(name, kind=kind, allow_download=allow_download,
+                                              revision=revision, device=device)
+    return hf_model, tokenizer, kind, name, path
+
+
+def _model_provenance(hf_model: torch.nn.Module, *, name: str, path: str | None, kind: str,
+                      revision: str | None) -> dict[str, Any]:
+    """The model half of ``harvest.json``: its name, folder, class, kind, revision, commit and weights' hash."""
+    config = getattr(hf_model, "config", None)
+    return {"format": 1, "source": "huggingface", "model": name, "model_path": path,
+            "model_class": type(hf_model).__name__, "kind": kind, "revision": revision,
+            "commit_hash": getattr(config, "_commit_hash", None),
+            "weights_sha256": _weights_sha256(path) if path else None}
 
 
 def read_provenance(folder: str | os.PathLike) -> dict[str, Any] | None:

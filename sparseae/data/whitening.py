@@ -11,7 +11,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -70,7 +71,7 @@ class ZCAWhitening(TransformerMixin, BaseEstimator):
         self.n_components = n_components
         self.rotate_back = rotate_back
 
-    def fit(self, X: Any, y: Any = None) -> "ZCAWhitening":
+    def fit(self, X: Any, y: Any = None) -> ZCAWhitening:
         """Estimate ``mean_``, ``components_`` and ``inverse_components_`` from ``X (n, d)``."""
         check_number(self.epsilon, "epsilon", low=0.0)
         data = as_float_array(X, "X", dtype=np.float64)

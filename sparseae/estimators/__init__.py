@@ -6,17 +6,22 @@ arguments, ``fit`` validates them and the data, builds the model with
 training loop of the library). The machinery lives in :mod:`.base`; a concrete estimator only
 says which registered model it builds.
 """
-from .autoencoders import (AutoencoderEstimator, ContractiveAutoencoder, DenoisingAutoencoder,
-                           LinearAutoencoder, SparseAutoencoder)
+from .autoencoders import (
+                           AutoencoderEstimator,
+                           ContractiveAutoencoder,
+                           DenoisingAutoencoder,
+                           LinearAutoencoder,
+                           SparseAutoencoder,
+)
 from .base import BaseAutoencoderEstimator
 from .classifiers import DrSAEClassifier
-from .inhibition import LateralInhibitionCoder
 from .convolutional import ConvSparseAutoencoder, LocalSparseAutoencoder
 from .dictionary import DictionaryLearning, MiniBatchDictionaryLearning, SparseCoder
+from .inhibition import LateralInhibitionCoder
 from .stacked import StackedAutoencoder, StackedClassifier
 
 __all__ = ["AutoencoderEstimator", "BaseAutoencoderEstimator", "ContractiveAutoencoder",
-           "DenoisingAutoencoder", "DrSAEClassifier", "LateralInhibitionCoder", "LinearAutoencoder", "SparseAutoencoder",
-           "StackedAutoencoder", "StackedClassifier"]
+           "DenoisingAutoencoder", "DrSAEClassifier", "LateralInhibitionCoder", "LinearAutoencoder",
+           "SparseAutoencoder", "StackedAutoencoder", "StackedClassifier"]
 __all__ += ["ConvSparseAutoencoder", "LocalSparseAutoencoder"]
 __all__ += ["DictionaryLearning", "MiniBatchDictionaryLearning", "SparseCoder"]

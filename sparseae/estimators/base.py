@@ -23,9 +23,10 @@ import contextlib
 import copy
 import os
 import warnings
+from collections.abc import Iterator
 from numbers import Integral, Real
 from pathlib import Path
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -60,7 +61,7 @@ _INFERENCE_BATCH = 4096
 #: The key under which :meth:`BaseAutoencoderEstimator.save` stores the estimator in ``extra``.
 _EXTRA_KEY = "estimator"
 #: Every concrete estimator class by "module.QualName", so that ``load`` can rebuild the right one.
-_ESTIMATOR_CLASSES: dict[str, type["BaseAutoencoderEstimator"]] = {}
+_ESTIMATOR_CLASSES: dict[str, type[BaseAutoencoderEstimator]] = {}
 #: Marks a model packed by ``__getstate__``.
 _PICKLED_MODEL = "__sparseae_model__"
 
@@ -218,7 +219,7 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X: Any, y: Any = None) -> "BaseAutoencoderEstimator":
+    def fit(self, X: Any, y: Any = None) -> BaseAutoencoderEstimator:
         """Train the autoencoder on ``X`` (n_samples, n_features); ``y`` is ignored.
 
         Raises :class:`~sparseae.errors.ConfigError` for invalid hyperparameters,
@@ -378,7 +379,7 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         return save_model(self.model_, path, overwrite=overwrite, extra={_EXTRA_KEY: state})
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "BaseAutoencoderEstimator":
+    def load(cls, path: str | os.PathLike) -> BaseAutoencoderEstimator:
         """Rebuild a fitted estimator saved by :meth:`save` (JSON and safetensors; no pickle).
 
         Called on a base class, returns the class that was saved. A folder holding a bare model

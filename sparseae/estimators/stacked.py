@@ -10,9 +10,9 @@ import numpy as np
 
 from .._sklearn_compat import Interval, StrOptions
 from ..models import Autoencoder
-from ..train.procedures import pretrain_deep_model
 from ..nn.activations import ACTIVATIONS
 from ..train import TrainConfig, train
+from ..train.procedures import pretrain_deep_model
 from .base import BaseAutoencoderEstimator
 from .classifiers import HeadClassifierMixin
 

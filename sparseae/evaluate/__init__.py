@@ -2,14 +2,6 @@
 what the learned filters look like, and the field a denoising autoencoder learns."""
 from .features import TopActivations, top_activations
 from .filters import energy_concentration, orientation_selectivity, random_filter_baseline
-from .metrics import (
-    SparsityAccumulator,
-    explained_variance,
-    fraction_of_variance_unexplained,
-    mean_squared_error,
-    reconstruction_error,
-    sparsity_stats,
-)
 from .manifold import (
     contraction_stats,
     make_spiral,
@@ -17,6 +9,14 @@ from .manifold import (
     reconstruction_field,
     saturated_fraction,
     score_alignment,
+)
+from .metrics import (
+    SparsityAccumulator,
+    explained_variance,
+    fraction_of_variance_unexplained,
+    mean_squared_error,
+    reconstruction_error,
+    sparsity_stats,
 )
 from .probe import confusion_matrix, linear_probe
 from .tree import branch_similarity

@@ -13,7 +13,8 @@ formula ``E[x | x̃] − x̃ = σ² ∇ log p_σ(x̃)`` with ``p_σ = p ∗ N(0,
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch

@@ -14,8 +14,16 @@ import torch
 
 from ..config import read_run_config
 from ..io import load_model
-from ..io.saelens import (ARCHITECTURES, CFG_FILE, SPARSITY_FILE, STATE_FILE, WEIGHTS_FILE, import_saelens,
-                          is_saelens_folder, saelens_firing_rates)
+from ..io.saelens import (
+    ARCHITECTURES,
+    CFG_FILE,
+    SPARSITY_FILE,
+    STATE_FILE,
+    WEIGHTS_FILE,
+    import_saelens,
+    is_saelens_folder,
+    saelens_firing_rates,
+)
 from ..io.saelens import export_saelens as _export_model
 from ..runs import CONFIG_NAME, locate_model
 

@@ -58,7 +58,7 @@ STATE_FILE = "sparseae_state.safetensors"
 FORMAT_VERSION = "6.0.0"
 #: SAELens's ``sparsity`` tensor is log10(firing frequency + this).
 SPARSITY_EPS = 1e-10
-ARCHITECTURES = ("standard", "topk", "jumprelu", "gated")
+ARCHITECTURES = ("standard", "topk", "jumprelu", "gated", "matching_pursuit")
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
            "bfloat16": torch.bfloat16}
 _DIRECT = ("encoder.weight", "encoder.bias", "decoder.weight_", "decoder.bias")
@@ -86,6 +86,7 @@ def _saelens_form(model: torch.nn.Module) -> tuple[dict[str, Any], dict[str, tor
     from ..nn.encoders import LinearEncoder
     from ..nn.gated import GatedEncoder
     from ..nn.likelihoods import GaussianLikelihood, LearnedVarianceGaussian
+    from ..nn.matching_pursuit import MatchingPursuitEncoder
     from ..nn.sparse_encoders import JumpReLUEncoder, TopKEncoder
 
     if not isinstance(model, Autoencoder):
@@ -93,7 +94,8 @@ def _saelens_form(model: torch.nn.Module) -> tuple[dict[str, Any], dict[str, tor
     name = model.spec.get("name", type(model).__name__)
     encoder, decoder = model.encoder, model.decoder
     if type(model) not in (Autoencoder, MatryoshkaSAE) or \
-            not isinstance(encoder, (LinearEncoder, TopKEncoder, JumpReLUEncoder, GatedEncoder)):
+            not isinstance(encoder, (LinearEncoder, TopKEncoder, JumpReLUEncoder, GatedEncoder,
+                                     MatchingPursuitEncoder)):
         raise _no_form(name, f"its encoder ({type(encoder).__name__}) is none of them (e.g. inference by optimisation)")
     if isinstance(encoder, LinearEncoder) and (encoder.activation != "relu" or encoder.bias is None):
         raise _no_form(name, f"its units are {encoder.activation}, not ReLU")
@@ -105,6 +107,11 @@ def _saelens_form(model: torch.nn.Module) -> tuple[dict[str, Any], dict[str, tor
         link = getattr(likelihood, "link", None)
         raise _no_form(name, f"its output has a non-linearity ({type(likelihood).__name__}"
                              f"{f' with link {link}' if link else ''})")
+    if isinstance(encoder, MatchingPursuitEncoder):  # k steps: no residual threshold, no early stop
+        fields = {"architecture": "matching_pursuit", "apply_b_dec_to_input": True, "residual_threshold": 0.0,
+                  "max_iterations": encoder.k, "stop_on_duplicate_support": False}
+        return fields, {"W_dec": decoder.weight.detach().t().to("cpu").clone().contiguous(),
+                        "b_dec": decoder.bias.detach().to("cpu").clone().contiguous()}
     with torch.no_grad():
         tensors = {"W_enc": encoder.weight.t(), "b_enc": encoder.bias, "W_dec": decoder.weight.t(),
                    "b_dec": decoder.bias}
@@ -177,10 +184,13 @@ def export_saelens(model: torch.nn.Module, out_dir: str | os.PathLike, *, sparsi
                                           source)
     fields, tensors = _saelens_form(model)
     spec = dict(model.spec)  # _saelens_form above: an Autoencoder
-    d_in, d_sae = tensors["W_enc"].shape
+    d_sae, d_in = tensors["W_dec"].shape
+    if normalization == "l2" and "W_enc" not in tensors:
+        raise ConfigError(f"{source} was trained on unit-norm inputs (l2), which SAELens's matching-pursuit SAE "
+                          "cannot rescale (its atoms must keep unit norm); export with input_normalization 'none'")
     if normalization == "l2":
         tensors = _fold_l2(tensors, d_in)
-    dtype = tensors["W_enc"].dtype
+    dtype = tensors["W_dec"].dtype
     if dtype not in _DTYPES.values():
         raise ConfigError(f"SAELens stores float32, float64, float16 or bfloat16 weights, not {dtype}")
     ours = {"model": spec.get("name"), "params": spec.get("params"), "input_normalization": normalization,
@@ -273,6 +283,12 @@ def _read_cfg(folder: Path) -> dict[str, Any]:
         raise _bad(folder, f"architecture {architecture!r} has no sparseae model (supported: "
                            f"{', '.join(ARCHITECTURES)})")
     cfg["architecture"] = architecture
+    if architecture == "matching_pursuit":
+        iterations = cfg.get("max_iterations")
+        if cfg.get("residual_threshold", 1e-2) != 0 or cfg.get("stop_on_duplicate_support", True) \
+                or type(iterations) is not int or iterations < 1:
+            raise _bad(folder, "a matching_pursuit SAE reads back only with residual_threshold 0, "
+                               "stop_on_duplicate_support false and max_iterations k (a fixed number of steps)")
     dtype = str(cfg.get("dtype", "float32")).removeprefix("torch.")
     if dtype not in _DTYPES:
         raise _bad(folder, f"dtype {cfg.get('dtype')!r} is not one of {', '.join(_DTYPES)}")
@@ -303,6 +319,8 @@ def _read_tensors(folder: Path, cfg: dict[str, Any]) -> dict[str, torch.Tensor]:
     expected = {"W_enc": (d_in, d_sae), "b_enc": (d_sae,), "W_dec": (d_sae, d_in), "b_dec": (d_in,)}
     if cfg["architecture"] == "jumprelu":
         expected["threshold"] = (d_sae,)
+    if cfg["architecture"] == "matching_pursuit":
+        expected = {"W_dec": (d_sae, d_in), "b_dec": (d_in,)}
     if cfg["architecture"] == "gated":
         del expected["b_enc"]
         expected.update(b_gate=(d_sae,), b_mag=(d_sae,), r_mag=(d_sae,))
@@ -347,12 +365,15 @@ def _model_for(cfg: dict[str, Any], tensors: dict[str, torch.Tensor]) -> torch.n
         return create_model("topk_sae", d_in, d_sae, k=cfg["k"])
     if architecture == "gated":
         return create_model("gated_sae", d_in, d_sae)
+    if architecture == "matching_pursuit":
+        return create_model("matching_pursuit_sae", d_in, d_sae, k=cfg["max_iterations"])
     return create_model("jumprelu_sae", d_in, d_sae)
 
 
 def _fits(model: torch.nn.Module, cfg: dict[str, Any], tensors: dict[str, torch.Tensor]) -> bool:
     """Whether ``model`` (built from the exported spec) computes the SAE ``cfg`` describes."""
     from ..nn.gated import GatedEncoder
+    from ..nn.matching_pursuit import MatchingPursuitEncoder
     from ..nn.sparse_encoders import JumpReLUEncoder, TopKEncoder
 
     try:
@@ -371,6 +392,8 @@ def _fits(model: torch.nn.Module, cfg: dict[str, Any], tensors: dict[str, torch.
         return isinstance(encoder, JumpReLUEncoder)
     if architecture == "gated":
         return isinstance(encoder, GatedEncoder)
+    if architecture == "matching_pursuit":
+        return isinstance(encoder, MatchingPursuitEncoder) and encoder.k == cfg["max_iterations"]
     return not isinstance(encoder, (TopKEncoder, JumpReLUEncoder, GatedEncoder))
 
 
@@ -383,28 +406,16 @@ def _rebuild(cfg: dict[str, Any], tensors: dict[str, torch.Tensor], use_state: P
 
 def _state_and_model(cfg: dict[str, Any], tensors: dict[str, torch.Tensor], use_state: Path | None
                      ) -> tuple[dict[str, torch.Tensor], torch.nn.Module]:
+    """Our model for a SAELens ``cfg`` and its ``tensors``, and the state dict that makes it compute
+    the same function (with ``use_state``: the exported model's own state where its hash matches)."""
     from ..nn.gated import GatedEncoder
     from ..nn.sparse_encoders import JumpReLUEncoder, TopKEncoder
 
     dtype = _DTYPES[cfg["dtype"]]
     model = _model_for(cfg, tensors).to(dtype)
-    d_in = cfg["d_in"]
-    gated = cfg["architecture"] == "gated"  # its b_enc is the gate's bias, b_gate
-    w_enc, b_enc, w_dec, b_dec = (tensors[k].double()
-                                  for k in ("W_enc", "b_gate" if gated else "b_enc", "W_dec", "b_dec"))
-    if cfg["architecture"] == "topk" and cfg.get("rescale_acts_by_decoder_norm"):
-        norms = w_dec.norm(dim=1)
-        w_enc, b_enc, w_dec = w_enc * norms, b_enc * norms, w_dec / norms[:, None]
-    if cfg["normalize_activations"] == "constant_norm_rescale":
-        root = math.sqrt(d_in)
-        w_enc, w_dec, b_dec = w_enc * root, w_dec / root, b_dec / root
+    w_enc, b_enc, w_dec, b_dec = _saelens_weights(cfg, tensors)
     encoder = model.encoder
-    subtracts = isinstance(encoder, (TopKEncoder, JumpReLUEncoder, GatedEncoder))
-    shift = None
-    if subtracts and not cfg["apply_b_dec_to_input"]:
-        shift = b_dec @ w_enc
-    elif not subtracts and cfg["apply_b_dec_to_input"]:
-        shift = -(b_dec @ w_enc)
+    shift = _b_dec_shift(cfg, isinstance(encoder, (TopKEncoder, JumpReLUEncoder, GatedEncoder)), w_enc, b_dec)
     if shift is not None:
         b_enc = b_enc + shift
 
@@ -414,7 +425,8 @@ def _state_and_model(cfg: dict[str, Any], tensors: dict[str, torch.Tensor], use_
         state["encoder.weight"] = encoder_weight
     elif "encoder.parametrizations.weight.original" in state:
         state["encoder.parametrizations.weight.original"] = encoder_weight
-    state["encoder.bias"] = b_enc.to(dtype)
+    if "encoder.bias" in state or cfg["architecture"] != "matching_pursuit":
+        state["encoder.bias"] = b_enc.to(dtype)
     if "decoder.weight_" in state:
         state["decoder.weight_"] = w_dec.to(dtype).t().contiguous()
     state["decoder.bias"] = b_dec.to(dtype)
@@ -430,16 +442,55 @@ def _state_and_model(cfg: dict[str, Any], tensors: dict[str, torch.Tensor], use_
     elif isinstance(encoder, TopKEncoder) and cfg["architecture"] == "jumprelu":
         state["encoder.threshold"] = tensors["threshold"][0].to(state["encoder.threshold"].dtype).clone()
     if use_state is not None and (use_state / STATE_FILE).is_file():
-        ours = cfg["metadata"].get("sparseae") or {}
-        if ours.get("weights_sha256") == _tensor_hash(tensors):
-            try:
-                saved = load_file(str(use_state / STATE_FILE))
-            except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-                raise CheckpointError(f"{use_state / STATE_FILE} is corrupt: {exc}") from None
-            for key, value in saved.items():
-                if key in state and value.shape == state[key].shape:
-                    state[key] = value.to(state[key].dtype)
+        _overlay_exported_state(state, cfg, tensors, use_state / STATE_FILE)
     return state, model
+
+
+def _saelens_weights(cfg: dict[str, Any], tensors: dict[str, torch.Tensor]
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """SAELens' ``W_enc`` (d_in, d_sae), encoder bias (d_sae,), ``W_dec`` (d_sae, d_in), ``b_dec`` (d_in,)
+    in float64, with the decoder-norm rescaling and ``constant_norm_rescale`` folded into them."""
+    gated = cfg["architecture"] == "gated"  # its b_enc is the gate's bias, b_gate
+    if cfg["architecture"] == "matching_pursuit":  # tied: no encoder tensors (W_enc = W_decᵀ, no bias)
+        b_dec = tensors["b_dec"] if cfg["apply_b_dec_to_input"] else torch.zeros_like(tensors["b_dec"])
+        tensors = {**tensors, "W_enc": tensors["W_dec"].t(),
+                   "b_enc": torch.zeros(cfg["d_sae"], dtype=b_dec.dtype), "b_dec": b_dec}
+    w_enc, b_enc, w_dec, b_dec = (tensors[k].double()
+                                  for k in ("W_enc", "b_gate" if gated else "b_enc", "W_dec", "b_dec"))
+    if cfg["architecture"] == "topk" and cfg.get("rescale_acts_by_decoder_norm"):
+        norms = w_dec.norm(dim=1)
+        w_enc, b_enc, w_dec = w_enc * norms, b_enc * norms, w_dec / norms[:, None]
+    if cfg["normalize_activations"] == "constant_norm_rescale":
+        root = math.sqrt(cfg["d_in"])
+        w_enc, w_dec, b_dec = w_enc * root, w_dec / root, b_dec / root
+    return w_enc, b_enc, w_dec, b_dec
+
+
+def _b_dec_shift(cfg: dict[str, Any], subtracts: bool, w_enc: torch.Tensor, b_dec: torch.Tensor
+                 ) -> torch.Tensor | None:
+    """The change (d_sae,) of the encoder bias when our encoder does (``subtracts``) or does not
+    subtract ``b_dec`` from its input and SAELens' ``apply_b_dec_to_input`` says otherwise; None if equal."""
+    if subtracts and not cfg["apply_b_dec_to_input"]:
+        return b_dec @ w_enc
+    if not subtracts and cfg["apply_b_dec_to_input"]:
+        return -(b_dec @ w_enc)
+    return None
+
+
+def _overlay_exported_state(state: dict[str, torch.Tensor], cfg: dict[str, Any],
+                            exported: dict[str, torch.Tensor], file: Path) -> None:
+    """Overwrite ``state`` in place with the tensors of our own exported ``file`` (same key and shape)
+    when the SAE's weights as read are those the export hashed (``metadata.sparseae.weights_sha256``)."""
+    ours = cfg["metadata"].get("sparseae") or {}
+    if ours.get("weights_sha256") != _tensor_hash(exported):
+        return
+    try:
+        saved = load_file(str(file))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{file} is corrupt: {exc}") from None
+    for key, value in saved.items():
+        if key in state and value.shape == state[key].shape:
+            state[key] = value.to(state[key].dtype)
 
 
 def import_saelens(path: str | os.PathLike) -> torch.nn.Module:

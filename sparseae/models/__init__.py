@@ -4,7 +4,8 @@
   ``denoising_ae``, ``contractive_ae``
 * :mod:`.deep`: ``deep_autoencoder``, ``mlp_classifier``, ``semantic_hashing``, the layers of greedy
   layer-wise pre-training
-* :mod:`.sae`: ``topk_sae`` (TopK, BatchTopK, AuxK), ``jumprelu_sae``
+* :mod:`.sae`: ``topk_sae`` (TopK, BatchTopK, AuxK), ``jumprelu_sae``, ``matryoshka_sae``, ``gated_sae``,
+  ``matching_pursuit_sae``
 * :mod:`.sparse_coding`: ``sparse_coding`` (FISTA inference, dictionary learning)
 * :mod:`.psd`: ``psd``; :mod:`.lista`: ``lista``
 * :mod:`.lateral_inhibition`: ``lateral_inhibition`` (structured sparse coding, learned inhibition S)
@@ -18,15 +19,15 @@ which :mod:`sparseae.train.procedures` runs (``fit_stacked``, ``fit_supervised``
 """
 from . import autoencoders, sae  # noqa: F401  (register the presets)
 from .base import MODELS, Autoencoder, LossOutput, create_model, encode_dataset
-from .deep import DeepAutoencoder, MLPClassifier, load_layer_weights
 from .conv_stack import ConvFeatureExtractor, ConvStack, build_conv_stack
 from .convolutional import ConvAutoencoder
-from .local import LocalAutoencoder
+from .deep import DeepAutoencoder, MLPClassifier, load_layer_weights
 from .drsae import DrSAE, encoder_decoder_angles
 from .lateral_inhibition import LateralInhibition
 from .lista import LISTA, lista_from_dictionary
-from .psd import PSD, psd_code_quality
+from .local import LocalAutoencoder
 from .pruning import TreeModelPruning, prune_tree_model
+from .psd import PSD, psd_code_quality
 from .sparse_coding import SparseCoding
 from .supervised import SupervisedAutoencoder, error_rate
 

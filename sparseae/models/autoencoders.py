@@ -9,18 +9,17 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..errors import ConfigError
+from ..groups import make_groups
 from ..nn.activations import ACTIVATIONS
 from ..nn.constraints import unit_norm_columns, unit_norm_rows_parametrization
+from ..nn.corruption import GaussianCorruption, make_corruption
 from ..nn.decoders import LinearDecoder
 from ..nn.encoders import LinearEncoder
 from ..nn.likelihoods import make_likelihood
-from ..nn.corruption import GaussianCorruption, make_corruption
-from ..errors import ConfigError
-from ..groups import make_groups
 from ..nn.penalties import ContractivePenalty, GroupSparsityPenalty, KLSparsity, L1Penalty, Penalty, WeightDecay
 from ..validation import check_choice, check_number
 from .base import MODELS, Autoencoder
-
 
 #: Choices of the UFLDL sparse autoencoder, also validated by its estimator.
 UFLDL_ACTIVATIONS = ("sigmoid", "tanh")

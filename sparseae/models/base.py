@@ -8,8 +8,9 @@ by one trainer for all models, which calls :meth:`Autoencoder.loss` and then
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Iterable, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import torch

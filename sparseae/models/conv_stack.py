@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Any, ClassVar, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -95,7 +96,7 @@ class ConvFeatureExtractor(nn.Module):
         if not stages:
             raise ConfigError("a feature extractor needs at least one stage")
         self.stages = nn.ModuleList(stages)
-        for below, above in zip(self.stages[:-1], self.stages[1:]):
+        for below, above in zip(self.stages[:-1], self.stages[1:], strict=True):
             if below.n_outputs != above.n_features:
                 raise ConfigError(f"a stage giving {below.output_shape} cannot feed one taking "
                                   f"{above.n_features} inputs")
@@ -169,9 +170,9 @@ class ConvStack(Autoencoder):
     ``layers``: the ``conv_sae`` models; :attr:`encoder`: the :class:`ConvFeatureExtractor` over
     their encoders and poolings, x ``(batch, n_features)`` → features ``(batch, G·H·W)``
     (``encode``; ``n_components`` = G·H·W). :func:`~sparseae.train.procedures.fit_conv_stack_layers`
-    trains the layers greedily;
-    :meth:`loss` is the sum of the layers' own losses, each on the output of the stages below it. The features have no decoder (``can_decode`` is False: ``decode`` refuses);
-    :attr:`decoder` is the first layer's (its filters are the ones drawn). The stack has no
+    trains the layers greedily; :meth:`loss` is the sum of the layers' own losses, each on the
+    output of the stages below it. The features have no decoder (``can_decode`` is False:
+    ``decode`` refuses); :attr:`decoder` is the first layer's (its filters are the ones drawn). The stack has no
     penalty of its own (a penalty added to its ``penalties`` is a ConfigError): each layer is
     trained with its own, set in its layer dict (``sparsity_weight``, ``weight_decay``)."""
 
@@ -239,7 +240,7 @@ class ConvStack(Autoencoder):
         self.refuse_penalties(self.PENALTY_REFUSAL)
         inputs = self.normalize_input(x)
         total, terms = 0.0, {}
-        for k, (layer, stage) in enumerate(zip(self.layers, self._extractor.stages)):
+        for k, (layer, stage) in enumerate(zip(self.layers, self._extractor.stages, strict=True)):
             out = layer.loss(inputs, reconstruction_weight=reconstruction_weight)
             total = total + out.loss
             for name, value in out.terms.items():

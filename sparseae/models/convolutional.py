@@ -13,15 +13,16 @@ After training the encoder with its L2 pooling is a feature extractor
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
 from ..errors import ConfigError
 from ..groups import GroupStructure, make_groups
 from ..nn.constraints import NormConstraint
-from ..nn.corruption import make_corruption
 from ..nn.convolutional import ConvEncoder, ConvTransposeDecoder, image_geometry
+from ..nn.corruption import make_corruption
 from ..nn.likelihoods import make_likelihood
 from ..nn.penalties import Penalty, WeightDecay
 from ..nn.pooling import MapGroupSparsityPenalty, MapPooling

@@ -15,7 +15,8 @@ initialize either
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -48,7 +49,8 @@ class MLPEncoder(nn.Module):
         super().__init__()
         if len(activations) != len(sizes) - 1:
             raise ConfigError(f"{len(sizes) - 1} layers need {len(sizes) - 1} activations, got {len(activations)}")
-        self.layers = nn.ModuleList(LinearEncoder(a, b, act) for a, b, act in zip(sizes[:-1], sizes[1:], activations))
+        self.layers = nn.ModuleList(LinearEncoder(a, b, act)
+                                    for a, b, act in zip(sizes[:-1], sizes[1:], activations, strict=True))
         self.n_features, self.n_components = sizes[0], sizes[-1]
         check_number(code_noise_std, "code_noise_std", low=0.0)
         self.code_noise_std = float(code_noise_std)
@@ -71,7 +73,7 @@ class MLPEncoder(nn.Module):
         return top._act(a + self.code_noise_std * torch.randn_like(a))
 
     def extra_repr(self) -> str:
-        return " -> ".join(str(s) for s in [self.n_features] + [l.n_components for l in self.layers])
+        return " -> ".join(str(s) for s in [self.n_features] + [layer.n_components for layer in self.layers])
 
 
 class MLPDecoder(nn.Module):
@@ -84,7 +86,7 @@ class MLPDecoder(nn.Module):
 
     def __init__(self, sizes: Sequence[int], activations: Sequence[str]) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(LinearDecoder(b, a) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.layers = nn.ModuleList(LinearDecoder(b, a) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
         self.activations = list(activations[:-1])
         for name in self.activations:
             get_activation(name)

@@ -20,16 +20,23 @@ from typing import Any
 import torch
 from torch import nn
 
+from .. import distributed
 from ..coding.dictionary import default_tolerance
 from ..coding.inhibition import METHODS, check_inhibition_matrix, inhibition_codes
-from ..coding.inhibition_matrix import (NORMS, ascend_inhibition, coactivation, inhibition_mask, inhibition_penalty,
-                                        parse_tree, project_inhibition)
+from ..coding.inhibition_matrix import (
+    NORMS,
+    ascend_inhibition,
+    coactivation,
+    inhibition_mask,
+    inhibition_penalty,
+    parse_tree,
+    project_inhibition,
+)
 from ..coding.prox import l1_penalty
 from ..errors import ConfigError
 from ..nn.activations import upcast_half
-from .. import distributed
-from ..validation import check_choice, check_number
 from ..nn.penalties import ForwardPass
+from ..validation import check_choice, check_number
 from .base import MODELS, Energy
 from .sparse_coding import DictionaryModel
 

@@ -14,7 +14,7 @@ z = Wx, ‖W_u‖ = 1 inside the objective, E = ½‖WᵀWx − x‖² + λ Σ_j
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

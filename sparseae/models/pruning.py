@@ -108,7 +108,7 @@ def _sliced(old: torch.Tensor, new_shape: torch.Size, keep: torch.Tensor, n_old:
         return old
     if old.ndim != len(new_shape):
         raise ConfigError(f"cannot prune {name}: shape {tuple(old.shape)} -> {tuple(new_shape)}")
-    for dim, (before, after) in enumerate(zip(old.shape, new_shape)):
+    for dim, (before, after) in enumerate(zip(old.shape, new_shape, strict=True)):
         if before == n_old and after == n_new:
             old = old.index_select(dim, keep.to(old.device))
         elif before != after:

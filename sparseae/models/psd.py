@@ -23,8 +23,8 @@ from torch import nn
 
 from ..coding.dictionary import SparseInference
 from ..inference import evaluating, placement, row_batches
-from ..nn.amortized import ScaledTanhEncoder, ShrinkageEncoder, nonnegative_thresholds
 from ..nn.activations import upcast_half
+from ..nn.amortized import ScaledTanhEncoder, ShrinkageEncoder, nonnegative_thresholds
 from ..nn.penalties import ForwardPass, Penalty
 from ..validation import as_float_array, check_choice, check_number
 from .base import MODELS, Energy, encoder_weight_decay

@@ -48,7 +48,7 @@ def _sae(encoder: _SAEEncoder, n_features: int, n_components: int, penalties: di
         if group_weight <= 0:
             raise ConfigError("groups need a group_weight > 0 (the weight of the group-sparsity term)")
         penalties["group"] = GroupSparsityPenalty(group_weight, fitted_groups(groups, n_components))
-    decoder = SparseLinearDecoder(n_components, n_features) if sparse_decode else LinearDecoder(n_components, n_features)
+    decoder = (SparseLinearDecoder if sparse_decode else LinearDecoder)(n_components, n_features)
     if sparse_decode:
         decoder.bind_encoder(encoder)
     with torch.no_grad():
@@ -224,3 +224,21 @@ def gated_sae(n_features: int, n_components: int, *, l1_weight: float = 1e-2,
         model.constraints.append(penalties["gate_aux"].constraint())
         model.apply_constraints()
     return model
+
+
+@MODELS.register("matching_pursuit_sae")
+def matching_pursuit_sae(n_features: int, n_components: int, *, k: int | None = None) -> Autoencoder:
+    """Matching-pursuit SAE: the encoder is ``k`` steps (default min(32, n_components/4)) of greedy
+    non-negative matching pursuit with the decoder's unit-norm atoms on the residual x − b_dec
+    (:class:`~sparseae.nn.matching_pursuit.MatchingPursuitEncoder`, no encoder weights); loss ½‖x − x̂‖²,
+    through the selected atoms and values."""
+    from ..nn.matching_pursuit import MatchingPursuitEncoder
+
+    k = _k_default(k, n_components)
+    encoder = MatchingPursuitEncoder(n_features, n_components, k)
+    decoder = LinearDecoder(n_components, n_features)
+    with torch.no_grad():
+        decoder.weight_.div_(decoder.weight_.norm(dim=0, keepdim=True).clamp_min(1e-12))
+    encoder.bind_decoder(decoder)
+    constraints = [unit_norm_columns("decoder.weight_", tangent_gradient=True)]
+    return Autoencoder(encoder, decoder, GaussianLikelihood(), {}, constraints)

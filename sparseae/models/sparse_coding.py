@@ -9,7 +9,8 @@ the unused ones re-initialized (:class:`~sparseae.coding.dictionary.AtomUsage`).
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn

@@ -6,7 +6,8 @@ setting ``w > 0`` makes the trainer pass labels (``needs_targets``) for discrimi
 """
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import torch

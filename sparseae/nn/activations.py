@@ -1,12 +1,13 @@
 """Named elementwise non-linearities, so configs can name them and penalties know their range."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
 from ..errors import ConfigError
 from ..tensors import upcast_half  # noqa: F401  (re-exported: its users in nn and models import it here)
+
 
 def identity(v: torch.Tensor) -> torch.Tensor:
     """f(v) = v (a named function rather than a lambda, so models pickle)."""

@@ -12,7 +12,8 @@ convolutional layer does not spend its maps on the ink's mean and brightness.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch

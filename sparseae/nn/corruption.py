@@ -11,7 +11,7 @@ Processes compose: ``"masking:0.1+gaussian:0.05"`` masks, then adds noise. A spe
 from __future__ import annotations
 
 import abc
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

@@ -91,3 +91,4 @@ class GatedAuxiliaryLoss(Penalty):
                 if model.decoder.bias is not None:
                     self.frozen_bias.copy_(model.decoder.bias)
         return copy_decoder
+

@@ -16,10 +16,16 @@ from typing import Any
 import torch
 
 from ..coding.inhibition import check_inhibition_matrix
-from ..coding.inhibition_matrix import (NORMS, ascend_inhibition, coactivation, inhibition_mask, inhibition_penalty,
-                                        tree_inhibition)
-from ..errors import ConfigError
+from ..coding.inhibition_matrix import (
+    NORMS,
+    ascend_inhibition,
+    coactivation,
+    inhibition_mask,
+    inhibition_penalty,
+    tree_inhibition,
+)
 from ..distributed import mean_across_ranks
+from ..errors import ConfigError
 from ..validation import check_choice, check_number
 from .activations import upcast_half
 from .penalties import CodePenalty, ForwardPass, register_penalty

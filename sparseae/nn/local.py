@@ -14,7 +14,7 @@ maps of location (h, w) fill the r×c block at rows h·r…, columns w·c… of 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

@@ -18,18 +18,19 @@ from __future__ import annotations
 
 import abc
 import inspect
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..coding.prox import GroupProx, L1Prox, ProximalOperator, group_penalty, l1_penalty
+from ..distributed import mean_across_ranks
 from ..errors import ConfigError
 from ..registry import Registry
-from .activations import upcast_half
-from ..distributed import mean_across_ranks
 from ..validation import check_number
+from .activations import upcast_half
 
 
 @dataclass

@@ -25,6 +25,7 @@ from ..errors import DataError, SparseAEError
 from ..evaluate.features import top_activations
 from ..files import write_text_atomic
 from ..inference import evaluating, placement, row_batches
+from ..nn.decoders import LinearDecoder
 from ..validation import check_number
 
 #: The page written beside ``report.html``.
@@ -66,8 +67,8 @@ def context_rows(table: Sequence[Sequence[Any]], row: int, window: int) -> list[
 def decoder_directions(model: torch.nn.Module) -> torch.Tensor:
     """The decoder's atoms (n_components, n_features): row j is what latent j adds to the
     reconstruction. :class:`DataError` for a model whose decoder has no weight matrix."""
-    weight = getattr(getattr(model, "decoder", None), "weight", None)
-    if not isinstance(weight, torch.Tensor) or weight.ndim != 2:
+    weight = model.decoder.weight if isinstance(model.decoder, LinearDecoder) else None
+    if weight is None or weight.ndim != 2:
         raise DataError(f"{type(model).__name__} has no linear decoder to read directions from")
     return weight.detach().t()
 

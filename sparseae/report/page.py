@@ -9,8 +9,9 @@ import html
 import json
 import os
 import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from .._version import __version__
 from ..errors import DataError, OutputExistsError

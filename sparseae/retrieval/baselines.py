@@ -11,7 +11,6 @@ Each hasher is fitted on data ``X`` ``(n, n_features)`` and encodes rows into bo
 from __future__ import annotations
 
 import abc
-
 from typing import Any
 
 import numpy as np
@@ -78,7 +77,7 @@ class _Hasher(abc.ABC):
     def _fit(self, X: np.ndarray) -> None:
         """Set ``mean_`` (n_features,) and ``projection_`` (n_features, n_bits) from X."""
 
-    def fit(self, X: Any) -> "_Hasher":
+    def fit(self, X: Any) -> _Hasher:
         """Learn the hash functions from ``X`` ``(n, n_features)``, n ≥ 2; returns ``self``."""
         X = as_float_array(X, "X")
         if len(X) < 2:

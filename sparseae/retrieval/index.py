@@ -25,8 +25,7 @@ from ..errors import CheckpointError, ConfigError, DataError, OutputExistsError
 from ..files import staged_folder, write_json_atomic, writing
 from ..io import read_safetensors_header
 from ..validation import check_number
-from .codes import (BLOCK_ELEMENTS, _as_bits, _as_packed, flip_masks, hamming_distances, n_bytes_for,
-                    pack_bits)
+from .codes import BLOCK_ELEMENTS, _as_bits, _as_packed, flip_masks, hamming_distances, n_bytes_for, pack_bits
 
 __all__ = ["HammingIndex"]
 
@@ -96,7 +95,7 @@ class HammingIndex:
         self._by_id: tuple[np.ndarray, np.ndarray] | None = None
 
     @classmethod
-    def from_bits(cls, bits: Any, ids: Any = None, *, model: str = "") -> "HammingIndex":
+    def from_bits(cls, bits: Any, ids: Any = None, *, model: str = "") -> HammingIndex:
         """Index bool bits ``(n, n_bits)`` (e.g. from :func:`binarize`)."""
         bits = _as_bits(bits, "bits")
         return cls(pack_bits(bits), ids, n_bits=bits.shape[1], model=model)
@@ -237,7 +236,7 @@ class HammingIndex:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike, *, model: str | None = None) -> "HammingIndex":
+    def load(cls, path: str | os.PathLike, *, model: str | None = None) -> HammingIndex:
         """Read an index saved by :meth:`save`; with ``model``, check it was made for that model.
 
         Raises :class:`CheckpointError` for a missing, corrupt or foreign folder.

@@ -12,8 +12,18 @@ Below the CLI, the estimators' neighbours and the report, above the trainer:
 """
 from .data import describe_data, evaluation_device, load_datasets
 from .execute import execute_run
-from .folder import (CONFIG_NAME, METRICS_NAME, MODEL_NAME, PLOT_NAMES, PRETRAIN_DIR, REPORT_NAME, SUMMARY_NAME,
-                     is_run_dir, locate_model, read_history)
+from .folder import (
+                     CONFIG_NAME,
+                     METRICS_NAME,
+                     MODEL_NAME,
+                     PLOT_NAMES,
+                     PRETRAIN_DIR,
+                     REPORT_NAME,
+                     SUMMARY_NAME,
+                     is_run_dir,
+                     locate_model,
+                     read_history,
+)
 from .metrics import compute_metrics
 from .plots import write_curves, write_plots
 from .procedures import PROCEDURES, training_phases

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -15,10 +16,18 @@ from ..io import read_config, resolve_saved, save_model, write_json_atomic
 from ..models import Autoencoder, create_model
 from ..train.checkpoint import checkpoint_path, has_checkpoint
 from ..train.loggers import check_logger_installed, run_loggers
-
 from .data import data_provenance, describe_data, load_datasets
-from .folder import (CONFIG_NAME, MODEL_NAME, PRETRAIN_DIR, RUN_FORMAT, SUMMARY_NAME, TRAIN_COMMAND, check_run_dir,
-                     clear_run_dir, pretrained_first_layer)
+from .folder import (
+    CONFIG_NAME,
+    MODEL_NAME,
+    PRETRAIN_DIR,
+    RUN_FORMAT,
+    SUMMARY_NAME,
+    TRAIN_COMMAND,
+    check_run_dir,
+    clear_run_dir,
+    pretrained_first_layer,
+)
 from .metrics import compute_metrics
 from .plots import write_plots
 from .procedures import PROCEDURES, check_pretrain_section, procedure_of, training_phases

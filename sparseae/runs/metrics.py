@@ -5,18 +5,26 @@ always agree. Nothing here prints.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..data import Dataset
 from ..errors import DataError
-from ..groups import make_groups
-from ..inference import evaluating, map_rows, placement, row_batches
-from ..evaluate import (contraction_stats, explained_variance, linear_probe, mean_squared_error,
-                        orientation_selectivity, reconstruction_error, sparsity_stats)
+from ..evaluate import (
+    contraction_stats,
+    explained_variance,
+    linear_probe,
+    mean_squared_error,
+    orientation_selectivity,
+    reconstruction_error,
+    sparsity_stats,
+)
 from ..evaluate.metrics import describe_dead_rule
 from ..evaluate.probe import confusion_matrix as label_confusion_matrix
+from ..groups import make_groups
+from ..inference import evaluating, map_rows, placement, row_batches
 from ..models import Autoencoder, SupervisedAutoencoder
 from ..models.conv_stack import ConvStack
 from ..models.convolutional import ConvAutoencoder

@@ -1,8 +1,9 @@
 """The pictures of a run (its PNGs), drawn from the model, its history and the evaluation set."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -10,9 +11,20 @@ from ..data import Dataset
 from ..models import Autoencoder, SupervisedAutoencoder
 from ..models.drsae import DrSAE, encoder_decoder_angles
 from ..models.local import LocalAutoencoder
-from .metrics import (HASHING_MODELS, PROBE_MAX_SAMPLES, _subsample, code_kind, confusion_matrix, encode_decode,
-                      filter_matrix, hamming_precision_recall, kernel_layers, reports_reconstruction,
-                      unit_activity, unit_arrangement)
+from .metrics import (
+    HASHING_MODELS,
+    PROBE_MAX_SAMPLES,
+    _subsample,
+    code_kind,
+    confusion_matrix,
+    encode_decode,
+    filter_matrix,
+    hamming_precision_recall,
+    kernel_layers,
+    reports_reconstruction,
+    unit_activity,
+    unit_arrangement,
+)
 
 
 def write_curves(history: Sequence[dict[str, Any]], out_dir: Path) -> Path | None:

@@ -3,8 +3,9 @@ declares (:attr:`~sparseae.models.Autoencoder.training_procedure`) in :data:`PRO
 from a run config into a run folder. The training itself is :mod:`sparseae.train.procedures`'s."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 

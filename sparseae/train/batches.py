@@ -1,7 +1,7 @@
 """Batches for the trainer from an in-memory array or a memory map larger than RAM."""
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch

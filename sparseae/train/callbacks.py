@@ -96,45 +96,58 @@ def check_schedule(schedule: Any) -> dict[str, Any]:
     unknown = [key for key in schedule if key not in SCHEDULE_KEYS]
     if unknown:
         raise ConfigError(f"unknown schedule train.schedule.{unknown[0]}; known: {', '.join(SCHEDULE_KEYS)}")
-    lr = _section(schedule, "lr")
-    if lr is not None:
-        check_number(lr["warmup_steps"], "train.schedule.lr.warmup_steps", low=0, integer=True)
-        if lr["decay"] not in DECAYS:
-            raise ConfigError(f"train.schedule.lr.decay must be one of {', '.join(DECAYS)}, got {lr['decay']!r}")
-        check_number(lr["min_factor"], "train.schedule.lr.min_factor", low=0.0, high=1.0)
-        if lr["steps"] is not None and lr["samples"] is not None:
-            raise ConfigError("train.schedule.lr takes a budget in steps or in samples, not both")
-        for key in ("steps", "samples"):
-            if lr[key] is not None:
-                check_number(lr[key], f"train.schedule.lr.{key}", low=1, integer=True)
-        if lr["steps"] is not None and lr["warmup_steps"] >= lr["steps"] and lr["decay"] != "none":
-            raise ConfigError(f"train.schedule.lr.warmup_steps ({lr['warmup_steps']}) leaves no steps of the "
-                              f"budget ({lr['steps']}) to decay")
-    warmup = _section(schedule, "sparsity_warmup")
-    if warmup is not None:
-        if warmup["steps"] is None:
-            raise ConfigError("train.schedule.sparsity_warmup needs steps (the length of the warm-up)")
-        check_number(warmup["steps"], "train.schedule.sparsity_warmup.steps", low=1, integer=True)
-        check_number(warmup["start"], "train.schedule.sparsity_warmup.start", low=0.0, high=1.0)
-        names = warmup["penalties"]
-        if names is not None and (not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names)):
-            raise ConfigError("train.schedule.sparsity_warmup.penalties must be a list of penalty names, "
-                              f"got {names!r}")
-    anneal = _section(schedule, "k_anneal")
-    if anneal is not None:
-        for key in ("k_start", "steps"):
-            if anneal[key] is None:
-                raise ConfigError(f"train.schedule.k_anneal needs {key}")
-            check_number(anneal[key], f"train.schedule.k_anneal.{key}", low=1, integer=True)
-    resample = _section(schedule, "resample")
-    if resample is not None:
-        if resample["every"] is None:
-            raise ConfigError("train.schedule.resample needs every (resample every this many steps)")
-        for key in ("every", "window", "n_inputs", "until"):
-            if resample[key] is not None:
-                check_number(resample[key], f"train.schedule.resample.{key}", low=1, integer=True)
-        check_number(resample["scale"], "train.schedule.resample.scale", low=0.0, low_inclusive=False)
+    for name, check in (("lr", _check_lr_schedule), ("sparsity_warmup", _check_sparsity_warmup),
+                        ("k_anneal", _check_k_anneal), ("resample", _check_resample)):
+        section = _section(schedule, name)
+        if section is not None:
+            check(section)
     return {key: dict(schedule[key]) for key in schedule if schedule[key] is not None}
+
+
+def _check_lr_schedule(lr: dict[str, Any]) -> None:
+    """``train.schedule.lr`` (defaults filled in): warm-up, decay, floor and a budget in steps or samples."""
+    check_number(lr["warmup_steps"], "train.schedule.lr.warmup_steps", low=0, integer=True)
+    if lr["decay"] not in DECAYS:
+        raise ConfigError(f"train.schedule.lr.decay must be one of {', '.join(DECAYS)}, got {lr['decay']!r}")
+    check_number(lr["min_factor"], "train.schedule.lr.min_factor", low=0.0, high=1.0)
+    if lr["steps"] is not None and lr["samples"] is not None:
+        raise ConfigError("train.schedule.lr takes a budget in steps or in samples, not both")
+    for key in ("steps", "samples"):
+        if lr[key] is not None:
+            check_number(lr[key], f"train.schedule.lr.{key}", low=1, integer=True)
+    if lr["steps"] is not None and lr["warmup_steps"] >= lr["steps"] and lr["decay"] != "none":
+        raise ConfigError(f"train.schedule.lr.warmup_steps ({lr['warmup_steps']}) leaves no steps of the "
+                          f"budget ({lr['steps']}) to decay")
+
+
+def _check_sparsity_warmup(warmup: dict[str, Any]) -> None:
+    """``train.schedule.sparsity_warmup``: its length in steps, start factor and penalty names."""
+    if warmup["steps"] is None:
+        raise ConfigError("train.schedule.sparsity_warmup needs steps (the length of the warm-up)")
+    check_number(warmup["steps"], "train.schedule.sparsity_warmup.steps", low=1, integer=True)
+    check_number(warmup["start"], "train.schedule.sparsity_warmup.start", low=0.0, high=1.0)
+    names = warmup["penalties"]
+    if names is not None and (not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names)):
+        raise ConfigError("train.schedule.sparsity_warmup.penalties must be a list of penalty names, "
+                          f"got {names!r}")
+
+
+def _check_k_anneal(anneal: dict[str, Any]) -> None:
+    """``train.schedule.k_anneal``: ``k_start`` and ``steps``, both positive integers."""
+    for key in ("k_start", "steps"):
+        if anneal[key] is None:
+            raise ConfigError(f"train.schedule.k_anneal needs {key}")
+        check_number(anneal[key], f"train.schedule.k_anneal.{key}", low=1, integer=True)
+
+
+def _check_resample(resample: dict[str, Any]) -> None:
+    """``train.schedule.resample``: ``every`` (required), ``window``, ``n_inputs``, ``until`` and ``scale``."""
+    if resample["every"] is None:
+        raise ConfigError("train.schedule.resample needs every (resample every this many steps)")
+    for key in ("every", "window", "n_inputs", "until"):
+        if resample[key] is not None:
+            check_number(resample[key], f"train.schedule.resample.{key}", low=1, integer=True)
+    check_number(resample["scale"], "train.schedule.resample.scale", low=0.0, low_inclusive=False)
 
 
 def warmup_decay_factor(step: int, warmup_steps: int, decay: str, total_steps: int, min_factor: float) -> float:
@@ -333,10 +346,6 @@ class DeadLatentResampling(StepSchedule):
             self.history.append((step, count))
             self.last_fired[dead] = step
 
-    def dead_latents(self, step: int) -> torch.Tensor:
-        """Indices of the latents silent for ``window`` steps at step ``step``."""
-        return ((step - self.last_fired) >= self.window).nonzero().flatten()
-
     @torch.no_grad()
     def resample(self, dead: torch.Tensor, step: int) -> int:
         """Re-initialise latents ``dead`` (indices); returns how many."""
@@ -411,6 +420,12 @@ def training_schedules(config, loop) -> tuple[list[StepSchedule], Callable[[], N
         anneal = schedule["k_anneal"]
         callbacks.append(KAnnealing(anneal["k_start"], anneal["steps"]))
     if "resample" in schedule:
+        from .. import distributed
+
+        if distributed.is_distributed():  # each rank would draw its own inputs: replicas would differ
+            raise ConfigError("train.schedule.resample is not supported under torch.distributed; train without it")
+        if config.bf16_weights:  # the bf16 working copies would miss the resampled rows for a step
+            raise ConfigError("train.schedule.resample cannot be combined with bf16_weights; train without one")
         resample = {**SCHEDULE_KEYS["resample"], **schedule["resample"]}
         callbacks.append(DeadLatentResampling(resample["every"], resample["window"], resample["n_inputs"],
                                               resample["scale"], resample["until"], source=loop.train_source,

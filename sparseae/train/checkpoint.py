@@ -65,7 +65,8 @@ def load_checkpoint(run_dir: str | Path, model: torch.nn.Module, optimizer: torc
     """Restore ``model`` and ``optimizer`` in place; returns (trainer_state, best_state)."""
     folder = resolve_saved(checkpoint_path(run_dir))
     config = read_config(folder)
-    if config["model"] != model.spec["name"] or with_defaults(config["model"], config["params"]) != model.spec["params"]:
+    if (config["model"] != model.spec["name"]
+            or with_defaults(config["model"], config["params"]) != model.spec["params"]):
         raise CheckpointError(
             f"the checkpoint in {folder} belongs to model {config['model']!r} {config['params']}, "
             f"not to {model.spec['name']!r} {model.spec['params']}; use another run folder or "

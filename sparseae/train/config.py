@@ -7,11 +7,11 @@ from typing import Any
 
 import torch
 
+from .. import distributed
+from ..devices import DEVICE_PATTERN, check_device_name, device_problem  # noqa: F401  (re-exported)
 from ..errors import ConfigError
 from ..threads import check_threads
 from ..validation import check_bool, check_choice, check_number
-from .. import distributed
-from ..devices import DEVICE_PATTERN, check_device_name, device_problem  # noqa: F401  (re-exported)
 
 OPTIMIZERS = ("adam", "sgd", "lbfgs")
 #: The largest ``random_state``: torch's generators take seeds below 2**64.
@@ -42,8 +42,8 @@ class TrainConfig:
     learning rate of epoch e is ``learning_rate · γ^(e−1)`` (times each parameter's scale), a
     function of the epoch alone, so resuming keeps the schedule; 1 keeps it constant. ``compile``:
 the training step's forward and backward through ``torch.compile`` (True: the inductor backend,
-or a backend's name); minibatch optimizers only. Adam is the fused implementation (CPU and CUDA). ``cuda_graph``: capture
-the whole step (forward, backward, optimizer, constraints) in one CUDA graph and replay it per
+or a backend's name); minibatch optimizers only. Adam is the fused implementation (CPU and CUDA).
+``cuda_graph``: capture the whole step (forward, backward, optimizer, constraints) in one CUDA graph and replay it per
 batch (:mod:`sparseae.train.graphs`): CUDA, Adam and a single process only; it removes the
 per-kernel launch cost that dominates mid-sized models' steps. ``bf16_weights`` (with ``amp``):
 the forward and backward run on bf16 copies of the weight matrices, written by the update, instead
@@ -87,7 +87,7 @@ PyTorch's setting); the previous setting is restored afterwards. ``loggers``: ex
     loggers: list[str] = field(default_factory=list)
     schedule: dict[str, Any] = field(default_factory=dict)
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         check_choice(self.optimizer, "optimizer", OPTIMIZERS)
         check_number(self.learning_rate, "learning_rate", low=0.0, low_inclusive=False)
         check_number(self.momentum, "momentum", low=0.0, high=1.0, high_inclusive=False)
@@ -134,7 +134,7 @@ PyTorch's setting); the previous setting is restored afterwards. ``loggers``: ex
         return self
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         check_renamed(values)
         unknown = sorted(set(values) - known)

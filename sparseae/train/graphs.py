@@ -22,7 +22,7 @@ eagerly on the same parameters and optimizer state. Requirements, checked where 
 from __future__ import annotations
 
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

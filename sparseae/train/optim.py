@@ -11,8 +11,8 @@ from ..errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..models.base import Autoencoder
-    from .precision import Bf16Weights
     from .config import TrainConfig
+    from .precision import Bf16Weights
 
 
 def parameter_groups(model: Autoencoder, learning_rate: float) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ than float32. Vectors (biases, thresholds) are not copied and stay float32.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -58,12 +58,12 @@ class Bf16Weights:
     @torch.no_grad()
     def refresh(self) -> None:
         """Copy the float32 weights into the bf16 copies (in place: a CUDA graph keeps them)."""
-        for copy, master in zip(self.copies, self.masters):
+        for copy, master in zip(self.copies, self.masters, strict=True):
             copy.copy_(master)
 
     def grads_to_masters(self) -> None:
         """The copies' gradients, in float32, become the masters' (and the copies' are cleared)."""
-        for copy, master in zip(self.copies, self.masters):  # the masters took no part in the backward
+        for copy, master in zip(self.copies, self.masters, strict=True):  # the masters took no part in the backward
             if copy.grad is not None:
                 master.grad = copy.grad.to(master.dtype)
                 copy.grad = None
@@ -71,7 +71,7 @@ class Bf16Weights:
     def wrap(self, fn: LossFn) -> LossFn:
         """``fn`` (which uses ``model``) run with the weight matrices replaced by the bf16 copies."""
         call = _Call(self.model, fn)
-        swap = {f"model.{name}": copy for name, copy in zip(self.names, self.copies)}
+        swap = {f"model.{name}": copy for name, copy in zip(self.names, self.copies, strict=True)}
 
         def with_copies(x: torch.Tensor, y: torch.Tensor | None):
             return functional_call(call, swap, (x, y), strict=False, tie_weights=True)

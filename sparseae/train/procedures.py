@@ -13,9 +13,10 @@
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,8 +25,7 @@ from ..coding.dictionary import dictionary_from_samples
 from ..errors import CheckpointError, ConfigError
 from ..io import load_model, read_config, save_model
 from ..models.base import Autoencoder, create_model, encode_dataset
-from ..models.conv_stack import (ConvFeatureExtractor, ConvStack, build_conv_stack, stage_of,
-                                 transform_rows)
+from ..models.conv_stack import ConvFeatureExtractor, ConvStack, build_conv_stack, stage_of, transform_rows
 from ..models.convolutional import ConvAutoencoder
 from ..models.deep import build_layer, layer_specs, load_layer_weights
 from ..models.drsae import DrSAE
@@ -150,7 +150,7 @@ def pretrain_layers(X: Any, layers: Sequence[dict[str, Any] | Autoencoder], conf
         raise ConfigError(f"{len(layers)} layers but {len(configs)} training configs")
     inputs = as_float_array(X, "X")
     trained, results = [], []
-    for k, (spec, layer_config) in enumerate(zip(layers, configs)):
+    for k, (spec, layer_config) in enumerate(zip(layers, configs, strict=True)):
         layer = build_layer(spec, inputs.shape[1], k, check=layer_output is None)
         layer_dir = Path(run_dir) / f"layer{k + 1}" if run_dir is not None else None
         results.append(None if layer_config is None else
@@ -267,7 +267,7 @@ class ConvStackResult:
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
         """Each layer to ``path/layer<k>`` (safetensors + JSON, its stage options in ``extra``)."""
         path = Path(path)
-        for k, (layer, stage) in enumerate(zip(self.layers, self.extractor.stages)):
+        for k, (layer, stage) in enumerate(zip(self.layers, self.extractor.stages, strict=True)):
             save_model(layer, path / f"layer{k + 1}", overwrite=overwrite, extra={"stage": stage.options})
         return path
 
@@ -297,7 +297,10 @@ def pretrain_conv_layers(X: Any, layers: Sequence[ConvAutoencoder], extractor: C
     outputs on the training set unit RMS (so the next layer's λ does not depend on the scale of the
     one below). ``config``: one :class:`~sparseae.train.TrainConfig` or one per layer; checkpoints
     in ``run_dir/layer<k>``. Returns each layer's :class:`~sparseae.train.TrainResult`."""
-    stage_by_layer = {id(model): stage for model, stage in zip(layers, extractor.stages)}
+    if len(layers) != len(extractor.stages):
+        raise ConfigError(f"{len(layers)} layers but {len(extractor.stages)} stages in the extractor "
+                          "(one stage per layer)")
+    stage_by_layer = {id(model): stage for model, stage in zip(layers, extractor.stages, strict=True)}
 
     def layer_output(layer: Autoencoder, inputs: np.ndarray) -> np.ndarray:
         stage = stage_by_layer[id(layer)]
@@ -340,5 +343,5 @@ def fit_conv_stack_layers(model: ConvStack, X: Any, config, *, run_dir: str | Pa
     params = model.spec.get("params", {})
     if isinstance(params.get("layers"), list):  # new dicts: the config's own stay as they were
         params["layers"] = [{**spec, "output_scale": stage.output_scale}
-                            for spec, stage in zip(params["layers"], model.encoder.stages)]
+                            for spec, stage in zip(params["layers"], model.encoder.stages, strict=True)]
     return results

@@ -11,20 +11,21 @@ import json
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn, Sequence
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
 
+from .. import distributed
 from ..errors import ConfigError, DataError, DivergenceError
-from ..models.base import Autoencoder
 from ..files import write_text_atomic
 from ..inference import evaluating
+from ..models.base import Autoencoder
 from ..threads import set_threads, step_work
 from ..validation import as_class_labels, as_float_array
-from .. import distributed
 from .batches import BatchSource
 from .checkpoint import checkpoint_path, has_checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -403,7 +404,7 @@ def end_state_problem(model: torch.nn.Module, source: BatchSource, batch_size: i
     else:
         flags.append(torch.tensor(math.isfinite(end_loss), device=source.device))
     bad = distributed.sum_across_ranks((~torch.stack(flags)).float()).tolist()
-    names = [name for name, count in zip(tensors, bad) if count]
+    names = [name for name, count in zip(tensors, bad[:-1], strict=True) if count]  # bad[-1]: the loss's flag
     if names:
         return f"the weights ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''}) became NaN/inf"
     return "the loss after the epoch's last update became NaN/inf" if bad[-1] else None

@@ -91,7 +91,7 @@ def save_tangent_images(path: str | os.PathLike, images: Any, tangents: Any, *,
         values = _as_array(singular_values, "singular_values")
         if values.shape != (n, k):
             raise DataError(f"singular_values must have shape ({n}, {k}), got {values.shape}")
-        labels[1:] = [f"{label}\nσ {value:.3g}" for label, value in zip(labels[1:], values.mean(axis=0))]
+        labels[1:] = [f"{label}\nσ {value:.3g}" for label, value in zip(labels[1:], values.mean(axis=0), strict=True)]
     figure, axes = _grid_figure(grid, None)
     axes.set_xticks([pad + width / 2 + j * (width + pad) for j in range(k + 1)], labels, fontsize=7)
     # Margins in inches: the column labels below the grid, the wrapped title above it.

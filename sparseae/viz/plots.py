@@ -126,7 +126,7 @@ def save_curves(records: Sequence[Mapping[str, Any]], path: str | os.PathLike, *
 
     figure = Figure(figsize=(6.4, 3.2 * len(panels)))
     axes_list = figure.subplots(len(panels), 1, squeeze=False, sharex=True)[:, 0]
-    for axes, panel in zip(axes_list, panels):
+    for axes, panel in zip(axes_list, panels, strict=True):
         _draw_curve_panel(axes, panel, epochs, records)
     _epoch_ticks(axes_list[-1], epochs)
     axes_list[-1].set_xlabel("epoch")
@@ -170,9 +170,9 @@ def _draw_curve_panel(axes, panel: Sequence[str], epochs: Sequence[float],
     """One curve per key of ``panel``, skipping missing values; a log scale when all are > 0."""
     all_values: list[float] = []
     for key in panel:
-        points = [(epoch, _numeric(record.get(key))) for epoch, record in zip(epochs, records)]
+        points = [(epoch, _numeric(record.get(key))) for epoch, record in zip(epochs, records, strict=True)]
         points = [(epoch, value) for epoch, value in points if value is not None]
-        xs, ys = zip(*points)
+        xs, ys = zip(*points, strict=True)
         single = len(points) == 1
         line, = axes.plot(xs, ys, marker="o" if len(points) < 30 else None, markersize=6 if single else 3,
                           label=key)
@@ -326,7 +326,7 @@ def save_embeddings(panels: Sequence[tuple[str, Any]], labels: Any, path: str | 
     rng = np.random.default_rng(random_state)
     shown = np.sort(rng.choice(len(labels), size=min(max_points, len(labels)), replace=False))
     figure = Figure(figsize=(4.6 * len(panels), 4.6 + (0.3 if title else 0.0)))
-    for k, ((name, _), Z) in enumerate(zip(panels, arrays)):
+    for k, ((name, _), Z) in enumerate(zip(panels, arrays, strict=True)):
         axes = figure.add_subplot(1, len(panels), k + 1)
         points = axes.scatter(Z[shown, 0], Z[shown, 1], c=labels[shown], cmap="tab10", s=2, alpha=0.7,
                               vmin=-0.5, vmax=9.5)

@@ -1,0 +1,92 @@
+"""LISTA's depth curve (issue 25): the warm start from a shallower LISTA and the benchmark's training."""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sparseae.coding import ista, sparse_encode
+from sparseae.models import lista_from_dictionary
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_lista_curve.py"
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("bench_lista_curve", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def problem(n: int = 300, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A unit-norm dictionary (12, 24) and n samples (n, 12) with 3-sparse codes plus noise."""
+    g = torch.Generator().manual_seed(seed)
+    D = torch.randn(12, 24, generator=g, dtype=torch.float64)
+    D /= D.norm(dim=0)
+    Z = torch.zeros(n, 24, dtype=torch.float64)
+    rows = torch.arange(n).repeat_interleave(3)
+    Z[rows, torch.randint(0, 24, (3 * n,), generator=g)] = torch.randn(3 * n, generator=g, dtype=torch.float64)
+    return D, Z @ D.t() + 0.01 * torch.randn(n, 12, generator=g, dtype=torch.float64)
+
+
+def test_warm_start_applies_the_shallower_network_once_more():
+    D, X = problem(50)
+    shallow = lista_from_dictionary(D, 0.1, 2)
+    with torch.no_grad():
+        for p in shallow.encoder.parameters():  # any weights, not ISTA's
+            p.add_(0.01 * torch.randn_like(p))
+        deep = lista_from_dictionary(D, 0.1, 3)
+        deep.encoder.load_state_dict(shallow.encoder.state_dict())
+        enc = shallow.encoder
+        expected = enc.shrink(X @ enc.weight.t() + shallow.encode(X) @ enc.S.t())
+        assert torch.allclose(deep.encode(X), expected, atol=1e-12)
+        assert not torch.allclose(deep.encode(X), shallow.encode(X), atol=1e-3)
+
+
+def test_untrained_depth_is_ista_and_lars_targets_are_exact():
+    D, X = problem(40)
+    L = lista_from_dictionary(D, 0.1, 1).lipschitz
+    with torch.no_grad():
+        z4 = lista_from_dictionary(D, 0.1, 3).encode(X)
+    assert torch.allclose(z4, ista(X, D, 0.1, L=L, max_iter=4, stop="none").codes, atol=1e-10)
+    Z = torch.as_tensor(sparse_encode(X, D.t().contiguous(), algorithm="lasso_lars", alpha=0.1))
+    Z_long = ista(X, D, 0.1, L=L, max_iter=5000, stop="none").codes
+    assert float((Z - Z_long).abs().max()) < 1e-6
+
+
+def test_benchmark_training_lowers_the_error_and_deeper_is_better():
+    bench = load_bench()
+    torch.manual_seed(0)
+    D, X = problem(700)
+    D, X = D.float(), X.float()
+    Z = torch.as_tensor(sparse_encode(X, D.t().contiguous(), algorithm="lasso_lars", alpha=0.1)).float()
+    X_train, Z_train, X_val, Z_val = X[:500], Z[:500], X[500:], Z[500:]
+    args = argparse.Namespace(seed=0, lr=0.1, optimizer="sgd", batch_size=50, epochs=15, patience=4, clip=1.0)
+    errors, previous = [], None
+    for T in (1, 2, 4):
+        model = lista_from_dictionary(D, 0.1, T)
+        if previous is not None:
+            model.encoder.load_state_dict(previous.encoder.state_dict())
+        with torch.no_grad():
+            start = bench.relative_error(model.encode(X_val), Z_val)
+        model, epochs, best_epoch = bench.train_lista(model, X_train, Z_train, X_val, Z_val, args)
+        with torch.no_grad():
+            errors.append(bench.relative_error(model.encode(X_val), Z_val))
+        assert 1 <= epochs <= 15 and 0 <= best_epoch <= epochs
+        assert errors[-1] <= start  # the start is a candidate: never ends above it
+        previous = model
+    with torch.no_grad():
+        untrained_t1 = bench.relative_error(lista_from_dictionary(D, 0.1, 1).encode(X_val), Z_val)
+    assert errors[0] < 0.8 * untrained_t1
+    assert errors[2] < errors[1] < errors[0], errors
+
+
+def test_iterations_to_match():
+    bench = load_bench()
+    curve = np.array([0.9, 0.5, 0.2, 0.1])
+    assert bench.iterations_to_match(curve, 0.5) == "2"
+    assert bench.iterations_to_match(curve, 0.15) == "4"
+    assert bench.iterations_to_match(curve, 0.01) == ">4"
