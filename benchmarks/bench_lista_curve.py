@@ -169,7 +169,7 @@ def main() -> None:
     parser.add_argument("--no-warm-start", action="store_true",
                         help="train every T from the ISTA initialization (default: from the trained "
                              "previous T, the same shared weights)")
-    parser.add_argument("--epochs", type=int, default=10, help="most LISTA training epochs per depth")
+    parser.add_argument("--epochs", type=int, default=18, help="most LISTA training epochs per depth")
     parser.add_argument("--patience", type=int, default=4, help="epochs without a better validation error")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")

@@ -84,7 +84,8 @@ def _as_matrix(A: Any, name: str) -> torch.Tensor:
     """Return ``A`` as a 2-D floating tensor (numpy arrays accepted), or raise :class:`DataError`."""
     if not isinstance(A, torch.Tensor):
         try:
-            A = torch.as_tensor(np.asarray(A))
+            # a read-only array (a memmap opened "r") is copied: torch cannot share it safely
+            A = torch.as_tensor(np.require(np.asarray(A), requirements="W"))
         except Exception as exc:  # ragged lists, objects
             raise DataError(f"{name} cannot be read as a numeric array: {exc}") from None
     if A.is_complex():
