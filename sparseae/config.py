@@ -47,6 +47,7 @@ from typing import Any
 
 import yaml
 
+from .data.datasets import NORMALIZATIONS
 from .errors import ConfigError
 from .files import write_text_atomic
 from .train.config import RENAMED_OPTIONS, TrainConfig, check_renamed
@@ -67,7 +68,6 @@ SECTIONS = ("model", "data", "pretrain", "train", "output")
 #: Keys of the ``pretrain`` section that describe the layers of greedy pre-training.
 STACK_KEYS = ("layer_model", "layer_params")
 #: ``data.normalize`` values: per-sample scaling applied after loading.
-NORMALIZATIONS = ("none", "l2", "center_l2")
 #: Keys of the ``model`` section besides the model's own parameters.
 MODEL_KEYS = ("name", "n_components")
 #: ``output`` keys and their defaults (``dir`` None → ``runs/<model>_<data>``).

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.datasets import NORMALIZATIONS
 from ..errors import DataError
 from .output import Output
 
@@ -54,7 +55,7 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace a SAELens folder in DIR")
     parser.add_argument("--firing-rates", metavar="FILE.npy",
                         help="per-latent firing rates in [0, 1], written as sparsity.safetensors")
-    parser.add_argument("--input-normalization", choices=("none", "l2", "center_l2"), default=None,
+    parser.add_argument("--input-normalization", choices=NORMALIZATIONS, default=None,
                         help="how the inputs were normalized (default: the run's data.normalize); 'none' "
                              "exports a center_l2 run's SAE for inputs the caller normalizes")
     parser.add_argument("--hook-name", help="SAELens metadata: the hook the SAE reads (e.g. blocks.0.hook_resid_pre)")

@@ -37,11 +37,16 @@ from .whitening import ONE_OVER_F_CUTOFF, ZCAWhitening, whiten_images_1_over_f
 
 logger = logging.getLogger(__name__)
 
+#: Input normalizations a run applies to its rows (``data.normalize``): none, unit norm, training
+#: mean subtracted then unit norm. Read by the config, the run layer, the SAELens export and the
+#: spliced-model metrics.
+NORMALIZATIONS = ("none", "l2", "center_l2")
+
 __all__ = [
     "DATASETS", "Dataset", "load_dataset", "load_mnist", "download_mnist", "read_idx",
     "default_cache_dir", "load_digits_data", "load_natural_images", "natural_image_patches",
     "extract_patches", "ufldl_normalize_patches", "load_array", "load_labeled_array",
-    "MNIST_URL", "MNIST_SHA256", "MNIST_ENV_VAR", "DATA_DIR_ENV_VAR",
+    "MNIST_URL", "MNIST_SHA256", "MNIST_ENV_VAR", "DATA_DIR_ENV_VAR", "NORMALIZATIONS",
 ]
 
 

@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..data.datasets import NORMALIZATIONS
 from ..data.harvest import attach, hook_point, run_model, tokenize
 from ..errors import ConfigError, DataError
 from ..validation import check_choice, check_number
 
-NORMALIZATIONS = ("none", "l2", "center_l2")
 #: Firing rates below this count as "never" in the log10 histogram (SAEBench adds 1e-10 too).
 RATE_FLOOR = 1e-10
 

@@ -47,6 +47,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .._version import __version__
+from ..data.datasets import NORMALIZATIONS
 from ..errors import CheckpointError, ConfigError, DataError, OutputExistsError
 
 CFG_FILE = "cfg.json"
@@ -62,7 +63,6 @@ ARCHITECTURES = ("standard", "topk", "jumprelu", "gated", "matching_pursuit")
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
            "bfloat16": torch.bfloat16}
 _DIRECT = ("encoder.weight", "encoder.bias", "decoder.weight_", "decoder.bias")
-_NORMALIZATIONS = ("none", "l2", "center_l2")
 
 
 def is_saelens_folder(path: str | os.PathLike) -> bool:
@@ -223,8 +223,8 @@ def export_saelens(model: torch.nn.Module, out_dir: str | os.PathLike, *, sparsi
 
 def _export_normalization(normalization: str, source: str) -> str:
     """``normalization`` checked: one SAELens can express (:class:`ConfigError` naming ``source``)."""
-    if normalization not in _NORMALIZATIONS:
-        raise ConfigError(f"input_normalization must be one of {', '.join(_NORMALIZATIONS)}, got {normalization!r}")
+    if normalization not in NORMALIZATIONS:
+        raise ConfigError(f"input_normalization must be one of {', '.join(NORMALIZATIONS)}, got {normalization!r}")
     if normalization == "center_l2":
         raise ConfigError(f"{source} was trained on inputs normalized with center_l2 (training mean subtracted, "
                           "then unit norm), which SAELens cannot express; export with input_normalization "
