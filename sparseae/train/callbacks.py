@@ -316,7 +316,8 @@ class DeadLatentResampling(StepSchedule):
                               f"and an untied linear decoder; {model.spec.get('name', type(model).__name__)} has none")
         if isinstance(optimizer, torch.optim.LBFGS):
             raise ConfigError("train.schedule.resample applies to minibatch optimizers (adam, sgd), not lbfgs")
-        self.last_fired = torch.full((model.n_components,), step, dtype=torch.long)
+        # both on the model's device: the per-step bookkeeping never waits for the device
+        self.last_fired = torch.full((model.n_components,), step, dtype=torch.long, device=weight.device)
         self._fired = torch.zeros(model.n_components, dtype=torch.bool, device=weight.device)
 
         def record(module, inputs, code) -> None:
@@ -334,17 +335,17 @@ class DeadLatentResampling(StepSchedule):
         """Nothing before a step: the work happens after it (:meth:`on_step`)."""
 
     def on_step(self, step: int, model: nn.Module) -> None:
-        fired = self._fired.cpu()
-        self.last_fired[fired] = step
+        self.last_fired.masked_fill_(self._fired, step)
         self._fired.zero_()
         self.step = step
         if step % self.every or (self.until is not None and step > self.until):
             return
         dead = (step - self.last_fired) >= self.window
-        if dead.any():
-            count = self.resample(dead.nonzero().flatten(), step)
+        indices = dead.nonzero().flatten().cpu()  # the only host sync: once every `every` steps
+        if len(indices):
+            count = self.resample(indices, step)
             self.history.append((step, count))
-            self.last_fired[dead] = step
+            self.last_fired.masked_fill_(dead, step)
 
     @torch.no_grad()
     def resample(self, dead: torch.Tensor, step: int) -> int:
