@@ -36,7 +36,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_sparse_encode import dct_problem, mnist_path  # noqa: E402
 
-from sparseae.coding.online import online_dictionary_learning, sparse_coding_objective  # noqa: E402
+from sparseae.coding.online import (  # noqa: E402
+    default_batch_size,
+    online_dictionary_learning,
+    sparse_coding_objective,
+)
 
 try:
     import spams
@@ -106,7 +110,7 @@ def run_problem(problem: str, args, threads: int) -> None:
         state = {}
 
         def callback(learner, step):
-            per = state.setdefault("per", math.ceil(len(Xtr) / min(1024, len(Xtr))))
+            per = state.setdefault("per", math.ceil(len(Xtr) / default_batch_size(len(Xtr))))
             if step % max(1, per // 8) == 0:
                 record(learner.components_, step / per)
         return online_dictionary_learning(Xtr, k, lam, n_jobs=threads, random_state=0,

@@ -27,10 +27,21 @@ as ours.
 64×1024, 64×4096) and prints which one ``algorithm="auto"`` picks; cells whose run would take
 longer than ``--budget`` seconds (extrapolated from the smaller batch) are skipped.
 
+``--device cuda`` (issue 26's GPU claim) instead codes ``--n-samples`` problems (20,000 unless
+given) of each problem in float64 on the GPU by batched FISTA to a duality gap ``Σ gap ≤
+--gpu-tol·Σ F`` (1e-10), against SPAMS ``lasso`` on all of the host's cores and our ``lasso_lars``
+(exact, the reference objective), and prints the relative objective gap of each (the certificate:
+≤ 1e-9) and SPAMS's time over the GPU's (the goal: ≥ 10). Without CUDA it stops at once with one
+line and exit status 2.
+
 Examples::
 
     python benchmarks/bench_sparse_encode.py --threads 1 2 --n-samples 1000 10000
     python benchmarks/bench_sparse_encode.py --grid --threads 1
+    python benchmarks/bench_sparse_encode.py --device cuda --n-samples 20000
+
+(The table of cost against batch, atoms and sparsity for every solver, with ``auto``'s choice:
+``bench_sparse_encode_scaling.py``.)
 """
 from __future__ import annotations
 
@@ -315,9 +326,71 @@ def grid(args) -> None:
                     + (auto,))
 
 
+def gpu_compare(args, device: torch.device) -> list[tuple[str, float, float]]:
+    """Issue 26's GPU claim: FISTA on ``device`` against SPAMS on all host cores (see the
+    module); prints a table per problem and returns its rows ``(method, seconds, objective)``
+    (``device`` may be the CPU: the test runs this path there)."""
+    cores = os.cpu_count() or 1
+    path = mnist_path(args.mnist)
+    n = args.n_samples[0]
+    out = []
+    for kind in args.problems:
+        if kind == "mnist" and path is None:
+            print("# MNIST not found: skipping the MNIST rows")
+            continue
+        X, D, lam = dct_problem(n, args.seed) if kind == "dct" else \
+            mnist_problem(n, path, Path(args.cache), args.seed)
+        Xg, dict_g = torch.from_numpy(X).to(device), torch.from_numpy(np.ascontiguousarray(D.T)).to(device)
+
+        sync = torch.cuda.synchronize if device.type == "cuda" else (lambda _device: None)
+
+        def gpu():
+            sync(device)
+            Z = sparse_encode(Xg, dict_g, algorithm="fista", alpha=lam, tol=args.gpu_tol,
+                              max_iter=args.gpu_max_iter)
+            sync(device)
+            return Z.cpu().numpy()
+        where = torch.cuda.get_device_name(device) if device.type == "cuda" else str(device)
+        methods = [(f"sparseae fista on {where}", gpu),
+                   (f"sparseae lasso_lars ({cores} threads)",
+                    lambda: sparse_encode(X, D.T, algorithm="lasso_lars", alpha=lam, n_jobs=cores))]
+        if spams is not None:
+            Xf, Df = np.asfortranarray(X.T), np.asfortranarray(D)
+            methods.append((f"SPAMS lasso ({cores} threads)", lambda: spams.lasso(
+                Xf, D=Df, lambda1=lam, mode=2, numThreads=cores).toarray().T))
+        gpu()  # warm-up: CUDA context, kernels
+        sparse_encode(X[:8], D.T, algorithm="lasso_lars", alpha=lam)
+        results = [(name, seconds, lasso_objective(X, D, Z, lam))
+                   for name, seconds, Z in interleaved(methods, args.repeats)]
+        best = min(r[2] for r in results)
+        t_spams = next((r[1] for r in results if r[0].startswith("SPAMS")), math.nan)
+        print(f"\n# Lasso {kind}: {n} problems, lambda = {lam:.4g}, float64; best of {args.repeats}")
+        print_table(("method", "seconds", "SPAMS time / this", "mean objective", "rel. objective gap"),
+                    [(m, f"{s:.4f}", f"{t_spams / s:.1f}", f"{F:.12f}", f"{(F - best) / best:.1e}")
+                     for m, s, F in results])
+        out += results
+    return out
+
+
+def check_device(name: str) -> None:
+    """Exit with one line (status 2) when this machine cannot run on ``name``."""
+    from sparseae.devices import check_device_name, device_problem
+    from sparseae.errors import ConfigError
+    try:
+        problem = device_problem(torch.device(check_device_name(name, "--device")))
+    except (ConfigError, RuntimeError) as exc:
+        problem = str(exc).splitlines()[0]
+    if problem is None and name not in ("cpu", "cuda") and not name.startswith("cuda:"):
+        problem = "name cpu or cuda[:N] (the devices measured here)"
+    if problem:
+        print(f"bench_sparse_encode.py: error: --device {name}: {problem}", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n-samples", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--n-samples", type=int, nargs="+", default=None,
+                        help="default 1000 10000 (with --device cuda: 20000)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--problems", nargs="+", default=["dct", "mnist"],
                         choices=["dct", "mnist"])
@@ -341,11 +414,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--grid-fista-iter", type=int, default=5000)
     parser.add_argument("--max-bytes", type=float, default=4e9,
                         help="skip grid cells whose n·k float64 arrays exceed this")
+    parser.add_argument("--device", default="cpu",
+                        help="cuda: the GPU FISTA against SPAMS on all host cores (20,000 problems)")
+    parser.add_argument("--gpu-tol", type=float, default=1e-10,
+                        help="FISTA's stop on the GPU: sum of duality gaps <= this * sum of objectives")
+    parser.add_argument("--gpu-max-iter", type=int, default=100000)
     args = parser.parse_args(argv)
+    check_device(args.device)
+    if args.n_samples is None:
+        args.n_samples = [1000, 10000] if args.device == "cpu" else [20000]
     print(f"# torch {torch.__version__}, numpy {np.__version__}, "
           f"SPAMS {'absent (pip install spams-bin)' if spams is None else 'present'}, "
           f"{os.cpu_count()} CPU cores")
-    if args.grid:
+    if args.device != "cpu":
+        gpu_compare(args, torch.device(args.device))
+    elif args.grid:
         grid(args)
     else:
         compare(args)

@@ -38,7 +38,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from sparseae.data import ZCAWhitening
-from sparseae.data.datasets import natural_image_patches
+from sparseae.data.datasets import pca_whitened_patches
 from sparseae.evaluate.filters import (
     orientation_selectivity,
     orientation_singularities,
@@ -52,13 +52,11 @@ from sparseae.viz import save_filters
 
 def whitened_patches(n_patches: int, size: int, epsilon: float, keep: int | None, seed: int
                      ) -> tuple[np.ndarray, ZCAWhitening]:
-    """Patches (n_patches, keep): per-patch mean removed, unit variance, PCA-whitened to ``keep`` directions."""
-    raw = natural_image_patches(n_patches, size, whitening="none", ufldl_normalize=False,
-                                random_state=seed).astype(np.float64)
-    raw -= raw.mean(axis=1, keepdims=True)
-    raw /= raw.std()
-    zca = ZCAWhitening(epsilon=epsilon, n_components=keep, rotate_back=False).fit(raw)
-    return zca.transform(raw), zca
+    """Patches (n_patches, keep): per-patch mean removed, unit variance, PCA-whitened to ``keep``
+    directions (the library's :func:`~sparseae.data.datasets.pca_whitened_patches`, the dataset
+    ``whitened_patches`` of the recipes ``topographic_rica`` and ``tree_pruning``)."""
+    return pca_whitened_patches(n_patches, size, n_directions=keep if keep is not None else size * size,
+                                epsilon=epsilon, random_state=seed)
 
 
 def save_orientation_map(theta: np.ndarray, selectivity: np.ndarray, side: int, path: Path,

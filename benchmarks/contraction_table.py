@@ -1,7 +1,8 @@
 """Rifai et al. 2011's Table 1 figures for pre-trained first layers: how contractive, how saturated.
 
-Reads the first pre-trained layer of each run directory that ``reproduce_stacked_mnist.py
---run-dir`` wrote and prints, on the first 2,000 MNIST test digits: mean ‖J_f(x)‖_F, the mean
+Reads the first pre-trained layer (``pretrain/layer1``) of each run folder of a pre-trained MNIST
+classifier recipe (``sparseae train --recipe cae_mnist --out runs/cae``; likewise ``dae_g_mnist``,
+``ae_mnist``...) and prints, on the first 2,000 MNIST test digits: mean ‖J_f(x)‖_F, the mean
 squared entry of J (‖J_f(x)‖²_F / (784 · h), the scale of the paper's 10⁻⁴-sized figures; it
 reports 0.73·10⁻⁴ for its CAE) and the fraction of saturated units (paper: 86% for the CAE).
 

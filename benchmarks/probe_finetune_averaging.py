@@ -1,11 +1,13 @@
 """Is the CAE recipe's fine-tuning held back by SGD's iterate noise? Weight averages against the raw iterate.
 
-Fine-tunes the ``cae`` recipe of ``reproduce_stacked_mnist.py`` (pre-training reused from
-``--run-dir`` when it is there) for a fixed number of epochs, keeping exponential moving averages
-of the weights (one per ``--decay``, updated after every step). Each epoch prints the validation
-and test error of the raw iterate and of every average. The summary picks, for each, the epoch of
-lowest validation error and reports its test error, and the mean test error over the last half of
-the epochs. Test errors are printed for the analysis only; nothing is chosen on them.
+Fine-tunes the ``cae_mnist`` recipe's MLP (``sparseae recipes cae_mnist``) for a fixed number of
+epochs from the layer pre-trained in a run folder of that recipe (``--run-dir``, written by
+``sparseae train --recipe cae_mnist --out DIR``; without one, the layer is pre-trained here as the
+recipe says), keeping exponential moving averages of the weights (one per ``--decay``, updated
+after every step). Each epoch prints the validation (the last 10k training images) and test error
+of the raw iterate and of every average. The summary picks, for each, the epoch of lowest
+validation error and reports its test error, and the mean test error over the last half of the
+epochs. Test errors are printed for the analysis only; nothing is chosen on them.
 
     SPARSEAE_MNIST=../shared/data/mnist.npz python benchmarks/probe_finetune_averaging.py \\
         --run-dir runs/cae-s0 --epochs 36 --decay 0.999 --decay 0.9998
@@ -13,20 +15,21 @@ the epochs. Test errors are printed for the analysis only; nothing is chosen on 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reproduce_stacked_mnist import RECIPES  # noqa: E402
-
-from sparseae.data import load_mnist  # noqa: E402
-from sparseae.models import SupervisedAutoencoder, error_rate  # noqa: E402
-from sparseae.train import Callback, TrainConfig  # noqa: E402
-from sparseae.train.procedures import fit_stacked  # noqa: E402
+from sparseae.data import load_mnist
+from sparseae.io import load_model
+from sparseae.models import SupervisedAutoencoder, error_rate
+from sparseae.recipes import get_recipe
+from sparseae.runs import PRETRAIN_DIR
+from sparseae.train import Callback
+from sparseae.train.checkpoint import checkpoint_path, has_checkpoint
+from sparseae.train.procedures import fit_stacked
 
 
 class WeightAverages(Callback):
@@ -68,24 +71,34 @@ class WeightAverages(Callback):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run-dir", required=True, help="checkpoints (pre-training reused from it when present)")
+    parser.add_argument("--run-dir", default=None,
+                        help="a run folder of `sparseae train --recipe cae_mnist`: its pretrain/layer1 is reused")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--pretrain-epochs", type=int, default=20)
     parser.add_argument("--epochs", type=int, default=36, help="fine-tuning epochs (no early stopping)")
     parser.add_argument("--decay", type=float, action="append", default=None, help="EMA decay per step")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--n-train", type=int, default=50000, help="fewer for a quick check")
     args = parser.parse_args()
     decays = args.decay or [0.999, 0.9998]
     torch.set_num_threads(args.threads)
     X, y = load_mnist(split="train")
     X_test, y_test = load_mnist(split="test")
-    layers, pre, fine, _ = RECIPES["cae"]
-    common = dict(device="cpu", random_state=args.seed)
+    config = get_recipe("cae_mnist").run_config()
+    common = dict(device="cpu", random_state=args.seed, threads=None, progress=False)
+    layer_model, layer_params = config.layer_spec
+    layer_dir = Path(args.run_dir) / PRETRAIN_DIR / "layer1" if args.run_dir else None
+    if layer_dir is not None and has_checkpoint(layer_dir):
+        layers, pretrain_config = [load_model(checkpoint_path(layer_dir))], None   # reused as it is
+    else:
+        layers = [{"name": layer_model, "n_components": config.n_components, **layer_params}]
+        pretrain_config = config.pretrain_config(**common)
+    finetune_config = replace(config.train_config(**common), max_epochs=args.epochs, n_iter_no_change=None,
+                              validation_fraction=0.0, monitor="loss")
     probe = WeightAverages(decays, X[50000:], y[50000:], X_test, y_test)
     print("epoch, then (val, test) error % of the iterate and of the EMAs with decay", decays)
-    fit_stacked(X[:50000], layers, pretrain_config=TrainConfig(max_epochs=args.pretrain_epochs, **pre, **common),
-                finetune_config=TrainConfig(**{**fine, "max_epochs": args.epochs, **common}),
-                y=y[:50000], finetune="classifier", run_dir=args.run_dir, resume=True, callbacks=[probe])
+    torch.manual_seed(args.seed)
+    fit_stacked(X[:args.n_train], layers, pretrain_config=pretrain_config, finetune_config=finetune_config,
+                y=y[:args.n_train], finetune="classifier", callbacks=[probe])
     rows = np.array(probe.rows)
     late = rows[len(rows) // 2:]
     print()

@@ -16,7 +16,9 @@ SAEs on model activations). A model with a classifier head (e.g. ``drsae``) trai
 section's keys (``pretrain: {max_epochs: 100}``). For a deep model (``deep_autoencoder``,
 ``mlp_classifier``) the ``pretrain`` section means greedy layer-wise pre-training: each layer is
 trained as the preset ``layer_model`` (default ``autoencoder``) with ``layer_params`` (e.g.
-``{name: ..., corruption: masking:0.25}`` minus the name), then the whole stack is fine-tuned.
+``{corruption: masking:0.25}``), then the whole stack is fine-tuned. ``layer_params`` may also be a
+list with one mapping per layer (``[{corruption: masking:0.1}, {corruption: masking:0.2}, ...]``;
+its length must be the number of layers: ``model.hidden`` plus the code layer).
 
 It is read from YAML (``.yaml``/``.yml``), TOML (``.toml``) or JSON (``.json``), chosen by the
 file's extension, or built from command-line flags, and amended by ``section.key=value``
@@ -297,11 +299,7 @@ class RunConfig:
         TrainConfig.from_dict(self.train)
         check_renamed(self.pretrain, "pretrain.")
         _check_keys(self.pretrain, [f.name for f in fields(TrainConfig)] + list(STACK_KEYS), "pretrain")
-        layer_params = self.pretrain.get("layer_params", {})
-        if not isinstance(layer_params, Mapping):
-            raise ConfigError(f"pretrain.layer_params must be a mapping of the layer preset's parameters, "
-                              f"got {layer_params!r}")
-        _check_names(layer_params, "pretrain.layer_params")
+        self._check_layer_params()
         if not isinstance(self.pretrain.get("layer_model", "autoencoder"), str):
             raise ConfigError(f"pretrain.layer_model must be a model name, got {self.pretrain['layer_model']!r}")
         if self.pretrain:
@@ -314,6 +312,43 @@ class RunConfig:
         if not isinstance(plots, bool):
             raise ConfigError(f"output.plots must be true or false, got {plots!r}")
         return self
+
+    def _check_layer_params(self) -> None:
+        """``pretrain.layer_params``: a mapping for every layer, or a list of mappings, one per
+        layer of the deep model (its ``hidden`` sizes plus the code layer)."""
+        layer_params = self.pretrain.get("layer_params", {})
+        if isinstance(layer_params, Mapping):
+            _check_names(layer_params, "pretrain.layer_params")
+            return
+        if not isinstance(layer_params, list):
+            raise ConfigError(f"pretrain.layer_params must be a mapping of the layer preset's parameters, or a "
+                              f"list of them (one per layer), got {layer_params!r}")
+        for k, entry in enumerate(layer_params):
+            if not isinstance(entry, Mapping):
+                raise ConfigError(f"pretrain.layer_params[{k}] must be a mapping of the layer preset's "
+                                  f"parameters, got {entry!r}")
+            _check_names(entry, f"pretrain.layer_params[{k}]")
+        n_layers = self._n_deep_layers()
+        if n_layers is not None and len(layer_params) != n_layers:
+            raise ConfigError(f"pretrain.layer_params lists {len(layer_params)} layers' parameters but "
+                              f"{self.model_name} has {n_layers} layers (model.hidden plus the code layer): "
+                              "give one mapping per layer, or one mapping for all")
+
+    def _n_deep_layers(self) -> int | None:
+        """Encoder layers of a deep model (``len(hidden) + 1``); None when the model takes no
+        ``hidden`` sizes or they cannot be read here (the model builder checks them)."""
+        from .models import MODELS
+
+        name = self.model.get("name")
+        if not isinstance(name, str) or name not in MODELS:
+            return None
+        parameter = inspect.signature(MODELS.get(name)).parameters.get("hidden")
+        if parameter is None:
+            return None
+        hidden = self.model.get("hidden", parameter.default)
+        if hidden is inspect.Parameter.empty or not isinstance(hidden, (list, tuple)):
+            return None
+        return len(hidden) + 1
 
     # ------------------------------------------------------------------------------- accessors
 
@@ -368,9 +403,12 @@ class RunConfig:
                                       **own, **changes})
 
     @property
-    def layer_spec(self) -> tuple[str, dict[str, Any]]:
-        """(preset, parameters) each layer of a deep model is pre-trained as."""
-        return self.pretrain.get("layer_model", "autoencoder"), dict(self.pretrain.get("layer_params", {}))
+    def layer_spec(self) -> tuple[str, dict[str, Any] | list[dict[str, Any]]]:
+        """(preset, parameters) the layers of a deep model are pre-trained as: the parameters are
+        one dict for every layer, or a list of dicts, one per layer."""
+        params = self.pretrain.get("layer_params", {})
+        params = [dict(entry) for entry in params] if isinstance(params, list) else dict(params)
+        return self.pretrain.get("layer_model", "autoencoder"), params
 
     @property
     def output_dir(self) -> Path:

@@ -10,6 +10,7 @@ METRIC_LABELS = {
     "reconstruction_error": "reconstruction error (mean ‖x − x̂‖²)",
     "mean_squared_error": "mean squared error (per element)",
     "explained_variance": "explained variance",
+    "target_fvu": "FVU of the target (transcoder: ŷ vs the MLP output)",
     "rho_hat_mean": "mean activation ρ̂",
     "sparsity_target": "sparsity target ρ",
     "rho_hat_min": "min unit ρ̂",

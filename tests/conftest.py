@@ -1,17 +1,23 @@
 """Shared fixtures: small deterministic data, and the offline MNIST file when it is present."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-import numpy as np
-import pytest
-import torch
+# The test models are tiny: one thread beats two (no synchronisation per op) and keeps timings
+# steady when the 2-core machine is shared. OMP_NUM_THREADS (unless the caller set it) carries
+# that to the CLI's `--threads auto` (sparseae.threads.available_cores honours it, so no 0.1 s
+# sample of the other processes' load per command: ~0.11 s × hundreds of in-process commands)
+# and to the subprocesses the tests start.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist.npz"
 
 
-# The test models are tiny: one thread beats two (no synchronisation per op) and keeps timings
-# steady when the 2-core machine is shared.
 torch.set_num_threads(1)
 
 

@@ -262,8 +262,9 @@ def test_plot_writes_the_pictures(trained_run, tmp_path, capsys):
 
 @pytest.mark.parametrize("name", MODELS.names())
 def test_gradcheck_passes_for_every_registered_model(name, capsys):
-    # an iterative solve per evaluation: a sample of coordinates (test_models checks the gradients)
-    fewer = ["--max-checks", "16"] if name in ("sparse_coding", "psd", "lateral_inhibition") else []
+    # an iterative solve (or, for LISTA, an unrolled network) per evaluation: a sample of
+    # coordinates here; tests/test_models.py checks the gradients (LISTA's on every coordinate)
+    fewer = ["--max-checks", "16"] if name in ("sparse_coding", "psd", "lateral_inhibition", "lista") else []
     if name in ("deep_autoencoder", "semantic_hashing"):  # small instances of paper-sized presets
         fewer = ["--set", "model.hidden=[20,10]"]
     if name == "topk_sae":  # k = 32 by default, more than the 8 latents here

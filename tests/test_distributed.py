@@ -1,6 +1,7 @@
 """Distributed data-parallel training through the CLI entry point: ``torchrun`` with 2 CPU
 processes (gloo) gives the model of one process with the same global batch, and a run resumes
-on a different number of processes."""
+on a different number of processes. The 1-process runs train in this process on one thread (the
+ranks' count), so only the torchrun launches start interpreters."""
 from __future__ import annotations
 
 import json
@@ -14,6 +15,7 @@ import pytest
 import torch
 import yaml
 
+from sparseae.cli import main
 from sparseae.io import load_model
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
@@ -32,13 +34,15 @@ def _config(tmp_path: Path, model: dict) -> Path:
     return path
 
 
-def _run(args: list, n_processes: int, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+def _run(args: list, n_processes: int, cwd: Path) -> subprocess.CompletedProcess | None:
+    """``sparseae ARGS`` in this process on one thread, or under ``torchrun`` with ``n_processes``
+    gloo ranks of one thread each (the completed launcher is returned)."""
     if n_processes == 1:
-        command = [sys.executable, "-m", "sparseae", *map(str, args)]
-    else:
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                   f"--nproc-per-node={n_processes}", "-m", "sparseae", *map(str, args)]
+        assert main([*map(str, args), "--threads", "1"]) == 0
+        return None
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}  # this checkout
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc-per-node={n_processes}", "-m", "sparseae", *map(str, args)]
     completed = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr[-3000:]
     return completed

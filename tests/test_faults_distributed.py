@@ -1,6 +1,7 @@
 """``torchrun`` on data that does not split evenly over the ranks: every rank takes the same
 number of steps (no hang), and N ranks with batch B train and validate exactly as one process
-with batch N·B, whatever the number of rows (docs/interfaces/distributed.md)."""
+with batch N·B, whatever the number of rows (docs/interfaces/distributed.md). The 1-process
+references train in this process on one thread (the ranks' count): only torchrun starts interpreters."""
 from __future__ import annotations
 
 import json
@@ -14,6 +15,7 @@ import pytest
 import torch
 import yaml
 
+from sparseae.cli import main
 from sparseae.io import load_model
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
@@ -36,13 +38,16 @@ def _config(tmp_path: Path, n_rows: int, validation_fraction: float = 0.0) -> Pa
 
 
 def _train(config: Path, out: Path, batch_size: int, n_processes: int) -> None:
-    """``sparseae train`` in one process or under torchrun; a hang fails after 180 s (torchrun is
-    sent SIGTERM, which ends its workers: each runs in a session of its own)."""
-    args = ["-m", "sparseae", "train", str(config), "--out", str(out), "--set", f"train.batch_size={batch_size}",
-            "--quiet"]
-    if n_processes > 1:
-        args = ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={n_processes}", *args]
-    process = subprocess.Popen([sys.executable, *args], cwd=config.parent, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    """``sparseae train`` in this process on one thread, or under torchrun with ``n_processes`` ranks
+    of one thread each; a hang fails after 180 s (torchrun is sent SIGTERM, which ends its workers:
+    each runs in a session of its own)."""
+    args = ["train", str(config), "--out", str(out), "--set", f"train.batch_size={batch_size}", "--quiet"]
+    if n_processes == 1:
+        assert main([*args, "--threads", "1"]) == 0
+        return
+    args = ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={n_processes}", "-m", "sparseae", *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}  # this checkout
+    process = subprocess.Popen([sys.executable, *args], cwd=config.parent, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _, stderr = process.communicate(timeout=180)

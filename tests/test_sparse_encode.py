@@ -362,3 +362,20 @@ def test_missing_numba_is_said_plainly(monkeypatch):
         sparse_encode(X, dictionary, algorithm="lasso_lars")
     Z = sparse_encode(X, dictionary, algorithm="threshold", alpha=0.5)  # works without numba
     assert Z.shape == (3, 50)
+
+
+def test_a_parallel_solve_leaves_torchs_thread_count_alone():
+    """numba's OpenMP threading layer shares OpenMP's thread count with torch: a 2-thread solve
+    must not leave torch (set to 1 thread by the user) running on 2."""
+    rng = np.random.default_rng(0)
+    dictionary = rng.standard_normal((64, 16))
+    dictionary /= np.linalg.norm(dictionary, axis=1, keepdims=True)
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        for algorithm in ("lasso_lars", "omp", "lasso_cd"):
+            sparse_encode(rng.standard_normal((200, 16)), dictionary, algorithm=algorithm, alpha=0.1,
+                          n_nonzero_coefs=3, n_jobs=2)
+            assert torch.get_num_threads() == 1, algorithm
+    finally:
+        torch.set_num_threads(previous)

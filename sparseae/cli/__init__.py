@@ -79,8 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", default=False,
                         help="show the full traceback of an error")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    from . import bench, examples, export, harvest, hashing, recipes
     from . import commands as cmd
-    from . import examples, export, harvest, hashing, recipes
 
     train = commands.add_parser("train", parents=[common], help="train a model into a run folder",
                                 description="Train a model: config file (YAML/TOML) and/or flags.")
@@ -223,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     recipes.add_parser(commands, common)
     export.add_parser(commands, common)
     harvest.add_parser(commands, common)
+    bench.add_parser(commands, common)
     return parser
 
 

@@ -274,10 +274,15 @@ def command_gradcheck(args: argparse.Namespace, out: Output) -> int:
 
 # --------------------------------------------------------------------------- evaluate / plot
 
-def _config_for(model_dir: Path, run_dir: Path | None, args: argparse.Namespace) -> RunConfig:
-    """The run's config (or one naming the saved model), with ``--data``/``--set``/``--download``."""
+def _config_for(model_dir: Path, run_dir: Path | None, args: argparse.Namespace, model: Any = None) -> RunConfig:
+    """The run's config (or one naming the saved model, or a SAELens folder's model and the data of
+    the run it was exported from), with ``--data``/``--set``/``--download``."""
+    from ..interop.saelens import evaluation_base, is_saelens_folder
+
     if run_dir is not None and (run_dir / run_folder.CONFIG_NAME).exists():
         base = read_run_config(run_dir / run_folder.CONFIG_NAME)
+    elif model is not None and run_dir is None and is_saelens_folder(model_dir):
+        base = evaluation_base(model_dir, model, data_given=args.data is not None)
     else:
         saved = read_config(model_dir)
         base = {"model": {"name": saved["model"], "n_components": saved["params"].get("n_components")}}
@@ -292,7 +297,7 @@ def _load(args: argparse.Namespace, path: str, out: Output | None = None
     CPU (saying so on ``out``: :func:`run_data.evaluation_device`); its config; the folders."""
     model_dir, run_dir = run_folder.locate_model(path)
     model = load_model(model_dir)
-    config = _config_for(model_dir, run_dir, args)
+    config = _config_for(model_dir, run_dir, args, model)
     device, note = run_data.evaluation_device(args.device, config.train.get("device", "auto"))
     if note is not None and out is not None:
         out.line(note)
@@ -380,7 +385,7 @@ def command_report(args: argparse.Namespace, out: Output) -> int:
 def command_probe(args: argparse.Namespace, out: Output) -> int:
     """``sparseae probe``: self-taught learning — a logistic regression on a trained model's codes
     of labelled data (split into a training and a test part), beside the same probe on raw inputs."""
-    from ..evaluate import linear_probe
+    from ..evaluate.probe import split_probe
 
     check_number(args.test_fraction, "--test-fraction", low=0.0, high=1.0, low_inclusive=False,
                  high_inclusive=False)
@@ -390,23 +395,20 @@ def command_probe(args: argparse.Namespace, out: Output) -> int:
     dataset, _ = _datasets_for(model, config)
     if dataset.y is None:
         raise DataError(f"dataset {config.data_name!r} has no labels: the probe needs labelled data")
-    order = np.random.default_rng(args.seed).permutation(dataset.n_samples)
-    n_test = max(1, int(round(args.test_fraction * dataset.n_samples)))
-    test, train = np.sort(order[:n_test]), np.sort(order[n_test:])
-    X, y = np.asarray(dataset.X), np.asarray(dataset.y)
+    X = np.asarray(dataset.X)
     with out.progress(dataset.n_samples, "encode", "sample") as bar:
         codes, _ = run_metrics.encode_decode(model, X, decode=False, progress=bar.update)
-    probe = linear_probe(codes[train], y[train], codes[test], y[test], C=args.C, random_state=args.seed)
+    probe = split_probe(codes, dataset.y, X_raw=X if args.compare_raw else None, test_fraction=args.test_fraction,
+                        C=args.C, random_state=args.seed)  # the recipes' `probe` evaluation too
     result = {"model_dir": str(model_dir), "model": model.spec["name"], "data": run_data.describe_data(config),
-              "n_train": int(len(train)), "n_test": int(len(test)), "n_components": model.n_components,
+              "n_train": probe["n_train"], "n_test": probe["n_test"], "n_components": model.n_components,
               "accuracy": probe["accuracy"], "train_accuracy": probe["train_accuracy"]}
     rows = [(f"probe on {model.spec['name']} codes ({model.n_components})", probe["accuracy"])]
     if args.compare_raw:
-        raw = linear_probe(X[train], y[train], X[test], y[test], C=args.C, random_state=args.seed)
-        result["raw_accuracy"] = raw["accuracy"]
-        rows.append((f"probe on raw inputs ({dataset.n_features})", raw["accuracy"]))
+        result["raw_accuracy"] = probe["raw_accuracy"]
+        rows.append((f"probe on raw inputs ({dataset.n_features})", probe["raw_accuracy"]))
     out.line(f"Linear probe (logistic regression, C={args.C:g}) on {result['data']}: "
-             f"{len(train)} training and {len(test)} test samples")
+             f"{probe['n_train']} training and {probe['n_test']} test samples")
     out.table(((name, f"{100 * accuracy:.2f}%") for name, accuracy in rows), "test accuracy:")
     out.json(result)
     return 0

@@ -54,7 +54,8 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR", required=True, help="the folder to write")
     parser.add_argument("--overwrite", action="store_true", help="replace a SAELens folder in DIR")
     parser.add_argument("--firing-rates", metavar="FILE.npy",
-                        help="per-latent firing rates in [0, 1], written as sparsity.safetensors")
+                        help="per-latent firing rates in [0, 1], written as sparsity.safetensors (default: "
+                             "a finished run's own, from its summary.json)")
     parser.add_argument("--input-normalization", choices=NORMALIZATIONS, default=None,
                         help="how the inputs were normalized (default: the run's data.normalize); 'none' "
                              "exports a center_l2 run's SAE for inputs the caller normalizes")

@@ -32,13 +32,17 @@ def command_harvest(args: argparse.Namespace, out: Output) -> int:
     store = harvest_activations(args.hf_model, args.layer, args.text, args.out, position=args.position,
                                 kind=args.kind, max_tokens=args.max_tokens, batch_size=args.batch_size,
                                 context_length=args.context_length, device=args.device or "cpu",
-                                allow_download=args.allow_download, revision=args.revision)
+                                allow_download=args.allow_download, revision=args.revision, target=args.target)
     provenance = read_provenance(args.out)
     out.line(f"wrote {plural(store.shape[0], 'token activation')} ({store.shape[1]}-d) of "
              f"{plural(provenance['n_texts'], 'text')} from {provenance['model_class']} {provenance['hook_module']} "
              f"({provenance['position']}) to {args.out}: {plural(len(store.files), 'shard')}, tokens.json, "
              f"{PROVENANCE_FILE}")
-    out.line(f"train on them: sparseae train --model topk_sae --data shards --set data.path={args.out}")
+    if args.target is not None:
+        out.line(f"with {provenance['d_target']}-d targets ({args.target}, {provenance['target_hook_module']}) in "
+                 f"{args.out}/{provenance['targets_dir']}")
+    model = "transcoder" if args.target is not None else "topk_sae"
+    out.line(f"train on them: sparseae train --model {model} --data shards --set data.path={args.out}")
     out.json({"out": str(args.out), "shape": list(store.shape), "shards": [str(f) for f in store.files],
               "provenance": provenance})
     return 0
@@ -59,8 +63,11 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
     parser.add_argument("--layer", required=True, metavar="MODULE_PATH",
                         help="the block, e.g. encoder.layer.3 or transformer.h.2")
     parser.add_argument("--position", choices=POSITIONS, default="resid",
-                        help="the block's output (resid, default), its input (resid_pre), or its MLP or "
-                             "attention sub-layer's output")
+                        help="the block's output (resid, default), its input (resid_pre), its MLP or "
+                             "attention sub-layer's output, or the MLP's input (mlp_in)")
+    parser.add_argument("--target", choices=POSITIONS, default=None,
+                        help="also write this position row for row into DIR/targets (e.g. --position mlp_in "
+                             "--target mlp_out: the pairs a transcoder trains on)")
     parser.add_argument("--text", required=True, metavar="FILE_OR_CORPUS",
                         help="a .txt file (one text per line), a .jsonl file (its 'text' fields), or pydoc "
                              "(CPython's documentation sentences)")
@@ -102,7 +109,15 @@ def spliced_section(args: argparse.Namespace, out: Output, model: Any, config: A
     if provenance is None:
         raise ConfigError("--spliced needs activations harvested by `sparseae harvest` (their harvest.json "
                           "names the model and layer); this run's data has none")
-    result: dict[str, Any] = {"provenance": provenance, "core": _core_section(out, model, train_set.X)}
+    from ..models import Transcoder
+
+    transcoder = isinstance(model, Transcoder)  # spliced in place of the MLP's output, from its input
+    if transcoder and provenance.get("target") is None:
+        raise ConfigError("a transcoder is spliced where its targets were harvested; this data's harvest.json "
+                          "names no --target")
+    result: dict[str, Any] = {"provenance": provenance,
+                              "core": _core_section(out, model, train_set.X,
+                                                    train_set.targets if transcoder else None)}
     _quiet_transformers()
     try:
         hf_model, tokenizer, kind = load_hf_model(provenance["model_path"] or provenance["model"],
@@ -115,30 +130,38 @@ def spliced_section(args: argparse.Namespace, out: Output, model: Any, config: A
             raise
         out.line(f"spliced-model metrics skipped: {exc} (pass --spliced --text FILE to insist)")
         return result
-    mean = np.asarray(train_set.X[:20000], dtype=np.float64)
-    reconstruct = sae_reconstruction(model, config.normalize,
-                                     mean.mean(axis=0) if config.normalize == "center_l2" else None)
-    raw_mean = _raw_mean(config)
+    mean = None  # center_l2: the raw training mean load_datasets subtracted (train_set.X is normalized)
+    if config.normalize == "center_l2":
+        from ..data import load_dataset
+
+        mean = np.asarray(load_dataset(config.data_name, **config.data_options).X, dtype=np.float64).mean(axis=0)
+    reconstruct = sae_reconstruction(model, config.normalize, mean, raw_output=transcoder)
+    raw_mean = _raw_mean(config, provenance.get("targets_dir") if transcoder else None)
+    position = provenance["target"] if transcoder else provenance["position"]
     spliced = spliced_metrics(hf_model, tokenizer, texts, reconstruct, layer=provenance["layer"],
-                              position=provenance["position"], kind=kind, mean=raw_mean,
-                              context_length=provenance.get("context_length", 128))
+                              position=position, kind=kind, mean=raw_mean,
+                              context_length=provenance.get("context_length", 128),
+                              input_position=provenance["position"] if transcoder else None)
     result["spliced"] = spliced
-    title = (f"spliced into {provenance['model_class']} {spliced['hook']} ({provenance['position']}), "
-             f"{plural(spliced['n_texts'], 'text')}:")
+    what = f"{position} predicted from {spliced['input_hook']} ({provenance['position']})" if transcoder \
+        else provenance["position"]
+    title = f"spliced into {provenance['model_class']} {spliced['hook']} ({what}), " \
+            f"{plural(spliced['n_texts'], 'text')}:"
     out.table(_spliced_rows(spliced, kind), title)
     return result
 
 
-def _core_section(out: Output, model: Any, X: Any) -> dict[str, Any]:
-    """SAEBench's core statistics of ``model`` on the training rows ``X`` (n, d): printed as a table,
-    returned without the per-latent lists (the log10-rate histogram's counts and edges kept)."""
+def _core_section(out: Output, model: Any, X: Any, targets: Any = None) -> dict[str, Any]:
+    """SAEBench's core statistics of ``model`` on the training rows ``X`` (n, d) (and a transcoder's
+    ``targets``): printed as a table, returned without the per-latent lists (the log10-rate
+    histogram's counts and edges kept)."""
     from ..evaluate.spliced import core_stats
 
-    core = core_stats(model, X)
+    core = core_stats(model, X, targets=targets)
     section = {key: value for key, value in core.items() if not isinstance(value, list)}
     section["log10_rate_counts"] = core["log10_rate_counts"]
     section["log10_rate_edges"] = core["log10_rate_edges"]
-    out.table([("shrinkage ‖x̂‖/‖x‖", f"{core['shrinkage']:.4f}"),
+    out.table([("shrinkage ‖ŷ‖/‖y‖" if targets is not None else "shrinkage ‖x̂‖/‖x‖", f"{core['shrinkage']:.4f}"),
                ("dead / dense (>10%) latents",
                 f"{100 * core['dead_fraction']:.1f}% / {100 * core['dense_fraction']:.1f}%"),
                ("mean encoder/decoder cosine", "n/a" if core["mean_encoder_decoder_cosine"] is None
@@ -164,10 +187,14 @@ def _spliced_rows(spliced: dict[str, Any], kind: str) -> list[tuple[str, str]]:
     return rows
 
 
-def _raw_mean(config: Any) -> np.ndarray:
+def _raw_mean(config: Any, sub_folder: str | None = None) -> np.ndarray:
     """The mean raw activation of (the first 20,000 rows of) the harvested shards: mean-ablation's
-    vector, read from the shard folder itself (the run's data may be normalized)."""
+    vector, read from the shard folder itself (the run's data may be normalized); ``sub_folder``:
+    of a paired harvest's targets instead (a transcoder's, ablated in the MLP output's place)."""
+    from pathlib import Path
+
     from ..data import ShardedArray
 
-    rows = ShardedArray(config.data_options["path"])
+    folder = Path(str(config.data_options["path"]).rstrip("/*"))
+    rows = ShardedArray(folder / sub_folder if sub_folder else config.data_options["path"])
     return np.asarray(rows[:min(len(rows), 20000)], dtype=np.float64).mean(axis=0)

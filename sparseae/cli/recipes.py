@@ -62,6 +62,9 @@ def _show(out: Output, recipe: Recipe) -> None:
              ("quick variant", f"{_duration(recipe.quick_seconds_2_cores)}: "
                                + ", ".join(f"{key}={value}" for key, value in recipe.quick.items())),
              ("example config", recipe.example or "-")]
+    if recipe.evaluate:
+        shown = ", ".join(f"{key}={value}" for key, value in recipe.evaluate.items())
+        rows.append(("evaluation after training", shown))
     if recipe.notes:
         rows.append(("notes", recipe.notes))
     out.table(rows, f"recipe {recipe.name}")
@@ -99,6 +102,7 @@ def report_recipe(out: Output, args: argparse.Namespace, summary: dict[str, Any]
     from ..io import write_json_atomic
 
     recipe = get_recipe(args.recipe)
+    summary = _evaluate(out, recipe, bool(args.quick), summary)
     name = recipe.metric["name"]
     ours = summary.get("metrics", {}).get(name)
     entry = {"name": recipe.name, "quick": bool(args.quick), "paper": dict(recipe.paper), "table": recipe.table,
@@ -117,6 +121,21 @@ def report_recipe(out: Output, args: argparse.Namespace, summary: dict[str, Any]
     out.line(f"Recipe {recipe.name}{variant}: {recipe.metric['label']} ours {shown}, published "
              f"{recipe.format_value(recipe.published)} ({recipe.reference})")
     return summary
+
+
+def _evaluate(out: Output, recipe: Recipe, quick: bool, summary: dict[str, Any]) -> dict[str, Any]:
+    """The recipe's ``evaluate`` (if any) on the finished run: its metrics join the summary's (and
+    summary.json's, :func:`~sparseae.runs.evaluations.run_evaluation`), and are printed."""
+    spec = recipe.evaluation(quick=quick)
+    if spec is None or not summary.get("run_dir"):
+        return summary
+    from ..runs.evaluations import run_evaluation
+    from ..runs.folder import lock_if_run_dir
+
+    with lock_if_run_dir(Path(summary["run_dir"]), "sparseae recipe evaluation"):  # it writes summary.json
+        metrics = run_evaluation(spec, summary["run_dir"], quick=quick)
+    out.table(metrics.items(), f"evaluation {spec['name']}:")
+    return {**summary, "metrics": {**summary.get("metrics", {}), **metrics}}
 
 
 def add_parser(commands, common: argparse.ArgumentParser) -> None:

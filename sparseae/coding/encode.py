@@ -25,7 +25,8 @@ computed in O(k) from the maintained ``Dᵀr``; it is the solver for warm starts
 CPU picks ``lasso_lars``: it was the fastest of these solvers at every batch size (10²–10⁵),
 dictionary size (256–4,096 atoms) and λ of ``benchmarks/bench_sparse_encode.py --grid``
 (coordinate descent 3–60× slower on the coherent DCT dictionaries, ~2.5× on a learned MNIST one;
-figures in BENCHMARKS.md). The compiled
+figures in BENCHMARKS.md), and again in every cell of ``benchmarks/bench_sparse_encode_scaling.py``
+(DCT, random and MNIST dictionaries at ~5, 15 and 50 non-zeros per code). The compiled
 kernels run float64 on the CPU (threads: ``n_jobs``, else ``torch.get_num_threads()``); CUDA
 tensors make a round trip through the host for them, while ``threshold`` and ``fista`` (what
 ``auto`` picks on a GPU) run on the tensor's device. Numba compiles on the first call (seconds)
@@ -128,7 +129,7 @@ def sparse_encode(X: Any, dictionary: Any, *, gram: Any = None, cov: Any = None,
     * ``"auto"`` (default): ``"omp"`` when ``n_nonzero_coefs`` is given and ``alpha`` is not;
       otherwise the Lasso: ``"fista"`` for tensors on a GPU; on the CPU ``"lasso_cd"`` when
       ``init`` is given (the solver that uses a warm start), else ``"lasso_lars"`` (fastest
-      measured at every size of ``benchmarks/bench_sparse_encode.py --grid``).
+      measured at every size of ``benchmarks/bench_sparse_encode_scaling.py``).
 
     ``alpha``: the ℓ1 weight of the Lasso solvers (≥ 0; > 0 for ``fista``), the threshold of
     ``threshold``, the residual target of ``omp``; default 1.0 (``None`` for ``omp``).
@@ -180,8 +181,13 @@ def _codes(algorithm: str, X: torch.Tensor, D: torch.Tensor, C: torch.Tensor | N
         if not result.converged:
             _warn_unconverged("fista", max_iter, stacklevel=4)
         return result.codes
-    return _compiled(algorithm, X, D, C, gram, init, alpha, n_nonzero_coefs, max_iter,
-                     _threads(n_jobs), positive, tol)
+    torch_threads = torch.get_num_threads()
+    try:
+        return _compiled(algorithm, X, D, C, gram, init, alpha, n_nonzero_coefs, max_iter,
+                         _threads(n_jobs), positive, tol)
+    finally:  # numba's OpenMP threading layer changes the OpenMP thread count torch reads
+        if torch.get_num_threads() != torch_threads:
+            torch.set_num_threads(torch_threads)
 
 
 def _problem(X: Any, dictionary: Any, check_input: bool) -> tuple[torch.Tensor, torch.Tensor]:

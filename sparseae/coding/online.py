@@ -9,7 +9,8 @@ norm ≤ 1) minimising the mean over samples of ``½‖x − zD‖² + α‖z‖
 2. sufficient statistics ``A ← βA + Z_tᵀZ_t/η`` ``(k, k)`` and ``B ← βB + Z_tᵀX_t/η``
    ``(k, n_features)``. The weight of the past is the paper's rescaling (its §3.4.2)
    ``β = (1 − 1/(t+1))^ρ`` at step ``t``, so batch ``s`` counts ``((s+1)/(t+1))^ρ``: codes
-   computed with early, poor dictionaries fade (``forget_rate`` ρ, default 4; ``None`` gives its
+   computed with early, poor dictionaries fade (``forget_rate`` ρ, default 4, see below for
+   :func:`online_dictionary_learning`'s; ``None`` gives its
    mini-batch rule ``β = (θ + 1 − η)/(θ + 1)``, ``θ = tη`` for ``t < η`` and ``η² + t − η``
    after, which averages nearly uniformly over the first η steps);
 3. block-coordinate descent on ``½tr(DᵀDA) − tr(DᵀB)``, one sweep over the atoms:
@@ -22,12 +23,21 @@ norm ≤ 1) minimising the mean over samples of ``½‖x − zD‖² + α‖z‖
 
 The dictionary starts from random distinct samples (normalized) unless ``dict_init`` is given.
 
-Defaults (``batch_size=1024``, ``n_epochs=2``, ρ = 4) were chosen with
+Defaults (``batch_size`` ``min(1024, max(64, ⌈n/12⌉))``, ``n_epochs=2``, ρ = 4) were chosen with
 ``benchmarks/bench_dictionary_learning.py`` (20,000 china.jpg patches with 256 atoms, 20,000 MNIST
 digits with 400 atoms, 1 thread): they reach SPAMS ``trainDL``'s held-out objective (2 epochs at
 batch 256) after 1.1 and 1.6 epochs, in 1.5 s against 4.6 s and 7.1 s against 16.2 s. In the
 tuning runs (batch 512) ρ = 1, uniform averaging, ended 2 epochs on the patches at 0.0881 (trainDL
-0.0877), and ρ = 8 ended 1 epoch on MNIST at 0.1860 against 0.1822 for ρ = 1. Figures in BENCHMARKS.md.
+0.0877), and ρ = 8 ended 1 epoch on MNIST at 0.1860 against 0.1822 for ρ = 1. On small data a
+fixed batch of 1024 left too few dictionary updates (3,000 patches: 6 steps in 2 epochs, held-out
+0.0924 against trainDL's 0.0916 after its 24 steps); the default batch therefore keeps at least 12
+steps per epoch, as trainDL's 256 does there (:func:`default_batch_size`; 16 steps were slower on
+MNIST for no better objective), which leaves every set of 12,288 samples or more at 1024.
+Forgetting then kept too few samples per atom on 3,000 MNIST digits (ρ = 4: the last ~1/5 of the
+samples seen, 3 per atom; held-out 0.1904 against trainDL's 0.1890; ρ = 2 0.1889, ρ = 1 0.1888,
+while the patches did best at ρ = 4): :func:`default_forget_rate` lowers ρ so that the
+statistics' window, about ``n_seen/(ρ + 1)`` samples, holds at least 5 per atom (ρ between 1
+and 4; 4 for both 20,000-sample problems). Figures in BENCHMARKS.md.
 """
 from __future__ import annotations
 
@@ -44,8 +54,8 @@ from ..errors import ConfigError, DataError
 from ..validation import check_choice, check_number
 from .encode import sparse_encode
 
-__all__ = ["OnlineDictionaryLearner", "OnlineResult", "online_dictionary_learning",
-           "sparse_coding_objective", "update_dictionary"]
+__all__ = ["OnlineDictionaryLearner", "OnlineResult", "default_batch_size", "default_forget_rate",
+           "online_dictionary_learning", "sparse_coding_objective", "update_dictionary"]
 
 #: Coders the learner accepts (``threshold`` and ``fista`` are not exact codes).
 FIT_ALGORITHMS = ("lasso_lars", "lasso_cd", "lars", "omp")
@@ -54,7 +64,38 @@ _DEAD_RATIO = 1e-6
 #: Of two atoms with ``|cos|`` above this, the less used one is restarted.
 _DUPLICATE_COS = 0.99
 
+#: The default mini-batch: at most this many samples ...
+_MAX_BATCH = 1024
+#: ... at least this many (the statistics of smaller batches are too noisy) ...
+_MIN_BATCH = 64
+#: ... and at least this many steps per epoch when the data allow it.
+_MIN_STEPS_PER_EPOCH = 12
+#: The default forgetting: ρ at most this ...
+_MAX_FORGET = 4.0
+#: ... and lowered (down to 1) until the statistics' window holds this many samples per atom.
+_SAMPLES_PER_ATOM = 5
+
 _sweep_kernel: Any = None
+
+
+def default_batch_size(n_samples: int) -> int:
+    """The mini-batch :func:`online_dictionary_learning` uses when ``batch_size`` is None:
+    ``min(1024, max(64, ⌈n_samples/12⌉))`` capped at ``n_samples``, i.e. 1024 from 12,288
+    samples up and at least 12 dictionary updates per epoch below (down to batches of 64)."""
+    check_number(n_samples, "n_samples", low=1, integer=True)
+    batch = min(_MAX_BATCH, max(_MIN_BATCH, math.ceil(n_samples / _MIN_STEPS_PER_EPOCH)))
+    return min(batch, int(n_samples))
+
+
+def default_forget_rate(n_seen: float, n_components: int) -> float:
+    """The forgetting ρ :func:`online_dictionary_learning` uses when ``forget_rate="auto"``:
+    ``min(4, max(1, n_seen/(5·n_components) − 1))`` for ``n_seen`` samples in the whole run. With
+    weights ``((s+1)/(t+1))^ρ`` the statistics average over about the last ``n_seen/(ρ + 1)``
+    samples; this keeps that at ≥ 5 samples per atom where ρ = 4 would not."""
+    check_number(n_seen, "n_seen", low=0, low_inclusive=False)
+    check_number(n_components, "n_components", low=1, integer=True)
+    rho = n_seen / (_SAMPLES_PER_ATOM * int(n_components)) - 1.0
+    return float(min(_MAX_FORGET, max(1.0, rho)))
 
 
 def _bcd_sweep_py(D, A, Bt, positive, dead_tol, dead, r):  # pragma: no cover - compiled
@@ -343,12 +384,28 @@ class OnlineResult:
     learner: OnlineDictionaryLearner | None = None
 
 
+def _run_settings(n_samples: int, n_components: int, n_epochs: float, batch_size: int | None,
+                  forget_rate: float | str | None) -> tuple[int, float | None]:
+    """``(batch_size, forget_rate)`` of a run, checked, the defaults (None, ``"auto"``) resolved
+    for ``n_samples`` samples and ``n_epochs`` passes."""
+    check_number(n_epochs, "n_epochs", low=0, low_inclusive=False)
+    if batch_size is None:
+        batch_size = default_batch_size(n_samples)
+    check_number(batch_size, "batch_size", low=1, integer=True)
+    if isinstance(forget_rate, str):
+        if forget_rate != "auto":
+            raise ConfigError(f"forget_rate must be a number >= 0, None or 'auto', got {forget_rate!r}")
+        check_number(n_components, "n_components", low=1, integer=True)
+        forget_rate = default_forget_rate(float(n_epochs) * n_samples, n_components)
+    return int(batch_size), forget_rate
+
+
 def online_dictionary_learning(X: Any, n_components: int, alpha: float, *, n_epochs: float = 2.0,
-                               batch_size: int = 1024, algorithm: str = "lasso_lars",
+                               batch_size: int | None = None, algorithm: str = "lasso_lars",
                                n_nonzero_coefs: int | None = None, positive_code: bool = False,
                                positive_dict: bool = False, dict_init: Any = None,
                                shuffle: bool = True, n_jobs: int | None = None,
-                               random_state: Any = None, forget_rate: float | None = 4.0,
+                               random_state: Any = None, forget_rate: float | str | None = "auto",
                                max_seconds: float | None = None,
                                callback: Callable[[OnlineDictionaryLearner, int], Any] | None = None
                                ) -> OnlineResult:
@@ -357,13 +414,16 @@ def online_dictionary_learning(X: Any, n_components: int, alpha: float, *, n_epo
     n_features)``).
 
     ``n_epochs``: passes over ``X`` (a fraction stops mid-pass; default 2); ``batch_size`` η
-    (default 1024); ``shuffle``: a new random order each pass. ``max_seconds``: stop after this much
+    (default None: :func:`default_batch_size`, 1024 from 12,288 samples up, else at least 12
+    steps per epoch); ``shuffle``: a new random order each pass. ``forget_rate``: ρ (see
+    :class:`OnlineDictionaryLearner`; default ``"auto"``: :func:`default_forget_rate` of the
+    ``n_epochs·n_samples`` samples the run will see, 4 on large data). ``max_seconds``: stop after this much
     wall time (checked after each batch). ``callback(learner, step)`` is called after every step;
     returning ``True`` stops. The other arguments are :class:`OnlineDictionaryLearner`'s.
     """
     X = _as_data(X)
-    check_number(n_epochs, "n_epochs", low=0, low_inclusive=False)
-    check_number(batch_size, "batch_size", low=1, integer=True)
+    batch_size, forget_rate = _run_settings(X.shape[0], n_components, n_epochs, batch_size,
+                                            forget_rate)
     if max_seconds is not None:
         check_number(max_seconds, "max_seconds", low=0, low_inclusive=False)
     if callback is not None and not callable(callback):

@@ -24,9 +24,11 @@ from .datasets import (
     ufldl_normalize_patches,
 )
 from .shards import ShardedArray, store_activations, write_shards
+from .synthetic import SuperpositionData, make_superposition
 from .whitening import ONE_OVER_F_CUTOFF, ZCAWhitening, unit_norm_rows, whiten_images_1_over_f
 
 __all__ = [
+    "SuperpositionData", "make_superposition",
     "ShardedArray",
     "store_activations",
     "write_shards",

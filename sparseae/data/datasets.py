@@ -45,7 +45,7 @@ NORMALIZATIONS = ("none", "l2", "center_l2")
 __all__ = [
     "DATASETS", "Dataset", "load_dataset", "load_mnist", "download_mnist", "read_idx",
     "default_cache_dir", "load_digits_data", "load_natural_images", "natural_image_patches",
-    "extract_patches", "ufldl_normalize_patches", "load_array", "load_labeled_array",
+    "pca_whitened_patches", "extract_patches", "ufldl_normalize_patches", "load_array", "load_labeled_array",
     "MNIST_URL", "MNIST_SHA256", "MNIST_ENV_VAR", "DATA_DIR_ENV_VAR", "NORMALIZATIONS",
 ]
 
@@ -56,16 +56,21 @@ DATASETS: Registry[Dataset] = Registry("dataset")
 @dataclass(eq=False)
 class Dataset:
     """Features ``X (n_samples, n_features)``, optional labels ``y (n_samples,)``, and the 2-D shape
-    ``(height, width)`` a row reshapes to when the features are pixels (for filter plots), else None."""
+    ``(height, width)`` a row reshapes to when the features are pixels (for filter plots), else None.
+    ``targets``: rows ``(n_samples, n_targets)`` a model predicts from X (a paired harvest's MLP
+    outputs, for a transcoder), else None; never normalized."""
 
     X: np.ndarray
     y: np.ndarray | None
     image_shape: tuple[int, int] | None
     name: str
+    targets: Any = None
 
     def __post_init__(self) -> None:
         if self.y is not None and len(self.y) != len(self.X):
             raise DataError(f"dataset {self.name!r}: {len(self.X)} samples but {len(self.y)} labels")
+        if self.targets is not None and len(self.targets) != len(self.X):
+            raise DataError(f"dataset {self.name!r}: {len(self.X)} samples but {len(self.targets)} target rows")
         if self.image_shape is not None and self.image_shape[0] * self.image_shape[1] != self.X.shape[1]:
             raise DataError(f"dataset {self.name!r}: image_shape {self.image_shape} does not match "
                             f"{self.X.shape[1]} features")
@@ -428,13 +433,73 @@ def _patches_dataset(n_patches: int = 10000, patch_size: int = 8, whitening: str
     return Dataset(X, None, (patch_size, patch_size), "patches")
 
 
+def pca_whitened_patches(n_patches: int = 5000, patch_size: int = 8, *, n_directions: int = 48,
+                         epsilon: float = 0.1, random_state: int = 0) -> tuple[np.ndarray, ZCAWhitening]:
+    """Patches of the sample images in PCA-whitened coordinates: ``(n_patches, n_directions)`` float64,
+    and the fitted :class:`ZCAWhitening` (``inverse_components_`` maps a filter back to pixels).
+
+    Each grayscale patch's mean is removed, all are scaled to unit variance, then whitened keeping
+    the ``n_directions`` directions of largest variance (ε = ``epsilon`` on the eigenvalues,
+    ``rotate_back=False``): the dropped high-frequency (JPEG) directions are not amplified, and a
+    model sees no null space to park weight in (the topographic and tree-pruning reproductions)."""
+    check_number(n_directions, "n_directions", low=1, high=patch_size * patch_size, integer=True)
+    raw = natural_image_patches(n_patches, patch_size, whitening="none", ufldl_normalize=False,
+                                random_state=random_state).astype(np.float64)
+    raw -= raw.mean(axis=1, keepdims=True)
+    raw /= raw.std()
+    zca = ZCAWhitening(epsilon=epsilon, n_components=n_directions, rotate_back=False).fit(raw)
+    return zca.transform(raw), zca
+
+
+@DATASETS.register("whitened_patches")
+def _whitened_patches_dataset(n_patches: int = 5000, patch_size: int = 8, n_directions: int = 48,
+                              epsilon: float = 0.1, random_state: int = 0) -> Dataset:
+    """:func:`pca_whitened_patches` (float64; no image shape: the features are whitened directions)."""
+    X, _ = pca_whitened_patches(n_patches, patch_size, n_directions=n_directions, epsilon=epsilon,
+                                random_state=random_state)
+    return Dataset(X, None, None, "whitened_patches")
+
+
+@DATASETS.register("spiral")
+def _spiral_dataset(n_samples: int = 5000, noise: float = 0.05, turns: float = 1.0, random_state: int = 0,
+                    n_centers: int = 2000) -> Dataset:
+    """Points near a 2-D spiral of known density (:func:`sparseae.data.spiral.make_spiral`)."""
+    from .spiral import make_spiral
+
+    X, _ = make_spiral(n_samples, noise=noise, turns=turns, random_state=random_state, n_centers=n_centers)
+    return Dataset(X, None, None, "spiral")
+
+
 @DATASETS.register("shards")
 def _shards_dataset(path: str) -> Dataset:
+    """Sharded rows; a paired harvest's ``targets/`` sub-folder (``sparseae harvest --target``) gives
+    the targets, row for row."""
+    from .harvest import TARGETS_DIR
     from .shards import ShardedArray
 
     check_path(path, "path")
     X = ShardedArray(path)
-    return Dataset(X, None, None, Path(str(path).rstrip("/*")).name or "shards")
+    folder = Path(str(path).rstrip("/*"))
+    targets = ShardedArray(folder / TARGETS_DIR) if (folder / TARGETS_DIR).is_dir() else None
+    return Dataset(X, None, None, folder.name or "shards", targets)
+
+
+@DATASETS.register("synthetic")
+def _synthetic_dataset(n_samples: int = 50_000, n_features: int = 64, n_latents: int = 512,
+                       mean_active: float = 8.0, zipf_exponent: float = 0.5, correlation: float = 0.3,
+                       correlation_rank: int = 8, hierarchy_fraction: float = 0.2, magnitude_mean: float = 1.0,
+                       magnitude_std: float = 0.25, noise_std: float = 0.0, random_state: int = 0,
+                       sample_seed: int | None = None) -> Dataset:
+    """Activations of features in superposition with a known dictionary
+    (:func:`sparseae.data.synthetic.make_superposition`, whose true dictionary and codes are not kept here)."""
+    from .synthetic import make_superposition
+
+    data = make_superposition(n_samples, n_features, n_latents, mean_active=mean_active,
+                              zipf_exponent=zipf_exponent, correlation=correlation,
+                              correlation_rank=correlation_rank, hierarchy_fraction=hierarchy_fraction,
+                              magnitude_mean=magnitude_mean, magnitude_std=magnitude_std, noise_std=noise_std,
+                              random_state=random_state, sample_seed=sample_seed)
+    return Dataset(data.X, None, None, "synthetic")
 
 
 @DATASETS.register("array")

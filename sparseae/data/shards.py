@@ -107,41 +107,57 @@ def _shard_files(paths) -> list[Path]:
     return files
 
 
+class ShardWriter:
+    """Row batches (each (b, n_features)) appended into ``folder/shard-00000.npy``, … of at most
+    ``rows_per_shard`` rows, holding at most one shard in memory; :meth:`close` writes the rest and
+    returns the :class:`ShardedArray`. Two writers can fill two folders row for row (a harvest's
+    inputs and targets)."""
+
+    def __init__(self, folder: str | os.PathLike, *, rows_per_shard: int = 100_000, dtype: Any = np.float32) -> None:
+        check_number(rows_per_shard, "rows_per_shard", low=1, integer=True)
+        self.folder, self.rows_per_shard, self.dtype = Path(folder), int(rows_per_shard), dtype
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if any(self.folder.glob("*.npy")):
+            raise DataError(f"{self.folder} already holds .npy files; write shards into an empty folder")
+        self.buffer: list[np.ndarray] = []
+        self.buffered = self.written = 0
+
+    def _flush(self, rows: int) -> None:
+        block = np.concatenate(self.buffer, axis=0)
+        chunk, rest = block[:rows], block[rows:]
+        target = self.folder / SHARD_PATTERN.format(self.written)
+        with atomic_file(target, "wb", wrap=False) as handle:
+            np.save(handle, chunk.astype(self.dtype, copy=False))
+        self.written += 1
+        self.buffer, self.buffered = ([rest] if len(rest) else []), len(rest)
+
+    def add(self, batch: np.ndarray | torch.Tensor) -> None:
+        """Append the rows of ``batch`` (b, n_features)."""
+        batch = batch.detach().cpu().numpy() if isinstance(batch, torch.Tensor) else np.asarray(batch)
+        if batch.ndim != 2:
+            raise DataError(f"batches must be 2-D (rows, features), got shape {batch.shape}")
+        self.buffer.append(batch)
+        self.buffered += len(batch)
+        while self.buffered >= self.rows_per_shard:
+            self._flush(self.rows_per_shard)
+
+    def close(self) -> ShardedArray:
+        """Write the rows still buffered; the shards as one array (:class:`DataError` when none)."""
+        if self.buffered:
+            self._flush(self.buffered)
+        if not self.written:
+            raise DataError("no rows to write")
+        return ShardedArray(self.folder)
+
+
 def write_shards(batches: Iterable[np.ndarray | torch.Tensor], folder: str | os.PathLike, *,
                  rows_per_shard: int = 100_000, dtype: Any = np.float32) -> ShardedArray:
     """Write row batches (each (b, n_features)) into ``folder/shard-00000.npy``, … of at most
     ``rows_per_shard`` rows, holding at most one shard in memory; returns the :class:`ShardedArray`."""
-    check_number(rows_per_shard, "rows_per_shard", low=1, integer=True)
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    if any(folder.glob("*.npy")):
-        raise DataError(f"{folder} already holds .npy files; write shards into an empty folder")
-    buffer: list[np.ndarray] = []
-    buffered = written = 0
-
-    def flush(rows: int) -> None:
-        nonlocal buffer, buffered, written
-        block = np.concatenate(buffer, axis=0)
-        chunk, rest = block[:rows], block[rows:]
-        target = folder / SHARD_PATTERN.format(written)
-        with atomic_file(target, "wb", wrap=False) as handle:
-            np.save(handle, chunk.astype(dtype, copy=False))
-        written += 1
-        buffer, buffered = ([rest] if len(rest) else []), len(rest)
-
+    writer = ShardWriter(folder, rows_per_shard=rows_per_shard, dtype=dtype)
     for batch in batches:
-        batch = batch.detach().cpu().numpy() if isinstance(batch, torch.Tensor) else np.asarray(batch)
-        if batch.ndim != 2:
-            raise DataError(f"batches must be 2-D (rows, features), got shape {batch.shape}")
-        buffer.append(batch)
-        buffered += len(batch)
-        while buffered >= rows_per_shard:
-            flush(rows_per_shard)
-    if buffered:
-        flush(buffered)
-    if not written:
-        raise DataError("no rows to write")
-    return ShardedArray(folder)
+        writer.add(batch)
+    return writer.close()
 
 
 @torch.no_grad()

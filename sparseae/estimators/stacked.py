@@ -21,7 +21,7 @@ __all__ = ["StackedAutoencoder", "StackedClassifier"]
 _STACK_CONSTRAINTS: dict[str, list[Any]] = {
     "hidden": [tuple, list],
     "layer_model": [str],
-    "layer_params": [dict, None],
+    "layer_params": [dict, list, None],
     "activation": [StrOptions(set(ACTIVATIONS))],
     "likelihood": [str],
     "pretrain_epochs": [Interval(Integral, 0, None, closed="left")],
@@ -63,7 +63,8 @@ class StackedAutoencoder(_StackedMixin, BaseAutoencoderEstimator):
         Sizes of the layers between the input and the code, e.g. (1000, 500, 250).
     layer_model : str
         The registered preset each layer is pre-trained as (``autoencoder``, ``denoising_ae``,
-        ``contractive_ae``, ``sparse_ae_kl``…); ``layer_params`` are its parameters.
+        ``contractive_ae``, ``sparse_ae_kl``…); ``layer_params`` are its parameters: one dict
+        for every layer, or a list of dicts, one per layer (``len(hidden) + 1`` of them).
     activation, code_activation : str
         Hidden units and code units (``identity`` gives a linear code layer).
     likelihood : str
@@ -88,7 +89,7 @@ class StackedAutoencoder(_StackedMixin, BaseAutoencoderEstimator):
     }
 
     def __init__(self, *, n_components: int = 30, hidden: tuple = (1000, 500, 250),
-                 layer_model: str = "autoencoder", layer_params: dict | None = None,
+                 layer_model: str = "autoencoder", layer_params: dict | list | None = None,
                  activation: str = "sigmoid", code_activation: str = "identity",
                  likelihood: str = "bernoulli", pretrain_epochs: int = 10,
                  pretrain_learning_rate: float | None = None, weight_decay: float = 0.0,
@@ -157,7 +158,7 @@ class StackedClassifier(HeadClassifierMixin, _StackedMixin, BaseAutoencoderEstim
     }
 
     def __init__(self, *, n_components: int = 1000, hidden: tuple = (), layer_model: str = "denoising_ae",
-                 layer_params: dict | None = None, activation: str = "sigmoid",
+                 layer_params: dict | list | None = None, activation: str = "sigmoid",
                  likelihood: str = "bernoulli", dropout: float = 0.0, pretrain_epochs: int = 15,
                  pretrain_learning_rate: float | None = None, weight_decay: float = 0.0,
                  optimizer: str = "sgd",

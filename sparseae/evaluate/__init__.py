@@ -19,6 +19,7 @@ from .metrics import (
     sparsity_stats,
 )
 from .probe import confusion_matrix, linear_probe
+from .recovery import recovery_scores
 from .tree import branch_similarity
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "explained_variance",
     "fraction_of_variance_unexplained",
     "linear_probe",
+    "recovery_scores",
     "make_spiral",
     "mixture_score",
     "reconstruction_field",

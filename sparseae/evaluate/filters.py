@@ -135,3 +135,24 @@ def energy_concentration(W, image_shape: tuple[int, int], *, top_fraction: float
 def random_filter_baseline(n_filters: int, image_shape: tuple[int, int], *, random_state: int = 0) -> np.ndarray:
     """Gaussian white-noise filters (n_filters, h·w): the baseline the measures compare against."""
     return np.random.default_rng(random_state).standard_normal((n_filters, image_shape[0] * image_shape[1]))
+
+
+def topographic_map(W, image_shape: tuple[int, int], height: int, width: int, *, selective: float = 0.3,
+                    n_permutations: int = 100) -> dict[str, float]:
+    """The topographic-map figures of filters ``W`` (height·width, h·w) laid out on a toroidal
+    ``height``×``width`` grid (unit i at row i // width), as ``benchmarks/bench_topographic.py``
+    prints them: ``ratio`` (neighbour / permuted orientation difference, :func:`topographic_smoothness`),
+    ``ratio_selective`` over the units of orientation selectivity ≥ ``selective`` (``selective_units``
+    of them), ``mean_selectivity``, ``pinwheels`` (:func:`orientation_singularities`) and
+    ``pinwheels_permuted`` (their mean count over ``n_permutations`` random layouts)."""
+    theta = preferred_orientation(W, image_shape)
+    selectivity = orientation_selectivity(W, image_shape)
+    chosen = selectivity >= selective
+    every = topographic_smoothness(theta, height, width, n_permutations=n_permutations)
+    masked = topographic_smoothness(theta, height, width, mask=chosen, n_permutations=n_permutations)
+    permuted = [np.count_nonzero(orientation_singularities(np.random.default_rng(k).permutation(theta), height, width))
+                for k in range(n_permutations)]
+    return {"ratio": every["ratio"], "ratio_selective": masked["ratio"], "selective_units": int(chosen.sum()),
+            "mean_selectivity": float(selectivity.mean()),
+            "pinwheels": int(np.count_nonzero(orientation_singularities(theta, height, width))),
+            "pinwheels_permuted": float(np.mean(permuted))}

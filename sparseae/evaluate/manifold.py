@@ -20,44 +20,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.spiral import make_spiral
 from ..errors import DataError
 from ..inference import evaluating, map_rows, placement, row_batches
 from ..models.base import Autoencoder
 from ..validation import as_float_array, check_number
 
 __all__ = ["make_spiral", "mixture_log_density", "mixture_score", "reconstruction_field",
-           "score_alignment", "grid", "near_manifold", "saturated_fraction", "contraction_stats"]
+           "score_alignment", "grid", "near_manifold", "saturated_fraction", "contraction_stats",
+           "code_statistics", "tangents_by_class", "score_field_figures"]
 
 _CHUNK_ELEMENTS = 1 << 22  # rows × centers per block of the (n, m) distance matrix
-
-
-def make_spiral(n_samples: int, noise: float = 0.05, turns: float = 1.0, random_state: int = 0,
-                n_centers: int = 2000) -> tuple[np.ndarray, np.ndarray]:
-    """Points near a 2-D spiral, drawn from ``p(x) = (1/m) Σ_i N(x; m_i, noise² I)``.
-
-    The ``m = n_centers`` clean manifold points ``m_i`` lie evenly spaced in arc length on the
-    spiral ``r = θ/θ_end``, ``θ ∈ [π/2, π/2 + 2π·turns]`` (with the defaults: radius in [0.2, 1],
-    successive turns 0.8 apart, neighbouring centres ≈ 0.002 apart, far below ``noise``). Each
-    sample picks a centre uniformly and adds N(0, noise² I).
-
-    Returns ``(X, centers)``: float32 (n_samples, 2) and float64 (n_centers, 2).
-    """
-    check_number(n_samples, "n_samples", low=1, integer=True)
-    check_number(noise, "noise", low=0.0, low_inclusive=False)
-    check_number(turns, "turns", low=0.0, low_inclusive=False)
-    check_number(random_state, "random_state", low=0, integer=True)
-    check_number(n_centers, "n_centers", low=2, integer=True)
-    theta_start = math.pi / 2
-    theta_end = theta_start + 2 * math.pi * turns
-    fine = np.linspace(theta_start, theta_end, 50 * n_centers)
-    curve = np.stack([np.cos(fine), np.sin(fine)], axis=1) * (fine / theta_end)[:, None]
-    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(curve, axis=0), axis=1))])
-    theta = np.interp(np.linspace(0.0, arc[-1], n_centers), arc, fine)
-    centers = np.stack([np.cos(theta), np.sin(theta)], axis=1) * (theta / theta_end)[:, None]
-    rng = np.random.default_rng(random_state)
-    picks = rng.integers(n_centers, size=n_samples)
-    X = centers[picks] + noise * rng.standard_normal((n_samples, 2))
-    return X.astype(np.float32), centers
 
 
 def _distances(x: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
@@ -200,3 +173,56 @@ def contraction_stats(model: Autoencoder, X: Any, batch_size: int | None = None)
     return {"jacobian_norm": float(squares.sqrt().mean()),
             "jacobian_sq_per_entry": float(squares.mean()) / (X.shape[1] * codes.shape[1]),
             "saturated": saturated_fraction(codes)}
+
+
+def code_statistics(model: Autoencoder, X: Any) -> dict[str, float]:
+    """Over ``X`` (n_samples, n_features): :func:`contraction_stats` (``jacobian_norm``,
+    ``saturated``, ...) and ``mse``, the reconstruction's mean squared error per input value."""
+    X = as_float_array(X, "X", n_features=model.n_features)
+    device, dtype = placement(model)
+    total = 0.0
+    with evaluating(model):
+        for _, x in row_batches(X, 1000, device=device, dtype=dtype):
+            total += float((model(x) - x).double().pow(2).sum())
+    return {**contraction_stats(model, X), "mse": total / X.size}
+
+
+def tangents_by_class(model: Autoencoder, X: Any, y: Any, *, k: int = 6, max_inputs: int = 10
+                      ) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
+    """The ``k`` leading tangents (right singular vectors of J_f(x), :func:`~sparseae.nn.jacobian.
+    tangent_directions`) at the first input of each class of ``y`` (the first ``max_inputs`` inputs
+    when ``y`` is None). Returns the inputs (m, n_features), directions (m, k, n_features) and
+    singular values (m, k)."""
+    from ..nn.jacobian import tangent_directions
+
+    X = as_float_array(X, "X", n_features=model.n_features)
+    if y is None:
+        chosen = np.arange(min(max_inputs, len(X)))
+    else:
+        labels = np.asarray(y)
+        chosen = np.array([np.flatnonzero(labels == label)[0] for label in np.unique(labels)][:max_inputs])
+    device, dtype = placement(model)
+    inputs = torch.as_tensor(X[chosen], device=device, dtype=dtype)
+    with evaluating(model, no_grad=False):
+        directions, singular_values = tangent_directions(model.encoder, inputs, k)
+    return X[chosen], directions.detach().cpu(), singular_values.detach().cpu()
+
+
+def score_field_figures(model: nn.Module, untrained: nn.Module, X: Any, centers: Any, noise: float,
+                        sigma: float) -> dict[str, float]:
+    """Alain & Bengio 2014 on :func:`make_spiral` data: how well a DAE's field r(x) − x at the points
+    ``X`` (n, 2) within 2·``noise`` of the curve (``centers``) points along the exact score ∇log p.
+    ``cosine`` (mean cosine, :func:`score_alignment`), ``untrained`` (the same for ``untrained``, the
+    model at its initialization), ``optimal`` (the optimal denoiser's field σ²∇log p_σ, the ceiling at
+    corruption ``sigma``), ``smoothed`` (the field against ∇log p_σ), ``sigma2_fit`` (least-squares c in
+    r(x) − x ≈ c σ² ∇log p_σ; 1 for the optimal denoiser) and ``test_points`` (how many points count)."""
+    near = near_manifold(X, centers, 2 * noise)
+    score = mixture_score(X, centers, noise)
+    field = reconstruction_field(model, X)
+    smoothed = mixture_score(X, centers, math.hypot(noise, sigma))
+    target = sigma ** 2 * smoothed[near]
+    return {"cosine": score_alignment(field, score, near),
+            "untrained": score_alignment(reconstruction_field(untrained, X), score, near),
+            "optimal": score_alignment(smoothed, score, near), "smoothed": score_alignment(field, smoothed, near),
+            "sigma2_fit": float(np.sum(field[near] * target) / np.sum(target * target)),
+            "test_points": int(near.sum())}

@@ -13,7 +13,7 @@ import torch
 from ..errors import ConfigError, DataError
 from ..validation import as_float_array, check_number
 
-__all__ = ["linear_probe", "confusion_matrix"]
+__all__ = ["linear_probe", "split_probe", "confusion_matrix"]
 
 
 def _as_labels(y: Any, name: str) -> np.ndarray:
@@ -83,6 +83,28 @@ def linear_probe(Z_train: Any, y_train: Any, Z_test: Any, y_test: Any, *, C: flo
         "n_classes": int(len(classes)),
         "converged": n_iter < max_iter,
     }
+
+
+def split_probe(Z: Any, y: Any, *, X_raw: Any = None, test_fraction: float = 0.5, C: float = 1.0,
+                random_state: int = 0) -> dict[str, Any]:
+    """Self-taught learning's probe: a random ``test_fraction`` of the samples held out (seeded by
+    ``random_state``), :func:`linear_probe` on the codes ``Z`` (n, n_units) of the rest, and on the raw
+    inputs ``X_raw`` (n, n_features) too when given. Returns ``accuracy``, ``train_accuracy``,
+    ``raw_accuracy`` (None without ``X_raw``), ``n_train`` and ``n_test``."""
+    check_number(test_fraction, "test_fraction", low=0.0, high=1.0, low_inclusive=False, high_inclusive=False)
+    labels = _as_labels(y, "y")
+    order = np.random.default_rng(random_state).permutation(len(labels))
+    n_test = max(1, int(round(test_fraction * len(labels))))
+    test, train = np.sort(order[:n_test]), np.sort(order[n_test:])
+    Z = as_float_array(Z, "Z", dtype=np.float64)
+    probe = linear_probe(Z[train], labels[train], Z[test], labels[test], C=C, random_state=random_state)
+    raw = None
+    if X_raw is not None:
+        X_raw = as_float_array(X_raw, "X_raw", dtype=np.float64)
+        raw = linear_probe(X_raw[train], labels[train], X_raw[test], labels[test], C=C,
+                           random_state=random_state)["accuracy"]
+    return {"accuracy": probe["accuracy"], "train_accuracy": probe["train_accuracy"], "raw_accuracy": raw,
+            "n_train": int(len(train)), "n_test": int(len(test))}
 
 
 def _probe_labels(y_train: Any, y_test: Any, n_train: int, n_test: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

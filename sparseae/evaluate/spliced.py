@@ -9,6 +9,10 @@ ablations, and KL(clean ‖ spliced). Encoders: cosine of the mean-pooled final 
 spliced (and vs zero-ablated), and the fraction of each text's top-k neighbours kept.
 :func:`core_stats`: shrinkage ‖x̂‖/‖x‖, firing-frequency histogram (log10 rates), and the cosine of
 each latent's encoder row with its decoder column.
+
+A transcoder (trained on ``mlp_in`` → ``mlp_out`` pairs) is spliced with ``input_position``: a
+hook keeps the MLP's input of each forward pass and the MLP's output is replaced by the
+transcoder's prediction from it (the ablations replace the MLP's output too).
 """
 from __future__ import annotations
 
@@ -27,10 +31,13 @@ from ..validation import check_choice, check_number
 RATE_FLOOR = 1e-10
 
 
-def sae_reconstruction(sae: Any, normalize: str = "none", mean: Any = None) -> Callable[[torch.Tensor], torch.Tensor]:
+def sae_reconstruction(sae: Any, normalize: str = "none", mean: Any = None, *,
+                       raw_output: bool = False) -> Callable[[torch.Tensor], torch.Tensor]:
     """x (..., d) → x̂ (..., d) through ``sae`` (``decode(encode(x))``, or ``sae(x)`` for a plain
     callable), with the run's input normalization applied before and undone after: ``l2`` scales
-    each row to unit norm, ``center_l2`` subtracts the training ``mean`` (d,) first."""
+    each row to unit norm, ``center_l2`` subtracts the training ``mean`` (d,) first.
+    ``raw_output``: the output is already in its own raw scale (a transcoder's prediction of
+    unnormalized targets, (..., d_out)): the normalization is not undone on it."""
     check_choice(normalize, "normalize", NORMALIZATIONS)
     if normalize == "center_l2" and mean is None:
         raise ConfigError("normalize 'center_l2' needs the training mean of the activations")
@@ -51,11 +58,11 @@ def sae_reconstruction(sae: Any, normalize: str = "none", mean: Any = None) -> C
         if norm is not None:
             h = h / norm
         out = sae.decode(sae.encode(h)) if hasattr(sae, "encode") and hasattr(sae, "decode") else sae(h)
-        if norm is not None:
+        if norm is not None and not raw_output:
             out = out * norm
-        if offset is not None:
+        if offset is not None and not raw_output:
             out = out + offset
-        return out.to(device=x.device, dtype=x.dtype).reshape(shape)
+        return out.to(device=x.device, dtype=x.dtype).reshape(*shape[:-1], out.shape[-1])
     return reconstruct
 
 
@@ -93,11 +100,15 @@ def _forward(model, module, where, ids, mask, replace: Callable[[torch.Tensor], 
 @torch.no_grad()
 def spliced_metrics(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str], reconstruct: Callable, *,
                     layer: str, position: str = "resid", kind: str = "causal", mean: Any = None,
-                    batch_size: int = 8, context_length: int = 128, k: int = 5) -> dict[str, Any]:
+                    batch_size: int = 8, context_length: int = 128, k: int = 5,
+                    input_position: str | None = None) -> dict[str, Any]:
     """The spliced-model metrics of ``reconstruct`` (x (..., d) → x̂, e.g. :func:`sae_reconstruction`)
     at ``position`` of module ``layer`` of ``model`` (``kind`` ``"causal"`` or ``"encoder"``) over
     ``texts``. ``mean`` (d,): the activation used by mean-ablation (default: the mean over these
-    texts' real tokens). Returns a flat dict of floats (see the module docstring) plus counts."""
+    texts' real tokens). ``input_position`` (a transcoder's, e.g. ``mlp_in`` with ``position``
+    ``mlp_out``): ``reconstruct`` reads the activations there, earlier in the same forward pass,
+    and its output replaces those at ``position``. Returns a flat dict of floats (see the module
+    docstring) plus counts."""
     check_choice(kind, "kind", ("causal", "encoder"))
     check_number(batch_size, "batch_size", low=1, integer=True)
     check_number(k, "k", low=1, integer=True)
@@ -114,10 +125,32 @@ def spliced_metrics(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str]
     def mean_fn(h: torch.Tensor) -> torch.Tensor:
         return mean.to(device=h.device, dtype=h.dtype).expand_as(h).clone()
 
-    variants = {"clean": None, "spliced": reconstruct, "zero_ablated": zero_fn, "mean_ablated": mean_fn}
-    if kind == "causal":
-        return _causal(model, tokenizer, texts, module, where, variants, batch_size, context_length) | {"hook": name}
-    return _encoder(model, tokenizer, texts, module, where, variants, batch_size, context_length, k) | {"hook": name}
+    spliced, handles = reconstruct, []
+    if input_position is not None:  # a transcoder: predict `position` from `input_position`
+        in_name, in_module, in_where = hook_point(model, layer, input_position)
+        seen: list[torch.Tensor] = []  # the latest forward pass's input (one tensor at most)
+
+        def keep(h: torch.Tensor) -> None:
+            seen[:] = [h.detach()]
+
+        handles.append(attach(in_module, in_where, keep))
+
+        def spliced(h: torch.Tensor) -> torch.Tensor:
+            if not seen or seen[-1].shape[:-1] != h.shape[:-1]:
+                raise DataError(f"{in_name} ({input_position}) did not run before {name} ({position}) in the "
+                                "forward pass: the transcoder cannot be spliced there")
+            return reconstruct(seen.pop())
+
+    variants = {"clean": None, "spliced": spliced, "zero_ablated": zero_fn, "mean_ablated": mean_fn}
+    try:
+        if kind == "causal":
+            result = _causal(model, tokenizer, texts, module, where, variants, batch_size, context_length)
+        else:
+            result = _encoder(model, tokenizer, texts, module, where, variants, batch_size, context_length, k)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return result | {"hook": name} | ({"input_hook": in_name} if input_position is not None else {})
 
 
 def _causal(model, tokenizer, texts, module, where, variants, batch_size, context_length) -> dict[str, Any]:
@@ -187,12 +220,13 @@ def _top_neighbours(E: torch.Tensor, k: int) -> list[list[int]]:
 
 @torch.no_grad()
 def core_stats(sae: torch.nn.Module, X: Any, *, max_rows: int = 20000, batch_size: int = 4096,
-               bins: int = 20) -> dict[str, Any]:
+               bins: int = 20, targets: Any = None) -> dict[str, Any]:
     """SAEBench's core statistics of ``sae`` on activations X (n, d) as it was trained on them
     (normalized): mean shrinkage ‖x̂‖/‖x‖ (rows with x ≠ 0), per-latent firing rates and their
     log10 histogram (``edges`` (bins+1,), ``counts`` (bins,), ``dead`` = latents never firing), and
     the cosine of encoder row i with decoder column i per latent (None when the encoder is not one
-    linear map). Reads the first ``max_rows`` rows."""
+    linear map). Reads the first ``max_rows`` rows. ``targets`` (n, d_out): a transcoder's target
+    rows: shrinkage is then ‖ŷ‖/‖y‖ and the cosine None (encoder and decoder live in two spaces)."""
     check_number(max_rows, "max_rows", low=1, integer=True)
     n = min(len(X), max_rows)
     if n == 0:
@@ -205,6 +239,9 @@ def core_stats(sae: torch.nn.Module, X: Any, *, max_rows: int = 20000, batch_siz
         code = sae.encode(x)
         x_hat = sae.decode(code)
         fired += (code != 0).sum(0).double().cpu()
+        if targets is not None:
+            x = torch.as_tensor(np.asarray(targets[first:min(n, first + batch_size)]), dtype=param.dtype,
+                                device=param.device)
         norm = x.norm(dim=1)
         ratios.append((x_hat.norm(dim=1)[norm > 0] / norm[norm > 0]).double().cpu())
     rates = (fired / n).numpy()
@@ -215,7 +252,7 @@ def core_stats(sae: torch.nn.Module, X: Any, *, max_rows: int = 20000, batch_siz
               "firing_rates": rates.tolist(), "log10_rate_edges": edges.tolist(), "log10_rate_counts": counts.tolist(),
               "dead_fraction": float((rates == 0).mean()), "dense_fraction": float((rates > 0.1).mean()),
               "mean_firing_rate": float(rates.mean())}
-    cosines = encoder_decoder_cosine(sae)
+    cosines = encoder_decoder_cosine(sae) if targets is None else None
     result["encoder_decoder_cosine"] = None if cosines is None else cosines.tolist()
     result["mean_encoder_decoder_cosine"] = None if cosines is None else float(cosines.mean())
     return result

@@ -17,7 +17,8 @@ from ..errors import ConfigError, DataError
 from ..groups import depth_of_groups, tree_groups
 from ..validation import as_float_array, check_choice, check_number
 
-__all__ = ["SIMILARITIES", "tree_depths", "branch_labels", "unit_similarity", "branch_similarity"]
+__all__ = ["SIMILARITIES", "tree_depths", "branch_labels", "unit_similarity", "branch_similarity",
+           "tree_filter_ratios"]
 
 SIMILARITIES = ("abs_cosine", "activity_correlation")
 
@@ -110,3 +111,16 @@ def branch_similarity(vectors: Any, parent: Any, *, level: int = 1, pairs: str =
             "permuted_ratio": float(np.mean(draws[:, 0] / np.maximum(draws[:, 1], 1e-300))),
             "p_value": float((1 + np.sum(draws[:, 0] >= within)) / (1 + n_permutations)),
             "n_within_pairs": int(within_pairs.sum()), "n_across_pairs": int(across_pairs.sum())}
+
+
+def tree_filter_ratios(filters: Any, parent: Any, *, levels: tuple[int, ...] = (1, 2), n_permutations: int = 1000,
+                       random_state: int = 0) -> dict[str, dict[str, float]]:
+    """The filter-similarity figures of a tree of units (Gregor, Szlam & LeCun 2011), as
+    ``benchmarks/bench_lateral_inhibition.py`` prints them: :func:`branch_similarity` of the filters
+    ``(k, d)`` (|cos|) for the branches rooted at each depth in ``levels`` (keys ``level1``, ...)
+    and for ancestor–descendant pairs (key ``relatives``)."""
+    results = {f"level{level}": branch_similarity(filters, parent, level=level, n_permutations=n_permutations,
+                                                  random_state=random_state) for level in levels}
+    results["relatives"] = branch_similarity(filters, parent, pairs="relatives", n_permutations=n_permutations,
+                                             random_state=random_state)
+    return results

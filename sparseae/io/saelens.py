@@ -23,6 +23,11 @@ How each convention maps (SAELens ⇔ sparseae):
   ``expected_average_only_in`` (which SAELens's SAE applies nowhere at run time) load as they run in
   SAELens; ``constant_norm_rescale`` only from our own export; ``layer_norm`` and
   ``covariance_whitening`` are refused.
+* transcoders (``transcoder``: its encoder reads d_in features, its decoder writes ``d_out``): ReLU ⇔
+  SAELens ``transcoder``, a trained BatchTopK one ⇔ ``jumprelu_transcoder`` (θ on every latent);
+  ``apply_b_dec_to_input`` is false (b_dec lives in the output space); ``constant_norm_rescale``
+  folds √d_in into W_enc only (SAELens does not rescale a transcoder's output). Per-sample TopK
+  transcoders have no SAELens form.
 * penalties (L1, L0, AuxK, groups, inhibition), corruption and code noise act in training only: they
   are dropped. Non-ReLU units, an output non-linearity and inference by optimisation (FISTA sparse
   coding, LISTA, DrSAE...) have no SAELens form: refused with a :class:`~sparseae.errors.ConfigError`.
@@ -59,7 +64,9 @@ STATE_FILE = "sparseae_state.safetensors"
 FORMAT_VERSION = "6.0.0"
 #: SAELens's ``sparsity`` tensor is log10(firing frequency + this).
 SPARSITY_EPS = 1e-10
-ARCHITECTURES = ("standard", "topk", "jumprelu", "gated", "matching_pursuit")
+ARCHITECTURES = ("standard", "topk", "jumprelu", "gated", "matching_pursuit", "transcoder", "jumprelu_transcoder")
+#: SAELens architectures whose decoder writes ``d_out`` features (sparseae's ``transcoder``).
+TRANSCODERS = ("transcoder", "jumprelu_transcoder")
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
            "bfloat16": torch.bfloat16}
 _DIRECT = ("encoder.weight", "encoder.bias", "decoder.weight_", "decoder.bias")
@@ -82,6 +89,7 @@ def _saelens_form(model: torch.nn.Module) -> tuple[dict[str, Any], dict[str, tor
     """(config fields, tensors) of ``model`` as a SAELens SAE taking our inputs as they are."""
     from ..models.base import Autoencoder
     from ..models.sae import MatryoshkaSAE
+    from ..models.transcoder import Transcoder
     from ..nn.decoders import LinearDecoder
     from ..nn.encoders import LinearEncoder
     from ..nn.gated import GatedEncoder
@@ -93,7 +101,7 @@ def _saelens_form(model: torch.nn.Module) -> tuple[dict[str, Any], dict[str, tor
         raise _no_form(type(model).__name__, "it is not a sparseae model")
     name = model.spec.get("name", type(model).__name__)
     encoder, decoder = model.encoder, model.decoder
-    if type(model) not in (Autoencoder, MatryoshkaSAE) or \
+    if type(model) not in (Autoencoder, MatryoshkaSAE, Transcoder) or \
             not isinstance(encoder, (LinearEncoder, TopKEncoder, JumpReLUEncoder, GatedEncoder,
                                      MatchingPursuitEncoder)):
         raise _no_form(name, f"its encoder ({type(encoder).__name__}) is none of them (e.g. inference by optimisation)")
@@ -107,6 +115,8 @@ def _saelens_form(model: torch.nn.Module) -> tuple[dict[str, Any], dict[str, tor
         link = getattr(likelihood, "link", None)
         raise _no_form(name, f"its output has a non-linearity ({type(likelihood).__name__}"
                              f"{f' with link {link}' if link else ''})")
+    if isinstance(model, Transcoder):
+        return _transcoder_form(model, name)
     if isinstance(encoder, MatchingPursuitEncoder):  # k steps: no residual threshold, no early stop
         fields = {"architecture": "matching_pursuit", "apply_b_dec_to_input": True, "residual_threshold": 0.0,
                   "max_iterations": encoder.k, "stop_on_duplicate_support": False}
@@ -136,11 +146,34 @@ def _saelens_form(model: torch.nn.Module) -> tuple[dict[str, Any], dict[str, tor
     return fields, tensors
 
 
-def _fold_l2(tensors: dict[str, torch.Tensor], d_in: int) -> dict[str, torch.Tensor]:
-    """Our SAE on unit-norm inputs as SAELens's ``constant_norm_rescale`` (inputs at norm √d_in)."""
+def _transcoder_form(model: torch.nn.Module, name: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(config fields, tensors) of a ``transcoder``: SAELens's ``transcoder`` (ReLU) or, trained
+    BatchTopK, ``jumprelu_transcoder`` with its threshold θ on every latent."""
+    from ..nn.sparse_encoders import TopKEncoder
+
+    encoder, decoder = model.encoder, model.decoder
+    fields: dict[str, Any] = {"architecture": "transcoder", "apply_b_dec_to_input": False,
+                              "d_out": int(decoder.n_features)}
+    with torch.no_grad():
+        tensors = {"W_enc": encoder.weight.t(), "b_enc": encoder.bias, "W_dec": decoder.weight.t(),
+                   "b_dec": decoder.bias}
+        if isinstance(encoder, TopKEncoder):
+            if not (encoder.batch_topk and float(encoder.threshold) >= 0):
+                raise _no_form(name, "SAELens has no TopK transcoder (a trained BatchTopK one exports as "
+                                     "jumprelu_transcoder)")
+            fields["architecture"] = "jumprelu_transcoder"
+            tensors["threshold"] = encoder.threshold.to(encoder.weight.dtype).expand(encoder.n_components)
+        tensors = {key: value.detach().to("cpu").clone().contiguous() for key, value in tensors.items()}
+    return fields, tensors
+
+
+def _fold_l2(tensors: dict[str, torch.Tensor], d_in: int, transcoder: bool = False) -> dict[str, torch.Tensor]:
+    """Our SAE on unit-norm inputs as SAELens's ``constant_norm_rescale`` (inputs at norm √d_in;
+    a transcoder's output is not rescaled, so only its W_enc changes)."""
     root = math.sqrt(d_in)
     folded = dict(tensors)
-    for key, factor in (("W_enc", 1 / root), ("W_dec", root), ("b_dec", root)):
+    factors = (("W_enc", 1 / root),) if transcoder else (("W_enc", 1 / root), ("W_dec", root), ("b_dec", root))
+    for key, factor in factors:
         folded[key] = (tensors[key].double() * factor).to(tensors[key].dtype)
     return folded
 
@@ -185,11 +218,14 @@ def export_saelens(model: torch.nn.Module, out_dir: str | os.PathLike, *, sparsi
     fields, tensors = _saelens_form(model)
     spec = dict(model.spec)  # _saelens_form above: an Autoencoder
     d_sae, d_in = tensors["W_dec"].shape
+    transcoder = "d_out" in fields
+    if transcoder:  # the decoder writes d_out features, the encoder reads d_in
+        d_in = tensors["W_enc"].shape[0]
     if normalization == "l2" and "W_enc" not in tensors:
         raise ConfigError(f"{source} was trained on unit-norm inputs (l2), which SAELens's matching-pursuit SAE "
                           "cannot rescale (its atoms must keep unit norm); export with input_normalization 'none'")
     if normalization == "l2":
-        tensors = _fold_l2(tensors, d_in)
+        tensors = _fold_l2(tensors, d_in, transcoder)
     dtype = tensors["W_dec"].dtype
     if dtype not in _DTYPES.values():
         raise ConfigError(f"SAELens stores float32, float64, float16 or bfloat16 weights, not {dtype}")
@@ -252,43 +288,14 @@ def _bad(folder: Path, why: str) -> CheckpointError:
 
 def _read_cfg(folder: Path) -> dict[str, Any]:
     """``cfg.json`` checked and completed as SAELens reads it (configs older than SAELens 6 included)."""
-    try:
-        cfg = json.loads((folder / CFG_FILE).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CheckpointError(f"{folder} is not a SAELens folder: {CFG_FILE} is missing") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{folder / CFG_FILE} is corrupt: {' '.join(str(exc).split())}") from None
-    if not isinstance(cfg, dict):
-        raise _bad(folder, "not a JSON object")
+    cfg = _load_cfg_json(folder)
     meta = cfg.get("metadata") if isinstance(cfg.get("metadata"), dict) else {}
-    version = cfg.get("sae_lens_version") or meta.get("sae_lens_version")
-    major = str(version).split(".")[0] if version else ""
-    if not major.isdigit() or int(major) < 6:  # SAELens < 6 wrote these keys and defaults
-        cfg.setdefault("apply_b_dec_to_input", True)
-        cfg.setdefault("architecture", "topk" if cfg.get("activation_fn") == "topk" else "standard")
-        if cfg["architecture"] == "topk" and "k" not in cfg:
-            cfg["k"] = (cfg.get("activation_fn_kwargs") or {}).get("k")
-        if isinstance(cfg.get("normalize_activations"), bool):
-            cfg["normalize_activations"] = "expected_average_only_in" if cfg["normalize_activations"] else "none"
-        if cfg.get("finetuning_scaling_factor"):
-            raise _bad(folder, "finetuning_scaling_factor has no sparseae form")
-        if cfg.get("activation_fn", "relu") not in ("relu", "topk"):
-            raise _bad(folder, f"activation_fn {cfg['activation_fn']!r} has no sparseae form")
+    _upgrade_pre_v6_cfg(folder, cfg, meta)
     cfg["metadata"] = meta
     for key in ("d_in", "d_sae"):
         if type(cfg.get(key)) is not int or cfg[key] < 1:
             raise _bad(folder, f"{key} must be a positive integer, got {cfg.get(key)!r}")
-    architecture = cfg.get("architecture", "standard")
-    if architecture not in ARCHITECTURES:
-        raise _bad(folder, f"architecture {architecture!r} has no sparseae model (supported: "
-                           f"{', '.join(ARCHITECTURES)})")
-    cfg["architecture"] = architecture
-    if architecture == "matching_pursuit":
-        iterations = cfg.get("max_iterations")
-        if cfg.get("residual_threshold", 1e-2) != 0 or cfg.get("stop_on_duplicate_support", True) \
-                or type(iterations) is not int or iterations < 1:
-            raise _bad(folder, "a matching_pursuit SAE reads back only with residual_threshold 0, "
-                               "stop_on_duplicate_support false and max_iterations k (a fixed number of steps)")
+    _check_architecture(folder, cfg)
     dtype = str(cfg.get("dtype", "float32")).removeprefix("torch.")
     if dtype not in _DTYPES:
         raise _bad(folder, f"dtype {cfg.get('dtype')!r} is not one of {', '.join(_DTYPES)}")
@@ -304,7 +311,7 @@ def _read_cfg(folder: Path) -> dict[str, Any]:
     if normalization not in ("none", "expected_average_only_in", "constant_norm_rescale"):
         raise _bad(folder, f"normalize_activations {normalization!r} has no sparseae form")
     cfg["normalize_activations"] = normalization
-    if architecture == "topk":
+    if cfg["architecture"] == "topk":
         if type(cfg.get("k")) is not int or not 1 <= cfg["k"] <= cfg["d_sae"]:
             raise _bad(folder, f"k must be an integer from 1 to d_sae={cfg['d_sae']}, got {cfg.get('k')!r}")
         if not isinstance(cfg.get("rescale_acts_by_decoder_norm", False), bool):
@@ -312,12 +319,65 @@ def _read_cfg(folder: Path) -> dict[str, Any]:
     return cfg
 
 
+def _load_cfg_json(folder: Path) -> dict[str, Any]:
+    """The JSON object of ``folder/cfg.json``; :class:`CheckpointError` when missing, corrupt or not an object."""
+    try:
+        cfg = json.loads((folder / CFG_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{folder} is not a SAELens folder: {CFG_FILE} is missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{folder / CFG_FILE} is corrupt: {' '.join(str(exc).split())}") from None
+    if not isinstance(cfg, dict):
+        raise _bad(folder, "not a JSON object")
+    return cfg
+
+
+def _upgrade_pre_v6_cfg(folder: Path, cfg: dict[str, Any], meta: dict[str, Any]) -> None:
+    """Fill in, in place, the keys and defaults that SAELens < 6 wrote differently."""
+    version = cfg.get("sae_lens_version") or meta.get("sae_lens_version")
+    major = str(version).split(".")[0] if version else ""
+    if major.isdigit() and int(major) >= 6:
+        return
+    cfg.setdefault("apply_b_dec_to_input", True)
+    cfg.setdefault("architecture", "topk" if cfg.get("activation_fn") == "topk" else "standard")
+    if cfg["architecture"] == "topk" and "k" not in cfg:
+        cfg["k"] = (cfg.get("activation_fn_kwargs") or {}).get("k")
+    if isinstance(cfg.get("normalize_activations"), bool):
+        cfg["normalize_activations"] = "expected_average_only_in" if cfg["normalize_activations"] else "none"
+    if cfg.get("finetuning_scaling_factor"):
+        raise _bad(folder, "finetuning_scaling_factor has no sparseae form")
+    if cfg.get("activation_fn", "relu") not in ("relu", "topk"):
+        raise _bad(folder, f"activation_fn {cfg['activation_fn']!r} has no sparseae form")
+
+
+def _check_architecture(folder: Path, cfg: dict[str, Any]) -> None:
+    """``cfg['architecture']`` (default ``standard``) is one we read, with its own keys valid."""
+    architecture = cfg.get("architecture", "standard")
+    if architecture not in ARCHITECTURES:
+        raise _bad(folder, f"architecture {architecture!r} has no sparseae model (supported: "
+                           f"{', '.join(ARCHITECTURES)})")
+    cfg["architecture"] = architecture
+    if architecture in TRANSCODERS:
+        if type(cfg.get("d_out")) is not int or cfg["d_out"] < 1:
+            raise _bad(folder, f"d_out must be a positive integer, got {cfg.get('d_out')!r}")
+        if cfg.get("apply_b_dec_to_input", False) is not False:
+            raise _bad(folder, "a transcoder cannot apply b_dec to its input (apply_b_dec_to_input must be false)")
+        cfg["apply_b_dec_to_input"] = False
+    if architecture == "matching_pursuit":
+        iterations = cfg.get("max_iterations")
+        if cfg.get("residual_threshold", 1e-2) != 0 or cfg.get("stop_on_duplicate_support", True) \
+                or type(iterations) is not int or iterations < 1:
+            raise _bad(folder, "a matching_pursuit SAE reads back only with residual_threshold 0, "
+                               "stop_on_duplicate_support false and max_iterations k (a fixed number of steps)")
+
+
 def _read_tensors(folder: Path, cfg: dict[str, Any]) -> dict[str, torch.Tensor]:
     from . import read_safetensors_header
 
     d_in, d_sae = cfg["d_in"], cfg["d_sae"]
-    expected = {"W_enc": (d_in, d_sae), "b_enc": (d_sae,), "W_dec": (d_sae, d_in), "b_dec": (d_in,)}
-    if cfg["architecture"] == "jumprelu":
+    d_out = cfg["d_out"] if cfg["architecture"] in TRANSCODERS else d_in
+    expected = {"W_enc": (d_in, d_sae), "b_enc": (d_sae,), "W_dec": (d_sae, d_out), "b_dec": (d_out,)}
+    if cfg["architecture"] in ("jumprelu", "jumprelu_transcoder"):
         expected["threshold"] = (d_sae,)
     if cfg["architecture"] == "matching_pursuit":
         expected = {"W_dec": (d_sae, d_in), "b_dec": (d_in,)}
@@ -332,7 +392,8 @@ def _read_tensors(folder: Path, cfg: dict[str, Any]) -> dict[str, torch.Tensor]:
     for key, shape in expected.items():
         if found[key][1] != shape:
             raise CheckpointError(f"{folder / WEIGHTS_FILE}: {key} has shape {found[key][1]}, but {CFG_FILE} "
-                                  f"(d_in={d_in}, d_sae={d_sae}) needs {shape}")
+                                  f"(d_in={d_in}, d_sae={d_sae}{f', d_out={d_out}' if d_out != d_in else ''}) "
+                                  f"needs {shape}")
     try:
         tensors = load_file(str(folder / WEIGHTS_FILE))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
@@ -350,7 +411,8 @@ def _model_for(cfg: dict[str, Any], tensors: dict[str, torch.Tensor]) -> torch.n
     ours = ours if isinstance(ours, dict) else {}
     name, params = ours.get("model"), ours.get("params")
     if isinstance(name, str) and isinstance(params, dict) and params.get("n_features") == d_in \
-            and params.get("n_components") == d_sae:
+            and params.get("n_components") == d_sae and \
+            (architecture not in TRANSCODERS or params.get("n_outputs") in (cfg["d_out"], None)):
         params = {k: v for k, v in params.items() if k not in ("n_features", "n_components")}
         try:
             model = create_model(name, d_in, d_sae, **params)
@@ -359,6 +421,8 @@ def _model_for(cfg: dict[str, Any], tensors: dict[str, torch.Tensor]) -> torch.n
                                   f"can build: {exc}") from None
         if _fits(model, cfg, tensors):
             return model
+    if architecture in TRANSCODERS:
+        return _transcoder_for(cfg, tensors)
     if architecture == "standard":
         return create_model("sparse_ae_l1", d_in, d_sae)
     if architecture == "topk":
@@ -370,17 +434,41 @@ def _model_for(cfg: dict[str, Any], tensors: dict[str, torch.Tensor]) -> torch.n
     return create_model("jumprelu_sae", d_in, d_sae)
 
 
+def _transcoder_for(cfg: dict[str, Any], tensors: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """A ``transcoder`` for SAELens's ``transcoder`` (ReLU) or ``jumprelu_transcoder`` with one
+    threshold on every latent (our trained BatchTopK); other thresholds have no sparseae form."""
+    from ..models import create_model
+
+    d_in, d_sae, d_out = cfg["d_in"], cfg["d_sae"], cfg["d_out"]
+    if cfg["architecture"] == "transcoder":
+        return create_model("transcoder", d_in, d_sae, n_outputs=d_out)
+    threshold = tensors["threshold"]
+    if not bool((threshold == threshold[0]).all()) or float(threshold[0]) < 0:
+        raise CheckpointError(f"{CFG_FILE}: a jumprelu_transcoder with a threshold per latent has no sparseae "
+                              "form (only one shared threshold: a BatchTopK transcoder)")
+    return create_model("transcoder", d_in, d_sae, n_outputs=d_out, activation="batch_topk")
+
+
 def _fits(model: torch.nn.Module, cfg: dict[str, Any], tensors: dict[str, torch.Tensor]) -> bool:
     """Whether ``model`` (built from the exported spec) computes the SAE ``cfg`` describes."""
+    from ..models.transcoder import Transcoder
     from ..nn.gated import GatedEncoder
     from ..nn.matching_pursuit import MatchingPursuitEncoder
     from ..nn.sparse_encoders import JumpReLUEncoder, TopKEncoder
 
+    encoder, architecture = model.encoder, cfg["architecture"]
+    if isinstance(model, Transcoder) != (architecture in TRANSCODERS):
+        return False
+    if architecture == "jumprelu_transcoder":  # built untrained (θ unset): no SAELens form yet
+        threshold = tensors["threshold"]
+        return isinstance(encoder, TopKEncoder) and encoder.batch_topk and model.n_outputs == cfg["d_out"] \
+            and bool((threshold == threshold[0]).all())
     try:
         _saelens_form(model)  # e.g. sigmoid units named by hand: not this SAE
     except ConfigError:
         return False
-    encoder, architecture = model.encoder, cfg["architecture"]
+    if architecture == "transcoder":
+        return not isinstance(encoder, TopKEncoder) and model.n_outputs == cfg["d_out"]
     if model.decoder.tied and not torch.equal(tensors["W_dec"], tensors["W_enc"].t()):
         return False
     if architecture == "topk":
@@ -408,6 +496,7 @@ def _state_and_model(cfg: dict[str, Any], tensors: dict[str, torch.Tensor], use_
                      ) -> tuple[dict[str, torch.Tensor], torch.nn.Module]:
     """Our model for a SAELens ``cfg`` and its ``tensors``, and the state dict that makes it compute
     the same function (with ``use_state``: the exported model's own state where its hash matches)."""
+    from ..models.transcoder import Transcoder
     from ..nn.gated import GatedEncoder
     from ..nn.sparse_encoders import JumpReLUEncoder, TopKEncoder
 
@@ -415,7 +504,8 @@ def _state_and_model(cfg: dict[str, Any], tensors: dict[str, torch.Tensor], use_
     model = _model_for(cfg, tensors).to(dtype)
     w_enc, b_enc, w_dec, b_dec = _saelens_weights(cfg, tensors)
     encoder = model.encoder
-    shift = _b_dec_shift(cfg, isinstance(encoder, (TopKEncoder, JumpReLUEncoder, GatedEncoder)), w_enc, b_dec)
+    subtracts = isinstance(encoder, (TopKEncoder, JumpReLUEncoder, GatedEncoder)) and not isinstance(model, Transcoder)
+    shift = _b_dec_shift(cfg, subtracts, w_enc, b_dec)
     if shift is not None:
         b_enc = b_enc + shift
 
@@ -439,7 +529,7 @@ def _state_and_model(cfg: dict[str, Any], tensors: dict[str, torch.Tensor], use_
                 state[f"penalties.gate_aux.{key}"] = value.to(dtype).contiguous()
     if isinstance(encoder, JumpReLUEncoder):
         state["encoder.log_threshold"] = tensors["threshold"].double().clamp_min(0).log().to(dtype)
-    elif isinstance(encoder, TopKEncoder) and cfg["architecture"] == "jumprelu":
+    elif isinstance(encoder, TopKEncoder) and cfg["architecture"] in ("jumprelu", "jumprelu_transcoder"):
         state["encoder.threshold"] = tensors["threshold"][0].to(state["encoder.threshold"].dtype).clone()
     if use_state is not None and (use_state / STATE_FILE).is_file():
         _overlay_exported_state(state, cfg, tensors, use_state / STATE_FILE)
@@ -462,7 +552,10 @@ def _saelens_weights(cfg: dict[str, Any], tensors: dict[str, torch.Tensor]
         w_enc, b_enc, w_dec = w_enc * norms, b_enc * norms, w_dec / norms[:, None]
     if cfg["normalize_activations"] == "constant_norm_rescale":
         root = math.sqrt(cfg["d_in"])
-        w_enc, w_dec, b_dec = w_enc * root, w_dec / root, b_dec / root
+        if cfg["architecture"] in TRANSCODERS:  # SAELens does not rescale a transcoder's output
+            w_enc = w_enc * root
+        else:
+            w_enc, w_dec, b_dec = w_enc * root, w_dec / root, b_dec / root
     return w_enc, b_enc, w_dec, b_dec
 
 
@@ -495,7 +588,8 @@ def _overlay_exported_state(state: dict[str, torch.Tensor], cfg: dict[str, Any],
 
 def import_saelens(path: str | os.PathLike) -> torch.nn.Module:
     """Our model from a SAELens SAE folder (``cfg.json`` + ``sae_weights.safetensors``): ``standard`` →
-    ``sparse_ae_l1``, ``topk`` → ``topk_sae``, ``jumprelu`` → ``jumprelu_sae`` (or the exported model).
+    ``sparse_ae_l1``, ``topk`` → ``topk_sae``, ``jumprelu`` → ``jumprelu_sae``, ``transcoder`` →
+    ``transcoder`` (or the exported model).
     Raises :class:`CheckpointError` for a folder that is not SAELens's or has no sparseae form."""
     folder = Path(path)
     if not folder.is_dir():

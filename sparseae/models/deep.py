@@ -15,7 +15,7 @@ initialize either
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -269,19 +269,44 @@ def load_layer_weights(model: Autoencoder, layers: Sequence[Autoencoder]) -> Aut
 
 
 def layer_specs(model: Autoencoder, layer_model: str = "autoencoder",
-                layer_params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+                layer_params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
     """The layers a deep model (an :class:`MLPEncoder`) is pre-trained as: one
-    ``{"name": layer_model, "n_components": size, "activation": its activation, **layer_params}``
-    per encoder layer."""
+    ``{"name": layer_model, "n_components": size, "activation": its activation, **params}``
+    per encoder layer. ``layer_params``: one mapping for every layer, or a list of mappings,
+    one per layer (e.g. masking 0.1 / 0.2 / 0.3 for layers 1 / 2 / 3)."""
     if not isinstance(model.encoder, MLPEncoder):
         raise ConfigError(f"greedy layer-wise pre-training needs a deep model (deep_autoencoder, "
                           f"mlp_classifier), not {model.spec.get('name', type(model).__name__)!r}")
-    params = dict(layer_params or {})
-    reserved = sorted({"n_components", "name", "activation"} & set(params))
-    if reserved:
-        raise ConfigError(f"layer_params cannot set {', '.join(reserved)}: the deep model's sizes and "
-                          "activations and the layer_model say them")
+    per_layer = per_layer_params(layer_params, len(model.encoder.layers))
     return [{"name": layer_model, "n_components": layer.n_components, "activation": layer.activation, **params}
-            for layer in model.encoder.layers]
+            for layer, params in zip(model.encoder.layers, per_layer, strict=True)]
+
+
+def per_layer_params(layer_params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
+                     n_layers: int, where: str = "layer_params") -> list[dict[str, Any]]:
+    """``layer_params`` as ``n_layers`` dicts: a mapping (or None) is repeated for every layer, a
+    list must hold one mapping per layer. :class:`ConfigError` for a wrong length, an entry that
+    is not a mapping, or a key the deep model itself sets (``name``, ``n_components``, ``activation``)."""
+    if layer_params is None or isinstance(layer_params, Mapping):
+        entries = [dict(layer_params or {})] * n_layers
+    elif isinstance(layer_params, (list, tuple)):
+        if len(layer_params) != n_layers:
+            raise ConfigError(f"{where} lists {len(layer_params)} layers' parameters but the deep model has "
+                              f"{n_layers} layers: give one mapping per layer, or one mapping for all")
+        bad = [k for k, entry in enumerate(layer_params) if not isinstance(entry, Mapping)]
+        if bad:
+            raise ConfigError(f"{where}[{bad[0]}] must be a mapping of the layer preset's parameters, "
+                              f"got {layer_params[bad[0]]!r}")
+        entries = [dict(entry) for entry in layer_params]
+    else:
+        raise ConfigError(f"{where} must be a mapping of the layer preset's parameters or a list of them "
+                          f"(one per layer), got {layer_params!r}")
+    for k, params in enumerate(entries):
+        reserved = sorted({"n_components", "name", "activation"} & set(params))
+        if reserved:
+            at = where if isinstance(layer_params, Mapping) or layer_params is None else f"{where}[{k}]"
+            raise ConfigError(f"{at} cannot set {', '.join(reserved)}: the deep model's sizes and "
+                              "activations and the layer_model say them")
+    return entries
 
 

@@ -15,10 +15,14 @@ A recipe file (``sparseae/recipes/<name>.yaml``, shipped in the wheel) holds::
     example: cae_mnist.yaml               # optional: an example config it starts from
     config: {model: ..., train: ...}      # run-config sections; each key replaces the example's
     quick: {train.max_epochs: 1, ...}     # ``section.key: value`` changes of the quick variant
+    evaluate: {name: probe, data: ...}    # optional: an evaluation run after training (below)
     notes: free text                      # optional
 
-``metric.name`` is a key of the run's ``summary.json`` ``metrics``. Files are strict: an unknown
-or missing key is a :class:`~sparseae.errors.ConfigError` naming it, and both variants' run configs
+``metric.name`` is a key of the run's ``summary.json`` ``metrics``. ``evaluate`` names an evaluation
+registered in :mod:`sparseae.runs.evaluations` with its parameters; its metrics join the summary's
+after training, and ``metric.name`` must then be one of them; ``evaluate.<param>`` keys of ``quick``
+change its parameters in the quick variant. Files are strict: an unknown or missing key is a
+:class:`~sparseae.errors.ConfigError` naming it, and both variants' run configs (and evaluations)
 are validated when the file is read.
 """
 from __future__ import annotations
@@ -44,11 +48,13 @@ __all__ = ["Recipe", "list_recipes", "get_recipe", "load_recipe", "recipe_files"
 #: Keys of a recipe file: required, then optional.
 REQUIRED_KEYS = ("name", "title", "paper", "table", "metric", "published", "reference", "seconds_2_cores",
                  "quick_seconds_2_cores", "config", "quick")
-OPTIONAL_KEYS = ("example", "measured", "notes")
+OPTIONAL_KEYS = ("example", "measured", "evaluate", "notes")
 RECIPE_KEYS = REQUIRED_KEYS + OPTIONAL_KEYS
 PAPER_KEYS = ("authors", "year", "title")
 METRIC_KEYS = ("name", "label", "percent")
 MEASURED_KEYS = ("value", "note")
+#: ``quick`` keys that change the evaluation's parameters rather than the run config.
+EVALUATE_PREFIX = "evaluate."
 #: Where a recipe's run goes unless ``--out`` (or ``output.dir``) says otherwise.
 RUNS_FOLDER = Path("runs") / "recipes"
 
@@ -70,6 +76,7 @@ class Recipe:
     quick: dict[str, Any]
     example: str | None = None
     measured: dict[str, Any] | None = None
+    evaluate: dict[str, Any] | None = None
     notes: str | None = None
     source: str = field(default="", compare=False)
 
@@ -99,8 +106,17 @@ class Recipe:
         raw["output"] = dict(raw["output"] or {}, dir=str(RUNS_FOLDER / (self.name + ("_quick" if quick else ""))))
         config = RunConfig.from_dict(raw, source=self.source, require_names=False)
         if quick:
-            config = config.override(self.quick)
+            config = config.override({key: value for key, value in self.quick.items()
+                                      if not key.startswith(EVALUATE_PREFIX)})
         return config.override(list(assignments)).validate()
+
+    def evaluation(self, *, quick: bool = False) -> dict[str, Any] | None:
+        """The ``evaluate`` mapping (``{name, <params>}``) of the full or quick variant; None without one."""
+        if self.evaluate is None:
+            return None
+        changes = {key[len(EVALUATE_PREFIX):]: value for key, value in self.quick.items()
+                   if key.startswith(EVALUATE_PREFIX)} if quick else {}
+        return {**copy.deepcopy(self.evaluate), **copy.deepcopy(changes)}
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready description (``sparseae recipes NAME --json``)."""
@@ -108,7 +124,8 @@ class Recipe:
                 "metric": dict(self.metric), "published": self.published, "reference": self.reference,
                 "measured": self.measured, "seconds_2_cores": self.seconds_2_cores,
                 "quick_seconds_2_cores": self.quick_seconds_2_cores, "example": self.example,
-                "config": copy.deepcopy(self.config), "quick": dict(self.quick), "notes": self.notes}
+                "config": copy.deepcopy(self.config), "quick": dict(self.quick),
+                "evaluate": copy.deepcopy(self.evaluate), "notes": self.notes}
 
 
 # ------------------------------------------------------------------------------------ reading
@@ -178,7 +195,25 @@ def load_recipe(path: str | Path) -> Recipe:
     recipe = Recipe(**{key: raw.get(key) for key in RECIPE_KEYS}, source=source)
     recipe.run_config()  # both variants are valid run configs
     recipe.run_config(quick=True)
+    _check_evaluation(recipe, source)
     return recipe
+
+
+def _check_evaluation(recipe: Recipe, source: str) -> None:
+    """Both variants' ``evaluate`` name a registered evaluation with known parameters, and its
+    metrics hold ``metric.name``; ``evaluate.`` quick keys need an ``evaluate``."""
+    from ..runs.evaluations import check_evaluation
+
+    if recipe.evaluate is None:
+        keys = [key for key in recipe.quick if key.startswith(EVALUATE_PREFIX)]
+        if keys:
+            raise ConfigError(f"{source}: quick key {keys[0]!r} changes an evaluation, but the recipe has no evaluate")
+        return
+    evaluation, _ = check_evaluation(recipe.evaluate, f"{source}: evaluate")
+    check_evaluation(recipe.evaluation(quick=True), f"{source}: evaluate (quick variant)")
+    if recipe.metric["name"] not in evaluation.metrics:
+        raise ConfigError(f"{source}: metric.name {recipe.metric['name']!r} is not computed by evaluation "
+                          f"{evaluation.name!r} (it computes {', '.join(evaluation.metrics)})")
 
 
 def _example_config(name: str) -> dict[str, Any]:

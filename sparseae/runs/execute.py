@@ -95,7 +95,8 @@ def _execute_run(config: RunConfig, *, resume: bool = False, overwrite: bool = F
     _prepare_folder(config, model, folder_state, resume, command)
     if announce is not None:
         announce(_run_facts(config, model, train_set, train_config, resume))
-    with run_loggers(train_config.loggers, run_dir, config.resolved(model.spec), enabled=primary) as trackers:
+    with run_loggers(train_config.loggers, run_dir, config.resolved(model.spec), enabled=primary,
+                     resume=resume) as trackers:
         result = _train_phases(run_procedure, config, model, train_set, train_config, resume, command)
         summary = _summary(config, model, train_set, eval_set, result)
         if primary:
@@ -178,7 +179,10 @@ def _write_results(summary: dict[str, Any], config: RunConfig, model: Autoencode
     with tqdm(total=eval_set.n_samples, desc="encode", unit="sample", unit_scale=True, dynamic_ncols=True,
               leave=False, disable=not train_config.progress) as bar:
         summary["metrics"] = compute_metrics(model, train_set, eval_set, random_state=train_config.random_state,
-                                             pretrained=pretrained_first_layer(run_dir, model), progress=bar.update)
+                                             pretrained=pretrained_first_layer(run_dir, model), progress=bar.update,
+                                             firing_rates=True)
+    if "firing_rates" in summary["metrics"]:  # per latent, on the evaluation set: not a flat metric
+        summary["firing_rates"] = summary["metrics"].pop("firing_rates")
     summary["plots"] = [str(path) for path in write_plots(model, history, eval_set, run_dir,
                                                            random_state=train_config.random_state,
                                                            firing="provenance" in summary)] \

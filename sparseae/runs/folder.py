@@ -12,6 +12,8 @@ A run folder ``DIR`` holds::
     summary.json      final metrics (see :func:`~sparseae.runs.metrics.compute_metrics`), timings
     *.png             filters, curves, reconstructions, activity... (:func:`~sparseae.runs.plots.write_plots`)
     report.html       ``sparseae report`` (and compare-<other run>.html for a comparison)
+    tracking.json     with ``train.loggers``: the tracking runs' ids (a resume continues them), and
+                      the loggers' tensorboard/, mlruns/, wandb/ (:mod:`sparseae.train.loggers`)
 
 Training into a folder is :func:`~sparseae.runs.execute.execute_run`; metrics and pictures are
 :mod:`~sparseae.runs.metrics` and :mod:`~sparseae.runs.plots`. Nothing here prints; the CLI's
@@ -30,6 +32,7 @@ from ..errors import CheckpointError, OutputExistsError
 from ..io import CONFIG_FILE, load_model, resolve_saved
 from ..models import Autoencoder
 from ..train.checkpoint import CHECKPOINT_DIR, checkpoint_path, has_checkpoint
+from ..train.loggers import LOGGER_DIRS, TRACKING_FILE
 
 RUN_FORMAT = "sparseae-run"
 #: The commands named in config.yaml (:func:`~sparseae.config.written_by`): a demo replaces only its own runs.
@@ -47,7 +50,7 @@ COMPARISON_PREFIX = "compare-"
 PRETRAIN_DIR = "pretrain"
 RUN_ENTRIES = frozenset({CONFIG_NAME, METRICS_NAME, SUMMARY_NAME, MODEL_NAME, MODEL_NAME + ".old",
                          CHECKPOINT_DIR, CHECKPOINT_DIR + ".old", PRETRAIN_DIR, REPORT_NAME, *PLOT_NAMES,
-                         locking.LOCK_NAME})
+                         locking.LOCK_NAME, TRACKING_FILE, *LOGGER_DIRS})
 
 
 def _is_ours(entry: Path) -> bool:
@@ -151,11 +154,16 @@ def pretrained_first_layer(run_dir: Path | None, model: Autoencoder) -> Autoenco
 
 
 def locate_model(path: str | Path) -> tuple[Path, Path | None]:
-    """(model folder, run folder or None) for a path to a saved model or to a run folder.
+    """(model folder, run folder or None) for a path to a saved model, a SAELens SAE folder (run
+    folder None; :func:`~sparseae.io.load_model` reads it) or a run folder.
 
     A run folder's final ``model/`` is preferred; an unfinished run falls back to its checkpoint.
     """
+    from ..io.saelens import is_saelens_folder
+
     path = Path(path)
+    if is_saelens_folder(path) and not (path / CONFIG_FILE).exists() and not is_run_dir(path):
+        return path, None
     if (path / CONFIG_FILE).exists() or (path.with_name(path.name + ".old") / CONFIG_FILE).exists():
         parent = path.parent
         return resolve_saved(path), (parent if (parent / CONFIG_NAME).exists() else None)

@@ -30,6 +30,7 @@ from ..models.conv_stack import ConvStack
 from ..models.convolutional import ConvAutoencoder
 from ..models.drsae import DrSAE, encoder_decoder_angles
 from ..models.supervised import error_rate
+from ..models.transcoder import Transcoder
 from ..nn.amortized import ScaledTanhEncoder
 from ..nn.jacobian import has_closed_form
 from ..nn.penalties import ContractivePenalty, KLSparsity
@@ -45,7 +46,7 @@ PROBE_MAX_SAMPLES = 10_000
 PROBE_TEST_FRACTION = 0.2
 EVAL_BATCH_SIZE = 4096
 #: Models whose codes are bits (thresholded at 0.5): their pictures add a precision-recall curve.
-HASHING_MODELS = ("semantic_hashing",)
+HASHING_MODELS = ("semantic_hashing", "binary_autoencoder")
 #: Items (of the evaluation set) in the precision-recall curve, and the queries among them.
 RETRIEVAL_MAX_ITEMS = 2000
 RETRIEVAL_QUERIES = 200
@@ -197,13 +198,22 @@ def _subsample(n: int, limit: int, rng: np.random.Generator) -> np.ndarray:
     return np.arange(n) if n <= limit else np.sort(rng.choice(n, size=limit, replace=False))
 
 
+def latent_firing_rates(Z: np.ndarray) -> np.ndarray:
+    """Each latent's firing frequency (n_components,) float64: the share of the rows of the codes
+    ``Z`` (n, n_components) where it is nonzero (SAELens's feature sparsity before its log10)."""
+    if len(Z) == 0:
+        raise DataError("firing rates need at least one encoded row")
+    return (np.asarray(Z) != 0).mean(axis=0, dtype=np.float64)
+
+
 def compute_metrics(model: Autoencoder, train_set: Dataset, eval_set: Dataset, *,
                     random_state: int = 0, progress: Callable[[int], Any] | None = None,
-                    pretrained: Autoencoder | None = None) -> dict[str, Any]:
+                    pretrained: Autoencoder | None = None, firing_rates: bool = False) -> dict[str, Any]:
     """The final metrics of ``model`` on ``eval_set`` (a flat dict of numbers).
 
     - ``reconstruction_error`` (mean per-sample ‖x − x̂‖²), ``mean_squared_error`` (per
-      element), ``explained_variance`` (only when :func:`reports_reconstruction`);
+      element), ``explained_variance`` (only when :func:`reports_reconstruction`); for a
+      transcoder all three against the evaluation set's target rows (ŷ against y), and ``target_fvu``;
     - ``mean_l0``, ``active_fraction``, ``activity_threshold`` when :func:`counts_active_units`: a
       unit is active above ``activity_threshold`` (0.5 for codes in (0, 1), else 0);
     - ``dead_units``, ``dead_fraction``, ``dead_rule`` (the rule in words, :func:`unit_activity`);
@@ -223,15 +233,26 @@ def compute_metrics(model: Autoencoder, train_set: Dataset, eval_set: Dataset, *
       a separate evaluation set, on a held-out 20% of the training set).
 
     ``progress(k)``: called as the evaluation set is encoded, ``k`` rows at a time.
+    ``firing_rates``: also ``firing_rates``, the list of :func:`latent_firing_rates` on the
+    evaluation set, for a model whose codes rest at 0 (an SAE; :func:`code_kind` ``"sparse"``).
     """
     X = eval_set.X
     Z, X_hat = encode_decode(model, X, decode=reports_reconstruction(model), progress=progress)
+    truth = X
+    if isinstance(model, Transcoder):  # its decoder predicts the target rows, not X
+        if eval_set.targets is None:
+            raise DataError(f"a transcoder is evaluated on target rows; dataset {eval_set.name!r} has none")
+        truth = eval_set.targets
     metrics: dict[str, Any] = {} if X_hat is None else {
-        "reconstruction_error": reconstruction_error(X, X_hat),
-        "mean_squared_error": mean_squared_error(X, X_hat),
-        "explained_variance": explained_variance(X, X_hat),
+        "reconstruction_error": reconstruction_error(truth, X_hat),
+        "mean_squared_error": mean_squared_error(truth, X_hat),
+        "explained_variance": explained_variance(truth, X_hat),
     }
+    if X_hat is not None and truth is not X:
+        metrics["target_fvu"] = 1.0 - metrics["explained_variance"]
     metrics.update(_code_metrics(model, Z, eval_set.image_shape))
+    if firing_rates and code_kind(model) == "sparse" and Z.shape[1] == model.n_components:
+        metrics["firing_rates"] = latent_firing_rates(Z).tolist()
     for prefix, which in (("", model), ("pretrained_", pretrained)):
         if which is not None and reports_contraction(which):
             metrics.update({prefix + k: v for k, v in contraction_metrics(which, X).items()})

@@ -31,8 +31,15 @@ def _labels_needed(model: Autoencoder, config: RunConfig, train_set: Dataset) ->
 
 def train_plain(model: Autoencoder, config: RunConfig, train_set: Dataset, train_config: TrainConfig,
                 run_dir: Path, resume: bool) -> TrainResult:
-    """``plain``: one call of the trainer on the data (no labels)."""
-    return train(model, train_set.X, train_config, run_dir=run_dir, resume=resume)
+    """``plain``: one call of the trainer on the data (no labels; the dataset's target rows for a
+    model that predicts them, a transcoder)."""
+    targets = None
+    if model.needs_targets and model.target_kind == "values":
+        if train_set.targets is None:
+            raise DataError(f"model {config.model_name!r} predicts target rows, but dataset {config.data_name!r} "
+                            "has none (harvest pairs: sparseae harvest --position mlp_in --target mlp_out)")
+        targets = train_set.targets
+    return train(model, train_set.X, train_config, y=targets, run_dir=run_dir, resume=resume)
 
 
 def train_supervised(model: Autoencoder, config: RunConfig, train_set: Dataset, train_config: TrainConfig,
@@ -81,12 +88,25 @@ def train_layerwise(model: Autoencoder, config: RunConfig, train_set: Dataset, t
     return TrainResult(history=history, best_epoch=len(history), stop_reason=results[-1].stop_reason)
 
 
+def train_mac(model: Autoencoder, config: RunConfig, train_set: Dataset, train_config: TrainConfig,
+              run_dir: Path, resume: bool) -> TrainResult:
+    """``mac``, a ``binary_autoencoder``: fitted in one call by auxiliary coordinates (one history
+    record per MAC iterate; no epochs or checkpoints, so a resume fits again)."""
+    from ..retrieval.binary_autoencoder import fit_model
+
+    history = fit_model(model, train_set.X, random_state=train_config.random_state)
+    best = min(range(len(history)), key=lambda i: history[i]["val_loss"]
+               if history[i]["val_loss"] == history[i]["val_loss"] else history[i]["train_loss"])
+    return TrainResult(history=history, best_epoch=best + 1, stop_reason="converged")
+
+
 #: Procedure name (a model's ``training_procedure``) → how a run trains it.
 PROCEDURES: dict[str, RunProcedure] = {
     "plain": train_plain,
     "supervised": train_supervised,
     "pretrain_finetune": train_pretrain_finetune,
     "layerwise": train_layerwise,
+    "mac": train_mac,
 }
 
 
@@ -127,7 +147,7 @@ def check_pretrain_section(config: RunConfig, model: Autoencoder) -> None:
     if not config.pretrain:
         return
     procedure = procedure_of(model)
-    if procedure == "plain":
+    if procedure in ("plain", "mac"):
         raise ConfigError(f"model {config.model_name!r} has no pre-training phase: the pretrain section "
                           "applies to deep models (deep_autoencoder, mlp_classifier), conv_stack and "
                           "models with a classifier head; remove it")

@@ -23,7 +23,8 @@ class BatchSource:
 
     An ordinary array is copied to the device once and batches are gathered there (no host
     round-trip per step). A ``np.memmap`` or a sharded array stays on disk: each batch reads only
-    its rows (sorted for sequential access), so memory stays bounded by the batch size.
+    its rows (sorted for sequential access), so memory stays bounded by the batch size; value
+    targets on disk beside such an X (a paired harvest's) are read the same way.
     """
 
     def __init__(self, X: np.ndarray | torch.Tensor, device: torch.device,
@@ -34,7 +35,10 @@ class BatchSource:
         n = X.shape[0]
         self.indices = np.arange(n) if indices is None else np.asarray(indices)
         self.targets = None
-        if targets is not None:
+        self.disk_targets = None  # value rows read batch by batch, beside an X on disk
+        if targets is not None and self.on_disk and isinstance(targets, (np.memmap, ShardedArray)):
+            self.disk_targets = targets
+        elif targets is not None:
             values = torch.as_tensor(np.asarray(targets))
             values = values.to(dtype) if values.is_floating_point() else values.long()
             self.targets = values[torch.from_numpy(self.indices)].to(device)
@@ -65,6 +69,9 @@ class BatchSource:
         if self.on_disk:
             positions = positions[torch.from_numpy(np.argsort(self.indices[positions.numpy()], kind="stable"))]
         y = None if self.targets is None else torch.index_select(self.targets, 0, positions.to(self.device))
+        if self.disk_targets is not None:
+            y = torch.from_numpy(np.asarray(self.disk_targets[self.indices[positions.numpy()]])).to(self.dtype)
+            y = y.to(self.device)
         return self._rows(positions), y
 
     def batches(self, batch_size: int, *, shuffle: bool, generator: torch.Generator | None = None,

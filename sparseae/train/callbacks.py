@@ -210,6 +210,14 @@ class LearningRateSchedule(StepSchedule):
         self.base = [float(group["lr"]) for group in self.optimizer.param_groups]  # the trainer's epoch rate
         super().on_epoch_start(epoch, model)
 
+    def logged_values(self) -> dict[str, float]:
+        """``lr``: the learning rate of the last step taken (of the first parameter group, without
+        its ``lr_scale``)."""
+        if not self.base or not self.step:
+            return {}
+        group = self.optimizer.param_groups[0]
+        return {"lr": self.base[0] * self.factor(self.step) / group.get("lr_scale", 1.0)}
+
     def apply(self, step: int) -> None:
         factor = self.factor(step)
         for group, base in zip(self.optimizer.param_groups, self.base, strict=True):
@@ -254,6 +262,16 @@ class SparsityWarmup(StepSchedule):
         for name, weight in self.base.items():
             self.model.penalties[name].weight = weight * factor
 
+    def logged_values(self) -> dict[str, float]:
+        """The warmed-up weights at the last step taken: ``sparsity_weight`` (one penalty) or
+        ``sparsity_weight.<name>`` (several)."""
+        if not self.step:
+            return {}
+        factor = self.factor(self.step)
+        if len(self.base) == 1:
+            return {"sparsity_weight": float(next(iter(self.base.values())) * factor)}
+        return {f"sparsity_weight.{name}": float(weight * factor) for name, weight in self.base.items()}
+
     def end(self) -> None:
         for name, weight in self.base.items():
             self.model.penalties[name].weight = weight
@@ -283,6 +301,10 @@ class KAnnealing(StepSchedule):
 
     def apply(self, step: int) -> None:
         self.model.encoder.k = self.k_at(step)
+
+    def logged_values(self) -> dict[str, float]:
+        """``k`` of the last step taken."""
+        return {"k": self.k_at(self.step)} if self.step else {}
 
     def end(self) -> None:
         if self.k_end is not None:
@@ -316,6 +338,9 @@ class DeadLatentResampling(StepSchedule):
                               f"and an untied linear decoder; {model.spec.get('name', type(model).__name__)} has none")
         if isinstance(optimizer, torch.optim.LBFGS):
             raise ConfigError("train.schedule.resample applies to minibatch optimizers (adam, sgd), not lbfgs")
+        if model.needs_targets:  # its inputs' reconstruction error is not what the model is trained on
+            raise ConfigError("train.schedule.resample draws inputs by their reconstruction error; "
+                              f"{model.spec.get('name', type(model).__name__)} trains on targets (not supported)")
         # both on the model's device: the per-step bookkeeping never waits for the device
         self.last_fired = torch.full((model.n_components,), step, dtype=torch.long, device=weight.device)
         self._fired = torch.zeros(model.n_components, dtype=torch.bool, device=weight.device)

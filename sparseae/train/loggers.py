@@ -6,6 +6,10 @@ Biases (offline). Each logs the run's config as parameters, every epoch record's
 needs its optional extra (``pip install "sparseae[tensorboard]"``). Everything is written inside the
 run folder: ``RUN/tensorboard/``, ``RUN/mlruns/`` (tracking URI ``file:RUN/mlruns``), ``RUN/wandb/``.
 
+A run keeps its tracking runs' ids in ``RUN/tracking.json`` (:data:`TRACKING_FILE`); a resumed
+run (``--resume``) continues them: the same MLflow run (``run_id``), the same W&B run (``id``,
+``resume="allow"``, offline), TensorBoard's event files in the same ``RUN/tensorboard/``.
+
 A run (:func:`sparseae.runs.execute_run`) opens its loggers once (:func:`run_loggers`), so every
 training phase reaches them: the phase whose history is the run's ``metrics.jsonl`` (``train`` or
 ``fine-tune``) logs its records' names as they are, an earlier phase (``pretrain``, ``pretrain
@@ -38,6 +42,9 @@ LOGGER_PACKAGES: dict[str, tuple[str, str]] = {
 }
 #: The phases whose records are the run's ``metrics.jsonl`` (logged without a prefix).
 MAIN_PHASES = ("train", "fine-tune")
+#: In the run folder: the tracking runs' ids (what a resume continues), and each logger's folder.
+TRACKING_FILE = "tracking.json"
+LOGGER_DIRS = ("tensorboard", "mlruns", "wandb")
 
 
 def check_logger_names(names: Any, where: str = "train.loggers") -> list[str]:
@@ -88,6 +95,8 @@ class Logger(Callback):
 
     name = ""
     prefix = ""  # set on a phase's view (see :meth:`for_phase`)
+    failed = False  # set when the run stopped with an error or an interrupt: closed as such
+    tracking_id: str | None = None  # the backend's run id (kept in tracking.json for a resume)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         raise NotImplementedError
@@ -159,24 +168,50 @@ class MLflowLogger(Logger):
 
     name = "mlflow"
 
-    def __init__(self, tracking_uri: str, experiment: str = "sparseae", run_name: str | None = None) -> None:
+    def __init__(self, tracking_uri: str, experiment: str = "sparseae", run_name: str | None = None,
+                 run_id: str | None = None) -> None:
         check_logger_installed("mlflow")
         if tracking_uri.startswith("file:"):  # MLflow 3 refuses its file store unless this is set
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+            root = Path(tracking_uri.removeprefix("file:"))
+            if not root.exists():
+                # laid out here: MLflow caches a store per URI, and the cached one of a folder removed
+                # since (an --overwrite in this process) would not lay it out again
+                from mlflow.store.tracking.file_store import FileStore
+
+                FileStore(str(root))
         from mlflow.tracking import MlflowClient
 
         self.tracking_uri = tracking_uri
         self.client = MlflowClient(tracking_uri=tracking_uri)
-        found = self.client.get_experiment_by_name(experiment)
-        experiment_id = found.experiment_id if found is not None else self.client.create_experiment(experiment)
-        self.run_id = self.client.create_run(experiment_id, run_name=run_name).info.run_id
+        self.logged_params: set[str] = set()
+        self.run_id = self._reopen(run_id) if run_id else None
+        if self.run_id is None:
+            found = self.client.get_experiment_by_name(experiment)
+            experiment_id = found.experiment_id if found is not None else self.client.create_experiment(experiment)
+            self.run_id = self.client.create_run(experiment_id, run_name=run_name).info.run_id
+        self.tracking_id = self.run_id
         self.closed = False
+
+    def _reopen(self, run_id: str) -> str | None:
+        """``run_id`` set running again (a resumed run), or None when the store no longer has it."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException:
+            return None
+        if run.info.lifecycle_stage != "active":
+            return None
+        self.client.update_run(run_id, status="RUNNING")
+        self.logged_params = set(run.data.params)  # MLflow refuses to change a logged param
+        return run_id
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 
         items = [Param(key, json.dumps(value, default=str) if not isinstance(value, str) else value)
-                 for key, value in flatten(params).items()]
+                 for key, value in flatten(params).items() if key not in self.logged_params]
         for start in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
             self.client.log_batch(self.run_id, params=items[start:start + 100])
 
@@ -192,7 +227,7 @@ class MLflowLogger(Logger):
 
     def close(self) -> None:
         if not self.closed:
-            self.client.set_terminated(self.run_id)
+            self.client.set_terminated(self.run_id, status="KILLED" if self.failed else "FINISHED")
             self.closed = True
 
 
@@ -203,15 +238,18 @@ class WandbLogger(Logger):
 
     name = "wandb"
 
-    def __init__(self, directory: str | Path, project: str = "sparseae", run_name: str | None = None) -> None:
+    def __init__(self, directory: str | Path, project: str = "sparseae", run_name: str | None = None,
+                 run_id: str | None = None) -> None:
         check_logger_installed("wandb")
         os.environ.setdefault("WANDB_SILENT", "true")  # no banner lines from an offline run
         import wandb
 
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        resumed = {"id": run_id, "resume": "allow"} if run_id else {}  # a resume: the same run (same id)
         self.run = wandb.init(project=project, dir=str(self.directory), name=run_name, mode="offline",
-                              reinit="create_new", settings=wandb.Settings(silent=True, console="off"))
+                              reinit="create_new", settings=wandb.Settings(silent=True, console="off"), **resumed)
+        self.tracking_id = self.run.id
         self.closed = False
 
     def log_params(self, params: Mapping[str, Any]) -> None:
@@ -227,32 +265,54 @@ class WandbLogger(Logger):
 
     def close(self) -> None:
         if not self.closed:
-            self.run.finish()
+            self.run.finish(exit_code=1 if self.failed else 0)
             self.closed = True
 
 
-def open_logger(name: str, run_dir: str | Path) -> Logger:
-    """Logger ``name`` writing inside ``run_dir`` (see the module docstring for where)."""
+def open_logger(name: str, run_dir: str | Path, run_id: str | None = None) -> Logger:
+    """Logger ``name`` writing inside ``run_dir`` (see the module docstring for where); ``run_id``:
+    the tracking run to continue (MLflow, W&B; TensorBoard appends to its folder anyway)."""
     check_logger_names([name])
     run_dir = Path(run_dir)
     if name == "tensorboard":
-        return TensorBoardLogger(run_dir / "tensorboard")
+        return TensorBoardLogger(run_dir / LOGGER_DIRS[0])
     if name == "mlflow":
-        return MLflowLogger(f"file:{(run_dir / 'mlruns').resolve()}", run_name=run_dir.resolve().name)
-    return WandbLogger(run_dir, run_name=run_dir.resolve().name)
+        return MLflowLogger(f"file:{(run_dir / LOGGER_DIRS[1]).resolve()}", run_name=run_dir.resolve().name,
+                            run_id=run_id)
+    return WandbLogger(run_dir, run_name=run_dir.resolve().name, run_id=run_id)
 
 
-def open_loggers(names: Sequence[str], run_dir: str | Path, params: Mapping[str, Any]) -> list[Logger]:
-    """The loggers ``names`` in ``run_dir``, each given ``params``. All packages are checked first
-    (:class:`ConfigError` naming the extra), so a missing one opens nothing."""
+def tracking_ids(run_dir: str | Path) -> dict[str, str]:
+    """Logger name → the id of its tracking run, from ``run_dir/tracking.json`` ({} without one)."""
+    try:
+        ids = json.loads((Path(run_dir) / TRACKING_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return {key: value for key, value in ids.items() if isinstance(value, str)} if isinstance(ids, dict) else {}
+
+
+def _keep_tracking_ids(run_dir: str | Path, loggers: Sequence[Logger]) -> None:
+    from ..files import write_json_atomic
+
+    ids = {**tracking_ids(run_dir), **{logger.name: logger.tracking_id for logger in loggers if logger.tracking_id}}
+    if ids:
+        write_json_atomic(Path(run_dir) / TRACKING_FILE, ids)
+
+
+def open_loggers(names: Sequence[str], run_dir: str | Path, params: Mapping[str, Any],
+                 resume: bool = False) -> list[Logger]:
+    """The loggers ``names`` in ``run_dir``, each given ``params``; their run ids are kept in
+    ``run_dir/tracking.json``, and ``resume`` continues the runs named there. All packages are
+    checked first (:class:`ConfigError` naming the extra), so a missing one opens nothing."""
     names = check_logger_names(list(names))
     for name in names:
         check_logger_installed(name)
+    previous = tracking_ids(run_dir) if resume else {}
     opened: list[Logger] = []
     try:
         for name in names:
             try:
-                opened.append(open_logger(name, run_dir))
+                opened.append(open_logger(name, run_dir, previous.get(name)))
                 opened[-1].log_params(params)
             except ConfigError:
                 raise
@@ -262,6 +322,7 @@ def open_loggers(names: Sequence[str], run_dir: str | Path, params: Mapping[str,
     except BaseException:
         close_loggers(opened)
         raise
+    _keep_tracking_ids(run_dir, opened)
     return opened
 
 
@@ -283,21 +344,26 @@ _ACTIVE: contextvars.ContextVar[tuple[Logger, ...] | None] = contextvars.Context
 
 @contextlib.contextmanager
 def run_loggers(names: Sequence[str], run_dir: str | Path, params: Mapping[str, Any],
-                enabled: bool = True) -> Iterator[list[Logger]]:
+                enabled: bool = True, resume: bool = False) -> Iterator[list[Logger]]:
     """Open ``names`` in ``run_dir`` for a whole run: every :func:`~sparseae.train.train` call
     inside the block logs to them (see :func:`training_loggers`), whatever its own config says.
-    ``enabled`` False (a rank other than 0): nothing is opened. Closed on leaving the block."""
-    loggers = open_loggers(names, run_dir, params) if enabled and names else []
+    ``enabled`` False (a rank other than 0): nothing is opened. ``resume``: continue the tracking
+    runs of ``run_dir/tracking.json``. Closed on leaving the block (as failed after an error)."""
+    loggers = open_loggers(names, run_dir, params, resume=resume) if enabled and names else []
     token = _ACTIVE.set(tuple(loggers))
     try:
         yield loggers
+    except BaseException:
+        for logger in loggers:
+            logger.failed = True
+        raise
     finally:
         _ACTIVE.reset(token)
         close_loggers(loggers)
 
 
 def training_loggers(loggers: Sequence[str], run_dir: str | Path | None, phase: str,
-                     params: Callable[[], Mapping[str, Any]], enabled: bool = True
+                     params: Callable[[], Mapping[str, Any]], enabled: bool = True, resume: bool = False
                      ) -> tuple[list[Logger], Callable[[], None]]:
     """The logger callbacks of one :func:`~sparseae.train.train` call and what closes them: the
     run's (:func:`run_loggers`) for phase ``phase`` when a run opened them (closed by the run),
@@ -309,6 +375,6 @@ def training_loggers(loggers: Sequence[str], run_dir: str | Path | None, phase: 
         return [], lambda: None
     if run_dir is None:
         raise ConfigError("train.loggers write into the run folder: give train a run_dir, or no loggers")
-    opened = open_loggers(loggers, run_dir, params())
+    opened = open_loggers(loggers, run_dir, params(), resume=resume)
     return opened, lambda: close_loggers(opened)
 

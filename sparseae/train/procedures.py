@@ -163,10 +163,12 @@ def pretrain_layers(X: Any, layers: Sequence[dict[str, Any] | Autoencoder], conf
 
 
 def pretrain_deep_model(model: Autoencoder, X: Any, config, *, layer_model: str = "autoencoder",
-                        layer_params: dict[str, Any] | None = None, run_dir: str | Path | None = None,
-                        resume: bool = False, callbacks: Sequence = ()) -> list:
+                        layer_params: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
+                        run_dir: str | Path | None = None, resume: bool = False,
+                        callbacks: Sequence = ()) -> list:
     """Greedy layer-wise pre-training of ``model``'s layers (see :func:`layer_specs`), copied into
-    it. Checkpoints in ``run_dir/layer<k>``. Returns each layer's ``TrainResult``."""
+    it; ``layer_params`` is one dict for every layer or a list of dicts, one per layer.
+    Checkpoints in ``run_dir/layer<k>``. Returns each layer's ``TrainResult``."""
     layers, results = pretrain_layers(X, layer_specs(model, layer_model, layer_params), config,
                                       run_dir=run_dir, resume=resume, callbacks=callbacks)
     load_layer_weights(model, layers)

@@ -81,6 +81,11 @@ class Callback:
     def on_epoch_end(self, epoch: int, record: dict[str, float], model: torch.nn.Module) -> None:
         """After epoch ``epoch`` was evaluated and checkpointed."""
 
+    def logged_values(self) -> dict[str, float]:
+        """Numbers to add to the epoch's record (metrics.jsonl, loggers) as the epoch ends, e.g. a
+        schedule's current learning rate; none by default."""
+        return {}
+
 
 def _to_floats(sums: dict[str, torch.Tensor], count: int, prefix: str) -> dict[str, float]:
     return {f"{prefix}_{'loss' if k == 'loss' else k}": float(v) / count for k, v in sums.items()}
@@ -118,6 +123,8 @@ def check_targets(model: Autoencoder, y: Any, n_samples: int, name: str) -> np.n
     ``"values"``. Raises :class:`DataError` (missing labels, wrong length, bad values)."""
     kind = model.target_kind
     if y is None:
+        if model.needs_targets and kind == "values":
+            raise DataError(f"{name} (target rows, one per sample) is required: this model predicts them")
         if model.needs_targets:
             return as_class_labels(None, n_samples, name)  # raises: labels are required
         return None
@@ -163,7 +170,7 @@ def train(model: torch.nn.Module, X: Any, config: TrainConfig | None = None, *,
     from .loggers import training_loggers  # that module imports this one
 
     trackers, close_trackers = training_loggers(config.loggers, run_dir, progress_label, lambda: asdict(config),
-                                                enabled=distributed.is_primary())
+                                                enabled=distributed.is_primary(), resume=resume)
     loop.callbacks = [*schedules, *loop.callbacks, *trackers]
     bar = _progress_bar(loop, progress_label)
     previous_threads = torch.get_num_threads()  # train.threads holds while training, then this again
@@ -338,6 +345,9 @@ def _epoch_record(loop: _Loop, epoch: int, sums: dict[str, torch.Tensor], count:
     if config.lr_decay != 1.0 and config.optimizer != "lbfgs":
         group = loop.optimizer.param_groups[0]
         record["learning_rate"] = float(group["lr"]) / group.get("lr_scale", 1.0)
+    for callback in loop.callbacks:  # e.g. train.schedule's current values
+        if hasattr(callback, "logged_values"):
+            record.update(callback.logged_values())
     if loop.val_source is not None:
         record.update(evaluate_loss(model, loop.val_source, config.batch_size, config.amp))
     # The state to be saved: the losses above came before each update but L-BFGS's and
