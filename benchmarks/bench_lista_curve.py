@@ -10,7 +10,7 @@ D of 400 atoms. The error of codes Z is ``mean‖z − z*‖² / mean‖z*‖²`
 3. Targets: the exact Lasso codes z* by :func:`sparseae.coding.sparse_encode` (``lasso_lars``; or
    ``--targets fista``: FISTA from zero for ``--zstar-iter`` iterations) for the LISTA training,
    validation and test sets.
-4. LISTA (:func:`sparseae.models.lista_from_dictionary`, shared weights) for each T of ``--depths``
+4. LISTA (:func:`sparseae.evaluate.lista.lista_depth_chain`, shared weights) for each T of ``--depths``
    (1, 2, 3, 5, 7, 10), in increasing order. The smallest T starts as ISTA on D (W_e = Dᵀ/L,
    S = I − DᵀD/L, θ = λ/L); each deeper T starts from the trained previous one (the same W_e, S, θ
    applied T times: a warm start; ``--no-warm-start`` restarts from ISTA). Each trains by SGD with
@@ -32,7 +32,6 @@ gives the FISTA iterations that reach each trained error and their ratio to 10·
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 import sys
 import time
@@ -42,14 +41,16 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from sparseae.coding import (  # noqa: E402
-    L1Prox,
-    dictionary_from_samples,
-    fista,
-    ista,
-    sparse_encode,
-)
+from sparseae.coding import dictionary_from_samples, fista, ista  # noqa: E402
 from sparseae.data import MNIST_ENV_VAR, load_mnist, natural_image_patches, unit_norm_rows  # noqa: E402
+from sparseae.evaluate.lista import (  # noqa: E402
+    LISTATraining,
+    exact_codes,
+    lista_depth_chain,
+    relative_error,
+    solver_curve,
+)
+from sparseae.evaluate.lista import iterations_to_match as first_iteration  # noqa: E402
 from sparseae.models import lista_from_dictionary  # noqa: E402
 from sparseae.train.procedures import learn_dictionary  # noqa: E402
 
@@ -71,85 +72,15 @@ def load_data(args: argparse.Namespace) -> tuple[np.ndarray, str]:
     return patches.astype(np.float32), "10x10 1/f-whitened natural-image patches (no MNIST given)"
 
 
-class ErrorRecorder(L1Prox):
-    """The ℓ1 prox, recording Σ‖z − z*‖² of every iterate it returns (one per solver iteration)."""
-
-    def __init__(self, target: torch.Tensor, nonnegative: bool = False) -> None:
-        super().__init__(nonnegative)
-        self.target, self.errors = target, []
-
-    def __call__(self, v: torch.Tensor, step_threshold) -> torch.Tensor:
-        z = super().__call__(v, step_threshold)
-        self.errors.append((z - self.target).square().sum())
-        return z
-
-
-def solver_curve(solver, X: torch.Tensor, D: torch.Tensor, lam: float, L: torch.Tensor,
-                 Z_star: torch.Tensor, n_iter: int) -> np.ndarray:
-    """Relative code error after iterations 1…n_iter, (n_iter,)."""
-    recorder = ErrorRecorder(Z_star)
-    solver(X, D, lam, L=L, max_iter=n_iter, stop="none", prox=recorder)
-    return (torch.stack(recorder.errors) / Z_star.square().sum()).numpy()
-
-
-def relative_error(Z: torch.Tensor, Z_star: torch.Tensor) -> float:
-    return float((Z - Z_star).square().sum() / Z_star.square().sum())
-
-
-def train_lista(model, X: torch.Tensor, Z: torch.Tensor, X_val: torch.Tensor, Z_val: torch.Tensor,
-                args: argparse.Namespace) -> tuple[object, int, int]:
-    """Train ``model`` (LISTA, T = its n_steps) on cached targets Z (n, n_components) in place; returns
-    (model with the weights of its best validation error, epochs run, best epoch; 0: the start).
-
-    SGD with momentum 0.9 (or Adam) at peak rate ``lr/T`` on a one-cycle schedule over ``--epochs``,
-    gradient norm clipped at ``--clip``; stops after ``--patience`` epochs without a better validation
-    error. The start counts as a candidate, so a warm-started T never ends above its start."""
-    T = model.encoder.n_steps
-    torch.manual_seed(args.seed)
-    rate = args.lr / T
-    params = list(model.encoder.parameters())
-    optimizer = (torch.optim.SGD(params, lr=rate, momentum=0.9) if args.optimizer == "sgd"
-                 else torch.optim.Adam(params, lr=rate))
-    per_epoch = -(-X.shape[0] // args.batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=rate, pct_start=0.2,
-                                                   total_steps=args.epochs * per_epoch)
-    generator = torch.Generator().manual_seed(args.seed + T)
-    with torch.no_grad():
-        best, best_epoch = relative_error(model.encode(X_val), Z_val), 0
-    best_state = copy.deepcopy(model.encoder.state_dict())
-    epoch = 0
-    for epoch in range(1, args.epochs + 1):
-        order = torch.randperm(X.shape[0], generator=generator)
-        for start in range(0, X.shape[0], args.batch_size):
-            rows = order[start:start + args.batch_size]
-            optimizer.zero_grad(set_to_none=True)
-            model.loss(X[rows], targets=Z[rows]).loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, args.clip)
-            optimizer.step()
-            schedule.step()
-            model.apply_constraints()
-        with torch.no_grad():
-            error = relative_error(model.encode(X_val), Z_val)
-        if error < best:
-            best, best_epoch, best_state = error, epoch, copy.deepcopy(model.encoder.state_dict())
-        elif epoch - best_epoch >= args.patience:
-            break
-    model.encoder.load_state_dict(best_state)
-    return model, epoch, best_epoch
-
-
 def iterations_to_match(curve: np.ndarray, error: float) -> str:
-    """The first iteration whose error is ≤ ``error`` (">N" when none is)."""
-    hits = np.nonzero(curve <= error)[0]
-    return str(int(hits[0]) + 1) if len(hits) else f">{len(curve)}"
+    """The first iteration whose error is ≤ ``error`` (">N" when none is), as the table prints it."""
+    hit = first_iteration(curve, error)
+    return str(hit) if hit is not None else f">{len(curve)}"
 
 
-def exact_codes(X: torch.Tensor, D: torch.Tensor, L: torch.Tensor, args: argparse.Namespace) -> torch.Tensor:
-    """z* (n, n_components) of X (n, n_features): the exact Lasso by LARS, or FISTA from zero."""
-    if args.targets == "lasso_lars":
-        Z = sparse_encode(X, D.t().contiguous(), algorithm="lasso_lars", alpha=args.lam)
-        return torch.as_tensor(Z, dtype=X.dtype)
-    return fista(X, D, args.lam, L=L, max_iter=args.zstar_iter, stop="none").codes
+def training_settings(args: argparse.Namespace) -> LISTATraining:
+    return LISTATraining(epochs=args.epochs, patience=args.patience, batch_size=args.batch_size, lr=args.lr,
+                         clip=args.clip, optimizer=args.optimizer, seed=args.seed)
 
 
 def main() -> None:
@@ -206,7 +137,8 @@ def main() -> None:
 
     tic = time.perf_counter()
     L = lista_from_dictionary(D, args.lam, 1).lipschitz
-    Z_train, Z_test, Z_val = (exact_codes(X, D, L, args) for X in (X_train, X_test, X_val))
+    Z_train, Z_test, Z_val = (exact_codes(X, D, args.lam, targets=args.targets, L=L, zstar_iter=args.zstar_iter)
+                              for X in (X_train, X_test, X_val))
     check = fista(X_test, D, args.lam, L=L, max_iter=args.zstar_iter, stop="none").codes
     print(f"z*: {args.targets} ({time.perf_counter() - tic:.0f} s); L = {float(L):.1f}; "
           f"active atoms per code {float((Z_test != 0).sum(1).float().mean()):.1f}; error of FISTA at "
@@ -217,22 +149,14 @@ def main() -> None:
               for name, solver in (("ISTA", ista), ("FISTA", fista))}
     print(f"ISTA/FISTA curves ({time.perf_counter() - tic:.0f} s)")
 
-    rows, previous = [], None
-    for T in depths:
-        tic = time.perf_counter()
-        model = lista_from_dictionary(D, args.lam, T)
-        with torch.no_grad():
-            untrained = relative_error(model.encode(X_test), Z_test)
-            if previous is not None and not args.no_warm_start:
-                model.encoder.load_state_dict(previous.encoder.state_dict())  # shared weights
-            initial = relative_error(model.encode(X_test), Z_test)
-        model, epochs, best_epoch = train_lista(model, X_train, Z_train, X_val, Z_val, args)
-        with torch.no_grad():
-            trained = relative_error(model.encode(X_test), Z_test)
-        rows.append((T, epochs, best_epoch, time.perf_counter() - tic, untrained, initial, trained))
-        print(f"T = {T}: {epochs} epochs (best {best_epoch}), {rows[-1][3]:.0f} s, test error "
-              f"{initial:.4f} → {trained:.4f}", flush=True)
-        previous = model
+    def report(result) -> None:
+        print(f"T = {result.T}: {result.epochs} epochs (best {result.best_epoch}), {result.seconds:.0f} s, test "
+              f"error {result.initial:.4f} → {result.trained:.4f}", flush=True)
+
+    results, _ = lista_depth_chain(D, args.lam, depths, (X_train, Z_train), (X_val, Z_val), (X_test, Z_test),
+                                   settings=training_settings(args), warm_start=not args.no_warm_start,
+                                   report=report)
+    rows = [(r.T, r.epochs, r.best_epoch, r.seconds, r.untrained, r.initial, r.trained) for r in results]
 
     print("\nCode prediction error mean‖z − z*‖² / mean‖z*‖² on the test set")
     print(f"{'iterations':>10} | {'ISTA':>8} | {'FISTA':>8}")

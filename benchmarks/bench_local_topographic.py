@@ -53,7 +53,7 @@ import numpy as np
 import torch
 
 from sparseae.data import ZCAWhitening
-from sparseae.data.datasets import natural_image_patches
+from sparseae.data.datasets import natural_image_patches, zca_whitened_crops
 from sparseae.errors import DataError
 from sparseae.evaluate.filters import (
     energy_concentration,
@@ -68,14 +68,8 @@ from sparseae.train import TrainConfig, train
 
 def whitened_crops(n_crops: int, size: int, keep: float, epsilon: float, seed: int) -> np.ndarray:
     """Crops ``(n_crops, size²)`` float32: mean removed, unit variance, ZCA-whitened to the leading
-    ``keep`` fraction of directions and rotated back to pixel space."""
-    raw = natural_image_patches(n_crops, size, whitening="none", ufldl_normalize=False,
-                                random_state=seed).astype(np.float64)
-    raw -= raw.mean(axis=1, keepdims=True)
-    raw /= raw.std()
-    zca = ZCAWhitening(epsilon=epsilon, n_components=max(1, int(round(keep * size * size))))
-    white = zca.fit_transform(raw)
-    return (white / white.std()).astype(np.float32)
+    ``keep`` fraction of directions and rotated back to pixel space (the ``whitened_crops`` dataset)."""
+    return zca_whitened_crops(n_crops, size, keep=keep, epsilon=epsilon, random_state=seed)
 
 
 def one_over_f_crops(n_crops: int, size: int, seed: int) -> np.ndarray:

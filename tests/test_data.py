@@ -600,7 +600,7 @@ def test_load_array_errors(tmp_path):
 
 def test_registry_names_and_builders(tmp_path):
     assert DATASETS.names() == ["array", "digits", "mnist", "patches", "shards", "spiral", "synthetic",
-                               "whitened_patches"]
+                               "whitened_crops", "whitened_patches"]
     digits = load_dataset("digits")
     assert isinstance(digits, Dataset) and digits.image_shape == (8, 8) and digits.name == "digits"
     assert (digits.n_samples, digits.n_features) == (1797, 64)

@@ -243,7 +243,7 @@ def test_index_folders_have_one_writer(trained, tmp_path, capsys):
 
 
 def test_a_failed_index_build_leaves_no_lock(trained, tmp_path, capsys, monkeypatch):
-    from sparseae.cli import commands
+    from sparseae.cli import hashing
 
     held = []
 
@@ -251,7 +251,7 @@ def test_a_failed_index_build_leaves_no_lock(trained, tmp_path, capsys, monkeypa
         held.append((tmp_path / "index" / locking.LOCK_NAME).exists())
         raise DataError("the model broke after the lock was taken")
 
-    monkeypatch.setattr(commands, "_load", fail)
+    monkeypatch.setattr(hashing, "load_trained", fail)
     status, err = _cli(capsys, "index", trained, "--out", tmp_path / "index")
     assert held == [True] and status == 2, err
     assert not (tmp_path / "index").exists()

@@ -16,7 +16,7 @@ import sparseae
 PACKAGE = Path(sparseae.__file__).parent
 LIMIT = 60
 #: ``module:function`` over the limit by design: only builders of an ``argparse.ArgumentParser``.
-ALLOWED = {"sparseae.cli:build_parser"}
+ALLOWED: set[str] = set()  # sparseae.cli:build_parser left it: each verb module adds its own parser
 
 
 def function_lengths(source: str, filename: str = "<source>") -> list[tuple[str, int]]:

@@ -39,6 +39,9 @@ class Memory(Logger):
     def __init__(self) -> None:
         self.logged: list[tuple[int, dict[str, float]]] = []
 
+    def log_params(self, params):
+        pass  # only the metrics are checked here
+
     def log_metrics(self, metrics, step):
         self.logged.append((step, dict(metrics)))
 

@@ -1,24 +1,13 @@
-"""LISTA's depth curve (issue 25): the warm start from a shallower LISTA and the benchmark's training."""
+"""LISTA's depth curve (issue 25): the warm start from a shallower LISTA and the training of
+:mod:`sparseae.evaluate.lista` (the benchmark's and the ``lista_depth`` recipe evaluation's)."""
 from __future__ import annotations
-
-import argparse
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from sparseae.coding import ista, sparse_encode
+from sparseae.evaluate.lista import LISTATraining, iterations_to_match, relative_error, train_lista
 from sparseae.models import lista_from_dictionary
-
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_lista_curve.py"
-
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_lista_curve", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def problem(n: int = 300, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -57,36 +46,34 @@ def test_untrained_depth_is_ista_and_lars_targets_are_exact():
     assert float((Z - Z_long).abs().max()) < 1e-6
 
 
-def test_benchmark_training_lowers_the_error_and_deeper_is_better():
-    bench = load_bench()
+def test_training_lowers_the_error_and_deeper_is_better():
     torch.manual_seed(0)
     D, X = problem(700)
     D, X = D.float(), X.float()
     Z = torch.as_tensor(sparse_encode(X, D.t().contiguous(), algorithm="lasso_lars", alpha=0.1)).float()
     X_train, Z_train, X_val, Z_val = X[:500], Z[:500], X[500:], Z[500:]
-    args = argparse.Namespace(seed=0, lr=0.1, optimizer="sgd", batch_size=50, epochs=15, patience=4, clip=1.0)
+    settings = LISTATraining(seed=0, lr=0.1, optimizer="sgd", batch_size=50, epochs=15, patience=4, clip=1.0)
     errors, previous = [], None
     for T in (1, 2, 4):
         model = lista_from_dictionary(D, 0.1, T)
         if previous is not None:
             model.encoder.load_state_dict(previous.encoder.state_dict())
         with torch.no_grad():
-            start = bench.relative_error(model.encode(X_val), Z_val)
-        model, epochs, best_epoch = bench.train_lista(model, X_train, Z_train, X_val, Z_val, args)
+            start = relative_error(model.encode(X_val), Z_val)
+        model, epochs, best_epoch = train_lista(model, X_train, Z_train, X_val, Z_val, settings)
         with torch.no_grad():
-            errors.append(bench.relative_error(model.encode(X_val), Z_val))
+            errors.append(relative_error(model.encode(X_val), Z_val))
         assert 1 <= epochs <= 15 and 0 <= best_epoch <= epochs
         assert errors[-1] <= start  # the start is a candidate: never ends above it
         previous = model
     with torch.no_grad():
-        untrained_t1 = bench.relative_error(lista_from_dictionary(D, 0.1, 1).encode(X_val), Z_val)
+        untrained_t1 = relative_error(lista_from_dictionary(D, 0.1, 1).encode(X_val), Z_val)
     assert errors[0] < 0.8 * untrained_t1
     assert errors[2] < errors[1] < errors[0], errors
 
 
 def test_iterations_to_match():
-    bench = load_bench()
     curve = np.array([0.9, 0.5, 0.2, 0.1])
-    assert bench.iterations_to_match(curve, 0.5) == "2"
-    assert bench.iterations_to_match(curve, 0.15) == "4"
-    assert bench.iterations_to_match(curve, 0.01) == ">4"
+    assert iterations_to_match(curve, 0.5) == 2
+    assert iterations_to_match(curve, 0.15) == 4
+    assert iterations_to_match(curve, 0.01) is None

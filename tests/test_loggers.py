@@ -188,6 +188,9 @@ def test_unprefixed_keys_are_the_main_phase():
         def __init__(self):
             self.logged = []
 
+        def log_params(self, params):
+            self.logged.append(("params", dict(params)))
+
         def log_metrics(self, metrics, step):
             self.logged.append((step, dict(metrics)))
 

@@ -389,7 +389,7 @@ def chromium():
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("name, n_images", [("drsae", 6), ("hash", 5), ("compare", 8)])
+@pytest.mark.parametrize("name, n_images", [("drsae", 7), ("hash", 5), ("compare", 8)])  # drsae: + firing
 def test_report_renders_in_chromium(chromium, reports, name, n_images):
     page = chromium.new_page(viewport={"width": 1280, "height": 900})
     errors, requests = [], []

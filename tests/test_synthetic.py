@@ -12,6 +12,7 @@ from sparseae.data import load_dataset
 from sparseae.data.synthetic import make_superposition, zipf_firing_probabilities
 from sparseae.errors import ConfigError, DataError
 from sparseae.evaluate.recovery import (
+    absorption_rate,
     code_correlations,
     firing_f1,
     match_latents,
@@ -95,13 +96,88 @@ def test_seeds_and_registry():
     ({"noise_std": -0.1}, "noise_std must be >= 0"),
     ({"magnitude_mean": 0.0}, "magnitude_mean must be > 0"),
     ({"random_state": "x"}, "random_state must be an integer"),
+    ({"child_similarity": 1.0}, "child_similarity must be < 1"),
+    ({"child_similarity": -0.1}, "child_similarity must be >= 0"),
 ])
 def test_bad_options(options, message):
     with pytest.raises(ConfigError, match=message):
         make_superposition(**{"n_samples": 10, "n_features": 4, "n_latents": 40, **options})
 
 
+def test_child_similarity_tilts_children_towards_their_parents_only():
+    base = make_superposition(500, 16, 80, mean_active=4.0, hierarchy_fraction=0.3, random_state=4)
+    same = make_superposition(500, 16, 80, mean_active=4.0, hierarchy_fraction=0.3, random_state=4,
+                              child_similarity=0.0)
+    np.testing.assert_array_equal(same.X, base.X)  # 0 keeps the earlier draws exactly
+    tilted = make_superposition(500, 16, 80, mean_active=4.0, hierarchy_fraction=0.3, random_state=4,
+                                child_similarity=0.6)
+    children = np.nonzero(tilted.parents >= 0)[0]
+    roots = np.nonzero(tilted.parents < 0)[0]
+    assert len(children) == 24 and (tilted.parents == base.parents).all()
+    cosines = (tilted.dictionary[children] * tilted.dictionary[tilted.parents[children]]).sum(axis=1)
+    np.testing.assert_allclose(cosines, 0.6, atol=1e-6)
+    base_cosines = (base.dictionary[children] * base.dictionary[base.parents[children]]).sum(axis=1)
+    assert np.abs(base_cosines).max() < 0.8 and np.abs(base_cosines).mean() < 0.35  # random in 16 dims
+    np.testing.assert_allclose(np.linalg.norm(tilted.dictionary, axis=1), 1.0, atol=1e-6)
+    np.testing.assert_array_equal(tilted.dictionary[roots], base.dictionary[roots])
+    np.testing.assert_array_equal(tilted.codes, base.codes)  # same firing and magnitudes, new directions
+    np.testing.assert_allclose(tilted.X, tilted.codes @ tilted.dictionary, atol=1e-5)
+    dataset = load_dataset("synthetic", n_samples=500, n_features=16, n_latents=80, mean_active=4.0,
+                           hierarchy_fraction=0.3, random_state=4, child_similarity=0.6)
+    np.testing.assert_array_equal(dataset.X, tilted.X)
+
+
 # -------------------------------------------------------------------------------------------- scores
+
+
+def test_absorption_rate_on_a_constructed_case():
+    parents = np.array([-1, 0, 0, -1, 3])  # features 1 and 2 are children of 0, feature 4 of 3
+    truth = np.zeros((9, 5))
+    truth[0, 0] = 1  # parent alone: not a chance to absorb
+    truth[1, [0, 1]] = truth[2, [0, 1]] = truth[3, [0, 2]] = truth[4, [0, 1, 2]] = 1
+    truth[5, [3, 4]] = truth[6, [3, 4]] = 1
+    truth[7, 3] = truth[8, 3] = 1  # parent 3 alone twice: its latent misses once (the control)
+    learned, true = np.array([2, 0, 1, 3, 4]), np.arange(5)  # parent 0 ↔ latent 2, child 1 ↔ latent 0, ...
+    Z = np.zeros((9, 5))
+    Z[0, 2] = 1.0
+    Z[1, 0] = 1.0  # parent silent, child's latent on: absorbed
+    Z[2, [2, 0]] = 1.0  # both on: not absorbed
+    Z[3, :] = 0.0  # both silent: a miss, not absorption
+    Z[4, [2, 1]] = [0.05, 1.0]  # parent latent barely on: absorbed only at threshold 0.1
+    Z[5, 4] = 1.0  # parent 3 silent, child 4 on: absorbed
+    Z[6, [3, 4]] = 1.0
+    Z[8, 3] = 1.0
+    # parent 0: 1 of 4 joint firings absorbed, 0 of 1 lone firings missed; parent 3: 1 of 2, 1 of 2
+    assert absorption_rate(Z, truth, parents, learned, true) == pytest.approx(((0.25 + 0.5) / 2, 0.25))
+    assert absorption_rate(Z, truth, parents, learned, true, threshold=0.1) == pytest.approx((0.5, 0.25))
+    # child 4 unmatched: parent 3 cannot be scored, parent 0 alone counts
+    assert absorption_rate(Z, truth, parents, learned[:4], true[:4]) == pytest.approx((0.25, 0.0))
+    assert np.isnan(absorption_rate(Z, truth, np.full(5, -1), learned, true)).all()  # no hierarchy
+    with pytest.raises(DataError, match="parents must be 5 integers"):
+        absorption_rate(Z, truth, parents[:4], learned, true)
+    with pytest.raises(DataError, match="parents must be -1 or a feature index below 5"):
+        absorption_rate(Z, truth, np.array([-1, 0, 0, -1, 7]), learned, true)
+
+
+def test_absorption_in_recovery_scores_separates_absorbing_from_faithful_codes():
+    data = make_superposition(3000, 16, 48, mean_active=3.0, hierarchy_fraction=0.3, child_similarity=0.6,
+                              random_state=2)
+    faithful = recovery_scores(data.X, data.X, data.codes, data.dictionary, data.dictionary, data.codes,
+                               parents=data.parents)
+    assert faithful["absorption"] == faithful["parent_miss"] == 0.0 and faithful["mcc"] == pytest.approx(1.0)
+    # an absorbing code: wherever a child fires, its parent's code is folded into the child's latent
+    absorbed = data.codes.copy()
+    for child in np.nonzero(data.parents >= 0)[0][::-1]:  # deepest first, so grandparents fold down too
+        parent = data.parents[child]
+        both = (absorbed[:, child] > 0) & (absorbed[:, parent] > 0)
+        absorbed[both, child] += absorbed[both, parent]
+        absorbed[both, parent] = 0.0
+    scores = recovery_scores(data.X, data.X, absorbed, data.dictionary, data.dictionary, data.codes,
+                             parents=data.parents)
+    # the parent is silent beside a child, rarely alone (only where the matching pairs it elsewhere)
+    assert scores["absorption"] > 0.9 and scores["parent_miss"] < 0.3
+    assert "absorption" not in recovery_scores(
+        data.X, data.X, absorbed, data.dictionary, data.dictionary, data.codes)
 
 
 def test_perfect_recovery_of_a_permuted_scaled_copy():
@@ -194,6 +270,7 @@ def test_quick_bench_through_the_cli(tmp_path, capsys):
     for family, row in rows.items():
         assert 0.0 <= row["mmcs"] <= 1.0 and -1.0 <= row["mcc"] <= 1.0 and 0.0 <= row["f1"] <= 1.0, family
         assert 0.0 <= row["fvu"] < 1.5 and row["seconds"] > 0 and 0.0 < row["l0"] < 20, family
+        assert 0.0 <= row["absorption"] <= 1.0 and 0.0 <= row["parent_miss"] <= 1.0, family  # has a hierarchy
     assert rows["topk"]["l0"] == pytest.approx(round(target))  # k = the target, per sample
     assert abs(rows["sparse_coding"]["l0"] - target) < 0.5  # α bisected on the learned dictionary
     # the exact codes on a learned dictionary recover the features better than chance (random: ~0.55)
@@ -207,3 +284,10 @@ def test_quick_bench_through_the_cli(tmp_path, capsys):
     assert "synthetic.json exists; pass --overwrite" in capsys.readouterr().err
     assert main(["bench", "synthetic", "--quick", "--families", "lista"]) == 2
     assert "lista needs sparse_coding" in capsys.readouterr().err
+    assert main(["bench", "synthetic", "--quick", "--child-similarity", "1.5"]) == 2
+    assert "child_similarity must be < 1" in capsys.readouterr().err
+    assert main(["bench", "synthetic", "--quick", "--families", "topk", "--child-similarity", "0.6",
+                 "--json", "--threads", "1"]) == 0
+    tilted = json.loads(capsys.readouterr().out)
+    assert tilted["config"]["child_similarity"] == 0.6
+    assert tilted["rows"][0]["mmcs"] != rows["topk"]["mmcs"]  # other data: other directions learned

@@ -14,7 +14,8 @@ from .output import Output
 #: The table's columns: (row key, header, format).
 COLUMNS = (("family", "family", "{}"), ("l0", "L0", "{:.2f}"), ("fvu", "FVU", "{:.3f}"),
            ("mmcs", "mean max cos", "{:.3f}"), ("mcc", "MCC", "{:.3f}"), ("f1", "F1", "{:.3f}"),
-           ("dead", "dead", "{:.2f}"), ("seconds", "seconds", "{:.1f}"))
+           ("absorption", "absorbed", "{:.3f}"),
+           ("parent_miss", "parent miss", "{:.3f}"), ("dead", "dead", "{:.2f}"), ("seconds", "seconds", "{:.1f}"))
 RESULT_FILES = ("synthetic.json", "synthetic.md")
 
 
@@ -43,7 +44,7 @@ def _config(args: argparse.Namespace):
 
     overrides: dict[str, Any] = {}
     for option, key in (("l0", "l0"), ("samples", "n_train"), ("epochs", "epochs"), ("width", "width"),
-                        ("seed", "seed")):
+                        ("seed", "seed"), ("child_similarity", "child_similarity")):
         if getattr(args, option) is not None:
             overrides[key] = getattr(args, option)
     families = _families(args.families)
@@ -90,7 +91,7 @@ def command_bench_synthetic(args: argparse.Namespace, out: Output) -> int:
 def add_parser(commands, common: argparse.ArgumentParser) -> None:
     """The ``bench`` subcommand and its ``synthetic`` benchmark."""
     from ..runs.synthetic_bench import FAMILIES
-    from . import _add_threads
+    from .common import add_threads
 
     bench = commands.add_parser("bench", parents=[common], help="built-in benchmarks",
                                 description="Built-in benchmarks: synthetic (feature recovery on data with a "
@@ -100,7 +101,8 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
                                  description="Generate activations from a known dictionary (512 features in 64 "
                                              "dimensions, Zipf-like, correlated and hierarchical firing), train "
                                              f"each family ({', '.join(FAMILIES)}) at the same L0 and print L0, "
-                                             "FVU, mean max cosine, MCC and F1 of firing against the truth.")
+                                             "FVU, mean max cosine, MCC, F1 of firing and absorption against "
+                                             "the truth.")
     synthetic.add_argument("--quick", action="store_true",
                            help="64 features in 16 dimensions, 4,000 samples, 3 epochs (seconds)")
     synthetic.add_argument("--l0", type=float, default=None, help="the matched L0 (default: the true codes')")
@@ -109,8 +111,11 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
     synthetic.add_argument("--epochs", type=int, default=None, help="SAE training epochs (default 20)")
     synthetic.add_argument("--width", type=int, default=None, help="latents of every model (default: the "
                                                                    "number of true features)")
+    synthetic.add_argument("--child-similarity", type=float, default=None, metavar="S",
+                           help="cosine of each child feature's direction with its parent's, in [0, 1) "
+                                "(default 0: independent directions; > 0: absorption-prone data)")
     synthetic.add_argument("--seed", type=int, default=None, help="seed of the data and the models (default 0)")
     synthetic.add_argument("--out", metavar="DIR", help="also write synthetic.json and synthetic.md there")
     synthetic.add_argument("--overwrite", action="store_true", help="replace those files in DIR")
-    _add_threads(synthetic)
+    add_threads(synthetic)
     synthetic.set_defaults(handler=command_bench_synthetic)

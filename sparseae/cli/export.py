@@ -25,7 +25,7 @@ def _firing_rates(path: str) -> np.ndarray:
 
 def command_export(args: argparse.Namespace, out: Output) -> int:
     """Write the model of a run folder or saved model as a SAELens folder."""
-    from ..interop.saelens import CFG_FILE, export_saelens
+    from ..interop.saelens import CFG_FILE, export_saelens, missing_data_paths
 
     rates = None if args.firing_rates is None else _firing_rates(args.firing_rates)
     metadata = {key: value for key, value in (("hook_name", args.hook_name), ("model_name", args.model_name))
@@ -38,6 +38,9 @@ def command_export(args: argparse.Namespace, out: Output) -> int:
     cfg = json.loads((Path(folder) / CFG_FILE).read_text(encoding="utf-8"))
     out.line(f"wrote {folder} ({', '.join(files)}): SAELens {cfg['architecture']} SAE, d_in {cfg['d_in']}, "
              f"d_sae {cfg['d_sae']}, normalize_activations {cfg['normalize_activations']}")
+    for missing in missing_data_paths(cfg):  # a relative path the run read from another directory
+        out.line(f"Warning: the run's {missing} is not found from here; `sparseae evaluate {folder}` will need "
+                 "--set with where it is")
     out.json({"out": str(folder), "format": args.format, "files": files, "architecture": cfg["architecture"],
               "d_in": cfg["d_in"], "d_sae": cfg["d_sae"], "normalize_activations": cfg["normalize_activations"]})
     return 0

@@ -33,6 +33,7 @@ from ..retrieval import HammingIndex, binarize
 from ..runs.folder import locate_model
 from ..runs.metrics import encode_decode
 from ..validation import as_float_array, check_number
+from .common import READ_DEVICE, add_download, add_set, add_threads, datasets_for, load_trained
 from .output import Output
 
 MODEL_DIR, HASH_DIR, INDEX_FILE, LABELS_FILE = "model", "hash", "index.json", "labels.npy"
@@ -59,8 +60,6 @@ def command_index(args: argparse.Namespace, out: Output) -> int:
 
 
 def _build_index(args: argparse.Namespace, out: Output, lock: locking.FolderLock) -> int:
-    from .commands import _datasets_for, _load
-
     check_number(args.threshold, "--threshold", low=0.0, high=1.0)
     target = Path(args.out)
     if locking.contents(target):
@@ -68,8 +67,8 @@ def _build_index(args: argparse.Namespace, out: Output, lock: locking.FolderLock
             raise OutputExistsError(f"{target} already exists; pass --overwrite to replace it")
         if not (target / INDEX_FILE).exists():
             raise OutputExistsError(f"{target} is not a sparseae index folder; refusing to replace it")
-    model, config, _, model_dir = _load(args, args.path, out)
-    dataset, _ = _datasets_for(model, config)
+    model, config, _, model_dir = load_trained(args, args.path, out)
+    dataset, _ = datasets_for(model, config)
     started = time.perf_counter()
     with out.progress(dataset.n_samples, "encode", "item") as bar:
         codes, _ = encode_decode(model, as_float_array(dataset.X, "the data", n_features=model.n_features),
@@ -185,3 +184,35 @@ def command_query(args: argparse.Namespace, out: Output) -> int:
     out.json({"index": str(folder), "radius": None if args.k is not None else args.radius, "k": args.k,
               "results": results})
     return 0
+
+
+def add_parser(commands, common: argparse.ArgumentParser) -> None:
+    """The ``index`` and ``query`` subcommands."""
+    index = commands.add_parser("index", parents=[common], help="build a semantic-hashing index",
+                                description="Encode a dataset with a trained model, threshold the codes "
+                                            "to bits and save a Hamming hash index (with the model).")
+    index.add_argument("path", metavar="MODEL_DIR_or_RUN_DIR")
+    index.add_argument("--data", help="dataset to index (default: the run's)")
+    add_set(index, "data.split=train")
+    index.add_argument("--out", metavar="INDEX_DIR", required=True, help="where the index folder goes")
+    index.add_argument("--threshold", type=float, default=0.5, help="code value above which a bit is 1")
+    index.add_argument("--overwrite", action="store_true", help="replace an index in INDEX_DIR")
+    index.add_argument("--device", help=READ_DEVICE)
+    add_download(index)
+    add_threads(index)
+    index.set_defaults(handler=command_index)
+
+    query = commands.add_parser("query", parents=[common], help="nearest indexed items of inputs",
+                                description="Encode inputs with the index's model and list the indexed "
+                                            "items within a Hamming radius, or the k nearest.")
+    query.add_argument("index", metavar="INDEX_DIR")
+    query.add_argument("--input", metavar="FILE", help="queries: .npy/.npz/.csv, one row per query")
+    query.add_argument("--data", help="queries from this dataset (with --rows)")
+    query.add_argument("--rows", metavar="START[:STOP]", help="which rows of --input/--data")
+    query.add_argument("--radius", type=int, default=2, help="Hamming radius of the lookup (default 2)")
+    query.add_argument("--k", type=int, default=None, help="the k nearest by exhaustive ranking instead")
+    query.add_argument("--model", metavar="MODEL_DIR_or_RUN_DIR", help="encode with this model (must be "
+                                                                       "the index's)")
+    query.add_argument("--show", type=int, default=10, help="items printed per query (default 10)")
+    add_threads(query)
+    query.set_defaults(handler=command_query)

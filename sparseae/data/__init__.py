@@ -2,26 +2,25 @@
 
 ``load_dataset(name, **options)`` builds any registered :class:`Dataset` by name.
 """
-from .datasets import (
+from .arrays import load_array, load_labeled_array
+from .datasets import DATASETS, Dataset, load_dataset
+from .images import (
+    block_average,
+    extract_patches,
+    load_digits_data,
+    load_natural_images,
+    natural_image_patches,
+    ufldl_normalize_patches,
+)
+from .mnist import (
     DATA_DIR_ENV_VAR,
-    DATASETS,
     MNIST_ENV_VAR,
     MNIST_SHA256,
     MNIST_URL,
-    Dataset,
-    block_average,
     default_cache_dir,
     download_mnist,
-    extract_patches,
-    load_array,
-    load_dataset,
-    load_digits_data,
-    load_labeled_array,
     load_mnist,
-    load_natural_images,
-    natural_image_patches,
     read_idx,
-    ufldl_normalize_patches,
 )
 from .shards import ShardedArray, store_activations, write_shards
 from .synthetic import SuperpositionData, make_superposition

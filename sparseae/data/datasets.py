@@ -1,18 +1,16 @@
-"""Datasets: MNIST (see :mod:`.mnist`), digits, natural image patches, user arrays, and their registry.
+"""The dataset registry: names → loaders, the :class:`Dataset` they return, and the row normalizations.
 
-Every loader returns float32 features ``X (n_samples, n_features)`` (and int64 labels ``y (n_samples,)``
-where the data has them). :func:`load_dataset` builds a :class:`Dataset` by registered name, which is
-how the CLI and config files refer to data. Nothing is ever downloaded unless asked for
-(``load_mnist(download=True)``, CLI ``--download``).
+The loaders live beside it: MNIST in :mod:`.mnist`, digits and natural-image patches in
+:mod:`.images`, user arrays in :mod:`.arrays`. Every loader returns float32 features
+``X (n_samples, n_features)`` (and int64 labels ``y (n_samples,)`` where the data has them).
+:func:`load_dataset` builds a :class:`Dataset` by registered name, which is how the CLI and config
+files refer to data. Nothing is ever downloaded unless asked for (``load_mnist(download=True)``,
+CLI ``--download``).
 """
 from __future__ import annotations
 
-import functools
 import inspect
 import logging
-import os
-import warnings
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,20 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, DataError, DataNotFoundError
+from ..errors import ConfigError, DataError
 from ..registry import Registry
-from ..validation import as_float_array, check_bool, check_choice, check_number, check_path, numpy_file_error
-from .mnist import (
-    DATA_DIR_ENV_VAR,
-    MNIST_ENV_VAR,
-    MNIST_SHA256,
-    MNIST_URL,
-    default_cache_dir,
-    download_mnist,
-    load_mnist,
-    read_idx,
-)
-from .whitening import ONE_OVER_F_CUTOFF, ZCAWhitening, whiten_images_1_over_f
+from ..validation import as_float_array, check_number, check_path
+from .arrays import existing_file, load_array, load_labeled_array, open_npz
+from .images import load_digits_data, natural_image_patches, pca_whitened_patches, zca_whitened_crops
+from .mnist import load_mnist
 
 logger = logging.getLogger(__name__)
 
@@ -42,12 +32,7 @@ logger = logging.getLogger(__name__)
 #: spliced-model metrics.
 NORMALIZATIONS = ("none", "l2", "center_l2")
 
-__all__ = [
-    "DATASETS", "Dataset", "load_dataset", "load_mnist", "download_mnist", "read_idx",
-    "default_cache_dir", "load_digits_data", "load_natural_images", "natural_image_patches",
-    "pca_whitened_patches", "extract_patches", "ufldl_normalize_patches", "load_array", "load_labeled_array",
-    "MNIST_URL", "MNIST_SHA256", "MNIST_ENV_VAR", "DATA_DIR_ENV_VAR", "NORMALIZATIONS",
-]
+__all__ = ["DATASETS", "Dataset", "load_dataset", "select_classes", "NORMALIZATIONS"]
 
 
 DATASETS: Registry[Dataset] = Registry("dataset")
@@ -82,304 +67,6 @@ class Dataset:
     @property
     def n_features(self) -> int:
         return int(self.X.shape[1])
-
-
-# -------------------------------------------------------------------------------------------- digits
-
-def load_digits_data() -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's 8×8 digits: ``X`` float32 ``(1797, 64)`` in [0, 1] (pixels / 16), ``y`` int64."""
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    X = (digits.data / 16.0).astype(np.float32)
-    return X, digits.target.astype(np.int64)
-
-
-# ----------------------------------------------------------------------------- natural image patches
-
-_LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601
-
-
-@functools.lru_cache(maxsize=1)
-def _sample_images_gray() -> tuple[np.ndarray, ...]:
-    from sklearn.datasets import load_sample_images
-
-    images = []
-    for rgb in load_sample_images().images:
-        gray = rgb.astype(np.float64) @ _LUMA_WEIGHTS / 255.0
-        gray.setflags(write=False)
-        images.append(gray)
-    return tuple(images)
-
-
-@functools.lru_cache(maxsize=4)
-def _sample_images_whitened(cutoff: float, downsample: int = 1) -> tuple[np.ndarray, ...]:
-    reduced = [block_average(image, downsample) for image in _sample_images_gray()]
-    whitened = whiten_images_1_over_f(reduced, cutoff=cutoff)
-    for image in whitened:
-        image.setflags(write=False)
-    return tuple(whitened)
-
-
-def block_average(image: np.ndarray, factor: int) -> np.ndarray:
-    """``image (H, W)`` reduced ``factor``× by averaging ``factor × factor`` blocks:
-    ``(H // factor, W // factor)``, the last rows and columns that fill no block dropped;
-    ``factor`` 1 returns ``image`` itself."""
-    check_number(factor, "downsample", low=1, integer=True)
-    if factor == 1:
-        return image
-    if image.ndim != 2:
-        raise DataError(f"images must be 2-D grayscale, got shape {image.shape}")
-    height, width = image.shape[0] // factor, image.shape[1] // factor
-    if height == 0 or width == 0:
-        raise DataError(f"an image of {image.shape[0]}x{image.shape[1]} pixels cannot be reduced {factor}x")
-    blocks = image[:height * factor, :width * factor].reshape(height, factor, width, factor)
-    return blocks.mean(axis=(1, 3))
-
-
-def load_natural_images() -> list[np.ndarray]:
-    """scikit-learn's two sample photos (china.jpg, flower.jpg) as grayscale float64 ``(427, 640)`` in
-    [0, 1] (BT.601 luma). Ship with scikit-learn: no download."""
-    return [image.copy() for image in _sample_images_gray()]
-
-
-def extract_patches(images: Sequence[np.ndarray], n_patches: int, patch_size: int,
-                    rng: np.random.Generator) -> np.ndarray:
-    """``n_patches`` square patches at uniformly random positions, flattened row-major to
-    ``(n_patches, patch_size²)`` (``patch[r, c]`` → column ``r·patch_size + c``).
-
-    Each patch picks an image uniformly, then a top-left corner uniformly among the valid ones.
-    Extraction is one fancy-indexing gather, no Python loop over patches.
-    """
-    check_number(n_patches, "n_patches", low=1, integer=True)
-    check_number(patch_size, "patch_size", low=1, integer=True)
-    images = [np.asarray(image) for image in images]
-    if not images:
-        raise DataError("no images to take patches from")
-    if any(image.ndim != 2 for image in images):
-        raise DataError(f"images must be 2-D grayscale, got shapes {[image.shape for image in images]}")
-    heights = np.array([image.shape[0] for image in images])
-    widths = np.array([image.shape[1] for image in images])
-    smallest = int(min(heights.min(), widths.min()))
-    if patch_size > smallest:
-        raise ConfigError(f"patch_size must be <= {smallest} (the smallest image side), got {patch_size}")
-    # One zero-padded stack, so every patch is gathered by a single index expression; corners are drawn
-    # inside each image's own valid range, so the padding is never read.
-    stack = np.zeros((len(images), int(heights.max()), int(widths.max())), dtype=np.result_type(*images))
-    for index, image in enumerate(images):
-        stack[index, :image.shape[0], :image.shape[1]] = image
-    which = rng.integers(len(images), size=n_patches)
-    tops = rng.integers(0, heights[which] - patch_size + 1)
-    lefts = rng.integers(0, widths[which] - patch_size + 1)
-    offsets = np.arange(patch_size)
-    patches = stack[which[:, None, None],
-                    tops[:, None, None] + offsets[None, :, None],
-                    lefts[:, None, None] + offsets[None, None, :]]
-    return patches.reshape(n_patches, patch_size * patch_size)
-
-
-def ufldl_normalize_patches(patches: np.ndarray) -> np.ndarray:
-    """UFLDL's ``normalizeData``: ``x ← x − mean(x)`` per patch (row); clip to ``±3σ`` with σ the std of
-    all centred values; map [−1, 1] to [0.1, 0.9] (the range of a sigmoid decoder). Returns float32."""
-    centered = patches - patches.mean(axis=1, keepdims=True)
-    limit = 3.0 * float(centered.std())
-    if limit == 0.0:
-        return np.full(patches.shape, 0.5, dtype=np.float32)
-    scaled = np.clip(centered, -limit, limit) / limit
-    return ((scaled + 1.0) * 0.4 + 0.1).astype(np.float32)
-
-
-def natural_image_patches(n_patches: int = 10000, patch_size: int = 8, *, whitening: str = "1/f",
-                          random_state: int | np.random.Generator | None = 0, ufldl_normalize: bool = True,
-                          images: Sequence[np.ndarray] | None = None, downsample: int = 1) -> np.ndarray:
-    """Random grayscale patches of natural images, float32 ``(n_patches, patch_size²)``.
-
-    The images are scikit-learn's two sample photos (no download) unless ``images`` (2-D grayscale
-    arrays) are given. ``downsample``: reduce the images that many times first
-    (:func:`block_average`), so that a patch spans more of the scene (3 for the UFLDL demo: the
-    photos at full size are JPEGs with large smooth regions, and a third of a sparse
-    autoencoder's units end switched off on them). ``whitening``: ``"1/f"`` whitens the whole images first
-    (:func:`whiten_images_1_over_f`, the UFLDL/Olshausen preprocessing), ``"zca"`` fits
-    :class:`ZCAWhitening` on the raw patches and applies it, ``"none"`` keeps grayscale in [0, 1].
-    Positions come from ``np.random.default_rng(random_state)``. With ``ufldl_normalize`` the patches
-    pass through :func:`ufldl_normalize_patches` and lie in [0.1, 0.9].
-    """
-    check_choice(whitening, "whitening", ("1/f", "zca", "none"))
-    check_number(n_patches, "n_patches", low=1, integer=True)
-    check_number(patch_size, "patch_size", low=1, integer=True)
-    check_number(downsample, "downsample", low=1, integer=True)
-    check_bool(ufldl_normalize, "ufldl_normalize")
-    if random_state is not None and not isinstance(random_state, np.random.Generator):
-        check_number(random_state, "random_state", low=0, integer=True)
-    try:
-        return _natural_image_patches(n_patches, patch_size, whitening, np.random.default_rng(random_state),
-                                      ufldl_normalize, images, downsample)
-    except MemoryError:
-        raise ConfigError(f"{n_patches} patches of {patch_size}x{patch_size} pixels do not fit in memory: "
-                          "ask for fewer (n_patches)") from None
-
-
-def _natural_image_patches(n_patches: int, patch_size: int, whitening: str, rng: np.random.Generator,
-                           ufldl_normalize: bool, images: Sequence[np.ndarray] | None, downsample: int
-                           ) -> np.ndarray:
-    if images is None and whitening == "1/f":
-        source = _sample_images_whitened(ONE_OVER_F_CUTOFF, int(downsample))
-    else:
-        gray = _sample_images_gray() if images is None else [np.asarray(image) for image in images]
-        source = [block_average(image, int(downsample)) for image in gray]
-        if whitening == "1/f":
-            source = whiten_images_1_over_f(source)
-    patches = extract_patches(source, n_patches, patch_size, rng).astype(np.float64)
-    if whitening == "zca":
-        patches = ZCAWhitening().fit_transform(patches).astype(np.float64)
-    if ufldl_normalize:
-        return ufldl_normalize_patches(patches)
-    return patches.astype(np.float32)
-
-
-# ------------------------------------------------------------------------------------- user arrays
-
-_ARRAY_SUFFIXES = (".npy", ".npz", ".csv")
-
-
-def _existing_file(path: str | os.PathLike) -> Path:
-    check_path(path, "path")
-    file = Path(path).expanduser()
-    if not file.exists():
-        raise DataNotFoundError(f"data file not found: {file}")
-    if not file.is_file():
-        raise DataError(f"{file} is not a file (a directory?); expected a {', '.join(_ARRAY_SUFFIXES)} file")
-    return file
-
-
-def _open_npz(file: Path) -> Any:
-    try:
-        archive = np.load(file, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{file}: cannot read as an .npz archive: {exc}") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise DataError(f"{file}: has the .npz extension but holds a single .npy array")
-    return archive
-
-
-def _check_npy_size(handle: Any, size: int, where: str) -> None:
-    """Raise :class:`DataError` when the ``.npy`` header at the start of ``handle`` announces more
-    data than the ``size`` bytes hold (a truncated or forged file), before NumPy allocates for it;
-    a header NumPy cannot parse is left for ``np.load`` to report."""
-    try:
-        version = np.lib.format.read_magic(handle)
-        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                       else np.lib.format.read_array_header_2_0)
-        shape, _, dtype = read_header(handle)
-        start = handle.tell()
-    except Exception:  # noqa: BLE001 — np.load says what is wrong with the header
-        return
-    if dtype.hasobject:
-        return  # refused without unpickling by np.load(allow_pickle=False)
-    needed = int(np.prod(shape, dtype=object)) * dtype.itemsize
-    if needed > size - start:
-        raise DataError(f"{where} is truncated or corrupt: its header announces an array of shape "
-                        f"{tuple(shape)} ({needed:,} bytes of data), but it holds {max(size - start, 0):,}")
-
-
-def _npz_member(archive: Any, key: str, file: Path) -> np.ndarray:
-    if key not in archive.files:
-        raise DataError(f"{file}: no array named {key!r}; it holds {', '.join(archive.files) or 'nothing'}")
-    try:
-        member = f"{key}.npy" if f"{key}.npy" in archive.zip.namelist() else key
-        with archive.zip.open(member) as handle:
-            _check_npy_size(handle, archive.zip.getinfo(member).file_size, f"{file}: array {key!r}")
-        return archive[key]
-    except DataError:
-        raise
-    except MemoryError:
-        raise DataError(f"{file}: array {key!r} is too large to load into memory") from None
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise numpy_file_error(exc, f"{file}: cannot read array {key!r}") from None
-
-
-def _is_header(line: str) -> bool:
-    """True when no cell of the comma-separated ``line`` reads as a number."""
-    for cell in line.split(","):
-        try:
-            float(cell)
-            return False
-        except ValueError:
-            continue
-    return True
-
-
-def _load_csv(file: Path) -> np.ndarray:
-    try:
-        with open(file, encoding="utf-8-sig") as handle:
-            first_line = handle.readline()
-        skip = 1 if first_line.strip() and _is_header(first_line) else 0
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "input contained no data" → checked below
-            data = np.loadtxt(file, delimiter=",", skiprows=skip, ndmin=2, dtype=np.float64,
-                              encoding="utf-8-sig")
-    except ValueError as exc:  # includes UnicodeDecodeError
-        raise DataError(f"{file}: not a numeric CSV ({exc})") from None
-    if data.size == 0:
-        raise DataError(f"{file}: CSV has no data rows")
-    return data
-
-
-def load_array(path: str | os.PathLike, *, key: str | None = None, mmap: bool = True) -> np.ndarray:
-    """Load a user array from ``.npy``, ``.npz`` or ``.csv``, as stored (no dtype or shape change).
-
-    * ``.npy``: memory-mapped read-only (``np.memmap``) when ``mmap``, so it need not fit in memory.
-    * ``.npz``: the array named ``key``, or the only array (read into memory: npz members are zipped).
-    * ``.csv``: comma-separated numbers as float64 ``(rows, columns)``; a first line with no numeric
-      cell is taken as a header and skipped.
-
-    Raises :class:`DataNotFoundError` for a missing file, :class:`DataError` for an unknown extension,
-    unreadable content, or an ambiguous npz; :class:`ConfigError` for ``key`` on a non-npz file.
-    """
-    file = _existing_file(path)
-    suffix = file.suffix.lower()
-    if suffix not in _ARRAY_SUFFIXES:
-        raise DataError(f"{file}: unsupported file type {suffix or '(no extension)'!r}; "
-                        f"use one of {', '.join(_ARRAY_SUFFIXES)}")
-    if key is not None and suffix != ".npz":
-        raise ConfigError(f"key={key!r} only applies to .npz files, not {file.name}")
-    if suffix == ".npy":
-        try:
-            if not mmap:  # a memory map checks the size itself; a read would allocate first
-                with open(file, "rb") as handle:
-                    _check_npy_size(handle, os.fstat(handle.fileno()).st_size, str(file))
-            return np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
-        except DataError:
-            raise
-        except MemoryError:
-            raise DataError(f"{file} is too large to load into memory") from None
-        except (OSError, ValueError, EOFError) as exc:
-            raise numpy_file_error(exc, f"{file}: cannot read as a .npy array") from None
-    if suffix == ".csv":
-        return _load_csv(file)
-    with _open_npz(file) as archive:
-        if key is None:
-            if len(archive.files) != 1:
-                raise DataError(f"{file}: holds {len(archive.files)} arrays "
-                                f"({', '.join(archive.files) or 'none'}); pass key= to choose one")
-            key = archive.files[0]
-        return _npz_member(archive, key, file)
-
-
-def load_labeled_array(path: str | os.PathLike, *, x_key: str = "X", y_key: str = "y"
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """Features and labels from one ``.npz``: ``(archive[x_key], archive[y_key])``; ``y`` must be 1-D
-    with one label per row of ``X``."""
-    file = _existing_file(path)
-    if file.suffix.lower() != ".npz":
-        raise DataError(f"{file}: labelled arrays are read from .npz files only")
-    with _open_npz(file) as archive:
-        X = _npz_member(archive, x_key, file)
-        y = _npz_member(archive, y_key, file)
-    if y.ndim != 1 or X.ndim == 0 or y.shape[0] != X.shape[0]:
-        raise DataError(f"{file}: labels {y_key!r} of shape {y.shape} do not match features {x_key!r} "
-                        f"of shape {X.shape} (need one label per row)")
-    return X, y
 
 
 # ------------------------------------------------------------------------------------------ registry
@@ -433,24 +120,6 @@ def _patches_dataset(n_patches: int = 10000, patch_size: int = 8, whitening: str
     return Dataset(X, None, (patch_size, patch_size), "patches")
 
 
-def pca_whitened_patches(n_patches: int = 5000, patch_size: int = 8, *, n_directions: int = 48,
-                         epsilon: float = 0.1, random_state: int = 0) -> tuple[np.ndarray, ZCAWhitening]:
-    """Patches of the sample images in PCA-whitened coordinates: ``(n_patches, n_directions)`` float64,
-    and the fitted :class:`ZCAWhitening` (``inverse_components_`` maps a filter back to pixels).
-
-    Each grayscale patch's mean is removed, all are scaled to unit variance, then whitened keeping
-    the ``n_directions`` directions of largest variance (ε = ``epsilon`` on the eigenvalues,
-    ``rotate_back=False``): the dropped high-frequency (JPEG) directions are not amplified, and a
-    model sees no null space to park weight in (the topographic and tree-pruning reproductions)."""
-    check_number(n_directions, "n_directions", low=1, high=patch_size * patch_size, integer=True)
-    raw = natural_image_patches(n_patches, patch_size, whitening="none", ufldl_normalize=False,
-                                random_state=random_state).astype(np.float64)
-    raw -= raw.mean(axis=1, keepdims=True)
-    raw /= raw.std()
-    zca = ZCAWhitening(epsilon=epsilon, n_components=n_directions, rotate_back=False).fit(raw)
-    return zca.transform(raw), zca
-
-
 @DATASETS.register("whitened_patches")
 def _whitened_patches_dataset(n_patches: int = 5000, patch_size: int = 8, n_directions: int = 48,
                               epsilon: float = 0.1, random_state: int = 0) -> Dataset:
@@ -458,6 +127,14 @@ def _whitened_patches_dataset(n_patches: int = 5000, patch_size: int = 8, n_dire
     X, _ = pca_whitened_patches(n_patches, patch_size, n_directions=n_directions, epsilon=epsilon,
                                 random_state=random_state)
     return Dataset(X, None, None, "whitened_patches")
+
+
+@DATASETS.register("whitened_crops")
+def _whitened_crops_dataset(n_crops: int = 6000, crop_size: int = 32, keep: float = 0.15, epsilon: float = 0.1,
+                            random_state: int = 0) -> Dataset:
+    """:func:`zca_whitened_crops` (images of ``crop_size``×``crop_size`` pixels)."""
+    X = zca_whitened_crops(n_crops, crop_size, keep=keep, epsilon=epsilon, random_state=random_state)
+    return Dataset(X, None, (crop_size, crop_size), "whitened_crops")
 
 
 @DATASETS.register("spiral")
@@ -489,7 +166,7 @@ def _synthetic_dataset(n_samples: int = 50_000, n_features: int = 64, n_latents:
                        mean_active: float = 8.0, zipf_exponent: float = 0.5, correlation: float = 0.3,
                        correlation_rank: int = 8, hierarchy_fraction: float = 0.2, magnitude_mean: float = 1.0,
                        magnitude_std: float = 0.25, noise_std: float = 0.0, random_state: int = 0,
-                       sample_seed: int | None = None) -> Dataset:
+                       sample_seed: int | None = None, child_similarity: float = 0.0) -> Dataset:
     """Activations of features in superposition with a known dictionary
     (:func:`sparseae.data.synthetic.make_superposition`, whose true dictionary and codes are not kept here)."""
     from .synthetic import make_superposition
@@ -497,7 +174,8 @@ def _synthetic_dataset(n_samples: int = 50_000, n_features: int = 64, n_latents:
     data = make_superposition(n_samples, n_features, n_latents, mean_active=mean_active,
                               zipf_exponent=zipf_exponent, correlation=correlation,
                               correlation_rank=correlation_rank, hierarchy_fraction=hierarchy_fraction,
-                              magnitude_mean=magnitude_mean, magnitude_std=magnitude_std, noise_std=noise_std,
+                              child_similarity=child_similarity, magnitude_mean=magnitude_mean,
+                              magnitude_std=magnitude_std, noise_std=noise_std,
                               random_state=random_state, sample_seed=sample_seed)
     return Dataset(data.X, None, None, "synthetic")
 
@@ -508,10 +186,10 @@ def _array_dataset(path: str, key: str | None = None, labels_key: str | None = N
         raw = load_array(path, key=key)
         y = None
     else:
-        file = _existing_file(path)
+        file = existing_file(path)
         if file.suffix.lower() != ".npz":
             raise ConfigError(f"labels_key only applies to .npz files, not {file.name}")
-        with _open_npz(file) as archive:
+        with open_npz(file) as archive:
             if key is None:
                 others = [name for name in archive.files if name != labels_key]
                 if len(others) != 1:

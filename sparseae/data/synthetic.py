@@ -70,7 +70,7 @@ def zipf_firing_probabilities(n_latents: int, mean_active: float, exponent: floa
 
 def _check_options(n_samples, n_features, n_latents, mean_active, zipf_exponent, correlation,
                    correlation_rank, hierarchy_fraction, magnitude_mean, magnitude_std, noise_std,
-                   random_state) -> None:
+                   random_state, child_similarity=0.0) -> None:
     check_number(n_samples, "n_samples", low=1, integer=True)
     check_number(n_features, "n_features", low=1, integer=True)
     check_number(n_latents, "n_latents", low=1, integer=True)
@@ -79,6 +79,9 @@ def _check_options(n_samples, n_features, n_latents, mean_active, zipf_exponent,
     check_number(correlation, "correlation", low=0.0, high=1.0, high_inclusive=False)
     check_number(correlation_rank, "correlation_rank", low=1, integer=True)
     check_number(hierarchy_fraction, "hierarchy_fraction", low=0.0, high=1.0, high_inclusive=False)
+    check_number(child_similarity, "child_similarity", low=0.0, high=1.0, high_inclusive=False)
+    if child_similarity > 0 and n_features < 2:
+        raise ConfigError("child_similarity > 0 needs n_features >= 2 (a child direction off its parent's)")
     check_number(magnitude_mean, "magnitude_mean", low=0.0, low_inclusive=False)
     check_number(magnitude_std, "magnitude_std", low=0.0)
     check_number(noise_std, "noise_std", low=0.0)
@@ -97,6 +100,43 @@ def _hierarchy(n_latents: int, fraction: float, rng: np.random.Generator) -> np.
         children = np.sort(rng.choice(np.arange(1, n_latents), size=n_children, replace=False))
         parents[children] = (rng.random(n_children) * children).astype(np.int64)
     return parents
+
+
+def _tilt_children(dictionary: np.ndarray, parents: np.ndarray, similarity: float) -> None:
+    """In place on ``dictionary`` (n_latents, n_features), unit rows: each child's row becomes
+    ``s·d_parent + √(1 − s²)·u``, u its own random row with the parent's component removed (unit), so
+    its cosine with its parent is exactly s. Children are visited in index order (a parent always
+    precedes its children), so a grandchild leans on its already tilted parent. Uses no random draws."""
+    for child in np.nonzero(parents >= 0)[0]:
+        parent = dictionary[parents[child]]
+        orthogonal = dictionary[child] - (dictionary[child] @ parent) * parent
+        norm = np.linalg.norm(orthogonal)
+        if norm < 1e-12:  # the child's draw is (numerically) its parent's direction: any other axis will do
+            orthogonal = np.eye(dictionary.shape[1])[np.argmin(np.abs(parent))]
+            orthogonal -= (orthogonal @ parent) * parent
+            norm = np.linalg.norm(orthogonal)
+        dictionary[child] = similarity * parent + np.sqrt(1.0 - similarity ** 2) * orthogonal / norm
+
+
+def _features(n_latents: int, n_features: int, hierarchy_fraction: float, child_similarity: float,
+              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(dictionary (n_latents, n_features) unit rows, parents (n_latents,)): random directions, the
+    hierarchy, then the children tilted towards their parents when ``child_similarity`` > 0."""
+    dictionary = rng.standard_normal((n_latents, n_features))
+    dictionary /= np.linalg.norm(dictionary, axis=1, keepdims=True)
+    parents = _hierarchy(n_latents, hierarchy_fraction, rng)
+    if child_similarity > 0:
+        _tilt_children(dictionary, parents, float(child_similarity))
+    return dictionary, parents
+
+
+def _thresholds(probabilities: np.ndarray, parents: np.ndarray) -> np.ndarray:
+    """Copula thresholds Φ⁻¹(q_i) (n_latents,): q = p for a root, p_child / p_parent for a child
+    (Φ⁻¹(1) = +inf: always fires, given its parent)."""
+    conditional = probabilities.copy()
+    children = parents >= 0
+    conditional[children] = np.minimum(1.0, probabilities[children] / probabilities[parents[children]])
+    return ndtri(conditional)
 
 
 def _firing(rows: int, thresholds: np.ndarray, loadings: np.ndarray, correlation: float,
@@ -118,7 +158,8 @@ def _firing(rows: int, thresholds: np.ndarray, loadings: np.ndarray, correlation
 def make_superposition(n_samples: int = 50_000, n_features: int = 64, n_latents: int = 512, *,
                        mean_active: float = 8.0, zipf_exponent: float = 0.5, correlation: float = 0.3,
                        correlation_rank: int = 8, hierarchy_fraction: float = 0.2,
-                       magnitude_mean: float = 1.0, magnitude_std: float = 0.25, noise_std: float = 0.0,
+                       child_similarity: float = 0.0, magnitude_mean: float = 1.0, magnitude_std: float = 0.25,
+                       noise_std: float = 0.0,
                        random_state: int | np.random.Generator | None = 0,
                        sample_seed: int | None = None) -> SuperpositionData:
     """``n_samples`` activations in ``n_features`` dimensions made of ``n_latents`` sparse features.
@@ -133,6 +174,10 @@ def make_superposition(n_samples: int = 50_000, n_features: int = 64, n_latents:
     * Hierarchy: a share ``hierarchy_fraction`` of the features is given a parent among the more
       frequent features; a child fires only when its parent fires, with q_child = p_child / p_parent, so
       its marginal stays p_child when firing is independent (``correlation`` 0; close to it otherwise).
+    * ``child_similarity`` s ∈ [0, 1): each child's direction is ``s·d_parent + √(1 − s²)·u`` (u a
+      random unit vector orthogonal to d_parent), cosine exactly s with its parent: the set-up of
+      feature absorption. 0 (the default) leaves the children's independent random directions, so
+      earlier draws stay exactly the same.
     * Magnitudes: log-normal with mean ``magnitude_mean`` and standard deviation ``magnitude_std``
       (0: every active feature has magnitude ``magnitude_mean``).
     * ``noise_std``: isotropic Gaussian noise added to X.
@@ -144,18 +189,13 @@ def make_superposition(n_samples: int = 50_000, n_features: int = 64, n_latents:
     """
     _check_options(n_samples, n_features, n_latents, mean_active, zipf_exponent, correlation,
                    correlation_rank, hierarchy_fraction, magnitude_mean, magnitude_std, noise_std,
-                   random_state)
+                   random_state, child_similarity)
     if sample_seed is not None:
         check_number(sample_seed, "sample_seed", low=0, integer=True)
     rng = np.random.default_rng(random_state)
-    dictionary = rng.standard_normal((n_latents, n_features))
-    dictionary /= np.linalg.norm(dictionary, axis=1, keepdims=True)
+    dictionary, parents = _features(n_latents, n_features, hierarchy_fraction, child_similarity, rng)
     probabilities = zipf_firing_probabilities(n_latents, mean_active, zipf_exponent)
-    parents = _hierarchy(n_latents, hierarchy_fraction, rng)
-    conditional = probabilities.copy()
-    children = parents >= 0
-    conditional[children] = np.minimum(1.0, probabilities[children] / probabilities[parents[children]])
-    thresholds = ndtri(conditional)  # Φ⁻¹(1) = +inf: always fires (given its parent)
+    thresholds = _thresholds(probabilities, parents)
     loadings = rng.standard_normal((n_latents, correlation_rank))
     loadings *= np.sqrt(correlation) / np.linalg.norm(loadings, axis=1, keepdims=True)
     sigma2 = np.log1p((magnitude_std / magnitude_mean) ** 2)

@@ -138,21 +138,30 @@ def random_filter_baseline(n_filters: int, image_shape: tuple[int, int], *, rand
 
 
 def topographic_map(W, image_shape: tuple[int, int], height: int, width: int, *, selective: float = 0.3,
-                    n_permutations: int = 100) -> dict[str, float]:
-    """The topographic-map figures of filters ``W`` (height·width, h·w) laid out on a toroidal
+                    n_permutations: int = 100, toroidal: bool = True) -> dict[str, float]:
+    """The topographic-map figures of filters ``W`` (height·width, h·w) laid out on a
     ``height``×``width`` grid (unit i at row i // width), as ``benchmarks/bench_topographic.py``
     prints them: ``ratio`` (neighbour / permuted orientation difference, :func:`topographic_smoothness`),
     ``ratio_selective`` over the units of orientation selectivity ≥ ``selective`` (``selective_units``
-    of them), ``mean_selectivity``, ``pinwheels`` (:func:`orientation_singularities`) and
-    ``pinwheels_permuted`` (their mean count over ``n_permutations`` random layouts)."""
+    of them; NaN when no two neighbours are selective), ``mean_selectivity``, ``pinwheels``
+    (:func:`orientation_singularities`) and ``pinwheels_permuted`` (their mean count over
+    ``n_permutations`` random layouts). ``toroidal=False``: a sheet whose edges do not wrap
+    (neighbours and pinwheel plaquettes across an edge are left out)."""
     theta = preferred_orientation(W, image_shape)
     selectivity = orientation_selectivity(W, image_shape)
     chosen = selectivity >= selective
-    every = topographic_smoothness(theta, height, width, n_permutations=n_permutations)
-    masked = topographic_smoothness(theta, height, width, mask=chosen, n_permutations=n_permutations)
-    permuted = [np.count_nonzero(orientation_singularities(np.random.default_rng(k).permutation(theta), height, width))
-                for k in range(n_permutations)]
-    return {"ratio": every["ratio"], "ratio_selective": masked["ratio"], "selective_units": int(chosen.sum()),
-            "mean_selectivity": float(selectivity.mean()),
-            "pinwheels": int(np.count_nonzero(orientation_singularities(theta, height, width))),
+    every = topographic_smoothness(theta, height, width, toroidal=toroidal, n_permutations=n_permutations)
+    try:
+        masked = topographic_smoothness(theta, height, width, toroidal=toroidal, mask=chosen,
+                                         n_permutations=n_permutations)["ratio"]
+    except DataError:  # no two neighbouring units are selective (e.g. barely trained filters)
+        masked = float("nan")
+
+    def pinwheels(orientations) -> int:
+        found = orientation_singularities(orientations, height, width)
+        return int(np.count_nonzero(found if toroidal else found[:-1, :-1]))
+
+    permuted = [pinwheels(np.random.default_rng(k).permutation(theta)) for k in range(n_permutations)]
+    return {"ratio": every["ratio"], "ratio_selective": masked, "selective_units": int(chosen.sum()),
+            "mean_selectivity": float(selectivity.mean()), "pinwheels": pinwheels(theta),
             "pinwheels_permuted": float(np.mean(permuted))}

@@ -5,6 +5,8 @@ ones of synthetic data (:func:`sparseae.data.synthetic.make_superposition`).
   direction, and the same from the learned side.
 * :func:`code_correlations` and :func:`match_latents`: Pearson correlations between learned and true
   codes, and the one-to-one matching (Hungarian algorithm) that maximizes their sum.
+* :func:`absorption_rate`: how often the latent matched to a parent feature stays silent while a
+  child's latent fires (feature absorption).
 * :func:`recovery_scores`: those, the mean correlation of matched pairs (MCC), the F1 of firing of
   matched pairs, FVU and L0 in one dictionary.
 
@@ -22,7 +24,8 @@ from ..errors import DataError
 from ..validation import check_number
 from .metrics import fraction_of_variance_unexplained
 
-__all__ = ["code_correlations", "firing_f1", "match_latents", "max_cosine_similarity", "recovery_scores"]
+__all__ = ["absorption_rate", "code_correlations", "firing_f1", "match_latents", "max_cosine_similarity",
+           "recovery_scores"]
 
 _ROWS = 8192  # samples per float64 chunk
 
@@ -112,8 +115,45 @@ def firing_f1(Z: Any, Z_true: Any, learned: np.ndarray, true: np.ndarray, *, thr
     return float(scores[active].mean())
 
 
+def absorption_rate(Z: Any, Z_true: Any, parents: Any, learned: np.ndarray, true: np.ndarray, *,
+                    threshold: float = 0.0) -> tuple[float, float]:
+    """Feature absorption: for each true parent feature p with children, over the samples where p and
+    at least one of its direct children fire (``Z_true`` (n_samples, n) > 0), the fraction where p's
+    matched latent is silent (≤ ``threshold`` in ``Z`` (n_samples, m)) while a matched child's latent
+    is active. ``parents`` (n,) int: each feature's parent, −1 for a root; (``learned``, ``true``):
+    the matching of :func:`match_latents`.
+
+    Returns (absorption, parent miss): the mean of that fraction over the parents that are matched and
+    have such samples, and as a control the mean over parents of the fraction of p's firings *without*
+    any child where its latent is silent (a parent latent that is merely weak misses in both; one that
+    is absorbed misses only with a child). NaN where no parent qualifies (no hierarchy, never fires)."""
+    Z, Z_true = _matrix(Z, "codes"), _matrix(Z_true, "true codes")
+    check_number(threshold, "threshold", low=0.0)
+    parents = np.asarray(parents)
+    if parents.shape != (Z_true.shape[1],) or parents.dtype.kind not in "iu":
+        raise DataError(f"parents must be {Z_true.shape[1]} integers (one per true feature), got shape "
+                        f"{parents.shape} of dtype {parents.dtype}")
+    if ((parents < -1) | (parents >= Z_true.shape[1])).any():
+        raise DataError(f"parents must be -1 or a feature index below {Z_true.shape[1]}")
+    latent_of = dict(zip(np.asarray(true).tolist(), np.asarray(learned).tolist(), strict=True))
+    rates, misses = [], []
+    for parent in np.unique(parents[parents >= 0]):
+        children = np.nonzero(parents == parent)[0]
+        matched = [latent_of[c] for c in children.tolist() if c in latent_of]
+        if parent not in latent_of or not matched:
+            continue
+        child_fires = (Z_true[:, children] > 0).any(axis=1)
+        both, alone = (Z_true[:, parent] > 0) & child_fires, (Z_true[:, parent] > 0) & ~child_fires
+        silent = Z[:, latent_of[parent]] <= threshold
+        if both.any():
+            rates.append((both & silent & (Z[:, matched] > threshold).any(axis=1)).sum() / both.sum())
+        if alone.any():
+            misses.append((alone & silent).sum() / alone.sum())
+    return tuple(float(np.mean(values)) if values else float("nan") for values in (rates, misses))
+
+
 def recovery_scores(X: Any, X_hat: Any, Z: Any, decoder: Any, dictionary: Any, codes: Any, *,
-                    threshold: float = 0.0) -> dict[str, float]:
+                    threshold: float = 0.0, parents: Any = None) -> dict[str, float]:
     """Scores of a learned model against the truth, on the same samples.
 
     ``X``, ``X_hat`` (n_samples, d): inputs and reconstructions; ``Z`` (n_samples, m): learned codes;
@@ -122,7 +162,9 @@ def recovery_scores(X: Any, X_hat: Any, Z: Any, decoder: Any, dictionary: Any, c
     ``l0`` (mean active latents per sample), ``fvu``, ``mmcs`` (mean over true features of the best
     cosine with a learned direction), ``mmcs_learned`` (the same from the learned side), ``mcc`` (Σ of
     the matched code correlations / n: unmatched true features count 0), ``f1`` (:func:`firing_f1`) and
-    ``dead`` (share of latents never active).
+    ``dead`` (share of latents never active); with ``parents`` (n,) (each feature's parent, −1 for a
+    root), also ``absorption`` and its control ``parent_miss`` (:func:`absorption_rate` on the same
+    matching).
     """
     Z = _matrix(Z, "codes")
     check_number(threshold, "threshold", low=0.0)
@@ -136,8 +178,11 @@ def recovery_scores(X: Any, X_hat: Any, Z: Any, decoder: Any, dictionary: Any, c
     correlations = code_correlations(Z, codes)
     learned, true = match_latents(correlations)
     active = Z > threshold
+    extra = {} if parents is None else dict(zip(
+        ("absorption", "parent_miss"), absorption_rate(Z, codes, parents, learned, true, threshold=threshold),
+        strict=True))
     return {"l0": float(active.sum() / Z.shape[0]), "fvu": float(fraction_of_variance_unexplained(X, X_hat)),
             "mmcs": mmcs, "mmcs_learned": mmcs_learned,
             "mcc": float(correlations[learned, true].sum() / correlations.shape[1]),
             "f1": firing_f1(Z, codes, learned, true, threshold=threshold),
-            "dead": float(1.0 - active.any(axis=0).mean())}
+            "dead": float(1.0 - active.any(axis=0).mean()), **extra}

@@ -5,7 +5,8 @@ URI, the style sheet is inline, and there is no script and no external font. It 
 status and facts, the final metrics (``summary.json``), the pictures of
 :func:`sparseae.runs.plots.write_plots` — loss and sparsity curves, the filters (in the
 model's topographic grid or tree when it has grid or tree groups), reconstructions beside their
-inputs, unit activity with dead units marked, the confusion matrix of a classifier head, the
+inputs, unit activity with dead units marked, an SAE's recorded firing rates (log10 histogram, dead,
+rare and dense latents counted), the confusion matrix of a classifier head, the
 precision-recall curve of Hamming ranking for a hashing model — and the config (``config.yaml``).
 
 A run still training, or one without a model or whose data cannot be loaded, gives a page with

@@ -142,8 +142,26 @@ def _figure_sections(contents: Sequence[RunContent]) -> list[tuple[str, str, str
             body = '<div class="pair">' + "".join(
                 f'<div class="side"><div class="side-name">{_e(content.name)}</div>'
                 f"{_figure(content, stem, title)}</div>" for content in contents) + "</div>"
+        if stem == "firing":
+            body += _firing_table(contents)
         sections.append((stem, title, f'<p class="caption">{_e(caption)}</p>{body}'))
     return sections
+
+
+def _firing_table(contents: Sequence[RunContent]) -> str:
+    """The counts of the recorded firing rates (:attr:`RunContent.firing`), one column per run."""
+    from ..runs.metrics import DENSE_FIRING_RATE, RARE_FIRING_RATE
+
+    if not any(content.firing for content in contents):
+        return ""
+    labels = (("n_latents", "latents"), ("dead", "dead (never fire)"),
+              ("rare", f"rare (fire on under {100 * RARE_FIRING_RATE:g}% of rows)"),
+              ("dense", f"dense (fire on over {100 * DENSE_FIRING_RATE:g}% of rows)"),
+              ("median_rate", "median firing rate"), ("mean_rate", "mean firing rate"))
+    rows = [(label, *((content.firing or {}).get(key) for content in contents)) for key, label in labels]
+    names = [content.name for content in contents] if len(contents) > 1 else ["value"]
+    header = ("firing statistic", *names)
+    return _table(header, rows, "metrics firing" + (" compare" if len(contents) > 1 else ""))
 
 
 def _config_section(contents: Sequence[RunContent]) -> str:
@@ -202,9 +220,11 @@ table.compare { width:100%; }
 figure { margin:0; }
 figure img { display:block; max-width:100%; height:auto; border:1px solid var(--line); border-radius:4px;
   background:#fff; }
-.fig-curves img, .fig-activity img, .fig-precision_recall img, .fig-confusion img { max-width:min(100%, 560px); }
+.fig-curves img, .fig-activity img, .fig-firing img, .fig-precision_recall img, .fig-confusion img {
+  max-width:min(100%, 560px); }
 .fig-filters img, .fig-reconstructions img { image-rendering:pixelated; }
 .fig-reconstructions img { max-width:min(100%, 720px); }
+table.firing { margin-top:12px; }
 figcaption.stale { color:#9a6700; font-size:12px; margin-top:4px; }
 .pair { display:grid; grid-template-columns:repeat(2, minmax(0, 1fr)); gap:20px; }
 .side-name { font-weight:600; font-size:13px; color:var(--accent); margin-bottom:6px; overflow-wrap:anywhere; }

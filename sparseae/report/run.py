@@ -16,7 +16,8 @@ from ..errors import CheckpointError, DataError, SparseAEError
 from ..io import load_model
 from ..runs.data import evaluation_device, load_datasets
 from ..runs.folder import CONFIG_NAME, PLOT_NAMES, SUMMARY_NAME, is_run_dir, locate_model, read_history
-from ..runs.plots import write_curves, write_plots
+from ..runs.metrics import firing_counts
+from ..runs.plots import write_curves, write_firing_histogram, write_plots
 
 #: The pictures, in page order: (PNG file stem, section title, caption).
 FIGURES = (
@@ -34,8 +35,9 @@ FIGURES = (
      "by the rule in the title: never nonzero, or a span of at most 1% of the code range (sigmoid: "
      "0.01), of the widest unit's for unbounded codes."),
     ("firing", "Firing frequencies",
-     "SAEBench's core statistic for an SAE on harvested activations: the histogram of each latent's log10 "
-     "firing rate (fraction of evaluation tokens where it is nonzero); latents that never fire in red."),
+     "SAEBench's core statistic for an SAE: the histogram of each latent's log10 firing rate (the fraction of "
+     "evaluation rows, or tokens, where it is nonzero), as summary.json recorded it when training ended; "
+     "latents that never fire in red. The table counts the dead, rare and dense latents."),
     ("reconstructions", "Reconstructions",
      "The first evaluation inputs (top row) and the model's reconstructions (bottom row), on one grey scale."),
     ("confusion", "Confusion matrix",
@@ -79,6 +81,8 @@ class RunContent:
     code_units: int | None = None
     #: a text run's feature dashboards (:mod:`sparseae.report.features`), relative to the page
     features_page: str | None = None
+    #: :func:`~sparseae.runs.metrics.firing_counts` of the firing rates summary.json recorded
+    firing: dict[str, Any] | None = None
 
     @property
     def name(self) -> str:
@@ -138,8 +142,22 @@ def _draw_pictures(content: RunContent, folder: Path, device: torch.device) -> b
         write_curves(content.history, folder)
         return False
     write_plots(model, content.history, eval_set, folder, random_state=int(config.train.get("random_state") or 0),
-                firing="provenance" in (content.summary or {}))
+                firing=content.firing is None and "provenance" in (content.summary or {}))
     return True
+
+
+def _recorded_firing(content: RunContent) -> list[float] | None:
+    """The per-latent firing rates summary.json recorded, with their counts set on ``content``;
+    None (with a note when they are unusable) when there are none."""
+    rates = (content.summary or {}).get("firing_rates")
+    if rates is None:
+        return None
+    try:
+        content.firing = firing_counts(rates)
+    except SparseAEError as exc:
+        content.notes.append(f"The firing rates in {SUMMARY_NAME} are not drawn: {exc}")
+        return None
+    return rates
 
 
 def collect_run(run_dir: str | os.PathLike, *, device: str | None = None) -> RunContent:
@@ -176,12 +194,15 @@ def collect_run(run_dir: str | os.PathLike, *, device: str | None = None) -> Run
     except CheckpointError as exc:
         content.notes.append(str(exc))
     content.status = _status(content.summary, content.history)
+    rates = _recorded_firing(content)
     with tempfile.TemporaryDirectory(prefix="sparseae-report-") as scratch:
         try:
             complete = _draw_pictures(content, Path(scratch), where)
         except SparseAEError as exc:  # e.g. a history without a single finite number
             content.notes.append(f"The pictures could not be drawn: {exc}")
             complete = False
+        if rates is not None:  # needs no model: drawn even when the others could not be
+            write_firing_histogram(rates, Path(scratch))
         for path in sorted(Path(scratch).glob("*.png")):
             content.figures[path.stem] = path.read_bytes()
     if not complete:  # instead of the pictures not drawn now: the ones training wrote, if any

@@ -230,6 +230,46 @@ def _topographic_map(run: FinishedRun, *, selective: float = 0.3, n_permutations
     return {f"topographic_{key}": value for key, value in result.items()}
 
 
+@register_evaluation("local_topographic_map", metrics=(
+    "local_ratio", "local_ratio_selective", "local_selective_units", "local_pinwheels",
+    "local_pinwheels_permuted", "local_ratio_whole", "local_mean_selectivity", "local_energy_concentration"))
+def _local_topographic_map(run: FinishedRun, *, margin: int = 2, selective: float = 0.3,
+                           n_permutations: int = 100) -> dict[str, float]:
+    """Gregor & LeCun 2010: a locally connected sparse autoencoder (``local_sae``) with group sparsity
+    over its sheet of units grows an orientation map over the image. Its units' own k×k decoder atoms
+    in sheet order, on the non-wrapping sheet: ``local_*`` figures of the interior ``margin`` rows and
+    columns in from each edge (edge units lie in fewer windows), ``local_ratio_whole`` of the whole
+    sheet (:func:`~sparseae.evaluate.filters.topographic_map`), and the atoms' mean energy
+    concentration (:func:`~sparseae.evaluate.filters.energy_concentration`; localized filters: high)."""
+    from ..evaluate.filters import energy_concentration, topographic_map
+    from ..models.local import LocalAutoencoder
+
+    model = run.model
+    if not isinstance(model, LocalAutoencoder):
+        raise ConfigError("evaluation 'local_topographic_map' needs a local_sae model")
+    check_number(margin, "evaluate.margin", low=0, integer=True)
+    check_number(n_permutations, "evaluate.n_permutations", low=1, integer=True)
+    kernel = int(model.spec["params"]["kernel_size"])
+    atoms = model.sheet_atoms().double().cpu().numpy()
+    if atoms.shape[1] != kernel * kernel:
+        raise ConfigError(f"evaluation 'local_topographic_map' needs one-channel images; the atoms have "
+                          f"{atoms.shape[1]} weights for {kernel}×{kernel} filters")
+    height, width = model.sheet_shape
+    if min(height, width) - 2 * margin < 2:
+        raise ConfigError(f"evaluate.margin {margin} leaves less than 2×2 of the {height}×{width} sheet")
+    inner = atoms.reshape(height, width, -1)[margin:height - margin, margin:width - margin]
+    inner_shape = (height - 2 * margin, width - 2 * margin)
+    figures = topographic_map(inner.reshape(-1, atoms.shape[1]), (kernel, kernel), *inner_shape,
+                              selective=selective, n_permutations=n_permutations, toroidal=False)
+    whole = topographic_map(atoms, (kernel, kernel), height, width, selective=selective,
+                            n_permutations=n_permutations, toroidal=False)
+    return {"local_ratio": figures["ratio"], "local_ratio_selective": figures["ratio_selective"],
+            "local_selective_units": figures["selective_units"], "local_pinwheels": figures["pinwheels"],
+            "local_pinwheels_permuted": figures["pinwheels_permuted"], "local_ratio_whole": whole["ratio"],
+            "local_mean_selectivity": whole["mean_selectivity"],
+            "local_energy_concentration": float(energy_concentration(atoms, (kernel, kernel)).mean())}
+
+
 # -------------------------------------------------------------------------------- tree pruning
 
 @register_evaluation("tree_pruning", metrics=("pruning_units_before", "pruning_units_after",
@@ -302,3 +342,128 @@ def _dae_score_field(run: FinishedRun, *, n_test: int = 2000, draw: bool = True)
     return {"score_cosine": figures["cosine"], "score_cosine_untrained": figures["untrained"],
             "score_cosine_optimal": figures["optimal"], "score_cosine_smoothed": figures["smoothed"],
             "score_sigma2_fit": figures["sigma2_fit"], "score_test_points": figures["test_points"]}
+
+
+# ------------------------------------------------------------------------------ LISTA depth curve
+
+@register_evaluation("lista_depth", metrics=("lista_error_deepest", "fista_equivalent_deepest", "lista_depth_deepest",
+                                             "lista_error_shallowest", "lista_error_falls"))
+def _lista_depth(run: FinishedRun, *, depths: list = (1, 2, 3, 5, 7, 10), data: Mapping[str, Any] | None = None,
+                 skip: int = 0, n_train: int = 48000, n_val: int = 1000, n_test: int = 1000, epochs: int = 18,
+                 patience: int = 4, batch_size: int = 100, lr: float = 0.1, clip: float = 1.0, max_iter: int = 500,
+                 seed: int = 0, warm_start: bool = True) -> dict[str, float]:
+    """Gregor & LeCun 2010: LISTA on the run's ``sparse_coding`` dictionary D and λ, trained at each
+    T of ``depths`` (each warm-started from the trained T − 1 when ``warm_start``) on the exact Lasso
+    codes z* (LARS) of ``n_train`` rows, ``n_val`` for early stopping, by SGD at ``lr``/T
+    (:func:`~sparseae.evaluate.lista.lista_depth_chain`). Rows: the run's training set with ``data``
+    changes of its data section (e.g. ``{n_samples: null}``: all of it), less its first ``skip`` rows
+    (the dictionary's own), shuffled by ``seed``; test rows: ``n_test`` of the evaluation set
+    (``data.test``), else the next shuffled rows. Per T: ``lista_error_T<T>`` (mean‖z − z*‖² /
+    mean‖z*‖² on the test rows) and ``fista_equivalent_T<T>`` (the FISTA iterations from zero that
+    reach it; ``max_iter`` + 1 when ``max_iter`` do not); the deepest and shallowest T's, and
+    ``lista_error_falls`` (1.0 when the error falls strictly with T)."""
+    from ..coding import fista
+    from ..evaluate.lista import LISTATraining, exact_codes, iterations_to_match, lista_depth_chain, solver_curve
+    from ..models import lista_from_dictionary
+
+    if run.config.model_name != "sparse_coding" or run.model.spec["params"].get("nonnegative", False):
+        raise ConfigError("evaluation 'lista_depth' needs a sparse_coding model with signed codes (its dictionary "
+                          "and λ)")
+    if not isinstance(depths, (list, tuple)) or not depths:
+        raise ConfigError(f"evaluate.depths must be a non-empty list of LISTA depths T, got {depths!r}")
+    for T in depths:
+        check_number(T, "evaluate.depths[]", low=1, integer=True)
+    for name, value in (("skip", skip), ("n_train", n_train), ("n_val", n_val), ("n_test", n_test),
+                        ("max_iter", max_iter)):
+        check_number(value, f"evaluate.{name}", low=0 if name == "skip" else 1, integer=True)
+    check_bool(warm_start, "evaluate.warm_start")
+    settings = LISTATraining(epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, clip=clip, seed=seed)
+    D = run.model.dictionary.detach().float().cpu()
+    lam = float(run.model.spec["params"].get("sparsity_weight", 0.1))
+    train, val, test = _lista_rows(run, data, skip, n_train, n_val, n_test, seed)
+    L = lista_from_dictionary(D, lam, 1).lipschitz
+    (X_train, Z_train), (X_val, Z_val), (X_test, Z_test) = ((X, exact_codes(X, D, lam)) for X in (train, val, test))
+    curve = solver_curve(fista, X_test, D, lam, L, Z_test, max_iter)
+    results, _ = lista_depth_chain(D, lam, depths, (X_train, Z_train), (X_val, Z_val), (X_test, Z_test),
+                                   settings=settings.validate(), warm_start=warm_start)
+    metrics: dict[str, float] = {}
+    for result in results:
+        reached = iterations_to_match(curve, result.trained)
+        metrics[f"lista_error_T{result.T}"] = result.trained
+        metrics[f"fista_equivalent_T{result.T}"] = float(reached if reached is not None else max_iter + 1)
+    errors = [result.trained for result in results]
+    deepest = results[-1].T
+    return {**metrics, "lista_error_deepest": errors[-1],
+            "fista_equivalent_deepest": metrics[f"fista_equivalent_T{deepest}"],
+            "lista_depth_deepest": float(deepest), "lista_error_shallowest": errors[0],
+            "lista_error_falls": float(bool(np.all(np.diff(errors) < 0)))}
+
+
+def _lista_rows(run: FinishedRun, data: Mapping[str, Any] | None, skip: int, n_train: int, n_val: int, n_test: int,
+                seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The LISTA training, validation and test inputs (n, n_features), float32 (see :func:`_lista_depth`)."""
+    if data is not None and not isinstance(data, Mapping):
+        raise ConfigError(f"evaluate.data must be a mapping of data-section changes, got {data!r}")
+    config = run.config.override({f"data.{key}": value for key, value in (data or {}).items()})
+    train_set, eval_set = load_datasets(config)
+    rng = np.random.default_rng(seed)
+    pool = np.asarray(train_set.X, dtype=np.float32)[skip:]
+    pool = pool[rng.permutation(len(pool))]
+    held_out = config.test_data_spec() is not None
+    needed = n_train + n_val + (0 if held_out else n_test)
+    if len(pool) < needed:
+        raise DataError(f"evaluation 'lista_depth' needs {needed} training rows after skipping {skip}, the data "
+                        f"has {len(pool)}")
+    if held_out:
+        test = np.asarray(eval_set.X, dtype=np.float32)
+        if len(test) < n_test:
+            raise DataError(f"evaluation 'lista_depth' needs {n_test} test rows, the evaluation set has {len(test)}")
+        test = test[rng.permutation(len(test))[:n_test]]
+    else:
+        test = pool[n_train + n_val:needed]
+    return tuple(torch.from_numpy(np.ascontiguousarray(part))
+                 for part in (pool[:n_train], pool[n_train:n_train + n_val], test))
+
+
+# ------------------------------------------------------------------------------ semantic hashing
+
+@register_evaluation("hashing_vs_itq", metrics=("hashing_map", "hashing_precision_r2", "hashing_hit_r2", "itq_map",
+                                                "itq_precision_r2", "itq_hit_r2", "hashing_map_gain",
+                                                "hashing_queries"))
+def _hashing_vs_itq(run: FinishedRun, *, n_per_class: int = 100, seed: int = 0, itq_iter: int = 50
+                    ) -> dict[str, float]:
+    """Semantic hashing (Salakhutdinov & Hinton 2009) on the run's labelled training set: ``n_per_class``
+    random queries per class (:func:`~sparseae.retrieval.mnist_retrieval_split`, ``seed``; MNIST all:
+    1,000 against the other 69,000), relevance = same label (labels only score). The run's bits
+    (codes thresholded at 0.5) and ITQ's (``itq_iter`` iterations, fitted on the database) with
+    as many bits: mAP of exhaustive Hamming ranking, precision within Hamming radius 2 (a query
+    retrieving nothing counts 0) and the fraction of queries retrieving anything there
+    (:mod:`sparseae.retrieval.metrics`); ``hashing_map_gain``: the run's mAP less ITQ's."""
+    from ..retrieval import (
+        ITQ,
+        binarize,
+        hamming_distances,
+        mean_average_precision,
+        mnist_retrieval_split,
+        pack_bits,
+        precision_within_radius,
+    )
+    from .metrics import encode_decode
+
+    dataset, _ = load_datasets(run.config)
+    if dataset.y is None:
+        raise DataError(f"dataset {run.config.data_name!r} has no labels: retrieval is scored by the labels")
+    X, y = np.asarray(dataset.X), np.asarray(dataset.y)
+    queries, database = mnist_retrieval_split(y, n_per_class=n_per_class, random_state=seed)
+    codes, _ = encode_decode(run.model, X, decode=False)
+    itq = ITQ(run.model.n_components, n_iter=itq_iter, random_state=seed).fit(X[database])
+    bits = binarize(codes)
+    metrics: dict[str, float] = {"hashing_queries": float(len(queries))}
+    for name, (query_bits, database_bits) in (("hashing", (bits[queries], bits[database])),
+                                              ("itq", (itq.encode(X[queries]), itq.encode(X[database])))):
+        distances = hamming_distances(pack_bits(query_bits), pack_bits(database_bits))
+        within = precision_within_radius(y[queries], y[database], distances, radius=2)
+        metrics[f"{name}_map"] = float(mean_average_precision(y[queries], y[database], distances))
+        metrics[f"{name}_precision_r2"], metrics[f"{name}_hit_r2"] = float(within.precision), float(within.hit_fraction)
+    metrics["hashing_map_gain"] = metrics["hashing_map"] - metrics["itq_map"]
+    return metrics

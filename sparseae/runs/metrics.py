@@ -206,6 +206,38 @@ def latent_firing_rates(Z: np.ndarray) -> np.ndarray:
     return (np.asarray(Z) != 0).mean(axis=0, dtype=np.float64)
 
 
+#: A latent firing on fewer than this share of rows (but on some) is rare; on more than
+#: :data:`DENSE_FIRING_RATE` (SAEBench's 10%), dense.
+RARE_FIRING_RATE = 1e-4
+DENSE_FIRING_RATE = 0.1
+
+
+def firing_counts(rates: Any) -> dict[str, Any]:
+    """Counts of the per-latent firing rates ``rates`` (n_components,) in [0, 1]: ``n_latents``,
+    ``dead`` (never fire), ``rare`` (0 < rate < :data:`RARE_FIRING_RATE`), ``dense`` (rate >
+    :data:`DENSE_FIRING_RATE`), and the ``median_rate`` and ``mean_rate``. :class:`DataError` for
+    rates that are not finite numbers in [0, 1], or none."""
+    try:
+        values = np.asarray(rates, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError("firing rates must be numbers in [0, 1]") from None
+    if values.ndim != 1 or values.size == 0:
+        raise DataError(f"firing rates must be a non-empty list, one per latent; got shape {values.shape}")
+    if not np.all(np.isfinite(values)) or values.min() < 0 or values.max() > 1:
+        raise DataError("firing rates must be finite numbers in [0, 1]")
+    return {"n_latents": int(values.size), "dead": int((values == 0).sum()),
+            "rare": int(((values > 0) & (values < RARE_FIRING_RATE)).sum()),
+            "dense": int((values > DENSE_FIRING_RATE).sum()),
+            "median_rate": float(np.median(values)), "mean_rate": float(values.mean())}
+
+
+def describe_firing(counts: dict[str, Any]) -> str:
+    """One line of :func:`firing_counts`: dead, rare and dense latents of how many, median rate."""
+    return (f"firing: {counts['dead']} of {counts['n_latents']} latents dead (never fire), {counts['rare']} rare "
+            f"(fire on under {100 * RARE_FIRING_RATE:g}% of rows), {counts['dense']} dense (over "
+            f"{100 * DENSE_FIRING_RATE:g}%); median firing rate {counts['median_rate']:.4g}")
+
+
 def compute_metrics(model: Autoencoder, train_set: Dataset, eval_set: Dataset, *,
                     random_state: int = 0, progress: Callable[[int], Any] | None = None,
                     pretrained: Autoencoder | None = None, firing_rates: bool = False) -> dict[str, Any]:

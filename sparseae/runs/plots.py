@@ -113,13 +113,27 @@ def _write_reconstructions(model: Autoencoder, eval_set: Dataset, out_dir: Path)
 def _write_firing(model: Autoencoder, eval_set: Dataset, out_dir: Path) -> Path:
     """``firing.png``: the histogram of log10 per-latent firing rates (SAEBench's core statistic),
     on up to ``PROBE_MAX_SAMPLES`` evaluation rows; latents that never fire in red."""
-    from ..evaluate.spliced import RATE_FLOOR, core_stats
-    from ..viz import save_activity_histogram
+    from ..evaluate.spliced import core_stats
 
-    rates = np.asarray(core_stats(model, eval_set.X, max_rows=PROBE_MAX_SAMPLES)["firing_rates"])
-    return save_activity_histogram(np.log10(rates + RATE_FLOOR), out_dir / "firing.png",
-                                   dead_threshold=float(np.log10(RATE_FLOOR)),
-                                   xlabel="log10 firing rate (fraction of tokens with z ≠ 0)", rule="never fires")
+    return write_firing_histogram(core_stats(model, eval_set.X, max_rows=PROBE_MAX_SAMPLES)["firing_rates"], out_dir)
+
+
+def write_firing_histogram(rates: Any, out_dir: Path) -> Path:
+    """``firing.png``: the histogram of the log10 of the per-latent firing rates ``rates``
+    (n_components,) in [0, 1] (:func:`~sparseae.runs.metrics.firing_counts` checks them); the latents
+    that never fire are a red bar just left of the rarest live one, counted in the title."""
+    from ..viz import save_activity_histogram
+    from .metrics import firing_counts
+
+    firing_counts(rates)  # DataError unless one finite rate in [0, 1] per latent
+    rates = np.asarray(rates, dtype=np.float64)
+    live = rates > 0
+    floor = float(np.log10(rates[live].min())) - 0.5 if live.any() else -1.0  # where the dead bar goes
+    values = np.full(rates.shape, floor)
+    values[live] = np.log10(rates[live])
+    return save_activity_histogram(values, out_dir / "firing.png", dead_threshold=floor,
+                                   xlabel="log10 firing rate (fraction of evaluation rows with z ≠ 0)",
+                                   rule="never fires", dead_label=f"never fire ({int((~live).sum())})")
 
 
 def _write_activity(model: Autoencoder, eval_set: Dataset, out_dir: Path, random_state: int) -> Path:

@@ -56,6 +56,7 @@ class SyntheticBenchConfig:
     zipf_exponent: float = 0.5
     correlation: float = 0.3
     hierarchy_fraction: float = 0.2
+    child_similarity: float = 0.0
     noise_std: float = 0.0
     l0: float | None = None
     width: int | None = None
@@ -86,6 +87,7 @@ class SyntheticBenchConfig:
         check_number(self.learning_rate, "learning_rate", low=0.0, low_inclusive=False)
         check_number(self.group_weight, "group_weight", low=0.0, low_inclusive=False)
         check_number(self.controller_gain, "controller_gain", low=0.0, low_inclusive=False)
+        check_number(self.child_similarity, "child_similarity", low=0.0, high=1.0, high_inclusive=False)
         if self.width is not None:
             check_number(self.width, "width", low=2, integer=True)
         if self.l0 is not None:
@@ -264,7 +266,8 @@ def run_synthetic_benchmark(config: SyntheticBenchConfig | None = None, *,
 
     Returns ``{"config": ..., "data": {...}, "rows": [...]}``: one row per family with ``family``,
     ``model``, ``settings`` (the options, tuned weights and α), ``seconds`` (training and tuning) and
-    the scores of :func:`~sparseae.evaluate.recovery.recovery_scores` on the held-out rows.
+    the scores of :func:`~sparseae.evaluate.recovery.recovery_scores` on the held-out rows (with
+    ``absorption``: the true hierarchy is passed).
     ``progress(family)`` is called before each family, ``on_row(row)`` after it.
     """
     config = (config or SyntheticBenchConfig()).validate()
@@ -272,7 +275,8 @@ def run_synthetic_benchmark(config: SyntheticBenchConfig | None = None, *,
     data = make_superposition(config.n_train + config.n_eval, config.n_features, config.n_latents,
                               mean_active=config.mean_active, zipf_exponent=config.zipf_exponent,
                               correlation=config.correlation, hierarchy_fraction=config.hierarchy_fraction,
-                              noise_std=config.noise_std, random_state=config.seed)
+                              child_similarity=config.child_similarity, noise_std=config.noise_std,
+                              random_state=config.seed)
     X, X_eval = data.X[:config.n_train], data.X[config.n_train:]
     codes_eval = data.codes[config.n_train:]
     true_l0 = float(np.count_nonzero(data.codes[:config.n_train]) / config.n_train)
@@ -281,7 +285,8 @@ def run_synthetic_benchmark(config: SyntheticBenchConfig | None = None, *,
     coding: tuple | None = None
 
     def score(family: str, model: str, settings: dict, seconds: float, Z, X_hat, directions) -> None:
-        scores = recovery_scores(X_eval, X_hat, Z, directions, data.dictionary, codes_eval)
+        scores = recovery_scores(X_eval, X_hat, Z, directions, data.dictionary, codes_eval,
+                                 parents=data.parents)
         rows.append({"family": family, "model": model, **scores, "seconds": seconds, "settings": settings})
         if on_row is not None:
             on_row(rows[-1])

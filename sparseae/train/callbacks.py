@@ -9,6 +9,7 @@ for TopK encoders (:class:`KAnnealing`) and dead-latent resampling (:class:`Dead
 """
 from __future__ import annotations
 
+import abc
 import logging
 import math
 from collections.abc import Callable, Mapping
@@ -164,7 +165,7 @@ def warmup_decay_factor(step: int, warmup_steps: int, decay: str, total_steps: i
     return min_factor + (1.0 - min_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-class StepSchedule(Callback):
+class StepSchedule(Callback, abc.ABC):
     """A schedule that sets something before every optimizer step from the step number alone.
     :meth:`bind` is called once before training (``step``: the steps already done), :meth:`apply`
     before each step s, :meth:`end` after training (also after an error)."""
@@ -174,8 +175,9 @@ class StepSchedule(Callback):
     def bind(self, model: nn.Module, optimizer: torch.optim.Optimizer, step: int, total_steps: int) -> None:
         self.model, self.optimizer, self.step = model, optimizer, step
 
-    def apply(self, step: int) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abc.abstractmethod
+    def apply(self, step: int) -> None:
+        """Set what this schedule sets for optimizer step ``step`` (1-based)."""
 
     def end(self) -> None:
         """Undo what must not outlive training (by default nothing)."""

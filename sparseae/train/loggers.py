@@ -18,6 +18,7 @@ called on its own opens ``config.loggers`` in its ``run_dir`` for that call.
 """
 from __future__ import annotations
 
+import abc
 import contextlib
 import contextvars
 import importlib.util
@@ -88,7 +89,7 @@ def numbers(values: Mapping[str, Any]) -> dict[str, float]:
             if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)}
 
 
-class Logger(Callback):
+class Logger(Callback, abc.ABC):
     """A tracking backend as a trainer callback. Subclasses write :meth:`log_params`,
     :meth:`log_metrics` and :meth:`close`; :meth:`on_epoch_end` logs the record's numbers (all but
     ``epoch``) at step ``epoch``, and :meth:`log_summary` the summary's numbers under ``summary/``."""
@@ -98,11 +99,13 @@ class Logger(Callback):
     failed = False  # set when the run stopped with an error or an interrupt: closed as such
     tracking_id: str | None = None  # the backend's run id (kept in tracking.json for a resume)
 
+    @abc.abstractmethod
     def log_params(self, params: Mapping[str, Any]) -> None:
-        raise NotImplementedError
+        """Record the run's parameters (its config, nested by section; :func:`flatten` joins the keys)."""
 
+    @abc.abstractmethod
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
-        raise NotImplementedError
+        """Record ``metrics`` (name → number) at ``step``."""
 
     def close(self) -> None:
         """Flush and release the backend (idempotent)."""

@@ -234,13 +234,15 @@ def save_reconstructions(X: Any, X_hat: Any, path: str | os.PathLike, image_shap
 
 def save_activity_histogram(activation_frequency: Any, path: str | os.PathLike, *,
                             dead_threshold: float = 0.0, bins: int = 50,
-                            xlabel: str = "activation frequency", rule: str | None = None) -> Path:
+                            xlabel: str = "activation frequency", rule: str | None = None,
+                            dead_label: str | None = None) -> Path:
     """Histogram of per-unit activity ``(n_units,)``, with dead units counted and marked.
 
     A unit is dead when its value is ``<= dead_threshold`` (with the default 0: never active).
     Live units are binned over ``[dead_threshold, max]`` in ``bins`` bins; the dead units are a
     separate red bar just left of the lowest bin, and the title gives their number. ``rule``:
-    the dead-unit rule in words, shown in the title (e.g. ``"never nonzero"``).
+    the dead-unit rule in words, shown in the title (e.g. ``"never nonzero"``). ``dead_label``: the
+    dead bar's legend entry (default: the threshold), e.g. when the bar only stands beside the scale.
     """
     check_number(dead_threshold, "dead_threshold")
     check_number(bins, "bins", low=1, integer=True)
@@ -262,7 +264,7 @@ def save_activity_histogram(activation_frequency: Any, path: str | os.PathLike, 
     axes = figure.add_subplot()
     axes.hist(alive, bins=edges, color="tab:blue", label=f"live units ({alive.size})")
     axes.bar([low - width], [n_dead], width=width, color="tab:red", align="center",
-             label=f"dead units (<= {dead_threshold:.3g})")
+             label=dead_label or f"dead units (<= {dead_threshold:.3g})")
     if rule is not None:
         axes.axvline(low, color="tab:red", linestyle="--", linewidth=0.8)
     axes.set_xlabel(xlabel)

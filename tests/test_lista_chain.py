@@ -1,0 +1,115 @@
+"""LISTA's depth chain as library code (sparseae.evaluate.lista, issue 23): the solver curve, the exact
+targets, the warm-started chain, and the ``lista_depth`` recipe evaluation on a small run."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sparseae.cli import main  # noqa: F401  (imports the package in an order free of its import cycle)
+from sparseae.coding import fista, ista
+from sparseae.config import RunConfig
+from sparseae.errors import ConfigError, DataError
+from sparseae.evaluate.lista import (
+    LISTATraining,
+    exact_codes,
+    iterations_to_match,
+    lista_depth_chain,
+    relative_error,
+    solver_curve,
+)
+from sparseae.models import create_model, lista_from_dictionary
+from sparseae.runs.evaluations import EVALUATIONS, FinishedRun
+
+
+def problem(n: int = 300, seed: int = 0, dtype=torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
+    """A unit-norm dictionary (12, 24) and n samples (n, 12) with 3-sparse codes plus noise."""
+    g = torch.Generator().manual_seed(seed)
+    D = torch.randn(12, 24, generator=g, dtype=torch.float64)
+    D /= D.norm(dim=0)
+    Z = torch.zeros(n, 24, dtype=torch.float64)
+    rows = torch.arange(n).repeat_interleave(3)
+    Z[rows, torch.randint(0, 24, (3 * n,), generator=g)] = torch.randn(3 * n, generator=g, dtype=torch.float64)
+    X = Z @ D.t() + 0.01 * torch.randn(n, 12, generator=g, dtype=torch.float64)
+    return D.to(dtype), X.to(dtype)
+
+
+@pytest.mark.parametrize("solver", [ista, fista])
+def test_the_solver_curve_is_the_error_of_each_iterate(solver):
+    D, X = problem(40)
+    L = lista_from_dictionary(D, 0.1, 1).lipschitz
+    Z = exact_codes(X, D, 0.1)
+    curve = solver_curve(solver, X, D, 0.1, L, Z, 30)
+    assert curve.shape == (30,)
+    for k in (1, 7, 30):
+        codes = solver(X, D, 0.1, L=L, max_iter=k, stop="none").codes
+        assert curve[k - 1] == pytest.approx(relative_error(codes, Z), rel=1e-10)
+    assert curve[-1] < 0.5 * curve[0]
+    assert iterations_to_match(curve, curve[6]) <= 7
+
+
+def test_exact_targets_by_lars_and_by_long_fista_agree():
+    D, X = problem(30)
+    L = lista_from_dictionary(D, 0.1, 1).lipschitz
+    lars = exact_codes(X, D, 0.1)
+    assert lars.dtype == X.dtype and lars.shape == (30, 24)
+    long = exact_codes(X, D, 0.1, targets="fista", L=L, zstar_iter=3000)
+    assert relative_error(long, lars) < 1e-10
+    with pytest.raises(ConfigError, match="targets"):
+        exact_codes(X, D, 0.1, targets="omp")
+
+
+def test_the_chain_warm_starts_each_depth_and_the_error_falls():
+    D, X = problem(700, dtype=torch.float32)
+    Z = exact_codes(X, D, 0.1)
+    parts = [(X[a:b], Z[a:b]) for a, b in ((0, 500), (500, 600), (600, 700))]
+    seen = []
+    settings = LISTATraining(epochs=8, batch_size=50)
+    results, deepest = lista_depth_chain(D, 0.1, [3, 1, 2], *parts, settings=settings, report=seen.append)
+    assert [r.T for r in results] == [1, 2, 3] and seen == results and deepest.encoder.n_steps == 3
+    first = results[0]
+    assert first.initial == first.untrained  # T = 1 starts as ISTA (2 iterations)
+    ista2 = ista(parts[2][0], D, 0.1, L=lista_from_dictionary(D, 0.1, 1).lipschitz, max_iter=2, stop="none").codes
+    assert first.untrained == pytest.approx(relative_error(ista2, parts[2][1]), rel=1e-4)
+    for shallow, deep in zip(results, results[1:], strict=False):
+        assert deep.initial != deep.untrained  # started from the trained shallower net, not ISTA
+        assert deep.trained < shallow.trained
+    assert results[0].trained < 0.8 * results[0].untrained
+    with torch.no_grad():
+        assert relative_error(deepest.encode(parts[2][0]), parts[2][1]) == pytest.approx(results[-1].trained)
+    cold, _ = lista_depth_chain(D, 0.1, [1, 2], *parts, settings=LISTATraining(epochs=1), warm_start=False)
+    assert cold[1].initial == pytest.approx(cold[1].untrained)
+    with pytest.raises(ConfigError, match="depths"):
+        lista_depth_chain(D, 0.1, [0, 1], *parts)
+    with pytest.raises(ConfigError, match="optimizer"):
+        lista_depth_chain(D, 0.1, [1], *parts, settings=LISTATraining(optimizer="lbfgs"))
+
+
+def _digits_run(tmp_path, model_name="sparse_coding"):
+    config = RunConfig.from_dict({"model": {"name": model_name, "n_components": 20, "sparsity_weight": 0.1},
+                                  "data": {"name": "digits", "normalize": "l2"}}).validate()
+    torch.manual_seed(0)
+    model = create_model(model_name, 64, 20, sparsity_weight=0.1).eval()
+    return FinishedRun(tmp_path, model, config)
+
+
+def test_the_lista_depth_evaluation_reports_every_depth(tmp_path):
+    evaluation = EVALUATIONS["lista_depth"]
+    metrics = evaluation.function(_digits_run(tmp_path), depths=[1, 3], skip=100, n_train=400, n_val=100,
+                                  n_test=100, epochs=3, batch_size=50, max_iter=200)
+    assert set(evaluation.metrics) <= set(metrics)
+    assert {"lista_error_T1", "lista_error_T3", "fista_equivalent_T1", "fista_equivalent_T3"} <= set(metrics)
+    assert metrics["lista_error_deepest"] == metrics["lista_error_T3"] < metrics["lista_error_T1"]
+    assert metrics["lista_error_shallowest"] == metrics["lista_error_T1"] and metrics["lista_error_falls"] == 1.0
+    assert metrics["lista_depth_deepest"] == 3.0
+    assert 1 <= metrics["fista_equivalent_T1"] <= metrics["fista_equivalent_T3"] <= 201
+    assert all(isinstance(value, float) for value in metrics.values())
+
+
+def test_the_lista_depth_evaluation_names_bad_input(tmp_path):
+    function = EVALUATIONS["lista_depth"].function
+    with pytest.raises(DataError, match="needs 3100 training rows after skipping 0, the data has 1797"):
+        function(_digits_run(tmp_path), n_train=2000, n_val=100)
+    with pytest.raises(ConfigError, match="depths"):
+        function(_digits_run(tmp_path), depths=[])
+    with pytest.raises(ConfigError, match="sparse_coding"):
+        function(_digits_run(tmp_path, "autoencoder"))
