@@ -77,4 +77,4 @@ def test_one_recipe_per_width_with_the_bench_settings(bits):
         == {"n_anchors": 300, "n_nearest": 3, "input_weight": 0.5, "n_iter": 5, "max_samples": 10000}
     assert recipe.evaluation() == {"name": "hashing_vs_itq", "n_per_class": 100, "seed": 0, "itq_iter": 50}
     assert recipe.metric["name"] == "hashing_map" and recipe.published is None
-    assert np.isclose(recipe.measured["value"], {16: 0.462, 32: 0.501, 64: 0.506}[bits])
+    assert np.isclose(recipe.measured["value"], {16: 0.462, 32: 0.501, 64: 0.496}[bits])
