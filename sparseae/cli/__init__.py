@@ -144,8 +144,10 @@ def run() -> NoReturn:
     (:func:`sparseae.distributed.exit_process` says why). Ctrl-C before a command runs (while
     the modules load) is the same one line and status 130 as during it."""
     try:
+        from ..allocator import keep_freed_memory
         from ..distributed import exit_process
 
+        keep_freed_memory()  # the program's own process: full-batch steps reuse their blocks
         status = main()
     except KeyboardInterrupt:
         if "--debug" in sys.argv[1:]:
