@@ -42,3 +42,19 @@ def mnist_path() -> Path:
     if not SHARED_MNIST.exists():
         pytest.skip(f"MNIST not present at {SHARED_MNIST} (the shared data folder ships it offline)")
     return SHARED_MNIST
+
+
+@pytest.fixture()
+def synthetic_mnist(tmp_path, monkeypatch):
+    """Run in ``tmp_path`` with a small synthetic ``mnist.npz`` (300 train / 100 test) as
+    ``SPARSEAE_MNIST`` and one BLAS thread (the recipes' probes: 6x faster on 2 busy cores)."""
+    from threadpoolctl import threadpool_limits
+
+    from test_docs import write_synthetic_mnist
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("SPARSEAE_DATA_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SPARSEAE_MNIST", str(write_synthetic_mnist(tmp_path / "mnist.npz", 300, 100)))
+    with threadpool_limits(limits=1):
+        yield tmp_path

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from threadpoolctl import threadpool_limits
 
 from sparseae.cli import main  # noqa: F401  (imports the package in an order free of its import cycle)
 from sparseae.errors import ConfigError
@@ -22,8 +21,6 @@ from sparseae.models import create_model
 from sparseae.recipes import get_recipe, load_recipe, recipe_files
 from sparseae.runs import evaluations
 from sparseae.runs.evaluations import EVALUATIONS, check_evaluation, register_evaluation, run_evaluation
-
-from test_docs import write_synthetic_mnist
 
 
 def _write(tmp_path: Path, name: str, change: dict) -> Path:
@@ -146,16 +143,6 @@ def test_code_statistics_and_tangents_match_direct_computations():
         expected = torch.linalg.svdvals(jacobian)[:3]
         torch.testing.assert_close(singular_values[i], expected, rtol=1e-8, atol=1e-10)
         assert abs(float(directions[i, 0] @ torch.linalg.svd(jacobian).Vh[0])) == pytest.approx(1.0, abs=1e-8)
-
-
-@pytest.fixture()
-def synthetic_mnist(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    monkeypatch.setenv("SPARSEAE_DATA_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("SPARSEAE_MNIST", str(write_synthetic_mnist(tmp_path / "mnist.npz", 300, 100)))
-    with threadpool_limits(limits=1):  # one BLAS thread for the probes: 6x faster on 2 busy cores
-        yield tmp_path
 
 
 def test_the_self_taught_recipe_probes_digits_0_to_4_as_sparseae_probe_does(synthetic_mnist, capsys):

@@ -10,14 +10,12 @@ from pathlib import Path
 import pytest
 import sklearn.linear_model  # noqa: F401  one-time imports (the probes; L-BFGS's torch._dynamo), ~5 s each on
 import torch._dynamo  # noqa: F401  busy cores: paid here, not timed as whichever quick variant runs first
-from threadpoolctl import threadpool_limits
 
 from sparseae.cli import main  # noqa: F401  (imports the package in an order free of its import cycle)
 from sparseae.errors import ConfigError
 from sparseae.recipes import get_recipe, load_recipe, recipe_files
 
 from cli_checks import assert_one_line_error, run_cli
-from test_docs import write_synthetic_mnist
 
 NAMES = list(recipe_files())
 #: The quick variants' ceiling on 2 busy cores (shared with other test runs): each, and all together.
@@ -121,16 +119,6 @@ def test_an_unknown_recipe_is_one_line_and_exit_2(capsys, tmp_path):
     assert_one_line_error(*run_cli(capsys, "train", "--recipe", "cae_mnist", "--model", "autoencoder"),
                           "--recipe", "--model")
     assert not (tmp_path / "r").exists()
-
-
-@pytest.fixture()
-def synthetic_mnist(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    monkeypatch.setenv("SPARSEAE_DATA_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("SPARSEAE_MNIST", str(write_synthetic_mnist(tmp_path / "mnist.npz", 300, 100)))
-    with threadpool_limits(limits=1):  # one BLAS thread for the probes: 6x faster on 2 busy cores
-        yield tmp_path
 
 
 @pytest.mark.parametrize("name", NAMES)
