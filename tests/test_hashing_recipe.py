@@ -7,7 +7,6 @@ import pytest
 import torch
 from threadpoolctl import threadpool_limits
 
-from sparseae.cli import main  # noqa: F401  (imports the package in an order free of its import cycle)
 from sparseae.config import RunConfig
 from sparseae.errors import DataError
 from sparseae.models import create_model

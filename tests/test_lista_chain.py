@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sparseae.cli import main  # noqa: F401  (imports the package in an order free of its import cycle)
 from sparseae.coding import fista, ista
 from sparseae.config import RunConfig
 from sparseae.errors import ConfigError, DataError

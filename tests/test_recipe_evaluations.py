@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from sparseae.cli import main  # noqa: F401  (imports the package in an order free of its import cycle)
+from sparseae.cli import main
 from sparseae.errors import ConfigError
 from sparseae.evaluate.manifold import code_statistics, contraction_stats, tangents_by_class
 from sparseae.evaluate.probe import linear_probe, split_probe

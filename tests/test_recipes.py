@@ -11,7 +11,7 @@ import pytest
 import sklearn.linear_model  # noqa: F401  one-time imports (the probes; L-BFGS's torch._dynamo), ~5 s each on
 import torch._dynamo  # noqa: F401  busy cores: paid here, not timed as whichever quick variant runs first
 
-from sparseae.cli import main  # noqa: F401  (imports the package in an order free of its import cycle)
+from sparseae.cli import main
 from sparseae.errors import ConfigError
 from sparseae.recipes import get_recipe, load_recipe, recipe_files
 

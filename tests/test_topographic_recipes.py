@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sparseae.cli import main  # noqa: F401  (imports the package in an order free of its import cycle)
 from sparseae.config import RunConfig
 from sparseae.data.datasets import pca_whitened_patches
 from sparseae.evaluate.filters import topographic_map

@@ -4,7 +4,9 @@ Every method approximates the same optimal codes ``z* = argmin_z ½‖x − Dz�
 dictionary D (n_features, n_components); the error of codes Z is ``mean‖z − z*‖² / mean‖z*‖²``
 (:func:`relative_error`). :func:`lista_depth_chain` trains LISTA at increasing depths T, each
 warm-started from the trained T − 1 network (the same shared W_e, S, θ applied once more), by
-:func:`train_lista`; :func:`solver_curve` records ISTA's/FISTA's error at every iteration and
+:func:`train_lista` (one-cycle over a fixed number of epochs, or to convergence on a plateau-decay
+schedule); the model may be Gregor & LeCun's shared-weight LISTA or the untied variant with per-layer
+thresholds (``model_params``); :func:`solver_curve` records ISTA's/FISTA's error at every iteration and
 :func:`iterations_to_match` reads off the iterations a trained depth is worth. Used by
 ``benchmarks/bench_lista_curve.py`` and the ``lista_depth`` recipe evaluation.
 """
@@ -12,15 +14,16 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..coding import L1Prox, fista, sparse_encode
 from ..errors import ConfigError
-from ..validation import check_choice, check_number
+from ..validation import check_bool, check_choice, check_number
 
 __all__ = ["relative_error", "ErrorRecorder", "solver_curve", "iterations_to_match", "exact_codes",
            "LISTATraining", "train_lista", "DepthResult", "lista_depth_chain"]
@@ -76,10 +79,14 @@ MIN_ONE_CYCLE_STEPS = 10
 
 @dataclass(frozen=True)
 class LISTATraining:
-    """How :func:`train_lista` trains one depth: SGD with momentum 0.9 (or Adam) at peak rate
-    ``lr / T`` on a one-cycle schedule over ``epochs`` epochs (under 10 steps in all: constant), batches
-    of ``batch_size``, gradient norm clipped at ``clip``, stopped after ``patience`` epochs without a
-    better validation error."""
+    """How :func:`train_lista` trains one depth: SGD with momentum 0.9 (or Adam) at rate ``lr / T``
+    (``lr`` at every depth when ``scale_lr`` is False),
+    batches of ``batch_size``, gradient norm clipped at ``clip``, for at most ``epochs`` epochs, stopped
+    after ``patience`` epochs without a better validation error. ``schedule``: ``"one_cycle"`` (peak
+    ``lr / T``, annealed to the end of ``epochs``; under 10 steps in all: constant) or ``"plateau"``
+    (constant until ``decay_patience`` epochs pass without a validation error ``threshold`` (relative)
+    below the best, then × ``decay`` from the best weights so far; stops, converged, once the rate falls
+    below ``min_lr_ratio · lr / T``)."""
 
     epochs: int = 18
     patience: int = 4
@@ -88,13 +95,24 @@ class LISTATraining:
     clip: float = 1.0
     optimizer: str = "sgd"
     seed: int = 0
+    schedule: str = "one_cycle"
+    decay: float = 0.5
+    decay_patience: int = 1
+    threshold: float = 1e-3
+    min_lr_ratio: float = 0.01
+    scale_lr: bool = True
 
     def validate(self) -> LISTATraining:
-        for name in ("epochs", "patience", "batch_size"):
+        for name in ("epochs", "patience", "batch_size", "decay_patience"):
             check_number(getattr(self, name), name, low=1, integer=True)
         check_number(self.lr, "lr", low=0.0, low_inclusive=False)
         check_number(self.clip, "clip", low=0.0, low_inclusive=False)
         check_choice(self.optimizer, "optimizer", ("sgd", "adam"))
+        check_choice(self.schedule, "schedule", ("one_cycle", "plateau"))
+        check_number(self.decay, "decay", low=0.0, high=1.0, low_inclusive=False, high_inclusive=False)
+        check_number(self.threshold, "threshold", low=0.0)
+        check_number(self.min_lr_ratio, "min_lr_ratio", low=0.0, high=1.0, low_inclusive=False)
+        check_bool(self.scale_lr, "scale_lr")
         return self
 
 
@@ -107,13 +125,15 @@ def train_lista(model, X: torch.Tensor, Z: torch.Tensor, X_val: torch.Tensor, Z_
     settings = settings.validate()
     T = model.encoder.n_steps
     torch.manual_seed(settings.seed)
-    rate = settings.lr / T
+    rate = start_rate = settings.lr / T if settings.scale_lr else settings.lr
     params = list(model.encoder.parameters())
     optimizer = (torch.optim.SGD(params, lr=rate, momentum=0.9) if settings.optimizer == "sgd"
                  else torch.optim.Adam(params, lr=rate))
     total_steps = settings.epochs * -(-X.shape[0] // settings.batch_size)
+    one_cycle = settings.schedule == "one_cycle" and total_steps >= MIN_ONE_CYCLE_STEPS
     schedule = (torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=rate, pct_start=0.2, total_steps=total_steps)
-                if total_steps >= MIN_ONE_CYCLE_STEPS else torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0))
+                if one_cycle else None)
+    since_progress = 0  # epochs since the validation error last fell by the relative threshold (plateau)
     generator = torch.Generator().manual_seed(settings.seed + T)
     with torch.no_grad():
         best, best_epoch = relative_error(model.encode(X_val), Z_val), 0
@@ -127,14 +147,27 @@ def train_lista(model, X: torch.Tensor, Z: torch.Tensor, X_val: torch.Tensor, Z_
             model.loss(X[rows], targets=Z[rows]).loss.backward()
             torch.nn.utils.clip_grad_norm_(params, settings.clip)
             optimizer.step()
-            schedule.step()
+            if schedule is not None:
+                schedule.step()
             model.apply_constraints()
         with torch.no_grad():
             error = relative_error(model.encode(X_val), Z_val)
+        progress = error < best * (1 - settings.threshold)
         if error < best:
             best, best_epoch, best_state = error, epoch, copy.deepcopy(model.encoder.state_dict())
         elif epoch - best_epoch >= settings.patience:
             break
+        if settings.schedule == "plateau":
+            since_progress = 0 if progress else since_progress + 1
+            if since_progress >= settings.decay_patience:
+                rate *= settings.decay
+                if rate < settings.min_lr_ratio * start_rate:
+                    break  # converged: the rate has decayed away
+                model.encoder.load_state_dict(best_state)
+                for group in optimizer.param_groups:
+                    group["lr"] = rate
+                optimizer.state.clear()  # no momentum carried from the abandoned weights
+                since_progress = 0
     model.encoder.load_state_dict(best_state)
     return model, epoch, best_epoch
 
@@ -142,7 +175,8 @@ def train_lista(model, X: torch.Tensor, Z: torch.Tensor, X_val: torch.Tensor, Z_
 @dataclass(frozen=True)
 class DepthResult:
     """One depth of the chain: T, epochs run, best epoch, seconds, and the test error of the untrained
-    network (ISTA, T + 1 iterations), at its start (after the warm start) and trained."""
+    network (ISTA, T + 1 iterations), at its start (after the warm start) and trained; the step of the
+    previous depth whose copies the warm start added (untied or per-layer weights; else None)."""
 
     T: int
     epochs: int
@@ -151,17 +185,41 @@ class DepthResult:
     untrained: float
     initial: float
     trained: float
+    repeated_step: int | None = None
+
+
+@torch.no_grad()
+def _warm_start(model, previous, X_val: torch.Tensor, Z_val: torch.Tensor) -> int | None:
+    """Warm-start ``model`` from the trained ``previous`` (fewer steps). With per-step weights, every
+    step of ``previous`` is tried as the one repeated for the added steps and the copy with the lowest
+    validation error is kept (its index returned); shared weights have one warm start (None)."""
+    encoder = model.encoder
+    if not (encoder.untied or encoder.layer_thresholds):
+        encoder.warm_start_from(previous.encoder)
+        return None
+    best, best_step = float("inf"), None
+    for step in range(previous.encoder.n_steps):
+        encoder.warm_start_from(previous.encoder, repeat=step)
+        error = relative_error(model.encode(X_val), Z_val)
+        if error < best:
+            best, best_step = error, step
+    encoder.warm_start_from(previous.encoder, repeat=best_step)
+    return best_step
 
 
 def lista_depth_chain(D: torch.Tensor, lam: float, depths: Iterable[int], train: tuple[torch.Tensor, torch.Tensor],
                       validation: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor], *,
                       settings: LISTATraining = LISTATraining(), warm_start: bool = True,
+                      model_params: Mapping[str, Any] | None = None,
                       report: Callable[[DepthResult], None] | None = None) -> tuple[list[DepthResult], object]:
     """LISTA on D (n_features, n_components), λ = ``lam``, trained at each T of ``depths`` (sorted
-    increasing): the smallest from ISTA's weights, each deeper one from the trained previous (shared
-    weights; ``warm_start=False``: from ISTA). ``train``/``validation``/``test``: (X (n, n_features),
-    z* (n, n_components)) pairs. Returns the per-depth results and the deepest trained model;
-    ``report`` is called after each depth."""
+    increasing): the smallest from ISTA's weights, each deeper one from the trained previous
+    (``ShrinkageEncoder.warm_start_from``: shared weights as they are; untied steps and per-layer
+    thresholds with copies of the one trained step, inserted after it, that give the lowest validation
+    error; ``warm_start=False``: from ISTA). ``model_params``: more
+    arguments of the ``lista`` model (e.g. ``{"untied": True, "layer_thresholds": True}``).
+    ``train``/``validation``/``test``: (X (n, n_features), z* (n, n_components)) pairs. Returns the
+    per-depth results and the deepest trained model; ``report`` is called after each depth."""
     from ..models import lista_from_dictionary
 
     depths = sorted({int(t) for t in depths})
@@ -171,16 +229,18 @@ def lista_depth_chain(D: torch.Tensor, lam: float, depths: Iterable[int], train:
     results, previous = [], None
     for T in depths:
         tic = time.perf_counter()
-        model = lista_from_dictionary(D, lam, T)
+        model = lista_from_dictionary(D, lam, T, **dict(model_params or {}))
         with torch.no_grad():
             untrained = relative_error(model.encode(X_test), Z_test)
+            repeated = None
             if previous is not None and warm_start:
-                model.encoder.load_state_dict(previous.encoder.state_dict())  # shared weights
+                repeated = _warm_start(model, previous, *validation)
             initial = relative_error(model.encode(X_test), Z_test)
         model, epochs, best_epoch = train_lista(model, *train, *validation, settings)
         with torch.no_grad():
             trained = relative_error(model.encode(X_test), Z_test)
-        results.append(DepthResult(T, epochs, best_epoch, time.perf_counter() - tic, untrained, initial, trained))
+        results.append(DepthResult(T, epochs, best_epoch, time.perf_counter() - tic, untrained, initial, trained,
+                                   repeated))
         if report is not None:
             report(results[-1])
         previous = model

@@ -22,8 +22,8 @@ from ..groups import GroupStructure
 from ..nn.activations import upcast_half
 from ..nn.amortized import FixedDictionaryDecoder, ShrinkageEncoder, nonnegative_thresholds
 from ..nn.likelihoods import GaussianLikelihood
-from ..nn.penalties import ForwardPass, Penalty
-from ..validation import check_number
+from ..nn.penalties import ForwardPass, Penalty, WeightDecay
+from ..validation import check_bool, check_number
 from .base import MODELS, Autoencoder, Energy, create_model, encoder_weight_decay
 from .sparse_coding import sparsity_term
 
@@ -110,23 +110,31 @@ class LISTA(Autoencoder):
 def lista(n_features: int, n_components: int, *, n_steps: int = 3, sparsity_weight: float = 0.1,
           nonnegative: bool = False, inference_max_iter: int = 1000, tol: float | None = None,
           reconstruction_weight: float = 0.0, weight_decay: float = 0.0,
-          inference: str = "auto") -> LISTA:
+          inference: str = "auto", untied: bool = False, layer_thresholds: bool = False) -> LISTA:
     """LISTA with T = ``n_steps`` ≥ 1 steps for the Lasso λ = ``sparsity_weight`` (``z ≥ 0`` and
     non-negative shrinkage when ``nonnegative``); targets by ``inference`` (FISTA: at most
     ``inference_max_iter`` iterations, ``tol``: None solves to the working precision).
     ``weight_decay`` λ_w: + (λ_w/2)‖W‖² over W_e and S. Starts as ISTA on a random unit-norm
     dictionary; set the real one with :meth:`LISTA.init_from_dictionary` or build with
     :func:`lista_from_dictionary`. ``inference``: the targets' solver (as ``sparse_coding``:
-    ``"auto"`` is the exact Lasso on the CPU).
+    ``"auto"`` is the exact Lasso on the CPU). ``untied``: a separate S_k per step (n_steps, n_components,
+    n_components) instead of Gregor & LeCun's shared S; ``layer_thresholds``: a θ_k per shrinkage
+    (n_steps + 1, n_components) instead of one θ (both start as ISTA).
     """
     check_number(n_steps, "n_steps (T)", low=1, integer=True)
     check_number(reconstruction_weight, "reconstruction_weight", low=0.0)
     check_number(inference_max_iter, "inference_max_iter", low=1, integer=True)
+    check_bool(untied, "untied")
+    check_bool(layer_thresholds, "layer_thresholds")
     solver = SparseInference(sparsity_weight, nonnegative=nonnegative, max_iter=inference_max_iter, tol=tol,
                              term=sparsity_term(sparsity_weight, nonnegative, None, 0.0), solver=inference)
-    encoder = ShrinkageEncoder(n_features, n_components, n_steps, nonnegative=nonnegative)
-    model = LISTA(encoder, FixedDictionaryDecoder(n_components, n_features), solver,
-                  reconstruction_weight, encoder_weight_decay(weight_decay, encoder))
+    encoder = ShrinkageEncoder(n_features, n_components, n_steps, nonnegative=nonnegative, untied=untied,
+                               layer_thresholds=layer_thresholds)
+    penalties = encoder_weight_decay(weight_decay, encoder)
+    if "weight_decay" in penalties:  # W_e and S only: per-layer thresholds θ (n_steps + 1, n) are no weights
+        penalties["weight_decay"] = WeightDecay(weight_decay, names=[name for name in penalties["weight_decay"].names
+                                                                     if name != "encoder.threshold"])
+    model = LISTA(encoder, FixedDictionaryDecoder(n_components, n_features), solver, reconstruction_weight, penalties)
     if model.dictionary.device.type != "meta":  # a shapes-only build (io.load_model's size check)
         model.init_from_dictionary(model.dictionary.clone())
     return model

@@ -13,6 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..coding.prox import nonnegative_soft_threshold, soft_threshold
+from ..errors import ConfigError
 from ..validation import check_number
 from .encoders import LinearEncoder, uniform_init_bound
 
@@ -24,8 +25,11 @@ class ShrinkageEncoder(nn.Module):
     ``z^T`` (batch, n_components), ``T = n_steps``.
 
     ``weight`` W: (n_components, n_features); ``S``: (n_components, n_components), present when
-    ``n_steps ≥ 1``; ``threshold`` θ: (n_components,), one per unit, kept ≥ 0 by the
-    :func:`nonnegative_thresholds` constraint; ``bias`` c: (n_components,) when ``bias=True``.
+    ``n_steps ≥ 1``, or (n_steps, n_components, n_components) when ``untied`` (``S_k`` for step k, as
+    "untied" LISTA); ``threshold`` θ: (n_components,), one per unit, or (n_steps + 1, n_components) when
+    ``layer_thresholds`` (θ_k for the shrinkage of z^k), kept ≥ 0 by the :func:`nonnegative_thresholds`
+    constraint; ``bias`` c: (n_components,) when ``bias=True``. Shared weights (both False) are Gregor &
+    LeCun's LISTA.
     ``h_θ`` is the soft threshold ``sign(v)·max(|v| − θ, 0)``, or ``max(v − θ, 0)`` when ``nonnegative``.
     :meth:`init_from_dictionary` makes the network compute ``n_steps + 1`` ISTA iterations from zero.
     """
@@ -33,15 +37,19 @@ class ShrinkageEncoder(nn.Module):
     code_range = None  # codes are unbounded
 
     def __init__(self, n_features: int, n_components: int, n_steps: int = 1, *,
-                 nonnegative: bool = False, bias: bool = False, threshold: float = 0.0) -> None:
+                 nonnegative: bool = False, bias: bool = False, threshold: float = 0.0,
+                 untied: bool = False, layer_thresholds: bool = False) -> None:
         super().__init__()
         check_number(n_steps, "n_steps", low=0, integer=True)
         check_number(threshold, "threshold", low=0.0)
         self.n_features, self.n_components, self.n_steps = n_features, n_components, n_steps
         self.nonnegative, self.initial_threshold = bool(nonnegative), float(threshold)
+        self.untied, self.layer_thresholds = bool(untied), bool(layer_thresholds)
         self.weight = nn.Parameter(torch.empty(n_components, n_features))
-        self.S = nn.Parameter(torch.empty(n_components, n_components)) if n_steps > 0 else None
-        self.threshold = nn.Parameter(torch.empty(n_components))
+        s_shape = (n_steps, n_components, n_components) if self.untied else (n_components, n_components)
+        self.S = nn.Parameter(torch.empty(s_shape)) if n_steps > 0 else None
+        self.threshold = nn.Parameter(torch.empty((n_steps + 1, n_components) if self.layer_thresholds
+                                                  else (n_components,)))
         self.bias = nn.Parameter(torch.empty(n_components)) if bias else None
         self.reset_parameters()
 
@@ -67,22 +75,52 @@ class ShrinkageEncoder(nn.Module):
         if self.bias is not None:
             self.bias.zero_()
 
-    def shrink(self, v: torch.Tensor) -> torch.Tensor:
-        """``h_θ(v)`` for v (batch, n_components)."""
+    @torch.no_grad()
+    def warm_start_from(self, shallower: ShrinkageEncoder, repeat: int | None = None) -> None:
+        """Copy a trained encoder with ``n_steps`` ≤ this one's and the same options: W, c and the
+        shared S, θ as they are; untied S_k and per-layer θ_k in order, with step ``repeat`` (0-based,
+        S_repeat and θ_{repeat+1}; None: the last) applied again for each added step right after itself.
+        With the last repeated, this network first computes the shallower one's code."""
+        if (shallower.n_steps > self.n_steps or shallower.untied != self.untied
+                or shallower.layer_thresholds != self.layer_thresholds
+                or (shallower.weight.shape, shallower.bias is None) != (self.weight.shape, self.bias is None)):
+            raise ConfigError(f"cannot warm-start {self.extra_repr()} from {shallower.extra_repr()}")
+        j = shallower.n_steps - 1 if repeat is None else repeat
+        if shallower.n_steps and not 0 <= j < shallower.n_steps:
+            raise ConfigError(f"repeat must be a step of the shallower encoder, 0…{shallower.n_steps - 1}, "
+                              f"got {repeat}")
+        self.weight.copy_(shallower.weight)
+        if self.bias is not None:
+            self.bias.copy_(shallower.bias)
+        added = self.n_steps - shallower.n_steps
+        for name, steps, offset in (("S", self.untied, 0), ("threshold", self.layer_thresholds, 1)):
+            mine, theirs = getattr(self, name), getattr(shallower, name)
+            if mine is None or theirs is None:
+                continue  # a 0-step encoder has no S
+            if not steps:
+                mine.copy_(theirs)
+                continue
+            k = min(j + offset, theirs.shape[0] - 1)  # the repeated step's S_j / θ_{j+1}
+            mine.copy_(torch.cat([theirs[:k + 1], theirs[k:k + 1].expand(added, *theirs.shape[1:]), theirs[k + 1:]]))
+
+    def shrink(self, v: torch.Tensor, step: int = 0) -> torch.Tensor:
+        """``h_θ(v)`` for v (batch, n_components), with θ_step when ``layer_thresholds``."""
+        theta = self.threshold[step] if self.layer_thresholds else self.threshold
         if self.nonnegative:
-            return nonnegative_soft_threshold(v, self.threshold)
-        return soft_threshold(v, self.threshold)
+            return nonnegative_soft_threshold(v, theta)
+        return soft_threshold(v, theta)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         drive = F.linear(x, self.weight, self.bias)  # (batch, n_components), the same at every step
         z = self.shrink(drive)
-        for _ in range(self.n_steps):
-            z = self.shrink(drive + F.linear(z, self.S))
+        for k in range(self.n_steps):
+            z = self.shrink(drive + F.linear(z, self.S[k] if self.untied else self.S), k + 1)
         return z
 
     def extra_repr(self) -> str:
         return (f"{self.n_features} -> {self.n_components}, n_steps={self.n_steps}, "
-                f"nonnegative={self.nonnegative}, bias={self.bias is not None}")
+                f"nonnegative={self.nonnegative}, bias={self.bias is not None}, untied={self.untied}, "
+                f"layer_thresholds={self.layer_thresholds}")
 
 
 def nonnegative_thresholds(model: nn.Module) -> None:

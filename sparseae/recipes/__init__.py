@@ -40,9 +40,6 @@ from ..errors import ConfigError
 if TYPE_CHECKING:
     from ..config import RunConfig
 
-# sparseae.config is imported where it is used: importing it first of all still runs into the
-# package's import cycle (config → train → io → models → train), which issue 23 removes.
-
 __all__ = ["Recipe", "list_recipes", "get_recipe", "load_recipe", "recipe_files", "RECIPE_KEYS"]
 
 #: Keys of a recipe file: required, then optional.

@@ -351,17 +351,22 @@ def _dae_score_field(run: FinishedRun, *, n_test: int = 2000, draw: bool = True)
 def _lista_depth(run: FinishedRun, *, depths: list = (1, 2, 3, 5, 7, 10), data: Mapping[str, Any] | None = None,
                  skip: int = 0, n_train: int = 48000, n_val: int = 1000, n_test: int = 1000, epochs: int = 18,
                  patience: int = 4, batch_size: int = 100, lr: float = 0.1, clip: float = 1.0, max_iter: int = 500,
-                 seed: int = 0, warm_start: bool = True) -> dict[str, float]:
-    """Gregor & LeCun 2010: LISTA on the run's ``sparse_coding`` dictionary D and λ, trained at each
-    T of ``depths`` (each warm-started from the trained T − 1 when ``warm_start``) on the exact Lasso
-    codes z* (LARS) of ``n_train`` rows, ``n_val`` for early stopping, by SGD at ``lr``/T
-    (:func:`~sparseae.evaluate.lista.lista_depth_chain`). Rows: the run's training set with ``data``
-    changes of its data section (e.g. ``{n_samples: null}``: all of it), less its first ``skip`` rows
-    (the dictionary's own), shuffled by ``seed``; test rows: ``n_test`` of the evaluation set
-    (``data.test``), else the next shuffled rows. Per T: ``lista_error_T<T>`` (mean‖z − z*‖² /
-    mean‖z*‖² on the test rows) and ``fista_equivalent_T<T>`` (the FISTA iterations from zero that
-    reach it; ``max_iter`` + 1 when ``max_iter`` do not); the deepest and shallowest T's, and
-    ``lista_error_falls`` (1.0 when the error falls strictly with T)."""
+                 seed: int = 0, warm_start: bool = True, optimizer: str = "sgd", schedule: str = "one_cycle",
+                 decay: float = 0.5, decay_patience: int = 1, min_lr_ratio: float = 0.01, scale_lr: bool = True,
+                 untied: bool = False, layer_thresholds: bool = False) -> dict[str, float]:
+    """Gregor & LeCun 2010: LISTA on the run's ``sparse_coding`` dictionary D and λ, trained at each T of ``depths``
+    (each warm-started from the trained T − 1 when ``warm_start``) on the exact Lasso codes z* (LARS) of
+    ``n_train`` rows, ``n_val`` for early stopping, by ``optimizer`` at ``lr``/T on the ``schedule`` (``decay``,
+    ``decay_patience``, ``min_lr_ratio``, ``scale_lr`` False: ``lr`` at every T;
+    :class:`~sparseae.evaluate.lista.LISTATraining`) (:func:`~sparseae.evaluate.lista.lista_depth_chain`);
+    ``untied``/``layer_thresholds``: the ``lista`` model's options (a separate S_k per step, a θ_k per shrinkage;
+    default Gregor & LeCun's shared weights). Per T also ``lista_epochs_T<T>`` and ``lista_best_epoch_T<T>``.
+    Rows: the run's training set with ``data`` changes of its data section (e.g. ``{n_samples: null}``: all of
+    it), less its first ``skip`` rows (the dictionary's own), shuffled by ``seed``; test rows: ``n_test`` of the
+    evaluation set (``data.test``), else the next shuffled rows. Per T: ``lista_error_T<T>`` (mean‖z − z*‖² /
+    mean‖z*‖² on the test rows) and ``fista_equivalent_T<T>`` (the FISTA iterations from zero that reach it;
+    ``max_iter`` + 1 when ``max_iter`` do not); the deepest and shallowest T's, and ``lista_error_falls`` (1.0
+    when the error falls strictly with T)."""
     from ..coding import fista
     from ..evaluate.lista import LISTATraining, exact_codes, iterations_to_match, lista_depth_chain, solver_curve
     from ..models import lista_from_dictionary
@@ -377,7 +382,11 @@ def _lista_depth(run: FinishedRun, *, depths: list = (1, 2, 3, 5, 7, 10), data: 
                         ("max_iter", max_iter)):
         check_number(value, f"evaluate.{name}", low=0 if name == "skip" else 1, integer=True)
     check_bool(warm_start, "evaluate.warm_start")
-    settings = LISTATraining(epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, clip=clip, seed=seed)
+    check_bool(untied, "evaluate.untied")
+    check_bool(layer_thresholds, "evaluate.layer_thresholds")
+    settings = LISTATraining(epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, clip=clip, seed=seed,
+                             optimizer=optimizer, schedule=schedule, scale_lr=scale_lr, decay=decay,
+                             decay_patience=decay_patience, min_lr_ratio=min_lr_ratio)
     D = run.model.dictionary.detach().float().cpu()
     lam = float(run.model.spec["params"].get("sparsity_weight", 0.1))
     train, val, test = _lista_rows(run, data, skip, n_train, n_val, n_test, seed)
@@ -385,12 +394,15 @@ def _lista_depth(run: FinishedRun, *, depths: list = (1, 2, 3, 5, 7, 10), data: 
     (X_train, Z_train), (X_val, Z_val), (X_test, Z_test) = ((X, exact_codes(X, D, lam)) for X in (train, val, test))
     curve = solver_curve(fista, X_test, D, lam, L, Z_test, max_iter)
     results, _ = lista_depth_chain(D, lam, depths, (X_train, Z_train), (X_val, Z_val), (X_test, Z_test),
-                                   settings=settings.validate(), warm_start=warm_start)
+                                   settings=settings.validate(), warm_start=warm_start,
+                                   model_params={"untied": untied, "layer_thresholds": layer_thresholds})
     metrics: dict[str, float] = {}
     for result in results:
         reached = iterations_to_match(curve, result.trained)
         metrics[f"lista_error_T{result.T}"] = result.trained
         metrics[f"fista_equivalent_T{result.T}"] = float(reached if reached is not None else max_iter + 1)
+        metrics[f"lista_epochs_T{result.T}"] = float(result.epochs)
+        metrics[f"lista_best_epoch_T{result.T}"] = float(result.best_epoch)
     errors = [result.trained for result in results]
     deepest = results[-1].T
     return {**metrics, "lista_error_deepest": errors[-1],

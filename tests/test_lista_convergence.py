@@ -1,0 +1,223 @@
+"""LISTA trained to convergence (issue 25): the untied / per-layer-threshold options of the ``lista``
+model, the layer-wise warm start that extends them, and the plateau-decay schedule of ``train_lista``."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sparseae.coding import dictionary_from_samples, ista
+from sparseae.errors import ConfigError
+from sparseae.evaluate.lista import LISTATraining, exact_codes, lista_depth_chain, relative_error, train_lista
+from sparseae.gradcheck import UFLDL_TOLERANCE, check_gradients
+from sparseae.io import load_model, save_model
+from sparseae.models import create_model, lista_from_dictionary
+
+from test_lista_chain import problem  # the same small sparse-coding problem
+
+UNTIED = {"untied": True, "layer_thresholds": True}
+
+
+def perturb(model, seed: int = 0) -> None:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.encoder.parameters():
+            p.mul_(1 + 0.2 * torch.rand(p.shape, generator=g, dtype=p.dtype))
+
+
+def manual_forward(encoder, x: torch.Tensor) -> torch.Tensor:
+    """z^T written out with an explicit S_k and θ_k per step (soft threshold)."""
+    S = [encoder.S[k] if encoder.untied else encoder.S for k in range(encoder.n_steps)]
+    theta = [encoder.threshold[k] if encoder.layer_thresholds else encoder.threshold
+             for k in range(encoder.n_steps + 1)]
+    b = x @ encoder.weight.t()
+    z = torch.sign(b) * torch.clamp(b.abs() - theta[0], min=0)
+    for k in range(encoder.n_steps):
+        v = b + z @ S[k].t()
+        z = torch.sign(v) * torch.clamp(v.abs() - theta[k + 1], min=0)
+    return z
+
+
+@pytest.mark.parametrize("params", [UNTIED, {"untied": True}, {"layer_thresholds": True}])
+def test_untied_options_start_as_ista_and_have_per_step_weights(params):
+    D, X = problem(40)
+    T = 3
+    model = lista_from_dictionary(D, 0.1, T, **params)
+    enc = model.encoder
+    assert tuple(enc.S.shape) == ((T, 24, 24) if params.get("untied") else (24, 24))
+    assert tuple(enc.threshold.shape) == ((T + 1, 24) if params.get("layer_thresholds") else (24,))
+    L = model.lipschitz
+    reference = ista(X, D, 0.1, L=L, max_iter=T + 1, stop="none").codes
+    with torch.no_grad():
+        assert torch.allclose(model.encode(X), reference, atol=1e-12)
+        perturb(model)
+        assert torch.allclose(model.encode(X), manual_forward(enc, X), atol=1e-12)
+        assert not torch.allclose(model.encode(X), reference, atol=1e-3)
+
+
+def test_untied_lista_passes_the_float64_gradient_check():
+    D, X = problem(20)
+    model = create_model("lista", 12, 6, n_steps=3, **UNTIED, reconstruction_weight=0.5, weight_decay=1e-2).double()
+    model.init_from_dictionary(dictionary_from_samples(X.numpy(), 6))
+    perturb(model, seed=1)
+    result = check_gradients(model, X[:5].numpy() + 0.1)
+    assert result.relative_error < UFLDL_TOLERANCE, result.per_parameter
+    assert result.passed and result.n_checked >= 100
+    assert set(result.per_parameter) >= {"encoder.S", "encoder.threshold", "encoder.weight"}
+
+
+def test_weight_decay_skips_per_layer_thresholds():
+    model = create_model("lista", 12, 6, n_steps=2, **UNTIED, weight_decay=0.5)
+    assert model.penalties["weight_decay"].names == ("encoder.weight", "encoder.S")
+
+
+def test_untied_lista_round_trips_through_save_and_load(tmp_path):
+    D, X = problem(10, dtype=torch.float32)
+    model = lista_from_dictionary(D, 0.1, 4, **UNTIED)
+    perturb(model)
+    save_model(model, tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert loaded.spec == model.spec and loaded.encoder.untied and loaded.encoder.layer_thresholds
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    with torch.no_grad():
+        assert torch.equal(loaded.encode(X), model.encode(X))
+
+
+@pytest.mark.parametrize("params", [UNTIED, {}])
+def test_the_warm_start_applies_the_shallower_net_then_its_last_step_again(params):
+    D, X = problem(30)
+    shallow = lista_from_dictionary(D, 0.1, 2, **params)
+    perturb(shallow)
+    deep = lista_from_dictionary(D, 0.1, 4, **params)
+    deep.encoder.warm_start_from(shallow.encoder)
+    enc = shallow.encoder
+    with torch.no_grad():
+        z = shallow.encode(X)
+        b = X @ enc.weight.t()
+        S_last = enc.S[-1] if enc.untied else enc.S
+        theta_last = enc.threshold[-1] if enc.layer_thresholds else enc.threshold
+        for _ in range(2):
+            v = b + z @ S_last.t()
+            z = torch.sign(v) * torch.clamp(v.abs() - theta_last, min=0)
+        assert torch.allclose(deep.encode(X), z, atol=1e-12)
+        if params:
+            assert torch.equal(deep.encoder.S[:2], enc.S) and torch.equal(deep.encoder.threshold[:3], enc.threshold)
+    with pytest.raises(ConfigError, match="warm-start"):
+        shallow.encoder.warm_start_from(deep.encoder)  # deeper into shallower
+    with pytest.raises(ConfigError, match="warm-start"):
+        lista_from_dictionary(D, 0.1, 4).encoder.warm_start_from(lista_from_dictionary(D, 0.1, 2, untied=True).encoder)
+
+
+def split(dtype=torch.float32):
+    D, X = problem(700, dtype=dtype)
+    Z = exact_codes(X, D, 0.1)
+    return D, [(X[a:b], Z[a:b]) for a, b in ((0, 500), (500, 600), (600, 700))]
+
+
+def test_plateau_schedule_halves_the_rate_until_it_has_decayed_away():
+    D, parts = split()
+    # a relative threshold of 0.99 is never met: every epoch is a plateau, so the rate halves after each;
+    # 1, 1/2, 1/4, 1/8 of lr/T stay above 0.1·lr/T, the 4th halving (1/16) stops the training
+    settings = LISTATraining(epochs=50, patience=50, batch_size=50, schedule="plateau", decay=0.5,
+                             decay_patience=1, threshold=0.99, min_lr_ratio=0.1)
+    model = lista_from_dictionary(D, 0.1, 2)
+    _, epochs, best_epoch = train_lista(model, *parts[0], *parts[1], settings)
+    assert epochs == 4 and 1 <= best_epoch <= 4
+    settings = LISTATraining(epochs=50, patience=50, batch_size=50, schedule="plateau", decay=0.5,
+                             decay_patience=2, threshold=0.99, min_lr_ratio=0.1)
+    _, epochs, _ = train_lista(lista_from_dictionary(D, 0.1, 2), *parts[0], *parts[1], settings)
+    assert epochs == 8  # two plateau epochs per halving
+
+
+def test_plateau_training_runs_until_the_rate_has_decayed_away():
+    D, parts = split()
+    settings = LISTATraining(epochs=200, patience=200, batch_size=50, lr=0.3, schedule="plateau", decay_patience=2,
+                             min_lr_ratio=0.05)
+    model, epochs, best_epoch = train_lista(lista_from_dictionary(D, 0.1, 2, **UNTIED), *parts[0], *parts[1], settings)
+    assert 10 < epochs < 200  # stopped by the decayed rate (5 halvings), not by the epoch cap
+    assert best_epoch < epochs
+    with torch.no_grad():
+        error = relative_error(model.encode(parts[2][0]), parts[2][1])
+    assert error < 0.3 * lista_start_error(D, parts)
+
+
+def lista_start_error(D, parts) -> float:
+    with torch.no_grad():
+        return relative_error(lista_from_dictionary(D, 0.1, 2).encode(parts[2][0]), parts[2][1])
+
+
+def test_the_untied_chain_warm_starts_and_falls():
+    D, parts = split()
+    settings = LISTATraining(epochs=30, patience=30, batch_size=50, schedule="plateau")
+    results, deepest = lista_depth_chain(D, 0.1, [1, 2, 4], *parts, settings=settings, model_params=UNTIED)
+    assert deepest.encoder.untied and tuple(deepest.encoder.S.shape) == (4, 24, 24)
+    for shallow, deep in zip(results, results[1:], strict=False):
+        assert deep.initial != pytest.approx(deep.untrained)
+        assert deep.trained < shallow.trained
+    assert results[-1].trained < 0.5 * results[-1].untrained
+
+
+@pytest.mark.parametrize("field, value", [("schedule", "cosine"), ("decay", 1.0), ("decay", 0.0),
+                                          ("decay_patience", 0), ("min_lr_ratio", 0.0), ("threshold", -0.1)])
+def test_bad_schedule_settings_raise(field, value):
+    with pytest.raises(ConfigError, match=field):
+        LISTATraining(**{field: value}).validate()
+
+
+def test_the_lista_depth_evaluation_trains_the_untied_variant_to_convergence(tmp_path):
+    from sparseae.config import RunConfig
+    from sparseae.runs.evaluations import EVALUATIONS, FinishedRun
+
+    config = RunConfig.from_dict({"model": {"name": "sparse_coding", "n_components": 20, "sparsity_weight": 0.1},
+                                  "data": {"name": "digits", "normalize": "l2"}}).validate()
+    torch.manual_seed(0)
+    run = FinishedRun(tmp_path, create_model("sparse_coding", 64, 20, sparsity_weight=0.1).eval(), config)
+    function = EVALUATIONS["lista_depth"].function
+    metrics = function(run, depths=[1, 2], skip=100, n_train=400, n_val=100, n_test=100, epochs=60, patience=60,
+                       batch_size=50, lr=0.01, max_iter=200, optimizer="adam", schedule="plateau",
+                       decay_patience=2, min_lr_ratio=0.1, untied=True, layer_thresholds=True)
+    for T in (1, 2):
+        assert 1 <= metrics[f"lista_best_epoch_T{T}"] <= metrics[f"lista_epochs_T{T}"] < 60
+    assert metrics["lista_error_T2"] < metrics["lista_error_T1"] < 0.5
+    with pytest.raises(ConfigError, match="evaluate.untied"):
+        function(run, untied="yes")
+    with pytest.raises(ConfigError, match="schedule"):
+        function(run, depths=[1], skip=100, n_train=400, n_val=100, n_test=100, schedule="cosine")
+
+
+@pytest.mark.parametrize("repeat", [0, 1, 2])
+def test_the_warm_start_can_repeat_any_trained_step_after_itself(repeat):
+    D, X = problem(30)
+    shallow = lista_from_dictionary(D, 0.1, 3, **UNTIED)
+    perturb(shallow)
+    deep = lista_from_dictionary(D, 0.1, 5, **UNTIED)
+    deep.encoder.warm_start_from(shallow.encoder, repeat=repeat)
+    enc = shallow.encoder
+    order = list(range(repeat + 1)) + [repeat, repeat] + list(range(repeat + 1, 3))  # S_k of the 5 steps
+    assert torch.equal(deep.encoder.S, torch.stack([enc.S[k] for k in order]))
+    assert torch.equal(deep.encoder.threshold, torch.stack([enc.threshold[0]] + [enc.threshold[k + 1] for k in order]))
+    with torch.no_grad():
+        assert torch.allclose(deep.encode(X), manual_forward(deep.encoder, X), atol=1e-12)
+    with pytest.raises(ConfigError, match="repeat"):
+        deep.encoder.warm_start_from(shallow.encoder, repeat=3)
+
+
+def test_the_chain_keeps_the_warm_start_with_the_lowest_validation_error():
+    from sparseae.evaluate.lista import _warm_start
+
+    D, parts = split()
+    previous = lista_from_dictionary(D, 0.1, 3, **UNTIED)
+    perturb(previous, seed=3)
+    errors = []
+    for step in range(3):
+        model = lista_from_dictionary(D, 0.1, 6, **UNTIED)
+        model.encoder.warm_start_from(previous.encoder, repeat=step)
+        with torch.no_grad():
+            errors.append(relative_error(model.encode(parts[1][0]), parts[1][1]))
+    model = lista_from_dictionary(D, 0.1, 6, **UNTIED)
+    chosen = _warm_start(model, previous, *parts[1])
+    assert chosen == min(range(3), key=errors.__getitem__)
+    with torch.no_grad():
+        assert relative_error(model.encode(parts[1][0]), parts[1][1]) == pytest.approx(min(errors), rel=1e-12)
+    tied = lista_from_dictionary(D, 0.1, 4)
+    assert _warm_start(tied, lista_from_dictionary(D, 0.1, 2), *parts[1]) is None
