@@ -368,7 +368,7 @@ def _lista_depth(run: FinishedRun, *, depths: list = (1, 2, 3, 5, 7, 10), data: 
     ``max_iter`` + 1 when ``max_iter`` do not); the deepest and shallowest T's, and ``lista_error_falls`` (1.0
     when the error falls strictly with T)."""
     from ..coding import fista
-    from ..evaluate.lista import LISTATraining, exact_codes, iterations_to_match, lista_depth_chain, solver_curve
+    from ..evaluate.lista import LISTATraining, exact_codes, lista_depth_chain, solver_curve
     from ..models import lista_from_dictionary
 
     if run.config.model_name != "sparse_coding" or run.model.spec["params"].get("nonnegative", False):
@@ -396,6 +396,14 @@ def _lista_depth(run: FinishedRun, *, depths: list = (1, 2, 3, 5, 7, 10), data: 
     results, _ = lista_depth_chain(D, lam, depths, (X_train, Z_train), (X_val, Z_val), (X_test, Z_test),
                                    settings=settings.validate(), warm_start=warm_start,
                                    model_params={"untied": untied, "layer_thresholds": layer_thresholds})
+    return _lista_metrics(results, curve, max_iter)
+
+
+def _lista_metrics(results: list, curve: np.ndarray, max_iter: int) -> dict[str, float]:
+    """The ``lista_depth`` metrics (see :func:`_lista_depth`) of the chain's per-depth ``results`` against
+    FISTA's error ``curve`` (max_iter,)."""
+    from ..evaluate.lista import iterations_to_match
+
     metrics: dict[str, float] = {}
     for result in results:
         reached = iterations_to_match(curve, result.trained)
