@@ -9,16 +9,7 @@ from sparseae.coding import ista, sparse_encode
 from sparseae.evaluate.lista import LISTATraining, iterations_to_match, relative_error, train_lista
 from sparseae.models import lista_from_dictionary
 
-
-def problem(n: int = 300, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """A unit-norm dictionary (12, 24) and n samples (n, 12) with 3-sparse codes plus noise."""
-    g = torch.Generator().manual_seed(seed)
-    D = torch.randn(12, 24, generator=g, dtype=torch.float64)
-    D /= D.norm(dim=0)
-    Z = torch.zeros(n, 24, dtype=torch.float64)
-    rows = torch.arange(n).repeat_interleave(3)
-    Z[rows, torch.randint(0, 24, (3 * n,), generator=g)] = torch.randn(3 * n, generator=g, dtype=torch.float64)
-    return D, Z @ D.t() + 0.01 * torch.randn(n, 12, generator=g, dtype=torch.float64)
+from test_lista_chain import problem  # the same small sparse-coding problem
 
 
 def test_warm_start_applies_the_shallower_network_once_more():
