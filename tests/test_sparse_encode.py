@@ -356,12 +356,36 @@ def test_bad_hyperparameters_raise_config_errors():
 def test_missing_numba_is_said_plainly(monkeypatch):
     X, dictionary = random_problem(n_samples=3)
     monkeypatch.setattr(encode_module, "_kernels", None)
-    monkeypatch.delitem(sys.modules, "sparseae.coding._kernels", raising=False)
+    for name in [name for name in sys.modules if name.startswith("sparseae.coding.kernels")]:
+        monkeypatch.delitem(sys.modules, name)  # the package and its solver modules: imported afresh
     monkeypatch.setitem(sys.modules, "numba", None)  # import numba now fails
     with pytest.raises(ImportError, match="pip install numba"):
         sparse_encode(X, dictionary, algorithm="lasso_lars")
     Z = sparse_encode(X, dictionary, algorithm="threshold", alpha=0.5)  # works without numba
     assert Z.shape == (3, 50)
+
+
+def test_an_edit_of_the_shared_kernel_helpers_drops_the_cached_compilations(tmp_path):
+    """numba re-validates a cached function against its own file only; the solvers inline
+    common.py's helpers, so a changed common.py must drop every cached compilation."""
+    pytest.importorskip("numba")
+    from sparseae.coding.kernels import forget_stale_compilations
+
+    cache = tmp_path / "__pycache__"
+    cache.mkdir()
+    (tmp_path / "common.py").write_text("A = 1\n")
+    compiled = [cache / "lars._lars_sample-140.py311.nbi", cache / "lars._lars_sample-140.py311.1.nbc"]
+    for path in [*compiled, cache / "lars.cpython-311.pyc"]:
+        path.write_bytes(b"x")
+    assert forget_stale_compilations(tmp_path)  # no stamp yet: compiled with an unknown common.py
+    assert not any(path.exists() for path in compiled) and (cache / "lars.cpython-311.pyc").exists()
+    for path in compiled:  # recompiled with this common.py
+        path.write_bytes(b"x")
+    assert not forget_stale_compilations(tmp_path) and all(path.exists() for path in compiled)
+    (tmp_path / "common.py").write_text("A = 2\n")  # an edit
+    assert forget_stale_compilations(tmp_path) and not any(path.exists() for path in compiled)
+    assert len(list(cache.glob("common-*.stamp"))) == 1
+    assert not forget_stale_compilations(tmp_path / "missing")  # no common.py there: nothing to do
 
 
 def test_a_parallel_solve_leaves_torchs_thread_count_alone():

@@ -58,11 +58,11 @@ _kernels = None
 
 
 def _load_kernels():
-    """Import :mod:`._kernels` (and numba) on first use, with one clear error if numba is missing."""
+    """Import :mod:`.kernels` (and numba) on first use, with one clear error if numba is missing."""
     global _kernels
     if _kernels is None:
         try:
-            _kernels = importlib.import_module("sparseae.coding._kernels")
+            _kernels = importlib.import_module("sparseae.coding.kernels")
         except ImportError as exc:
             if "numba" not in str(exc):
                 raise

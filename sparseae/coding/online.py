@@ -134,7 +134,7 @@ def _sweep(D: np.ndarray, A: np.ndarray, Bt: np.ndarray, positive: bool, dead_to
     global _sweep_kernel
     if _sweep_kernel is None:
         try:
-            from ._kernels import _jit
+            from .kernels import _jit
             _sweep_kernel = _jit(nogil=True, fastmath={"contract", "reassoc"})(_bcd_sweep_py)
         except ImportError:  # no numba: the same sweep with NumPy row operations
             _sweep_kernel = _bcd_sweep_numpy

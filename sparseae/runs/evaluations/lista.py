@@ -1,0 +1,114 @@
+"""The LISTA depth curve of a sparse-coding run (``lista_depth``): learned ISTA at each depth T against
+FISTA's iterations."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from ...errors import ConfigError, DataError
+from ...validation import check_bool, check_number
+from ..data import load_datasets
+from .registry import FinishedRun, register_evaluation
+
+# ------------------------------------------------------------------------------ LISTA depth curve
+
+@register_evaluation("lista_depth", metrics=("lista_error_deepest", "fista_equivalent_deepest", "lista_depth_deepest",
+                                             "lista_error_shallowest", "lista_error_falls"))
+def _lista_depth(run: FinishedRun, *, depths: list = (1, 2, 3, 5, 7, 10), data: Mapping[str, Any] | None = None,
+                 skip: int = 0, n_train: int = 48000, n_val: int = 1000, n_test: int = 1000, epochs: int = 18,
+                 patience: int = 4, batch_size: int = 100, lr: float = 0.1, clip: float = 1.0, max_iter: int = 500,
+                 seed: int = 0, warm_start: bool = True, optimizer: str = "sgd", schedule: str = "one_cycle",
+                 decay: float = 0.5, decay_patience: int = 1, min_lr_ratio: float = 0.01, scale_lr: bool = True,
+                 untied: bool = False, layer_thresholds: bool = False) -> dict[str, float]:
+    """Gregor & LeCun 2010: LISTA on the run's ``sparse_coding`` dictionary D and λ, trained at each T of ``depths``
+    (each warm-started from the trained T − 1 when ``warm_start``) on the exact Lasso codes z* (LARS) of
+    ``n_train`` rows, ``n_val`` for early stopping, by ``optimizer`` at ``lr``/T on the ``schedule`` (``decay``,
+    ``decay_patience``, ``min_lr_ratio``, ``scale_lr`` False: ``lr`` at every T;
+    :class:`~sparseae.evaluate.lista.LISTATraining`) (:func:`~sparseae.evaluate.lista.lista_depth_chain`);
+    ``untied``/``layer_thresholds``: the ``lista`` model's options (a separate S_k per step, a θ_k per shrinkage;
+    default Gregor & LeCun's shared weights). Per T also ``lista_epochs_T<T>`` and ``lista_best_epoch_T<T>``.
+    Rows: the run's training set with ``data`` changes of its data section (e.g. ``{n_samples: null}``: all of
+    it), less its first ``skip`` rows (the dictionary's own), shuffled by ``seed``; test rows: ``n_test`` of the
+    evaluation set (``data.test``), else the next shuffled rows. Per T: ``lista_error_T<T>`` (mean‖z − z*‖² /
+    mean‖z*‖² on the test rows) and ``fista_equivalent_T<T>`` (the FISTA iterations from zero that reach it;
+    ``max_iter`` + 1 when ``max_iter`` do not); the deepest and shallowest T's, and ``lista_error_falls`` (1.0
+    when the error falls strictly with T)."""
+    from ...coding import fista
+    from ...evaluate.lista import LISTATraining, exact_codes, lista_depth_chain, solver_curve
+    from ...models import lista_from_dictionary
+
+    if run.config.model_name != "sparse_coding" or run.model.spec["params"].get("nonnegative", False):
+        raise ConfigError("evaluation 'lista_depth' needs a sparse_coding model with signed codes (its dictionary "
+                          "and λ)")
+    if not isinstance(depths, (list, tuple)) or not depths:
+        raise ConfigError(f"evaluate.depths must be a non-empty list of LISTA depths T, got {depths!r}")
+    for T in depths:
+        check_number(T, "evaluate.depths[]", low=1, integer=True)
+    for name, value in (("skip", skip), ("n_train", n_train), ("n_val", n_val), ("n_test", n_test),
+                        ("max_iter", max_iter)):
+        check_number(value, f"evaluate.{name}", low=0 if name == "skip" else 1, integer=True)
+    check_bool(warm_start, "evaluate.warm_start")
+    check_bool(untied, "evaluate.untied")
+    check_bool(layer_thresholds, "evaluate.layer_thresholds")
+    settings = LISTATraining(epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, clip=clip, seed=seed,
+                             optimizer=optimizer, schedule=schedule, scale_lr=scale_lr, decay=decay,
+                             decay_patience=decay_patience, min_lr_ratio=min_lr_ratio)
+    D = run.model.dictionary.detach().float().cpu()
+    lam = float(run.model.spec["params"].get("sparsity_weight", 0.1))
+    train, val, test = _lista_rows(run, data, skip, n_train, n_val, n_test, seed)
+    L = lista_from_dictionary(D, lam, 1).lipschitz
+    (X_train, Z_train), (X_val, Z_val), (X_test, Z_test) = ((X, exact_codes(X, D, lam)) for X in (train, val, test))
+    curve = solver_curve(fista, X_test, D, lam, L, Z_test, max_iter)
+    results, _ = lista_depth_chain(D, lam, depths, (X_train, Z_train), (X_val, Z_val), (X_test, Z_test),
+                                   settings=settings.validate(), warm_start=warm_start,
+                                   model_params={"untied": untied, "layer_thresholds": layer_thresholds})
+    return _lista_metrics(results, curve, max_iter)
+
+
+def _lista_metrics(results: list, curve: np.ndarray, max_iter: int) -> dict[str, float]:
+    """The ``lista_depth`` metrics (see :func:`_lista_depth`) of the chain's per-depth ``results`` against
+    FISTA's error ``curve`` (max_iter,)."""
+    from ...evaluate.lista import iterations_to_match
+
+    metrics: dict[str, float] = {}
+    for result in results:
+        reached = iterations_to_match(curve, result.trained)
+        metrics[f"lista_error_T{result.T}"] = result.trained
+        metrics[f"fista_equivalent_T{result.T}"] = float(reached if reached is not None else max_iter + 1)
+        metrics[f"lista_epochs_T{result.T}"] = float(result.epochs)
+        metrics[f"lista_best_epoch_T{result.T}"] = float(result.best_epoch)
+    errors = [result.trained for result in results]
+    deepest = results[-1].T
+    return {**metrics, "lista_error_deepest": errors[-1],
+            "fista_equivalent_deepest": metrics[f"fista_equivalent_T{deepest}"],
+            "lista_depth_deepest": float(deepest), "lista_error_shallowest": errors[0],
+            "lista_error_falls": float(bool(np.all(np.diff(errors) < 0)))}
+
+
+def _lista_rows(run: FinishedRun, data: Mapping[str, Any] | None, skip: int, n_train: int, n_val: int, n_test: int,
+                seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The LISTA training, validation and test inputs (n, n_features), float32 (see :func:`_lista_depth`)."""
+    if data is not None and not isinstance(data, Mapping):
+        raise ConfigError(f"evaluate.data must be a mapping of data-section changes, got {data!r}")
+    config = run.config.override({f"data.{key}": value for key, value in (data or {}).items()})
+    train_set, eval_set = load_datasets(config)
+    rng = np.random.default_rng(seed)
+    pool = np.asarray(train_set.X, dtype=np.float32)[skip:]
+    pool = pool[rng.permutation(len(pool))]
+    held_out = config.test_data_spec() is not None
+    needed = n_train + n_val + (0 if held_out else n_test)
+    if len(pool) < needed:
+        raise DataError(f"evaluation 'lista_depth' needs {needed} training rows after skipping {skip}, the data "
+                        f"has {len(pool)}")
+    if held_out:
+        test = np.asarray(eval_set.X, dtype=np.float32)
+        if len(test) < n_test:
+            raise DataError(f"evaluation 'lista_depth' needs {n_test} test rows, the evaluation set has {len(test)}")
+        test = test[rng.permutation(len(test))[:n_test]]
+    else:
+        test = pool[n_train + n_val:needed]
+    return tuple(torch.from_numpy(np.ascontiguousarray(part))
+                 for part in (pool[:n_train], pool[n_train:n_train + n_val], test))
