@@ -340,3 +340,45 @@ def test_lista_trains_on_precomputed_codes_through_the_trainer():
         torch.testing.assert_close(a.state_dict()[key], value, rtol=1e-3, atol=1e-4)
     with pytest.raises(DataError, match="rows for 200 samples"):
         train(a, X.numpy(), config, y=np.zeros((10, 16)))
+
+
+@pytest.mark.parametrize("name", ["sparse_coding", "psd"])
+def test_init_data_starts_the_atoms_at_distinct_normalized_samples(name, data):
+    X, _ = data
+    model = create_model(name, X.shape[1], 24, init="data")
+    before = model.dictionary.detach().clone()
+    model.initialize_from_data(X, generator=torch.Generator().manual_seed(3))
+    D = model.dictionary.detach().numpy()
+    Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+    matches = np.abs(Xn @ D).argmax(axis=0)
+    assert np.allclose(np.abs(Xn @ D).max(axis=0), 1.0, atol=1e-5)
+    assert len(set(matches.tolist())) == 24
+    again = create_model(name, X.shape[1], 24, init="data")
+    again.initialize_from_data(X, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(again.dictionary, model.dictionary)
+    plain = create_model(name, X.shape[1], 24)  # init="random": the hook leaves the atoms alone
+    start = plain.dictionary.detach().clone()
+    plain.initialize_from_data(X, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(plain.dictionary, start) and not torch.equal(before, model.dictionary)
+    with pytest.raises(ConfigError, match="init"):
+        create_model(name, X.shape[1], 24, init="samples")
+
+
+def test_a_run_starts_init_data_atoms_from_its_training_samples(tmp_path, capsys):
+    """The run layer's ``plain`` procedure calls the hook before training (and not on resume): with a
+    learning rate of ~0 the saved atoms are still training digits."""
+    from sklearn.datasets import load_digits
+
+    from sparseae.cli import main
+
+    status = main(["train", "--quiet", "--model", "sparse_coding", "--data", "digits", "--out", str(tmp_path / "run"),
+                   "--set", "model.n_components=20", "--set", "model.init=data",
+                   "--set", "model.reinit_unused_every=0",
+                   "--set", "train.learning_rate=1e-12", "--set", "train.max_epochs=1",
+                   "--set", "output.plots=false"])
+    assert status == 0, capsys.readouterr().err
+    D = load_model(tmp_path / "run" / "model").dictionary.detach().double().numpy()
+    X = load_digits().data.astype(np.float64)
+    X = X[np.linalg.norm(X, axis=1) > 0]
+    Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+    assert np.abs(Xn @ D).max(axis=0).min() > 0.999

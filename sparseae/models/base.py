@@ -116,7 +116,7 @@ class Autoencoder(nn.Module):
 
     def initialize_from_data(self, X: Any, *, generator: torch.Generator | None = None) -> None:
         """Data-dependent initialization before training, X (n_samples, n_features); default none.
-        Called by the run layer's ``supervised`` procedure (not on resume)."""
+        Called by the run layer's ``plain`` and ``supervised`` procedures (not on resume)."""
 
     def activity_code(self, x: torch.Tensor) -> torch.Tensor:
         """The code a unit's activity is read from, (batch, n_components): :meth:`encode` here, the

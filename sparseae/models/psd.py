@@ -42,9 +42,9 @@ class PSD(DictionaryModel):
     def __init__(self, encoder: nn.Module, n_features: int, n_components: int,
                  inference: SparseInference, prediction_weight: float, *,
                  penalties: dict[str, Penalty] | None = None, reinit_unused_every: int = 100,
-                 constraints: tuple = ()) -> None:
+                 constraints: tuple = (), init: str = "random") -> None:
         super().__init__(encoder, n_features, n_components, penalties=penalties,
-                         reinit_unused_every=reinit_unused_every, constraints=constraints)
+                         reinit_unused_every=reinit_unused_every, constraints=constraints, init=init)
         self.inference = inference
         self.prediction_weight = float(prediction_weight)
 
@@ -82,7 +82,7 @@ def psd(n_features: int, n_components: int, *, sparsity_weight: float = 0.1,
         prediction_weight: float = 1.0, encoder: str = "tanh", nonnegative: bool = False,
         inference_max_iter: int = 100, tol: float | None = None, reinit_unused_every: int = 100,
         groups: dict | None = None, group_eps: float = 0.0, weight_decay: float = 0.0,
-        inference: str = "auto") -> PSD:
+        inference: str = "auto", init: str = "random") -> PSD:
     """PSD with λ = ``sparsity_weight``, γ = ``prediction_weight`` (> 0) and ``encoder`` ``"tanh"``
     (G·tanh(Wx + b)) or ``"shrink"`` (h_θ(Wx + b), per-unit θ ≥ 0 starting at λ; non-negative shrinkage
     when ``nonnegative``). Inference: FISTA from F(x), at most ``inference_max_iter`` iterations,
@@ -93,6 +93,7 @@ def psd(n_features: int, n_components: int, *, sparsity_weight: float = 0.1,
     replaces λ‖z‖₁ (topographic PSD with grid windows, Kavukcuoglu et al. 2009); ``group_eps`` ε > 0
     smooths it to λ Σ_j √(‖z‖²_{g_j} + ε), inferred by accelerated gradient (as ``sparse_coding``).
     ``inference``: the solver of z* (as ``sparse_coding``; with γ the Lasso on ``[D; √(2γ)·I]``).
+    ``init``: the atoms' start, ``"random"`` or ``"data"`` (as ``sparse_coding``).
     """
     check_choice(encoder, "encoder", ("tanh", "shrink"))
     check_number(prediction_weight, "prediction_weight (gamma)", low=0.0, low_inclusive=False)
@@ -110,7 +111,7 @@ def psd(n_features: int, n_components: int, *, sparsity_weight: float = 0.1,
         constraints = (nonnegative_thresholds,)
     return PSD(predictor, n_features, n_components, solver, prediction_weight,
                penalties=encoder_weight_decay(weight_decay, predictor),
-               reinit_unused_every=reinit_unused_every, constraints=constraints)
+               reinit_unused_every=reinit_unused_every, constraints=constraints, init=init)
 
 
 @dataclass

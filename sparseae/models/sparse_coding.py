@@ -15,31 +15,44 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..coding.dictionary import AtomUsage, SparseInference, check_dictionary
+from ..coding.dictionary import AtomUsage, SparseInference, check_dictionary, dictionary_from_samples
 from ..groups import GroupStructure
 from ..nn.constraints import unit_norm_columns
 from ..nn.decoders import LinearDecoder
 from ..nn.likelihoods import GaussianLikelihood
 from ..nn.penalties import GroupSparsityPenalty, L1Penalty, Penalty
-from ..validation import check_number
+from ..validation import check_choice, check_number
 from .base import MODELS, Autoencoder, Energy
+
+#: Where a dictionary model's atoms start (its ``init`` parameter).
+INITS = ("random", "data")
 
 
 class DictionaryModel(Autoencoder):
     """An :class:`Autoencoder` whose decoder D (n_features, n_components), without bias, has unit-norm
     atoms and is learned at codes inferred by :class:`SparseInference`: the part sparse coding and PSD
     share. Subclasses provide the ``inference`` module. ``atom_usage`` re-initializes unused atoms.
+    ``init``: where the atoms start, ``"random"`` (Gaussian, normalized) or ``"data"`` (distinct
+    random training rows, normalized, set by :meth:`initialize_from_data` before training).
     """
 
     inference: SparseInference
 
     def __init__(self, encoder: nn.Module, n_features: int, n_components: int, *,
                  penalties: dict[str, Penalty] | None = None, reinit_unused_every: int = 100,
-                 constraints: Sequence[Any] = ()) -> None:
+                 constraints: Sequence[Any] = (), init: str = "random") -> None:
+        check_choice(init, "init", INITS)
         decoder = LinearDecoder(n_components, n_features, bias=False)
         super().__init__(encoder, decoder, GaussianLikelihood(), penalties,
                          [unit_norm_columns("decoder.weight_"), *constraints])
         self.atom_usage = AtomUsage(n_components, reinit_unused_every)
+        self.init = init
+
+    def initialize_from_data(self, X: Any, *, generator: torch.Generator | None = None) -> None:
+        """With ``init="data"``, the atoms become ``n_components`` distinct random rows of X
+        (n_samples, n_features), normalized; with ``"random"``, nothing changes."""
+        if self.init == "data":
+            self.set_dictionary(dictionary_from_samples(X, self.n_components, generator=generator))
 
     @property
     def dictionary(self) -> torch.Tensor:
@@ -108,7 +121,7 @@ class SparseCoding(DictionaryModel):
 def sparse_coding(n_features: int, n_components: int, *, sparsity_weight: float = 0.1,
                   nonnegative: bool = False, inference_max_iter: int = 200, tol: float | None = None,
                   reinit_unused_every: int = 100, groups: dict | None = None,
-                  group_eps: float = 0.0, inference: str = "auto") -> SparseCoding:
+                  group_eps: float = 0.0, inference: str = "auto", init: str = "random") -> SparseCoding:
     """Sparse coding / dictionary learning: ``z* = argmin ½‖x − Dz‖² + λ‖z‖₁`` (λ = ``sparsity_weight``,
     ``z ≥ 0`` when ``nonnegative``) by FISTA with at most ``inference_max_iter`` iterations and relative-change
     tolerance ``tol`` (None: 100 × the dtype's epsilon, i.e. solved to the working precision);
@@ -120,7 +133,9 @@ def sparse_coding(n_features: int, n_components: int, *, sparsity_weight: float 
     coding; much faster than the dual prox for overlapping windows).
     ``inference``: ``"auto"`` (the exact Lasso by :func:`~sparseae.coding.sparse_encode`'s
     ``lasso_lars`` on the CPU, FISTA on a GPU or with groups), ``"fista"``, ``"lasso_lars"`` or
-    ``"lasso_cd"`` (see :class:`~sparseae.coding.dictionary.SparseInference`).
+    ``"lasso_cd"`` (see :class:`~sparseae.coding.dictionary.SparseInference`). ``init``: the atoms'
+    start, ``"random"`` or ``"data"`` (random training samples, set when a run starts; see
+    :class:`DictionaryModel`).
     """
     structure = fitted_groups(groups, n_components)
     check_number(inference_max_iter, "inference_max_iter", low=1, integer=True)
@@ -128,7 +143,7 @@ def sparse_coding(n_features: int, n_components: int, *, sparsity_weight: float 
     solver = SparseInference(sparsity_weight, nonnegative=nonnegative, max_iter=inference_max_iter, tol=tol,
                              groups=structure, group_eps=group_eps, term=term, solver=inference)
     return SparseCoding(solver, n_features, n_components, penalties={solver.penalty_name: term},
-                        reinit_unused_every=reinit_unused_every)
+                        reinit_unused_every=reinit_unused_every, init=init)
 
 
 def sparsity_term(weight: float, nonnegative: bool, groups, group_eps: float) -> Penalty:

@@ -31,8 +31,11 @@ def _labels_needed(model: Autoencoder, config: RunConfig, train_set: Dataset) ->
 
 def train_plain(model: Autoencoder, config: RunConfig, train_set: Dataset, train_config: TrainConfig,
                 run_dir: Path, resume: bool) -> TrainResult:
-    """``plain``: one call of the trainer on the data (no labels; the dataset's target rows for a
-    model that predicts them, a transcoder)."""
+    """``plain``: data-dependent initialization (when the model has one; not on resume), then one
+    call of the trainer on the data (no labels; the dataset's target rows for a model that predicts
+    them, a transcoder)."""
+    if not (resume and has_checkpoint(run_dir)):
+        model.initialize_from_data(train_set.X, generator=torch.Generator().manual_seed(train_config.random_state))
     targets = None
     if model.needs_targets and model.target_kind == "values":
         if train_set.targets is None:

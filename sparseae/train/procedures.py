@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..coding.dictionary import dictionary_from_samples
 from ..errors import CheckpointError, ConfigError
 from ..io import load_model, read_config, save_model
 from ..models.base import Autoencoder, create_model, encode_dataset
@@ -60,7 +59,6 @@ def learn_dictionary(X: Any, n_components: int, lam: float, *, nonnegative: bool
     :class:`~sparseae.train.TrainConfig`'s. For the training history, build the model with
     ``create_model("sparse_coding", ...)`` and call :func:`~sparseae.train.train` yourself.
     """
-    check_choice(init, "init", ("data", "random"))
     X = as_float_array(X, "X")
     config = TrainConfig(optimizer=optimizer, learning_rate=learning_rate, batch_size=batch_size,
                          max_epochs=max_epochs, random_state=random_state, device=device).validate()
@@ -70,10 +68,8 @@ def learn_dictionary(X: Any, n_components: int, lam: float, *, nonnegative: bool
     torch.manual_seed(random_state)
     model = create_model("sparse_coding", X.shape[1], n_components, sparsity_weight=lam,
                          nonnegative=nonnegative, inference_max_iter=inference_max_iter, tol=tol,
-                         reinit_unused_every=reinit_unused_every)
-    if init == "data":
-        generator = torch.Generator().manual_seed(random_state)
-        model.set_dictionary(dictionary_from_samples(X, n_components, generator=generator))
+                         reinit_unused_every=reinit_unused_every, init=init)
+    model.initialize_from_data(X, generator=torch.Generator().manual_seed(random_state))
     train(model, X, config)
     return model
 
