@@ -65,6 +65,7 @@ from sparseae.evaluate.lista import (  # noqa: E402
 from sparseae.evaluate.lista import iterations_to_match as first_iteration  # noqa: E402
 from sparseae.models import lista_from_dictionary  # noqa: E402
 from sparseae.train.procedures import learn_dictionary  # noqa: E402
+from sparseae.viz import save_depth_curve  # noqa: E402
 
 TABLE_ITERATIONS = (1, 2, 5, 10, 20, 50, 100, 200)
 
@@ -206,24 +207,10 @@ def main() -> None:
     print(f"total {time.perf_counter() - started:.0f} s")
 
     if args.plot:
-        from matplotlib.figure import Figure
-
-        figure = Figure(figsize=(6.5, 4.2))
-        axes = figure.subplots()
-        k = np.arange(1, args.max_iter + 1)
-        axes.loglog(k, curves["ISTA"], label="ISTA, k iterations")
-        axes.loglog(k, curves["FISTA"], label="FISTA, k iterations")
         variant = ("untied S_k" if args.untied else "shared S") + (", θ_k per layer" if args.layer_thresholds else "")
-        axes.loglog([row[0] for row in rows], errors, "o-", label=f"LISTA ({variant}, trained), depth T")
-        axes.loglog([10 * row[0] for row in rows], curves["FISTA"][[10 * row[0] - 1 for row in rows]], "x",
-                    color="grey", label="FISTA at k = 10·T (the goal: LISTA T below)")
-        axes.set_xlabel("k (ISTA/FISTA iterations) or T (LISTA depth)")
-        axes.set_ylabel("mean‖z − z*‖² / mean‖z*‖²")
-        axes.set_title(f"code prediction error, MNIST, {args.n_components} atoms, λ = {args.lam}")
-        axes.grid(True, which="both", alpha=0.3)
-        axes.legend(fontsize=8)
-        figure.tight_layout()
-        figure.savefig(args.plot, dpi=100)
+        save_depth_curve(curves, [row[0] for row in rows], errors, args.plot,
+                         label=f"LISTA ({variant}, trained), depth T",
+                         title=f"code prediction error, MNIST, {args.n_components} atoms, λ = {args.lam}")
         print(f"plot: {args.plot}")
 
 

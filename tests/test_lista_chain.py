@@ -2,6 +2,8 @@
 targets, the warm-started chain, and the ``lista_depth`` recipe evaluation on a small run."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -102,6 +104,13 @@ def test_the_lista_depth_evaluation_reports_every_depth(tmp_path):
     assert metrics["lista_depth_deepest"] == 3.0
     assert 1 <= metrics["fista_equivalent_T1"] <= metrics["fista_equivalent_T3"] <= 201
     assert all(isinstance(value, float) for value in metrics.values())
+    curve = json.loads((tmp_path / "lista_depth.json").read_text(encoding="utf-8"))
+    assert curve["depths"] == [1, 3] and curve["errors"] == [metrics["lista_error_T1"], metrics["lista_error_T3"]]
+    assert len(curve["ISTA"]) == len(curve["FISTA"]) == 200
+    assert curve["FISTA"][-1] < curve["ISTA"][-1] < curve["ISTA"][0]  # FISTA is ahead of ISTA at 200 iterations
+    fista_hits = [k + 1 for k, e in enumerate(curve["FISTA"]) if e <= metrics["lista_error_T3"]]
+    assert metrics["fista_equivalent_T3"] == float(fista_hits[0] if fista_hits else 201)
+    assert (tmp_path / "lista_depth.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_the_lista_depth_evaluation_names_bad_input(tmp_path):

@@ -194,3 +194,16 @@ def test_embeddings_picture(tmp_path):
     assert path.read_bytes().startswith(b"\x89PNG") and path.stat().st_size > 5000
     with pytest.raises(DataError, match="expected \\(300, 2\\)"):
         save_embeddings([("bad", np.zeros((300, 3)))], labels, tmp_path / "bad.png")
+
+
+def test_depth_curve_draws_and_names_bad_input(tmp_path):
+    from sparseae.viz import save_depth_curve
+
+    curves = {"ISTA": np.geomspace(1.0, 0.1, 50), "FISTA": np.geomspace(1.0, 0.01, 50)}
+    path = save_depth_curve(curves, [1, 2, 3], [0.3, 0.2, 0.1], tmp_path / "sub" / "depth.png", title="t")
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(DataError, match="as long as each other"):
+        save_depth_curve(curves, [1, 2], [0.3], tmp_path / "bad.png")
+    with pytest.raises(DataError, match="solver_curves"):
+        save_depth_curve({}, [1], [0.3], tmp_path / "bad.png")
+    assert not (tmp_path / "bad.png").exists()

@@ -26,7 +26,8 @@ from ..validation import as_float_array, check_number
 from .grid import _as_filter_matrix, _check_image_shape, filter_grid, kernel_grid, tile_images
 
 __all__ = ["save_filters", "save_kernels", "save_curves", "save_reconstructions", "save_activity_histogram",
-           "save_unit_angles", "save_embeddings", "save_confusion_matrix", "save_precision_recall"]
+           "save_unit_angles", "save_embeddings", "save_confusion_matrix", "save_precision_recall",
+           "save_depth_curve"]
 
 _DPI = 100
 
@@ -408,5 +409,44 @@ def save_precision_recall(curves: Sequence[tuple[str, Any, Any]], path: str | os
     axes.legend(fontsize=8)
     if title:
         axes.set_title(title, fontsize=10)
+    figure.tight_layout()
+    return _save_figure(figure, path)
+
+
+def save_depth_curve(solver_curves: Mapping[str, Any], depths: Sequence[int], errors: Sequence[float],
+                     path: str | os.PathLike, *, label: str = "LISTA (trained), depth T", goal_factor: int = 10,
+                     title: str | None = None) -> Path:
+    """A learned solver's error against its depth T beside iterative solvers' errors against their
+    iterations k, on one log–log axis (Gregor & LeCun 2010's picture). ``solver_curves``: {name: error
+    after iterations 1…n (n,)}; ``depths`` (m,) and ``errors`` (m,): the learned solver's; with
+    ``goal_factor`` g > 0 and a solver named ``"FISTA"``, crosses mark FISTA at k = g·T (the goal: the
+    learned T at or below them)."""
+    curves = {str(name): np.asarray(curve, dtype=np.float64).ravel() for name, curve in solver_curves.items()}
+    depths = [int(T) for T in depths]
+    errors = np.asarray(errors, dtype=np.float64).ravel()
+    if not curves or any(curve.size == 0 for curve in curves.values()):
+        raise DataError("solver_curves must map at least one solver name to a non-empty error curve")
+    if not depths or len(depths) != errors.size or min(depths) < 1:
+        raise DataError(f"depths (T ≥ 1) and errors must be non-empty and as long as each other, got "
+                        f"{len(depths)} depths and {errors.size} errors")
+    figure = Figure(figsize=(6.5, 4.2))
+    axes = figure.add_subplot()
+    for name, curve in curves.items():
+        axes.loglog(np.arange(1, curve.size + 1), curve, label=f"{name}, k iterations")
+    axes.loglog(depths, errors, "o-", label=label)
+    fista = curves.get("FISTA")
+    if goal_factor > 0 and fista is not None:
+        ks = [goal_factor * T for T in depths if goal_factor * T <= fista.size]
+        if ks:
+            axes.loglog(ks, fista[np.asarray(ks) - 1], "x", color="grey",
+                        label=f"FISTA at k = {goal_factor}·T (the goal: T below)")
+    lowest = min(float(np.min(curve[curve > 0], initial=np.inf)) for curve in curves.values())
+    axes.set_ylim(bottom=max(lowest, float(errors.min()) / 100))  # not down to where the solvers are exact
+    axes.set_xlabel("k (solver iterations) or T (learned depth)")
+    axes.set_ylabel("mean‖z − z*‖² / mean‖z*‖²")
+    if title:
+        axes.set_title(title, fontsize=10)
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize=8)
     figure.tight_layout()
     return _save_figure(figure, path)

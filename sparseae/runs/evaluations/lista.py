@@ -3,6 +3,7 @@ FISTA's iterations."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,11 @@ from ..data import load_datasets
 from .registry import FinishedRun, register_evaluation
 
 # ------------------------------------------------------------------------------ LISTA depth curve
+
+#: The depth curve's data and picture, written into the run folder by ``lista_depth``.
+DEPTH_CURVE_JSON = "lista_depth.json"
+DEPTH_CURVE_PNG = "lista_depth.png"
+
 
 @register_evaluation("lista_depth", metrics=("lista_error_deepest", "fista_equivalent_deepest", "lista_depth_deepest",
                                              "lista_error_shallowest", "lista_error_falls"))
@@ -35,10 +41,9 @@ def _lista_depth(run: FinishedRun, *, depths: list = (1, 2, 3, 5, 7, 10), data: 
     evaluation set (``data.test``), else the next shuffled rows. Per T: ``lista_error_T<T>`` (mean‖z − z*‖² /
     mean‖z*‖² on the test rows) and ``fista_equivalent_T<T>`` (the FISTA iterations from zero that reach it;
     ``max_iter`` + 1 when ``max_iter`` do not); the deepest and shallowest T's, and ``lista_error_falls`` (1.0
-    when the error falls strictly with T)."""
-    from ...coding import fista
-    from ...evaluate.lista import LISTATraining, exact_codes, lista_depth_chain, solver_curve
-    from ...models import lista_from_dictionary
+    when the error falls strictly with T). Writes :data:`DEPTH_CURVE_JSON` and :data:`DEPTH_CURVE_PNG` (the curve
+    against ISTA's and FISTA's) into the run folder."""
+    from ...evaluate.lista import LISTATraining, exact_codes, lista_depth_chain
 
     if run.config.model_name != "sparse_coding" or run.model.spec["params"].get("nonnegative", False):
         raise ConfigError("evaluation 'lista_depth' needs a sparse_coding model with signed codes (its dictionary "
@@ -59,13 +64,42 @@ def _lista_depth(run: FinishedRun, *, depths: list = (1, 2, 3, 5, 7, 10), data: 
     D = run.model.dictionary.detach().float().cpu()
     lam = float(run.model.spec["params"].get("sparsity_weight", 0.1))
     train, val, test = _lista_rows(run, data, skip, n_train, n_val, n_test, seed)
-    L = lista_from_dictionary(D, lam, 1).lipschitz
     (X_train, Z_train), (X_val, Z_val), (X_test, Z_test) = ((X, exact_codes(X, D, lam)) for X in (train, val, test))
-    curve = solver_curve(fista, X_test, D, lam, L, Z_test, max_iter)
+    curves = solver_curves(X_test, D, lam, Z_test, max_iter)
     results, _ = lista_depth_chain(D, lam, depths, (X_train, Z_train), (X_val, Z_val), (X_test, Z_test),
                                    settings=settings.validate(), warm_start=warm_start,
                                    model_params={"untied": untied, "layer_thresholds": layer_thresholds})
-    return _lista_metrics(results, curve, max_iter)
+    write_depth_curve(run.run_dir, curves, [r.T for r in results], [r.trained for r in results],
+                      label="LISTA" + (" (untied S_k)" if untied else "") + ", depth T")
+    return _lista_metrics(results, curves["FISTA"], max_iter)
+
+
+def solver_curves(X: torch.Tensor, D: torch.Tensor, lam: float, Z_star: torch.Tensor,
+                  max_iter: int) -> dict[str, np.ndarray]:
+    """{"ISTA": ..., "FISTA": ...}: each solver's error mean‖z − z*‖² / mean‖z*‖² from zero after
+    iterations 1…max_iter, (max_iter,), on X (n, n_features) with exact codes Z_star (n, n_components)."""
+    from ...coding import fista, ista
+    from ...evaluate.lista import solver_curve
+    from ...models import lista_from_dictionary
+
+    L = lista_from_dictionary(D, lam, 1).lipschitz
+    return {name: solver_curve(solver, X, D, lam, L, Z_star, max_iter) for name, solver in (("ISTA", ista),
+                                                                                              ("FISTA", fista))}
+
+
+def write_depth_curve(run_dir: Path, curves: Mapping[str, np.ndarray], depths: list[int], errors: list[float], *,
+                      label: str = "LISTA, depth T") -> None:
+    """The depth curve's data and picture in ``run_dir``: :data:`DEPTH_CURVE_JSON` ({"depths", "errors",
+    and each solver's curve by name}) and :data:`DEPTH_CURVE_PNG` (:func:`~sparseae.viz.save_depth_curve`)."""
+    from ...io import write_json_atomic
+    from ...viz import save_depth_curve
+
+    run_dir = Path(run_dir)
+    solvers = {name: [float(v) for v in curve] for name, curve in curves.items()}
+    write_json_atomic(run_dir / DEPTH_CURVE_JSON, {"depths": [int(T) for T in depths],
+                                                   "errors": [float(e) for e in errors], **solvers})
+    save_depth_curve(curves, depths, errors, run_dir / DEPTH_CURVE_PNG, label=label,
+                     title="code prediction error on the test rows")
 
 
 def _lista_metrics(results: list, curve: np.ndarray, max_iter: int) -> dict[str, float]:

@@ -1,0 +1,74 @@
+"""Redraw the LISTA depth curve of a finished ``lista_depth_mnist`` run (issue 25's figure).
+
+The ``lista_depth`` evaluation writes ``lista_depth.json`` and ``lista_depth.png`` into its run folder.
+For a run made before it did, this recomputes ISTA's and FISTA's error curves on the run's
+dictionary and test rows (the recipe's ``evaluate`` settings pick them, as the evaluation did; a
+few seconds), takes LISTA's errors per depth from the run's summary.json, writes both files, and
+checks that the FISTA iterations it finds per depth equal the summary's ``fista_equivalent_T<T>``.
+
+    python benchmarks/plot_lista_depth.py runs/lista_depth_mnist --out docs/images/lista_depth_curve.png
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+from sparseae.config import RunConfig, read_run_config
+from sparseae.evaluate.lista import exact_codes, iterations_to_match
+from sparseae.io import load_model
+from sparseae.recipes import get_recipe
+from sparseae.runs.evaluations.lista import (
+    DEPTH_CURVE_JSON,
+    DEPTH_CURVE_PNG,
+    _lista_rows,
+    solver_curves,
+    write_depth_curve,
+)
+from sparseae.runs.evaluations.registry import FinishedRun
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run", help="the run folder (config.yaml, model/, summary.json)")
+    parser.add_argument("--recipe", default="lista_depth_mnist", help="whose evaluate settings the run used")
+    parser.add_argument("--out", default=None, help="also copy the picture here")
+    args = parser.parse_args()
+    run_dir = Path(args.run)
+    config = RunConfig.from_dict(read_run_config(run_dir / "config.yaml"), source=str(run_dir / "config.yaml"))
+    run = FinishedRun(run_dir, load_model(run_dir / "model").eval(), config.validate())
+    params = {key: value for key, value in get_recipe(args.recipe).evaluate.items() if key != "name"}
+    metrics = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))["metrics"]
+    depths = sorted(int(key[len("lista_error_T"):]) for key in metrics if key.startswith("lista_error_T"))
+    errors = [metrics[f"lista_error_T{T}"] for T in depths]
+
+    D = run.model.dictionary.detach().float().cpu()
+    lam = float(run.model.spec["params"].get("sparsity_weight", 0.1))
+    _, _, X_test = _lista_rows(run, params.get("data"), params.get("skip", 0), params.get("n_train", 48000),
+                               params.get("n_val", 1000), params.get("n_test", 1000), params.get("seed", 0))
+    max_iter = params.get("max_iter", 500)
+    curves = solver_curves(X_test, D, lam, exact_codes(X_test, D, lam), max_iter)
+    write_depth_curve(run_dir, curves, depths, errors, label="LISTA" + (" (untied S_k)" if params.get("untied")
+                                                                        else "") + ", depth T")
+    print(f"{'T':>3} | {'LISTA error':>11} | {'FISTA its':>9} | {'summary':>7} | {'ratio to 10T':>12}")
+    mismatch = False
+    for T, error in zip(depths, errors, strict=True):
+        found = iterations_to_match(curves["FISTA"], error) or max_iter + 1
+        recorded = int(metrics[f"fista_equivalent_T{T}"])
+        mismatch |= found != recorded
+        print(f"{T:>3} | {error:11.4f} | {found:>9} | {recorded:>7} | {found / (10 * T):12.2f}")
+    print(f"wrote {run_dir / DEPTH_CURVE_JSON} and {run_dir / DEPTH_CURVE_PNG}")
+    if args.out:
+        shutil.copyfile(run_dir / DEPTH_CURVE_PNG, args.out)
+        print(f"copied to {args.out}")
+    if mismatch:
+        sys.exit("the FISTA iterations found here differ from the summary's: not the run's test rows or settings")
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    main()
