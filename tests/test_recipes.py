@@ -60,6 +60,8 @@ def test_a_recipe_reuses_its_example_and_replaces_only_the_keys_it_names():
     assert dae.train == cae.train and dae.model == cae.model
     drsae = get_recipe("drsae_200_2").run_config()
     assert (drsae.n_components, drsae.model["n_steps"], drsae.train["learning_rate"]) == (200, 2, 5e-2)
+    # the three-seed settings of session 17: 200 pre-training epochs, the paper's loss without weight decay
+    assert (drsae.pretrain["max_epochs"], drsae.model["weight_decay"]) == (200, 0.0)
     assert drsae.data["normalize"] == "l2"  # from examples/drsae_mnist.yaml
 
 
