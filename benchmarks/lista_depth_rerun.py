@@ -1,0 +1,70 @@
+"""Rerun the LISTA depth chain of a finished ``lista_depth_mnist`` run with changed training settings.
+
+The run's dictionary and rows are reused (the recipe's ``evaluate`` settings pick the rows, as the
+``lista_depth`` evaluation does), and ``--set KEY=VALUE`` changes those settings. Each depth is
+printed as it finishes: epochs (best), start and trained error, and the FISTA iterations it is worth
+on the run's own curve (``lista_depth.json``; ``benchmarks/plot_lista_depth.py`` writes it for older
+runs). Nothing in the run folder changes.
+
+    python benchmarks/lista_depth_rerun.py runs/lista_depth_mnist --set decay_patience=4 --set patience=12
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from sparseae.config import RunConfig, read_run_config
+from sparseae.evaluate.lista import LISTATraining, exact_codes, iterations_to_match, lista_depth_chain
+from sparseae.io import load_model
+from sparseae.recipes import get_recipe
+from sparseae.runs.evaluations.lista import DEPTH_CURVE_JSON, _lista_rows
+from sparseae.runs.evaluations.registry import FinishedRun
+
+TRAINING = ("epochs", "patience", "batch_size", "lr", "clip", "seed", "optimizer", "schedule", "scale_lr",
+            "decay", "decay_patience", "min_lr_ratio")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run", help="a finished lista_depth_mnist run folder")
+    parser.add_argument("--recipe", default="lista_depth_mnist")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="change one of the recipe's evaluate settings (YAML value)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    run_dir = Path(args.run)
+    config = RunConfig.from_dict(read_run_config(run_dir / "config.yaml"), source=str(run_dir / "config.yaml"))
+    run = FinishedRun(run_dir, load_model(run_dir / "model").eval(), config.validate())
+    params = {key: value for key, value in get_recipe(args.recipe).evaluate.items() if key != "name"}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        params[key] = yaml.safe_load(value)
+    print("settings:", {key: params[key] for key in sorted(params)}, flush=True)
+    D = run.model.dictionary.detach().float().cpu()
+    lam = float(run.model.spec["params"].get("sparsity_weight", 0.1))
+    rows = _lista_rows(run, params.get("data"), params["skip"], params["n_train"], params["n_val"],
+                       params["n_test"], params["seed"])
+    parts = [(X, exact_codes(X, D, lam)) for X in rows]
+    fista = np.asarray(json.loads((run_dir / DEPTH_CURVE_JSON).read_text(encoding="utf-8"))["FISTA"])
+    settings = LISTATraining(**{key: params[key] for key in TRAINING if key in params}).validate()
+
+    def report(result) -> None:
+        hit = iterations_to_match(fista, result.trained)
+        worth = hit if hit is not None else len(fista) + 1
+        print(f"{time.strftime('%T')} T = {result.T}: {result.epochs} epochs (best {result.best_epoch}), start "
+              f"{result.initial:.4f}, trained {result.trained:.4f}, worth {worth} FISTA iterations "
+              f"(ratio to 10·T {worth / (10 * result.T):.2f}), {result.seconds:.0f} s", flush=True)
+
+    lista_depth_chain(D, lam, params["depths"], *parts, settings=settings, warm_start=params.get("warm_start", True),
+                      model_params={"untied": params.get("untied", False),
+                                    "layer_thresholds": params.get("layer_thresholds", False)}, report=report)
+
+
+if __name__ == "__main__":
+    main()
