@@ -19,12 +19,10 @@ import numpy as np
 import torch
 import yaml
 
-from sparseae.config import RunConfig, read_run_config
 from sparseae.evaluate.lista import LISTATraining, exact_codes, iterations_to_match, lista_depth_chain
-from sparseae.io import load_model
 from sparseae.recipes import get_recipe
-from sparseae.runs.evaluations.lista import DEPTH_CURVE_JSON, _lista_rows
-from sparseae.runs.evaluations.registry import FinishedRun
+from sparseae.runs.evaluations.lista import DEPTH_CURVE_JSON, lista_rows, run_dictionary
+from sparseae.runs.evaluations.registry import load_finished_run
 
 TRAINING = ("epochs", "patience", "batch_size", "lr", "clip", "seed", "optimizer", "schedule", "scale_lr",
             "decay", "decay_patience", "min_lr_ratio")
@@ -39,16 +37,14 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     run_dir = Path(args.run)
-    config = RunConfig.from_dict(read_run_config(run_dir / "config.yaml"), source=str(run_dir / "config.yaml"))
-    run = FinishedRun(run_dir, load_model(run_dir / "model").eval(), config.validate())
+    run = load_finished_run(run_dir)
     params = {key: value for key, value in get_recipe(args.recipe).evaluate.items() if key != "name"}
     for item in args.set:
         key, _, value = item.partition("=")
         params[key] = yaml.safe_load(value)
     print("settings:", {key: params[key] for key in sorted(params)}, flush=True)
-    D = run.model.dictionary.detach().float().cpu()
-    lam = float(run.model.spec["params"].get("sparsity_weight", 0.1))
-    rows = _lista_rows(run, params.get("data"), params["skip"], params["n_train"], params["n_val"],
+    D, lam = run_dictionary(run)
+    rows = lista_rows(run, params.get("data"), params["skip"], params["n_train"], params["n_val"],
                        params["n_test"], params["seed"])
     parts = [(X, exact_codes(X, D, lam)) for X in rows]
     fista = np.asarray(json.loads((run_dir / DEPTH_CURVE_JSON).read_text(encoding="utf-8"))["FISTA"])

@@ -18,18 +18,17 @@ from pathlib import Path
 
 import torch
 
-from sparseae.config import RunConfig, read_run_config
 from sparseae.evaluate.lista import exact_codes, iterations_to_match
-from sparseae.io import load_model
 from sparseae.recipes import get_recipe
 from sparseae.runs.evaluations.lista import (
     DEPTH_CURVE_JSON,
     DEPTH_CURVE_PNG,
-    _lista_rows,
+    lista_rows,
+    run_dictionary,
     solver_curves,
     write_depth_curve,
 )
-from sparseae.runs.evaluations.registry import FinishedRun
+from sparseae.runs.evaluations.registry import load_finished_run
 
 
 def main() -> None:
@@ -39,21 +38,18 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="also copy the picture here")
     args = parser.parse_args()
     run_dir = Path(args.run)
-    config = RunConfig.from_dict(read_run_config(run_dir / "config.yaml"), source=str(run_dir / "config.yaml"))
-    run = FinishedRun(run_dir, load_model(run_dir / "model").eval(), config.validate())
+    run = load_finished_run(run_dir)
     params = {key: value for key, value in get_recipe(args.recipe).evaluate.items() if key != "name"}
     metrics = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))["metrics"]
     depths = sorted(int(key[len("lista_error_T"):]) for key in metrics if key.startswith("lista_error_T"))
     errors = [metrics[f"lista_error_T{T}"] for T in depths]
 
-    D = run.model.dictionary.detach().float().cpu()
-    lam = float(run.model.spec["params"].get("sparsity_weight", 0.1))
-    _, _, X_test = _lista_rows(run, params.get("data"), params.get("skip", 0), params.get("n_train", 48000),
+    D, lam = run_dictionary(run)
+    _, _, X_test = lista_rows(run, params.get("data"), params.get("skip", 0), params.get("n_train", 48000),
                                params.get("n_val", 1000), params.get("n_test", 1000), params.get("seed", 0))
     max_iter = params.get("max_iter", 500)
     curves = solver_curves(X_test, D, lam, exact_codes(X_test, D, lam), max_iter)
-    write_depth_curve(run_dir, curves, depths, errors, label="LISTA" + (" (untied S_k)" if params.get("untied")
-                                                                        else "") + ", depth T")
+    write_depth_curve(run_dir, curves, depths, errors, untied=bool(params.get("untied")))
     print(f"{'T':>3} | {'LISTA error':>11} | {'FISTA its':>9} | {'summary':>7} | {'ratio to 10T':>12}")
     mismatch = False
     for T, error in zip(depths, errors, strict=True):

@@ -29,13 +29,21 @@ def _labels_needed(model: Autoencoder, config: RunConfig, train_set: Dataset) ->
                         f"dataset {config.data_name!r} has none")
 
 
+def _initialize_from_data(model: Autoencoder, train_set: Dataset, train_config: TrainConfig, run_dir: Path,
+                          resume: bool) -> None:
+    """The model's data-dependent initialization (a no-op for models without one), seeded by the run's
+    ``random_state``; skipped when resuming from a checkpoint in ``run_dir`` or its pretrain folder."""
+    if resume and (has_checkpoint(run_dir) or has_checkpoint(run_dir / PRETRAIN_DIR)):
+        return
+    model.initialize_from_data(train_set.X, generator=torch.Generator().manual_seed(train_config.random_state))
+
+
 def train_plain(model: Autoencoder, config: RunConfig, train_set: Dataset, train_config: TrainConfig,
                 run_dir: Path, resume: bool) -> TrainResult:
     """``plain``: data-dependent initialization (when the model has one; not on resume), then one
     call of the trainer on the data (no labels; the dataset's target rows for a model that predicts
     them, a transcoder)."""
-    if not (resume and has_checkpoint(run_dir)):
-        model.initialize_from_data(train_set.X, generator=torch.Generator().manual_seed(train_config.random_state))
+    _initialize_from_data(model, train_set, train_config, run_dir, resume)
     targets = None
     if model.needs_targets and model.target_kind == "values":
         if train_set.targets is None:
@@ -51,8 +59,7 @@ def train_supervised(model: Autoencoder, config: RunConfig, train_set: Dataset, 
     model has one), the optional unsupervised ``pretrain`` phase into ``run_dir/pretrain``, then
     training with the dataset's labels (:func:`~sparseae.train.procedures.fit_supervised`)."""
     _labels_needed(model, config, train_set)
-    if not resume:  # a no-op for models without a data-dependent initialization
-        model.initialize_from_data(train_set.X, generator=torch.Generator().manual_seed(train_config.random_state))
+    _initialize_from_data(model, train_set, train_config, run_dir, resume)
     pretrain_config = config.pretrain_config(progress=train_config.progress)
     return fit_supervised(model, train_set.X, train_set.y, pretrain_config=pretrain_config,
                           train_config=train_config, run_dir=run_dir, pretrain_dir=run_dir / PRETRAIN_DIR,

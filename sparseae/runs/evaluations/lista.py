@@ -61,16 +61,14 @@ def _lista_depth(run: FinishedRun, *, depths: list = (1, 2, 3, 5, 7, 10), data: 
     settings = LISTATraining(epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, clip=clip, seed=seed,
                              optimizer=optimizer, schedule=schedule, scale_lr=scale_lr, decay=decay,
                              decay_patience=decay_patience, min_lr_ratio=min_lr_ratio)
-    D = run.model.dictionary.detach().float().cpu()
-    lam = float(run.model.spec["params"].get("sparsity_weight", 0.1))
-    train, val, test = _lista_rows(run, data, skip, n_train, n_val, n_test, seed)
+    D, lam = run_dictionary(run)
+    train, val, test = lista_rows(run, data, skip, n_train, n_val, n_test, seed)
     (X_train, Z_train), (X_val, Z_val), (X_test, Z_test) = ((X, exact_codes(X, D, lam)) for X in (train, val, test))
     curves = solver_curves(X_test, D, lam, Z_test, max_iter)
     results, _ = lista_depth_chain(D, lam, depths, (X_train, Z_train), (X_val, Z_val), (X_test, Z_test),
                                    settings=settings.validate(), warm_start=warm_start,
                                    model_params={"untied": untied, "layer_thresholds": layer_thresholds})
-    write_depth_curve(run.run_dir, curves, [r.T for r in results], [r.trained for r in results],
-                      label="LISTA" + (" (untied S_k)" if untied else "") + ", depth T")
+    write_depth_curve(run.run_dir, curves, [r.T for r in results], [r.trained for r in results], untied=untied)
     return _lista_metrics(results, curves["FISTA"], max_iter)
 
 
@@ -87,8 +85,13 @@ def solver_curves(X: torch.Tensor, D: torch.Tensor, lam: float, Z_star: torch.Te
                                                                                               ("FISTA", fista))}
 
 
+def run_dictionary(run: FinishedRun) -> tuple[torch.Tensor, float]:
+    """The run's ``sparse_coding`` dictionary D (n_features, n_components), float32 on the CPU, and its λ."""
+    return run.model.dictionary.detach().float().cpu(), float(run.model.spec["params"].get("sparsity_weight", 0.1))
+
+
 def write_depth_curve(run_dir: Path, curves: Mapping[str, np.ndarray], depths: list[int], errors: list[float], *,
-                      label: str = "LISTA, depth T") -> None:
+                      untied: bool = False) -> None:
     """The depth curve's data and picture in ``run_dir``: :data:`DEPTH_CURVE_JSON` ({"depths", "errors",
     and each solver's curve by name}) and :data:`DEPTH_CURVE_PNG` (:func:`~sparseae.viz.save_depth_curve`)."""
     from ...io import write_json_atomic
@@ -98,6 +101,7 @@ def write_depth_curve(run_dir: Path, curves: Mapping[str, np.ndarray], depths: l
     solvers = {name: [float(v) for v in curve] for name, curve in curves.items()}
     write_json_atomic(run_dir / DEPTH_CURVE_JSON, {"depths": [int(T) for T in depths],
                                                    "errors": [float(e) for e in errors], **solvers})
+    label = "LISTA" + (" (untied S_k)" if untied else "") + ", depth T"
     save_depth_curve(curves, depths, errors, run_dir / DEPTH_CURVE_PNG, label=label,
                      title="code prediction error on the test rows")
 
@@ -122,7 +126,7 @@ def _lista_metrics(results: list, curve: np.ndarray, max_iter: int) -> dict[str,
             "lista_error_falls": float(bool(np.all(np.diff(errors) < 0)))}
 
 
-def _lista_rows(run: FinishedRun, data: Mapping[str, Any] | None, skip: int, n_train: int, n_val: int, n_test: int,
+def lista_rows(run: FinishedRun, data: Mapping[str, Any] | None, skip: int, n_train: int, n_val: int, n_test: int,
                 seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The LISTA training, validation and test inputs (n, n_features), float32 (see :func:`_lista_depth`)."""
     if data is not None and not isinstance(data, Mapping):

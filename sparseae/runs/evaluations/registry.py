@@ -17,7 +17,7 @@ from ...io import load_model
 from ..folder import CONFIG_NAME, MODEL_NAME, SUMMARY_NAME
 
 __all__ = ["EVALUATIONS", "Evaluation", "FinishedRun", "register_evaluation", "check_evaluation",
-           "run_evaluation"]
+           "load_finished_run", "run_evaluation"]
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,13 @@ def check_evaluation(spec: Any, where: str) -> tuple[Evaluation, dict[str, Any]]
     return evaluation, params
 
 
+def load_finished_run(run_dir: str | Path, *, quick: bool = False) -> FinishedRun:
+    """The finished run in ``run_dir`` (its config.yaml and model/) as an evaluation sees it."""
+    run_dir = Path(run_dir)
+    config = RunConfig.from_dict(read_run_config(run_dir / CONFIG_NAME), source=str(run_dir / CONFIG_NAME))
+    return FinishedRun(run_dir, load_model(run_dir / MODEL_NAME).eval(), config.validate(), quick)
+
+
 def run_evaluation(spec: Mapping[str, Any], run_dir: str | Path, *, quick: bool = False) -> dict[str, float]:
     """Run the evaluation ``spec`` on the finished run in ``run_dir``; its metrics, also merged into
     the run's summary.json. A declared metric it did not return is an error (never silently absent)."""
@@ -89,9 +96,7 @@ def run_evaluation(spec: Mapping[str, Any], run_dir: str | Path, *, quick: bool 
 
     evaluation, params = check_evaluation(spec, "evaluate")
     run_dir = Path(run_dir)
-    config = RunConfig.from_dict(read_run_config(run_dir / CONFIG_NAME), source=str(run_dir / CONFIG_NAME))
-    model = load_model(run_dir / MODEL_NAME).eval()
-    metrics = evaluation.function(FinishedRun(run_dir, model, config.validate(), quick), **params)
+    metrics = evaluation.function(load_finished_run(run_dir, quick=quick), **params)
     missing = [name for name in evaluation.metrics if name not in metrics]
     if missing:
         raise RuntimeError(f"evaluation {evaluation.name!r} did not compute {', '.join(missing)}")
