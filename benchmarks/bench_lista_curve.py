@@ -176,6 +176,7 @@ def main() -> None:
 
     def report(result) -> None:
         copies = "" if result.repeated_step is None else f", warm start repeats step {result.repeated_step}"
+        copies += ", trained above T − 1: computes its code" if result.kept_shallower else ""
         print(f"T = {result.T}: {result.epochs} epochs (best {result.best_epoch}), {result.seconds:.0f} s, test "
               f"error {result.initial:.4f} → {result.trained:.4f}{copies}", flush=True)
 

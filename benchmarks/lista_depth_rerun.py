@@ -4,7 +4,8 @@ The run's dictionary and rows are reused (the recipe's ``evaluate`` settings pic
 ``lista_depth`` evaluation does), and ``--set KEY=VALUE`` changes those settings. Each depth is
 printed as it finishes: epochs (best), start and trained error, and the FISTA iterations it is worth
 on the run's own curve (``lista_depth.json``; ``benchmarks/plot_lista_depth.py`` writes it for older
-runs). Nothing in the run folder changes.
+runs). Nothing in the run folder changes; ``--checkpoints DIR`` saves each trained depth in DIR, and a rerun
+with the same settings resumes at the first depth not saved there.
 
     python benchmarks/lista_depth_rerun.py runs/lista_depth_mnist --set decay_patience=4 --set patience=12
 """
@@ -34,6 +35,8 @@ def main() -> None:
     parser.add_argument("--recipe", default="lista_depth_mnist")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="change one of the recipe's evaluate settings (YAML value)")
+    parser.add_argument("--checkpoints", type=Path, metavar="DIR",
+                        help="save each trained depth here; a rerun with the same settings resumes from them")
     args = parser.parse_args()
     torch.set_num_threads(1)
     run_dir = Path(args.run)
@@ -45,7 +48,7 @@ def main() -> None:
     print("settings:", {key: params[key] for key in sorted(params)}, flush=True)
     D, lam = run_dictionary(run)
     rows = lista_rows(run, params.get("data"), params["skip"], params["n_train"], params["n_val"],
-                       params["n_test"], params["seed"])
+                      params["n_test"], params["seed"], params.get("shifted_copies", 0))
     parts = [(X, exact_codes(X, D, lam)) for X in rows]
     fista = np.asarray(json.loads((run_dir / DEPTH_CURVE_JSON).read_text(encoding="utf-8"))["FISTA"])
     settings = LISTATraining(**{key: params[key] for key in TRAINING if key in params}).validate()
@@ -55,11 +58,13 @@ def main() -> None:
         worth = hit if hit is not None else len(fista) + 1
         print(f"{time.strftime('%T')} T = {result.T}: {result.epochs} epochs (best {result.best_epoch}), start "
               f"{result.initial:.4f}, trained {result.trained:.4f}, worth {worth} FISTA iterations "
-              f"(ratio to 10·T {worth / (10 * result.T):.2f}), {result.seconds:.0f} s", flush=True)
+              f"(ratio to 10·T {worth / (10 * result.T):.2f}), {result.seconds:.0f} s"
+              f"{', kept T − 1' if result.kept_shallower else ''}", flush=True)
 
     lista_depth_chain(D, lam, params["depths"], *parts, settings=settings, warm_start=params.get("warm_start", True),
                       model_params={"untied": params.get("untied", False),
-                                    "layer_thresholds": params.get("layer_thresholds", False)}, report=report)
+                                    "layer_thresholds": params.get("layer_thresholds", False)}, report=report,
+                      checkpoints=args.checkpoints)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 model, the layer-wise warm start that extends them, and the plateau-decay schedule of ``train_lista``."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -179,6 +180,11 @@ def test_the_lista_depth_evaluation_trains_the_untied_variant_to_convergence(tmp
     for T in (1, 2):
         assert 1 <= metrics[f"lista_best_epoch_T{T}"] <= metrics[f"lista_epochs_T{T}"] < 60
     assert metrics["lista_error_T2"] < metrics["lista_error_T1"] < 0.5
+    assert sorted(p.name for p in (tmp_path / "lista_depth_chain").iterdir()) == ["T1", "T2"]
+    again = function(run, depths=[1, 2], skip=100, n_train=400, n_val=100, n_test=100, epochs=60, patience=60,
+                     batch_size=50, lr=0.01, max_iter=200, optimizer="adam", schedule="plateau",
+                     decay_patience=2, min_lr_ratio=0.1, untied=True, layer_thresholds=True)
+    assert again == metrics  # both depths loaded from the chain's folder, not trained again
     with pytest.raises(ConfigError, match="evaluate.untied"):
         function(run, untied="yes")
     with pytest.raises(ConfigError, match="schedule"):
@@ -202,6 +208,31 @@ def test_the_warm_start_can_repeat_any_trained_step_after_itself(repeat):
         deep.encoder.warm_start_from(shallow.encoder, repeat=3)
 
 
+@pytest.mark.parametrize("params", [UNTIED, {"untied": True}, {"untied": True, "nonnegative": True}])
+@pytest.mark.parametrize("shallow_steps", [1, 3])
+def test_the_identity_warm_start_computes_exactly_the_shallower_code(params, shallow_steps):
+    D, X = problem(30)
+    shallow = lista_from_dictionary(D, 0.1, shallow_steps, **params)
+    perturb(shallow)
+    deep = lista_from_dictionary(D, 0.1, shallow_steps + 3, **params)
+    deep.encoder.warm_start_from(shallow.encoder, identity=True)
+    enc, new = shallow.encoder, deep.encoder
+    assert torch.equal(new.S[:3], torch.zeros(3, 24, 24, dtype=new.S.dtype)) and torch.equal(new.S[3:], enc.S)
+    if new.layer_thresholds:  # θ_0 for z⁰ and each added step, then the trained θ_1…
+        assert torch.equal(new.threshold, torch.cat([enc.threshold[:1].expand(4, 24), enc.threshold[1:]]))
+    with torch.no_grad():
+        z = shallow.encode(X)
+        assert (z != 0).any() and torch.equal(deep.encode(X), z)  # bit for bit, not just close
+    loss = deep.loss(X, targets=2 * z).loss  # the zero steps still learn: their S_k get a gradient
+    loss.backward()
+    assert new.S.grad[:3].abs().sum() > 0
+    with pytest.raises(ConfigError, match="identity"):
+        new.warm_start_from(enc, repeat=0, identity=True)
+    with pytest.raises(ConfigError, match="identity"):
+        lista_from_dictionary(D, 0.1, 4).encoder.warm_start_from(lista_from_dictionary(D, 0.1, 2).encoder,
+                                                                  identity=True)
+
+
 def test_the_chain_keeps_the_warm_start_with_the_lowest_validation_error():
     from sparseae.evaluate.lista import _warm_start
 
@@ -221,3 +252,101 @@ def test_the_chain_keeps_the_warm_start_with_the_lowest_validation_error():
         assert relative_error(model.encode(parts[1][0]), parts[1][1]) == pytest.approx(min(errors), rel=1e-12)
     tied = lista_from_dictionary(D, 0.1, 4)
     assert _warm_start(tied, lista_from_dictionary(D, 0.1, 2), *parts[1]) is None
+
+
+def test_a_warm_start_no_epoch_improves_halves_the_rate_after_every_epoch():
+    D, parts = split()
+    trained, _, _ = train_lista(lista_from_dictionary(D, 0.1, 2, **UNTIED), *parts[0], *parts[1],
+                                LISTATraining(epochs=40, patience=40, batch_size=50, lr=0.05, schedule="plateau"))
+    with torch.no_grad():
+        start = relative_error(trained.encode(parts[1][0]), parts[1][1])
+    # Adam at lr 5 spoils any start: no epoch beats it, so each one halves the rate at once (not after
+    # decay_patience = 5 epochs); 5, 2.5, 1.25, 0.625 stay above 0.1·5, the 4th halving (0.3125) stops it
+    settings = LISTATraining(epochs=50, patience=50, batch_size=50, lr=5.0, optimizer="adam", schedule="plateau",
+                             decay_patience=5, min_lr_ratio=0.1)
+    model, epochs, best_epoch = train_lista(trained, *parts[0], *parts[1], settings)
+    assert (epochs, best_epoch) == (4, 0)
+    with torch.no_grad():
+        assert relative_error(model.encode(parts[1][0]), parts[1][1]) == start  # the start is kept
+
+
+def test_a_depth_that_trains_worse_than_the_shallower_computes_its_code_instead():
+    from sparseae.evaluate.lista import _keep_the_shallower_if_better
+
+    D, parts = split()
+    previous = lista_from_dictionary(D, 0.1, 2, **UNTIED)
+    perturb(previous, seed=1)
+    worse = lista_from_dictionary(D, 0.1, 4, **UNTIED)
+    with torch.no_grad():
+        worse.encoder.S.mul_(3.0)  # a spoiled deeper network
+        assert relative_error(worse.encode(parts[1][0]), parts[1][1]) > relative_error(
+            previous.encode(parts[1][0]), parts[1][1])
+    assert _keep_the_shallower_if_better(worse, previous, *parts[1]) is True
+    with torch.no_grad():
+        assert torch.equal(worse.encode(parts[2][0]), previous.encode(parts[2][0]))
+    better = lista_from_dictionary(D, 0.1, 4, **UNTIED)
+    better.encoder.warm_start_from(previous.encoder, identity=True)  # ties count as not worse: kept as it is
+    S = better.encoder.S.detach().clone()
+    assert _keep_the_shallower_if_better(better, previous, *parts[1]) is False
+    assert torch.equal(better.encoder.S, S)
+
+
+def test_an_interrupted_chain_resumes_from_its_saved_depths(tmp_path, monkeypatch):
+    import sparseae.evaluate.lista as lista_module
+
+    D, parts = split()
+    settings = LISTATraining(epochs=3, patience=3, batch_size=50)
+    full, deepest = lista_depth_chain(D, 0.1, [1, 2, 3], *parts, settings=settings, model_params=UNTIED)
+    folder = tmp_path / "chain"
+    first, _ = lista_depth_chain(D, 0.1, [1, 2], *parts, settings=settings, model_params=UNTIED, checkpoints=folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["T1", "T2"]
+    trained = []
+    real_train = lista_module.train_lista
+    monkeypatch.setattr(lista_module, "train_lista", lambda model, *a: trained.append(model.encoder.n_steps)
+                        or real_train(model, *a))
+    seen = []
+    resumed, resumed_deepest = lista_depth_chain(D, 0.1, [1, 2, 3], *parts, settings=settings, model_params=UNTIED,
+                                                 checkpoints=folder, report=seen.append)
+    assert trained == [3] and [r.T for r in seen] == [1, 2, 3]  # T = 1, 2 loaded, only T = 3 trained
+    assert resumed[:2] == first
+    assert [r.trained for r in resumed] == pytest.approx([r.trained for r in full], rel=1e-6)
+    with torch.no_grad():
+        assert torch.allclose(resumed_deepest.encode(parts[2][0]), deepest.encode(parts[2][0]), atol=1e-6)
+    # another chain (other settings, other rows, or other depths before T) retrains instead of loading
+    trained.clear()
+    lista_depth_chain(D, 0.1, [1], *parts, settings=LISTATraining(epochs=2, patience=3, batch_size=50),
+                      model_params=UNTIED, checkpoints=folder)
+    lista_depth_chain(D, 0.1, [2], *parts, settings=settings, model_params=UNTIED, checkpoints=folder)
+    assert trained == [1, 2]
+
+
+def test_shifted_copies_add_training_digits_moved_by_one_pixel(tmp_path):
+    from sparseae.config import RunConfig
+    from sparseae.data.images import shifted_copies
+    from sparseae.errors import DataError
+    from sparseae.runs.evaluations import FinishedRun
+    from sparseae.runs.evaluations.lista import lista_rows
+
+    def run_on(data):
+        config = RunConfig.from_dict({"model": {"name": "sparse_coding", "n_components": 20},
+                                      "data": data}).validate()
+        return FinishedRun(tmp_path, create_model("sparse_coding", 64 if data["name"] == "digits" else 2, 20), config)
+
+    train, val, test = lista_rows(run_on({"name": "digits"}), None, 100, 400, 100, 100, 0, shifted_copies=2)
+    assert (len(train), len(val), len(test)) == (1200, 100, 100)
+    plain, _, _ = lista_rows(run_on({"name": "digits"}), None, 100, 400, 100, 100, 0)
+    assert torch.equal(train[:400], plain)
+    images = plain.numpy().reshape(-1, 8, 8)
+    moved = train[400:].numpy().reshape(2, 400, 8, 8)
+    for c in range(2):
+        for i in range(400):  # each copy is its digit shifted by (dy, dx) in {-1, 0, 1}², zeros moved in
+            padded = np.pad(images[i], 1)
+            assert any(np.array_equal(moved[c, i], padded[1 - dy:9 - dy, 1 - dx:9 - dx])
+                       for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+    assert not np.array_equal(moved[0], images) and not np.array_equal(moved[0], moved[1])
+    with pytest.raises(ConfigError, match="shifted_copies needs image data"):
+        lista_rows(run_on({"name": "spiral", "n_samples": 400}), None, 0, 200, 50, 50, 0, shifted_copies=1)
+    with pytest.raises(DataError, match="8×8 = 64 pixels"):
+        shifted_copies(np.zeros((3, 60)), (8, 8), 1)
+    with pytest.raises(ConfigError, match="copies"):
+        shifted_copies(np.zeros((3, 64)), (8, 8), -1)

@@ -13,9 +13,13 @@ thresholds (``model_params``); :func:`solver_curve` records ISTA's/FISTA's error
 from __future__ import annotations
 
 import copy
+import dataclasses
+import hashlib
+import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -85,8 +89,9 @@ class LISTATraining:
     after ``patience`` epochs without a better validation error. ``schedule``: ``"one_cycle"`` (peak
     ``lr / T``, annealed to the end of ``epochs``; under 10 steps in all: constant) or ``"plateau"``
     (constant until ``decay_patience`` epochs pass without a validation error ``threshold`` (relative)
-    below the best, then × ``decay`` from the best weights so far; stops, converged, once the rate falls
-    below ``min_lr_ratio · lr / T``)."""
+    below the best, then × ``decay`` from the best weights so far; until an epoch beats the start, after
+    each epoch that does not, so a warm start the rate would only spoil is kept at a rate that improves
+    it; stops, converged, once the rate falls below ``min_lr_ratio · lr / T``)."""
 
     epochs: int = 18
     patience: int = 4
@@ -159,7 +164,8 @@ def train_lista(model, X: torch.Tensor, Z: torch.Tensor, X_val: torch.Tensor, Z_
             break
         if settings.schedule == "plateau":
             since_progress = 0 if progress else since_progress + 1
-            if since_progress >= settings.decay_patience:
+            # until an epoch beats the start, every epoch that does not halves the rate at once
+            if since_progress >= (settings.decay_patience if best_epoch else 1):
                 rate *= settings.decay
                 if rate < settings.min_lr_ratio * start_rate:
                     break  # converged: the rate has decayed away
@@ -176,7 +182,9 @@ def train_lista(model, X: torch.Tensor, Z: torch.Tensor, X_val: torch.Tensor, Z_
 class DepthResult:
     """One depth of the chain: T, epochs run, best epoch, seconds, and the test error of the untrained
     network (ISTA, T + 1 iterations), at its start (after the warm start) and trained; the step of the
-    previous depth whose copies the warm start added (untied or per-layer weights; else None)."""
+    previous depth whose copies the warm start added (untied or per-layer weights; else None);
+    ``kept_shallower``: training ended above the previous depth's validation error, so this depth computes
+    the previous one's code (:meth:`~sparseae.nn.ShrinkageEncoder.warm_start_from` with ``identity``)."""
 
     T: int
     epochs: int
@@ -186,6 +194,7 @@ class DepthResult:
     initial: float
     trained: float
     repeated_step: int | None = None
+    kept_shallower: bool = False
 
 
 @torch.no_grad()
@@ -207,11 +216,23 @@ def _warm_start(model, previous, X_val: torch.Tensor, Z_val: torch.Tensor) -> in
     return best_step
 
 
+@torch.no_grad()
+def _keep_the_shallower_if_better(model, previous, X_val: torch.Tensor, Z_val: torch.Tensor) -> bool:
+    """When the trained ``model`` (untied steps) has a higher validation error than the trained ``previous``,
+    make it compute exactly ``previous``'s code (the identity warm start, no training) and return True. So
+    the validation error never rises with depth."""
+    if relative_error(model.encode(X_val), Z_val) <= relative_error(previous.encode(X_val), Z_val):
+        return False
+    model.encoder.warm_start_from(previous.encoder, identity=True)
+    return True
+
+
 def lista_depth_chain(D: torch.Tensor, lam: float, depths: Iterable[int], train: tuple[torch.Tensor, torch.Tensor],
                       validation: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor], *,
                       settings: LISTATraining = LISTATraining(), warm_start: bool = True,
                       model_params: Mapping[str, Any] | None = None,
-                      report: Callable[[DepthResult], None] | None = None) -> tuple[list[DepthResult], object]:
+                      report: Callable[[DepthResult], None] | None = None,
+                      checkpoints: str | Path | None = None) -> tuple[list[DepthResult], object]:
     """LISTA on D (n_features, n_components), λ = ``lam``, trained at each T of ``depths`` (sorted
     increasing): the smallest from ISTA's weights, each deeper one from the trained previous
     (``ShrinkageEncoder.warm_start_from``: shared weights as they are; untied steps and per-layer
@@ -219,7 +240,10 @@ def lista_depth_chain(D: torch.Tensor, lam: float, depths: Iterable[int], train:
     error; ``warm_start=False``: from ISTA). ``model_params``: more
     arguments of the ``lista`` model (e.g. ``{"untied": True, "layer_thresholds": True}``).
     ``train``/``validation``/``test``: (X (n, n_features), z* (n, n_components)) pairs. Returns the
-    per-depth results and the deepest trained model; ``report`` is called after each depth."""
+    per-depth results and the deepest trained model; ``report`` is called after each depth.
+    ``checkpoints``: a folder where each trained depth is saved (``T<T>``, a model folder with its result);
+    a rerun with the same dictionary, rows, settings and depths so far loads those instead of training
+    them again, so an interrupted chain resumes at its first unfinished depth."""
     from ..models import lista_from_dictionary
 
     depths = sorted({int(t) for t in depths})
@@ -227,8 +251,17 @@ def lista_depth_chain(D: torch.Tensor, lam: float, depths: Iterable[int], train:
         raise ConfigError(f"depths must be positive integers, got {depths!r}")
     X_test, Z_test = test
     results, previous = [], None
+    chain_key = _chain_fingerprint(D, lam, train, validation, test, settings, warm_start, model_params)
     for T in depths:
         tic = time.perf_counter()
+        key = f"{chain_key}:{','.join(str(r.T) for r in results)}:{T}"  # the depths before T matter too
+        saved = _load_depth(checkpoints, T, key) if checkpoints is not None else None
+        if saved is not None:
+            previous = saved[1]
+            results.append(saved[0])
+            if report is not None:
+                report(results[-1])
+            continue
         model = lista_from_dictionary(D, lam, T, **dict(model_params or {}))
         with torch.no_grad():
             untrained = relative_error(model.encode(X_test), Z_test)
@@ -237,11 +270,56 @@ def lista_depth_chain(D: torch.Tensor, lam: float, depths: Iterable[int], train:
                 repeated = _warm_start(model, previous, *validation)
             initial = relative_error(model.encode(X_test), Z_test)
         model, epochs, best_epoch = train_lista(model, *train, *validation, settings)
+        kept = (previous is not None and warm_start and model.encoder.untied
+                and _keep_the_shallower_if_better(model, previous, *validation))
         with torch.no_grad():
             trained = relative_error(model.encode(X_test), Z_test)
         results.append(DepthResult(T, epochs, best_epoch, time.perf_counter() - tic, untrained, initial, trained,
-                                   repeated))
+                                   repeated, kept))
+        if checkpoints is not None:
+            _save_depth(checkpoints, model, results[-1], key)
         if report is not None:
             report(results[-1])
         previous = model
     return results, previous
+
+
+def _chain_fingerprint(D: torch.Tensor, lam: float, *parts_and_options: Any) -> str:
+    """A SHA-256 of the dictionary, λ, the (X, z*) rows and the chain's options: what a saved depth must match."""
+    digest = hashlib.sha256(repr(float(lam)).encode())
+    def add(value: Any) -> None:
+        if isinstance(value, torch.Tensor):
+            digest.update(repr((str(value.dtype), tuple(value.shape))).encode())
+            digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+        elif isinstance(value, (tuple, list)):
+            for item in value:
+                add(item)
+        elif isinstance(value, LISTATraining):
+            digest.update(json.dumps(dataclasses.asdict(value), sort_keys=True).encode())
+        else:
+            digest.update(json.dumps(dict(value) if isinstance(value, Mapping) else value, sort_keys=True).encode())
+    add(D)
+    for value in parts_and_options:
+        add(value)
+    return digest.hexdigest()
+
+
+def _save_depth(folder: str | Path, model, result: DepthResult, key: str) -> None:
+    """Save a trained depth as the model folder ``folder/T<T>`` with its result and chain key."""
+    from ..io import save_model
+
+    save_model(model, Path(folder) / f"T{result.T}", overwrite=True,
+               extra={"lista_depth_chain": {"key": key, "result": dataclasses.asdict(result)}})
+
+
+def _load_depth(folder: str | Path, T: int, key: str) -> tuple[DepthResult, object] | None:
+    """The saved depth T of this chain (its result and model), or None when absent or saved by another chain."""
+    from ..io import load_model, read_config
+
+    path = Path(folder) / f"T{T}"
+    if not path.is_dir():
+        return None
+    saved = read_config(path).get("extra", {}).get("lista_depth_chain", {})
+    if saved.get("key") != key:
+        return None
+    return DepthResult(**saved["result"]), load_model(path).eval()

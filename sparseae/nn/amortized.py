@@ -76,15 +76,20 @@ class ShrinkageEncoder(nn.Module):
             self.bias.zero_()
 
     @torch.no_grad()
-    def warm_start_from(self, shallower: ShrinkageEncoder, repeat: int | None = None) -> None:
+    def warm_start_from(self, shallower: ShrinkageEncoder, repeat: int | None = None, *,
+                        identity: bool = False) -> None:
         """Copy a trained encoder with ``n_steps`` ≤ this one's and the same options: W, c and the
         shared S, θ as they are; untied S_k and per-layer θ_k in order, with step ``repeat`` (0-based,
         S_repeat and θ_{repeat+1}; None: the last) applied again for each added step right after itself.
-        With the last repeated, this network first computes the shallower one's code."""
+        With the last repeated, this network first computes the shallower one's code.
+        ``identity`` (untied S only): the added steps come first, each with S_k = 0 and θ_{k+1} = θ_0, so
+        each recomputes z⁰ = h_θ₀(b) and this network computes exactly the shallower one's code."""
         if (shallower.n_steps > self.n_steps or shallower.untied != self.untied
                 or shallower.layer_thresholds != self.layer_thresholds
                 or (shallower.weight.shape, shallower.bias is None) != (self.weight.shape, self.bias is None)):
             raise ConfigError(f"cannot warm-start {self.extra_repr()} from {shallower.extra_repr()}")
+        if identity and (repeat is not None or not self.untied):
+            raise ConfigError("an identity warm start needs untied steps (untied=True) and no repeat")
         j = shallower.n_steps - 1 if repeat is None else repeat
         if shallower.n_steps and not 0 <= j < shallower.n_steps:
             raise ConfigError(f"repeat must be a step of the shallower encoder, 0…{shallower.n_steps - 1}, "
@@ -95,10 +100,18 @@ class ShrinkageEncoder(nn.Module):
         added = self.n_steps - shallower.n_steps
         for name, steps, offset in (("S", self.untied, 0), ("threshold", self.layer_thresholds, 1)):
             mine, theirs = getattr(self, name), getattr(shallower, name)
-            if mine is None or theirs is None:
+            if mine is None:
                 continue  # a 0-step encoder has no S
             if not steps:
                 mine.copy_(theirs)
+                continue
+            if identity and name == "S":  # zeros, then the trained S_k
+                mine.copy_(torch.cat([torch.zeros_like(mine[:added])] + ([theirs] if theirs is not None else [])))
+                continue
+            if identity:  # θ_0 for z⁰ and for each added step, then θ_1…
+                mine.copy_(torch.cat([theirs[:1].expand(added + 1, *theirs.shape[1:]), theirs[1:]]))
+                continue
+            if theirs is None:
                 continue
             k = min(j + offset, theirs.shape[0] - 1)  # the repeated step's S_j / θ_{j+1}
             mine.copy_(torch.cat([theirs[:k + 1], theirs[k:k + 1].expand(added, *theirs.shape[1:]), theirs[k + 1:]]))

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ...data import images
 from ...errors import ConfigError, DataError
 from ...validation import check_bool, check_number
 from ..data import load_datasets
@@ -19,6 +20,8 @@ from .registry import FinishedRun, register_evaluation
 #: The depth curve's data and picture, written into the run folder by ``lista_depth``.
 DEPTH_CURVE_JSON = "lista_depth.json"
 DEPTH_CURVE_PNG = "lista_depth.png"
+#: Each trained depth, saved as it finishes, so an interrupted ``lista_depth`` resumes where it stopped.
+DEPTH_CHAIN_DIR = "lista_depth_chain"
 
 
 @register_evaluation("lista_depth", metrics=("lista_error_deepest", "fista_equivalent_deepest", "lista_depth_deepest",
@@ -28,7 +31,7 @@ def _lista_depth(run: FinishedRun, *, depths: list = (1, 2, 3, 5, 7, 10), data: 
                  patience: int = 4, batch_size: int = 100, lr: float = 0.1, clip: float = 1.0, max_iter: int = 500,
                  seed: int = 0, warm_start: bool = True, optimizer: str = "sgd", schedule: str = "one_cycle",
                  decay: float = 0.5, decay_patience: int = 1, min_lr_ratio: float = 0.01, scale_lr: bool = True,
-                 untied: bool = False, layer_thresholds: bool = False) -> dict[str, float]:
+                 untied: bool = False, layer_thresholds: bool = False, shifted_copies: int = 0) -> dict[str, float]:
     """Gregor & LeCun 2010: LISTA on the run's ``sparse_coding`` dictionary D and λ, trained at each T of ``depths``
     (each warm-started from the trained T − 1 when ``warm_start``) on the exact Lasso codes z* (LARS) of
     ``n_train`` rows, ``n_val`` for early stopping, by ``optimizer`` at ``lr``/T on the ``schedule`` (``decay``,
@@ -37,12 +40,15 @@ def _lista_depth(run: FinishedRun, *, depths: list = (1, 2, 3, 5, 7, 10), data: 
     ``untied``/``layer_thresholds``: the ``lista`` model's options (a separate S_k per step, a θ_k per shrinkage;
     default Gregor & LeCun's shared weights). Per T also ``lista_epochs_T<T>`` and ``lista_best_epoch_T<T>``.
     Rows: the run's training set with ``data`` changes of its data section (e.g. ``{n_samples: null}``: all of
-    it), less its first ``skip`` rows (the dictionary's own), shuffled by ``seed``; test rows: ``n_test`` of the
-    evaluation set (``data.test``), else the next shuffled rows. Per T: ``lista_error_T<T>`` (mean‖z − z*‖² /
-    mean‖z*‖² on the test rows) and ``fista_equivalent_T<T>`` (the FISTA iterations from zero that reach it;
-    ``max_iter`` + 1 when ``max_iter`` do not); the deepest and shallowest T's, and ``lista_error_falls`` (1.0
-    when the error falls strictly with T). Writes :data:`DEPTH_CURVE_JSON` and :data:`DEPTH_CURVE_PNG` (the curve
-    against ISTA's and FISTA's) into the run folder."""
+    it), less its first ``skip`` rows (the dictionary's own), shuffled by ``seed``; ``shifted_copies`` adds that
+    many copies of the ``n_train`` training rows, each shifted by a random pixel (image data only); test rows:
+    ``n_test`` of the evaluation set (``data.test``), else the next shuffled rows. Per T: ``lista_error_T<T>``
+    (mean‖z − z*‖² / mean‖z*‖² on the test rows) and ``fista_equivalent_T<T>`` (the FISTA iterations from zero
+    that reach it; ``max_iter`` + 1 when ``max_iter`` do not); the deepest and shallowest T's, and
+    ``lista_error_falls`` (1.0 when the error falls strictly with T). Writes :data:`DEPTH_CURVE_JSON` and
+    :data:`DEPTH_CURVE_PNG` (the curve against ISTA's and FISTA's) into the run folder, and each trained depth
+    into :data:`DEPTH_CHAIN_DIR` as it finishes: rerun on the same run (``sparseae train --resume``), the chain
+    resumes at its first unfinished depth."""
     from ...evaluate.lista import LISTATraining, exact_codes, lista_depth_chain
 
     if run.config.model_name != "sparse_coding" or run.model.spec["params"].get("nonnegative", False):
@@ -53,8 +59,8 @@ def _lista_depth(run: FinishedRun, *, depths: list = (1, 2, 3, 5, 7, 10), data: 
     for T in depths:
         check_number(T, "evaluate.depths[]", low=1, integer=True)
     for name, value in (("skip", skip), ("n_train", n_train), ("n_val", n_val), ("n_test", n_test),
-                        ("max_iter", max_iter)):
-        check_number(value, f"evaluate.{name}", low=0 if name == "skip" else 1, integer=True)
+                        ("max_iter", max_iter), ("shifted_copies", shifted_copies)):
+        check_number(value, f"evaluate.{name}", low=0 if name in ("skip", "shifted_copies") else 1, integer=True)
     check_bool(warm_start, "evaluate.warm_start")
     check_bool(untied, "evaluate.untied")
     check_bool(layer_thresholds, "evaluate.layer_thresholds")
@@ -62,12 +68,13 @@ def _lista_depth(run: FinishedRun, *, depths: list = (1, 2, 3, 5, 7, 10), data: 
                              optimizer=optimizer, schedule=schedule, scale_lr=scale_lr, decay=decay,
                              decay_patience=decay_patience, min_lr_ratio=min_lr_ratio)
     D, lam = run_dictionary(run)
-    train, val, test = lista_rows(run, data, skip, n_train, n_val, n_test, seed)
+    train, val, test = lista_rows(run, data, skip, n_train, n_val, n_test, seed, shifted_copies)
     (X_train, Z_train), (X_val, Z_val), (X_test, Z_test) = ((X, exact_codes(X, D, lam)) for X in (train, val, test))
     curves = solver_curves(X_test, D, lam, Z_test, max_iter)
     results, _ = lista_depth_chain(D, lam, depths, (X_train, Z_train), (X_val, Z_val), (X_test, Z_test),
                                    settings=settings.validate(), warm_start=warm_start,
-                                   model_params={"untied": untied, "layer_thresholds": layer_thresholds})
+                                   model_params={"untied": untied, "layer_thresholds": layer_thresholds},
+                                   checkpoints=run.run_dir / DEPTH_CHAIN_DIR)
     write_depth_curve(run.run_dir, curves, [r.T for r in results], [r.trained for r in results], untied=untied)
     return _lista_metrics(results, curves["FISTA"], max_iter)
 
@@ -127,8 +134,9 @@ def _lista_metrics(results: list, curve: np.ndarray, max_iter: int) -> dict[str,
 
 
 def lista_rows(run: FinishedRun, data: Mapping[str, Any] | None, skip: int, n_train: int, n_val: int, n_test: int,
-                seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The LISTA training, validation and test inputs (n, n_features), float32 (see :func:`_lista_depth`)."""
+               seed: int, shifted_copies: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The LISTA training, validation and test inputs (n, n_features), float32 (see :func:`_lista_depth`);
+    the training rows followed by ``shifted_copies`` copies of them shifted by a pixel (images only)."""
     if data is not None and not isinstance(data, Mapping):
         raise ConfigError(f"evaluate.data must be a mapping of data-section changes, got {data!r}")
     config = run.config.override({f"data.{key}": value for key, value in (data or {}).items()})
@@ -148,5 +156,9 @@ def lista_rows(run: FinishedRun, data: Mapping[str, Any] | None, skip: int, n_tr
         test = test[rng.permutation(len(test))[:n_test]]
     else:
         test = pool[n_train + n_val:needed]
-    return tuple(torch.from_numpy(np.ascontiguousarray(part))
-                 for part in (pool[:n_train], pool[n_train:n_train + n_val], test))
+    train = pool[:n_train]
+    if shifted_copies:
+        if train_set.image_shape is None:
+            raise ConfigError(f"evaluate.shifted_copies needs image data; {train_set.name!r} has no image shape")
+        train = np.concatenate([train, images.shifted_copies(train, train_set.image_shape, shifted_copies, seed)])
+    return tuple(torch.from_numpy(np.ascontiguousarray(part)) for part in (train, pool[n_train:n_train + n_val], test))
