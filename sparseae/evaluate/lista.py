@@ -251,7 +251,8 @@ def lista_depth_chain(D: torch.Tensor, lam: float, depths: Iterable[int], train:
         raise ConfigError(f"depths must be positive integers, got {depths!r}")
     X_test, Z_test = test
     results, previous = [], None
-    chain_key = _chain_fingerprint(D, lam, train, validation, test, settings, warm_start, model_params)
+    chain_key = (_chain_fingerprint(D, lam, train, validation, test, settings, warm_start, model_params)
+                 if checkpoints is not None else "")
     for T in depths:
         tic = time.perf_counter()
         key = f"{chain_key}:{','.join(str(r.T) for r in results)}:{T}"  # the depths before T matter too
@@ -287,6 +288,7 @@ def lista_depth_chain(D: torch.Tensor, lam: float, depths: Iterable[int], train:
 def _chain_fingerprint(D: torch.Tensor, lam: float, *parts_and_options: Any) -> str:
     """A SHA-256 of the dictionary, λ, the (X, z*) rows and the chain's options: what a saved depth must match."""
     digest = hashlib.sha256(repr(float(lam)).encode())
+
     def add(value: Any) -> None:
         if isinstance(value, torch.Tensor):
             digest.update(repr((str(value.dtype), tuple(value.shape))).encode())
