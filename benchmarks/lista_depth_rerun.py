@@ -5,7 +5,8 @@ The run's dictionary and rows are reused (the recipe's ``evaluate`` settings pic
 printed as it finishes: epochs (best), start and trained error, and the FISTA iterations it is worth
 on the run's own curve (``lista_depth.json``; ``benchmarks/plot_lista_depth.py`` writes it for older
 runs). Nothing in the run folder changes; ``--checkpoints DIR`` saves each trained depth in DIR, and a rerun
-with the same settings resumes at the first depth not saved there.
+with the same settings resumes at the first depth not saved there, and each depth's line adds its error on the
+first 5,000 training rows (beside the test error: how much it overfits).
 
     python benchmarks/lista_depth_rerun.py runs/lista_depth_mnist --set decay_patience=4 --set patience=12
 """
@@ -20,7 +21,8 @@ import numpy as np
 import torch
 import yaml
 
-from sparseae.evaluate.lista import LISTATraining, exact_codes, iterations_to_match, lista_depth_chain
+from sparseae.evaluate.lista import LISTATraining, exact_codes, iterations_to_match, lista_depth_chain, relative_error
+from sparseae.io import load_model
 from sparseae.recipes import get_recipe
 from sparseae.runs.evaluations.lista import DEPTH_CURVE_JSON, lista_rows, run_dictionary
 from sparseae.runs.evaluations.registry import load_finished_run
@@ -50,16 +52,22 @@ def main() -> None:
     rows = lista_rows(run, params.get("data"), params["skip"], params["n_train"], params["n_val"],
                       params["n_test"], params["seed"], params.get("shifted_copies", 0))
     parts = [(X, exact_codes(X, D, lam)) for X in rows]
+    X5, Z5 = parts[0][0][:5000], parts[0][1][:5000]
     fista = np.asarray(json.loads((run_dir / DEPTH_CURVE_JSON).read_text(encoding="utf-8"))["FISTA"])
     settings = LISTATraining(**{key: params[key] for key in TRAINING if key in params}).validate()
 
     def report(result) -> None:
         hit = iterations_to_match(fista, result.trained)
         worth = hit if hit is not None else len(fista) + 1
+        fit = ""
+        if args.checkpoints is not None:  # the saved depth: its error on training rows (overfitting shows here)
+            with torch.no_grad():
+                model = load_model(args.checkpoints / f"T{result.T}")
+                fit = f", error on the first 5,000 training rows {relative_error(model.encode(X5), Z5):.4f}"
         print(f"{time.strftime('%T')} T = {result.T}: {result.epochs} epochs (best {result.best_epoch}), start "
               f"{result.initial:.4f}, trained {result.trained:.4f}, worth {worth} FISTA iterations "
               f"(ratio to 10·T {worth / (10 * result.T):.2f}), {result.seconds:.0f} s"
-              f"{', kept T − 1' if result.kept_shallower else ''}", flush=True)
+              f"{', kept T − 1' if result.kept_shallower else ''}{fit}", flush=True)
 
     lista_depth_chain(D, lam, params["depths"], *parts, settings=settings, warm_start=params.get("warm_start", True),
                       model_params={"untied": params.get("untied", False),
