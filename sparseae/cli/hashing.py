@@ -14,7 +14,6 @@ radius ``--radius`` or the ``--k`` nearest by exhaustive Hamming ranking.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import time
@@ -25,6 +24,7 @@ import numpy as np
 
 from .. import locking
 from ..data import load_array, load_dataset
+from ..digests import files_sha256
 from ..errors import CheckpointError, ConfigError, DataError, OutputExistsError
 from ..files import staged_folder, write_json_atomic
 from ..io import WEIGHTS_FILE, load_model
@@ -41,11 +41,7 @@ MODEL_DIR, HASH_DIR, INDEX_FILE, LABELS_FILE = "model", "hash", "index.json", "l
 
 def model_fingerprint(model_dir: Path) -> str:
     """sha256 (first 16 hex digits) of the model's weights file: equal weights, equal fingerprint."""
-    digest = hashlib.sha256()
-    with open(model_dir / WEIGHTS_FILE, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
+    return files_sha256([model_dir / WEIGHTS_FILE])[:16]
 
 
 def _codes(model: Any, X: Any, threshold: float) -> np.ndarray:

@@ -12,7 +12,6 @@ output: the pairs a transcoder trains on). :func:`hook_point` and
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -23,6 +22,7 @@ import torch
 
 from .._version import __version__
 from ..devices import check_device_name, device_problem
+from ..digests import files_sha256
 from ..errors import ConfigError, DataError, DataNotFoundError
 from ..files import atomic_file
 from ..validation import check_choice, check_number, check_path
@@ -219,12 +219,7 @@ def _weights_sha256(path: str) -> str | None:
     files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("pytorch_model*.bin"))
     if not files:
         return None
-    digest = hashlib.sha256()
-    for file in files:
-        with open(file, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 22), b""):
-                digest.update(block)
-    return digest.hexdigest()
+    return files_sha256(files)
 
 
 @torch.no_grad()

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from ..coding import L1Prox, fista, sparse_encode
+from ..digests import update_with_tensor
 from ..errors import ConfigError
 from ..validation import check_bool, check_choice, check_number
 
@@ -291,8 +292,7 @@ def _chain_fingerprint(D: torch.Tensor, lam: float, *parts_and_options: Any) -> 
 
     def add(value: Any) -> None:
         if isinstance(value, torch.Tensor):
-            digest.update(repr((str(value.dtype), tuple(value.shape))).encode())
-            digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+            update_with_tensor(digest, value)
         elif isinstance(value, (tuple, list)):
             for item in value:
                 add(item)

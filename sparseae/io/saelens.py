@@ -39,7 +39,6 @@ exported ones (their hash is in the metadata), so ours → SAELens → ours is e
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -53,6 +52,7 @@ from safetensors.torch import load_file, save_file
 
 from .._version import __version__
 from ..data.datasets import NORMALIZATIONS
+from ..digests import tensors_sha256
 from ..errors import CheckpointError, ConfigError, DataError, OutputExistsError
 
 CFG_FILE = "cfg.json"
@@ -178,16 +178,6 @@ def _fold_l2(tensors: dict[str, torch.Tensor], d_in: int, transcoder: bool = Fal
     return folded
 
 
-def _tensor_hash(tensors: dict[str, torch.Tensor]) -> str:
-    """sha256 of the tensors' names, dtypes, shapes and bytes."""
-    digest = hashlib.sha256()
-    for key in sorted(tensors):
-        value = tensors[key].detach().to("cpu").contiguous()
-        digest.update(f"{key}|{value.dtype}|{tuple(value.shape)}|".encode())
-        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
 def _firing_rates(sparsity: Any, n_components: int) -> torch.Tensor:
     rates = torch.as_tensor(np.asarray(sparsity, dtype=np.float64))
     if rates.shape != (n_components,):
@@ -230,7 +220,7 @@ def export_saelens(model: torch.nn.Module, out_dir: str | os.PathLike, *, sparsi
     if dtype not in _DTYPES.values():
         raise ConfigError(f"SAELens stores float32, float64, float16 or bfloat16 weights, not {dtype}")
     ours = {"model": spec.get("name"), "params": spec.get("params"), "input_normalization": normalization,
-            "sparseae_version": __version__, "weights_sha256": _tensor_hash(tensors)}
+            "sparseae_version": __version__, "weights_sha256": tensors_sha256(tensors)}
     if normalization != trained_on:
         ours["trained_on"] = trained_on
     meta = {"sae_lens_version": FORMAT_VERSION, "sae_lens_training_version": None, **(metadata or {}),
@@ -575,7 +565,7 @@ def _overlay_exported_state(state: dict[str, torch.Tensor], cfg: dict[str, Any],
     """Overwrite ``state`` in place with the tensors of our own exported ``file`` (same key and shape)
     when the SAE's weights as read are those the export hashed (``metadata.sparseae.weights_sha256``)."""
     ours = cfg["metadata"].get("sparseae") or {}
-    if ours.get("weights_sha256") != _tensor_hash(exported):
+    if ours.get("weights_sha256") != tensors_sha256(exported):
         return
     try:
         saved = load_file(str(file))
