@@ -1,42 +1,5 @@
-"""SAELens SAE folders, both ways: ``cfg.json`` + ``sae_weights.safetensors`` (+ ``sparsity.safetensors``),
-the layout SAELens's ``SAE.load_from_disk`` reads and ``SAE.save_model`` writes (SAELens ≥ 6).
-
-How each convention maps (SAELens ⇔ sparseae):
-
-* weights: ``W_enc`` (d_in, d_sae) = ``encoder.weight`` (d_sae, d_in) transposed; ``b_enc`` (d_sae,) =
-  ``encoder.bias``; ``W_dec`` (d_sae, d_in) = ``decoder.weight`` (d_in, d_sae) transposed; ``b_dec``
-  (d_in,) = ``decoder.bias``.
-* ``architecture``: ``standard`` ⇔ ``sparse_ae_l1`` / ``autoencoder(activation="relu")``; ``topk`` ⇔
-  ``topk_sae``; ``jumprelu`` ⇔ ``jumprelu_sae`` (``threshold`` = exp(log_threshold)) and a trained
-  BatchTopK ``topk_sae`` (its inference threshold θ on every latent, as SAELens saves its own
-  BatchTopK SAEs); a BatchTopK SAE never trained (θ unset) runs per-sample TopK, so it is ``topk``.
-* ``apply_b_dec_to_input``: our TopK/BatchTopK/JumpReLU SAEs subtract b_dec before encoding (true),
-  the ReLU autoencoders do not (false); imported the other way, ``b_enc`` absorbs ∓ ``b_dec·W_enc``
-  (in float64): the same function up to rounding.
-* ``rescale_acts_by_decoder_norm`` (topk): folded on import (W_enc·‖W_dec‖, b_enc·‖W_dec‖, W_dec/‖W_dec‖).
-  Our decoders are not rescaled: a SAELens decoder's norms are kept as they are (codes stay equal).
-* ``normalize_activations``: a run trained with ``data.normalize: l2`` exports as
-  ``constant_norm_rescale`` (SAELens scales each input to norm √d_in, ours to 1: the √d_in goes into
-  W_enc, W_dec and b_dec; SAELens then returns the reconstruction in the input's own scale, ‖x‖ times
-  ours); ``center_l2`` (a training mean subtracted first) has no SAELens form and is refused unless
-  ``input_normalization="none"`` says the caller normalizes. On import, ``none`` and
-  ``expected_average_only_in`` (which SAELens's SAE applies nowhere at run time) load as they run in
-  SAELens; ``constant_norm_rescale`` only from our own export; ``layer_norm`` and
-  ``covariance_whitening`` are refused.
-* transcoders (``transcoder``: its encoder reads d_in features, its decoder writes ``d_out``): ReLU ⇔
-  SAELens ``transcoder``, a trained BatchTopK one ⇔ ``jumprelu_transcoder`` (θ on every latent);
-  ``apply_b_dec_to_input`` is false (b_dec lives in the output space); ``constant_norm_rescale``
-  folds √d_in into W_enc only (SAELens does not rescale a transcoder's output). Per-sample TopK
-  transcoders have no SAELens form.
-* penalties (L1, L0, AuxK, groups, inhibition), corruption and code noise act in training only: they
-  are dropped. Non-ReLU units, an output non-linearity and inference by optimisation (FISTA sparse
-  coding, LISTA, DrSAE...) have no SAELens form: refused with a :class:`~sparseae.errors.ConfigError`.
-
-Round trip: ``cfg.json``'s ``metadata.sparseae`` keeps our model spec and ``sparseae_state.safetensors``
-the tensors of our state the SAELens weights do not give back bit for bit (log_threshold, AuxK
-counters, folded normalization...). They are used only while the SAELens weights are still the
-exported ones (their hash is in the metadata), so ours → SAELens → ours is exact.
-"""
+"""SAELens → ours: :func:`import_saelens` reads a SAELens SAE folder as a sparseae model.
+The conventions: :mod:`sparseae.io.saelens`."""
 from __future__ import annotations
 
 import json
@@ -45,232 +8,24 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
-from .._version import __version__
-from ..data.datasets import NORMALIZATIONS
-from ..digests import tensors_sha256
-from ..errors import CheckpointError, ConfigError, DataError, OutputExistsError
+from ...digests import tensors_sha256
+from ...errors import CheckpointError, ConfigError
+from .form import saelens_form
+from .format import (
+    ARCHITECTURES,
+    CFG_FILE,
+    DTYPES,
+    SPARSITY_EPS,
+    SPARSITY_FILE,
+    STATE_FILE,
+    TRANSCODERS,
+    WEIGHTS_FILE,
+)
 
-CFG_FILE = "cfg.json"
-WEIGHTS_FILE = "sae_weights.safetensors"
-SPARSITY_FILE = "sparsity.safetensors"
-STATE_FILE = "sparseae_state.safetensors"
-#: The SAELens config format written (``metadata.sae_lens_version``): older ones are read by
-#: SAELens through a converter that keeps only its own metadata keys.
-FORMAT_VERSION = "6.0.0"
-#: SAELens's ``sparsity`` tensor is log10(firing frequency + this).
-SPARSITY_EPS = 1e-10
-ARCHITECTURES = ("standard", "topk", "jumprelu", "gated", "matching_pursuit", "transcoder", "jumprelu_transcoder")
-#: SAELens architectures whose decoder writes ``d_out`` features (sparseae's ``transcoder``).
-TRANSCODERS = ("transcoder", "jumprelu_transcoder")
-_DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
-           "bfloat16": torch.bfloat16}
-_DIRECT = ("encoder.weight", "encoder.bias", "decoder.weight_", "decoder.bias")
-
-
-def is_saelens_folder(path: str | os.PathLike) -> bool:
-    """True for a folder holding SAELens's ``cfg.json`` and ``sae_weights.safetensors``."""
-    path = Path(path)
-    return (path / CFG_FILE).is_file() and (path / WEIGHTS_FILE).is_file()
-
-
-# ------------------------------------------------------------------------------------------- export
-
-def _no_form(model_name: str, why: str) -> ConfigError:
-    return ConfigError(f"model {model_name!r} has no SAELens form: {why} (SAELens runs ReLU, TopK, BatchTopK "
-                       "and JumpReLU SAEs)")
-
-
-def _saelens_form(model: torch.nn.Module) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """(config fields, tensors) of ``model`` as a SAELens SAE taking our inputs as they are."""
-    from ..models.base import Autoencoder
-    from ..models.sae import MatryoshkaSAE
-    from ..models.transcoder import Transcoder
-    from ..nn.decoders import LinearDecoder
-    from ..nn.encoders import LinearEncoder
-    from ..nn.gated import GatedEncoder
-    from ..nn.likelihoods import GaussianLikelihood, LearnedVarianceGaussian
-    from ..nn.matching_pursuit import MatchingPursuitEncoder
-    from ..nn.sparse_encoders import JumpReLUEncoder, TopKEncoder
-
-    if not isinstance(model, Autoencoder):
-        raise _no_form(type(model).__name__, "it is not a sparseae model")
-    name = model.spec.get("name", type(model).__name__)
-    encoder, decoder = model.encoder, model.decoder
-    if type(model) not in (Autoencoder, MatryoshkaSAE, Transcoder) or \
-            not isinstance(encoder, (LinearEncoder, TopKEncoder, JumpReLUEncoder, GatedEncoder,
-                                     MatchingPursuitEncoder)):
-        raise _no_form(name, f"its encoder ({type(encoder).__name__}) is none of them (e.g. inference by optimisation)")
-    if isinstance(encoder, LinearEncoder) and (encoder.activation != "relu" or encoder.bias is None):
-        raise _no_form(name, f"its units are {encoder.activation}, not ReLU")
-    if not isinstance(decoder, LinearDecoder) or decoder.bias is None:
-        raise _no_form(name, "its decoder is not affine")
-    likelihood = model.likelihood
-    if not (isinstance(likelihood, LearnedVarianceGaussian)
-            or (isinstance(likelihood, GaussianLikelihood) and likelihood.link == "identity")):
-        link = getattr(likelihood, "link", None)
-        raise _no_form(name, f"its output has a non-linearity ({type(likelihood).__name__}"
-                             f"{f' with link {link}' if link else ''})")
-    if isinstance(model, Transcoder):
-        return _transcoder_form(model, name)
-    if isinstance(encoder, MatchingPursuitEncoder):  # k steps: no residual threshold, no early stop
-        fields = {"architecture": "matching_pursuit", "apply_b_dec_to_input": True, "residual_threshold": 0.0,
-                  "max_iterations": encoder.k, "stop_on_duplicate_support": False}
-        return fields, {"W_dec": decoder.weight.detach().t().to("cpu").clone().contiguous(),
-                        "b_dec": decoder.bias.detach().to("cpu").clone().contiguous()}
-    with torch.no_grad():
-        tensors = {"W_enc": encoder.weight.t(), "b_enc": encoder.bias, "W_dec": decoder.weight.t(),
-                   "b_dec": decoder.bias}
-        fields: dict[str, Any] = {}
-        if isinstance(encoder, TopKEncoder):
-            if encoder.batch_topk and float(encoder.threshold) >= 0:
-                fields["architecture"] = "jumprelu"
-                tensors["threshold"] = encoder.threshold.to(encoder.weight.dtype).expand(encoder.n_components)
-            else:
-                fields.update(architecture="topk", k=encoder.k, rescale_acts_by_decoder_norm=False)
-            fields["apply_b_dec_to_input"] = True
-        elif isinstance(encoder, JumpReLUEncoder):
-            fields.update(architecture="jumprelu", apply_b_dec_to_input=True)
-            tensors["threshold"] = encoder.threshold
-        elif isinstance(encoder, GatedEncoder):  # b_enc is the gate's bias, b_gate
-            fields.update(architecture="gated", apply_b_dec_to_input=True)
-            tensors = {"W_enc": tensors["W_enc"], "b_gate": encoder.bias, "b_mag": encoder.b_mag,
-                       "r_mag": encoder.r_mag, "W_dec": tensors["W_dec"], "b_dec": tensors["b_dec"]}
-        else:
-            fields.update(architecture="standard", apply_b_dec_to_input=False)
-        tensors = {key: value.detach().to("cpu").clone().contiguous() for key, value in tensors.items()}
-    return fields, tensors
-
-
-def _transcoder_form(model: torch.nn.Module, name: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """(config fields, tensors) of a ``transcoder``: SAELens's ``transcoder`` (ReLU) or, trained
-    BatchTopK, ``jumprelu_transcoder`` with its threshold θ on every latent."""
-    from ..nn.sparse_encoders import TopKEncoder
-
-    encoder, decoder = model.encoder, model.decoder
-    fields: dict[str, Any] = {"architecture": "transcoder", "apply_b_dec_to_input": False,
-                              "d_out": int(decoder.n_features)}
-    with torch.no_grad():
-        tensors = {"W_enc": encoder.weight.t(), "b_enc": encoder.bias, "W_dec": decoder.weight.t(),
-                   "b_dec": decoder.bias}
-        if isinstance(encoder, TopKEncoder):
-            if not (encoder.batch_topk and float(encoder.threshold) >= 0):
-                raise _no_form(name, "SAELens has no TopK transcoder (a trained BatchTopK one exports as "
-                                     "jumprelu_transcoder)")
-            fields["architecture"] = "jumprelu_transcoder"
-            tensors["threshold"] = encoder.threshold.to(encoder.weight.dtype).expand(encoder.n_components)
-        tensors = {key: value.detach().to("cpu").clone().contiguous() for key, value in tensors.items()}
-    return fields, tensors
-
-
-def _fold_l2(tensors: dict[str, torch.Tensor], d_in: int, transcoder: bool = False) -> dict[str, torch.Tensor]:
-    """Our SAE on unit-norm inputs as SAELens's ``constant_norm_rescale`` (inputs at norm √d_in;
-    a transcoder's output is not rescaled, so only its W_enc changes)."""
-    root = math.sqrt(d_in)
-    folded = dict(tensors)
-    factors = (("W_enc", 1 / root),) if transcoder else (("W_enc", 1 / root), ("W_dec", root), ("b_dec", root))
-    for key, factor in factors:
-        folded[key] = (tensors[key].double() * factor).to(tensors[key].dtype)
-    return folded
-
-
-def _firing_rates(sparsity: Any, n_components: int) -> torch.Tensor:
-    rates = torch.as_tensor(np.asarray(sparsity, dtype=np.float64))
-    if rates.shape != (n_components,):
-        raise DataError(f"sparsity must hold one firing rate per latent, shape ({n_components},), got "
-                        f"{tuple(rates.shape)}")
-    if not torch.isfinite(rates).all() or (rates < 0).any() or (rates > 1).any():
-        raise DataError("sparsity must hold firing rates in [0, 1] (the share of inputs a latent fires on)")
-    return torch.log10(rates + SPARSITY_EPS).float()
-
-
-def export_saelens(model: torch.nn.Module, out_dir: str | os.PathLike, *, sparsity: Any = None,
-                   input_normalization: str | None = None, metadata: dict[str, Any] | None = None,
-                   overwrite: bool = False, trained_on: str | None = None, source: str | None = None) -> Path:
-    """Write a model as a SAELens SAE folder ``out_dir`` (a run's model: :func:`sparseae.interop.export_saelens`).
-
-    ``sparsity``: firing rates (n_components,) in [0, 1], written as SAELens's
-    ``sparsity.safetensors`` (log10(rate + 1e-10)). ``input_normalization``: none | l2 | center_l2,
-    the normalization the model's inputs had (default: the run's ``data.normalize``, none for a bare
-    model); ``"none"`` also exports a ``center_l2`` run's SAE as one for inputs the caller normalizes.
-    ``metadata``: SAELens metadata to record (``hook_name``, ``model_name``...). ``overwrite``:
-    replace an existing SAELens folder. Raises :class:`ConfigError` for a model with no SAELens form.
-    """
-    from ..files import staged_folder, write_json_atomic
-
-    trained_on, source = trained_on or "none", source or type(model).__name__
-    normalization = _export_normalization(trained_on if input_normalization is None else input_normalization,
-                                          source)
-    fields, tensors = _saelens_form(model)
-    spec = dict(model.spec)  # _saelens_form above: an Autoencoder
-    d_sae, d_in = tensors["W_dec"].shape
-    transcoder = "d_out" in fields
-    if transcoder:  # the decoder writes d_out features, the encoder reads d_in
-        d_in = tensors["W_enc"].shape[0]
-    if normalization == "l2" and "W_enc" not in tensors:
-        raise ConfigError(f"{source} was trained on unit-norm inputs (l2), which SAELens's matching-pursuit SAE "
-                          "cannot rescale (its atoms must keep unit norm); export with input_normalization 'none'")
-    if normalization == "l2":
-        tensors = _fold_l2(tensors, d_in, transcoder)
-    dtype = tensors["W_dec"].dtype
-    if dtype not in _DTYPES.values():
-        raise ConfigError(f"SAELens stores float32, float64, float16 or bfloat16 weights, not {dtype}")
-    ours = {"model": spec.get("name"), "params": spec.get("params"), "input_normalization": normalization,
-            "sparseae_version": __version__, "weights_sha256": tensors_sha256(tensors)}
-    if normalization != trained_on:
-        ours["trained_on"] = trained_on
-    meta = {"sae_lens_version": FORMAT_VERSION, "sae_lens_training_version": None, **(metadata or {}),
-            "sparseae": ours}
-    cfg = {"architecture": fields.pop("architecture"), "d_in": int(d_in), "d_sae": int(d_sae),
-           "dtype": str(dtype).removeprefix("torch."), "device": "cpu",
-           "normalize_activations": "constant_norm_rescale" if normalization == "l2" else "none",
-           "reshape_activations": "none", **fields, "metadata": meta}
-    rates = None if sparsity is None else _firing_rates(sparsity, int(d_sae))
-    # what an import would rebuild from these files alone, and what of our state it would miss
-    rebuilt = _rebuild(cfg, tensors, use_state=None)
-    state = {key: value.detach().to("cpu").contiguous() for key, value in model.state_dict().items()}
-    missed = {key: value for key, value in state.items()
-              if key not in rebuilt or rebuilt[key].dtype != value.dtype or not torch.equal(rebuilt[key], value)}
-
-    out = _export_target(Path(out_dir), overwrite)
-    with staged_folder(out) as staging:
-        save_file(tensors, str(staging / WEIGHTS_FILE))
-        write_json_atomic(staging / CFG_FILE, cfg)
-        if rates is not None:
-            save_file({"sparsity": rates}, str(staging / SPARSITY_FILE))
-        if missed:
-            save_file(missed, str(staging / STATE_FILE), metadata={"format": "sparseae-saelens-state"})
-    return out
-
-
-def _export_normalization(normalization: str, source: str) -> str:
-    """``normalization`` checked: one SAELens can express (:class:`ConfigError` naming ``source``)."""
-    if normalization not in NORMALIZATIONS:
-        raise ConfigError(f"input_normalization must be one of {', '.join(NORMALIZATIONS)}, got {normalization!r}")
-    if normalization == "center_l2":
-        raise ConfigError(f"{source} was trained on inputs normalized with center_l2 (training mean subtracted, "
-                          "then unit norm), which SAELens cannot express; export with input_normalization "
-                          "'none' (CLI: --input-normalization none) if the caller normalizes the inputs")
-    return normalization
-
-
-def _export_target(out: Path, overwrite: bool) -> Path:
-    """``out`` once it may be written: absent, or a SAELens folder to be replaced with ``overwrite``
-    (else :class:`OutputExistsError`); its parent folder is created."""
-    if out.exists():
-        if not overwrite:
-            raise OutputExistsError(f"{out} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
-        if not is_saelens_folder(out):
-            raise OutputExistsError(f"{out} exists and is not a SAELens folder; refusing to replace it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return out
-
-
-# ------------------------------------------------------------------------------------------- import
 
 def _bad(folder: Path, why: str) -> CheckpointError:
     return CheckpointError(f"{folder / CFG_FILE}: {why}")
@@ -287,8 +42,8 @@ def _read_cfg(folder: Path) -> dict[str, Any]:
             raise _bad(folder, f"{key} must be a positive integer, got {cfg.get(key)!r}")
     _check_architecture(folder, cfg)
     dtype = str(cfg.get("dtype", "float32")).removeprefix("torch.")
-    if dtype not in _DTYPES:
-        raise _bad(folder, f"dtype {cfg.get('dtype')!r} is not one of {', '.join(_DTYPES)}")
+    if dtype not in DTYPES:
+        raise _bad(folder, f"dtype {cfg.get('dtype')!r} is not one of {', '.join(DTYPES)}")
     cfg["dtype"] = dtype
     if not isinstance(cfg.get("apply_b_dec_to_input", True), bool):
         raise _bad(folder, f"apply_b_dec_to_input must be true or false, got {cfg['apply_b_dec_to_input']!r}")
@@ -362,7 +117,7 @@ def _check_architecture(folder: Path, cfg: dict[str, Any]) -> None:
 
 
 def _read_tensors(folder: Path, cfg: dict[str, Any]) -> dict[str, torch.Tensor]:
-    from . import read_safetensors_header
+    from .. import read_safetensors_header
 
     d_in, d_sae = cfg["d_in"], cfg["d_sae"]
     d_out = cfg["d_out"] if cfg["architecture"] in TRANSCODERS else d_in
@@ -388,13 +143,13 @@ def _read_tensors(folder: Path, cfg: dict[str, Any]) -> dict[str, torch.Tensor]:
         tensors = load_file(str(folder / WEIGHTS_FILE))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{folder / WEIGHTS_FILE} is corrupt: {exc}") from None
-    dtype = _DTYPES[cfg["dtype"]]
+    dtype = DTYPES[cfg["dtype"]]
     return {key: value.to(dtype) for key, value in tensors.items()}
 
 
 def _model_for(cfg: dict[str, Any], tensors: dict[str, torch.Tensor]) -> torch.nn.Module:
     """Our model for a SAELens config: the exported spec when it fits, else the usual counterpart."""
-    from ..models import create_model
+    from ...models import create_model
 
     architecture, d_in, d_sae = cfg["architecture"], cfg["d_in"], cfg["d_sae"]
     ours = cfg["metadata"].get("sparseae")
@@ -427,7 +182,7 @@ def _model_for(cfg: dict[str, Any], tensors: dict[str, torch.Tensor]) -> torch.n
 def _transcoder_for(cfg: dict[str, Any], tensors: dict[str, torch.Tensor]) -> torch.nn.Module:
     """A ``transcoder`` for SAELens's ``transcoder`` (ReLU) or ``jumprelu_transcoder`` with one
     threshold on every latent (our trained BatchTopK); other thresholds have no sparseae form."""
-    from ..models import create_model
+    from ...models import create_model
 
     d_in, d_sae, d_out = cfg["d_in"], cfg["d_sae"], cfg["d_out"]
     if cfg["architecture"] == "transcoder":
@@ -441,10 +196,10 @@ def _transcoder_for(cfg: dict[str, Any], tensors: dict[str, torch.Tensor]) -> to
 
 def _fits(model: torch.nn.Module, cfg: dict[str, Any], tensors: dict[str, torch.Tensor]) -> bool:
     """Whether ``model`` (built from the exported spec) computes the SAE ``cfg`` describes."""
-    from ..models.transcoder import Transcoder
-    from ..nn.gated import GatedEncoder
-    from ..nn.matching_pursuit import MatchingPursuitEncoder
-    from ..nn.sparse_encoders import JumpReLUEncoder, TopKEncoder
+    from ...models.transcoder import Transcoder
+    from ...nn.gated import GatedEncoder
+    from ...nn.matching_pursuit import MatchingPursuitEncoder
+    from ...nn.sparse_encoders import JumpReLUEncoder, TopKEncoder
 
     encoder, architecture = model.encoder, cfg["architecture"]
     if isinstance(model, Transcoder) != (architecture in TRANSCODERS):
@@ -454,7 +209,7 @@ def _fits(model: torch.nn.Module, cfg: dict[str, Any], tensors: dict[str, torch.
         return isinstance(encoder, TopKEncoder) and encoder.batch_topk and model.n_outputs == cfg["d_out"] \
             and bool((threshold == threshold[0]).all())
     try:
-        _saelens_form(model)  # e.g. sigmoid units named by hand: not this SAE
+        saelens_form(model)  # e.g. sigmoid units named by hand: not this SAE
     except ConfigError:
         return False
     if architecture == "transcoder":
@@ -475,7 +230,7 @@ def _fits(model: torch.nn.Module, cfg: dict[str, Any], tensors: dict[str, torch.
     return not isinstance(encoder, (TopKEncoder, JumpReLUEncoder, GatedEncoder))
 
 
-def _rebuild(cfg: dict[str, Any], tensors: dict[str, torch.Tensor], use_state: Path | None
+def rebuild_state(cfg: dict[str, Any], tensors: dict[str, torch.Tensor], use_state: Path | None
              ) -> dict[str, torch.Tensor]:
     """Our state dict for a SAELens config and weights; with ``use_state`` (a folder), the exported
     ``sparseae_state.safetensors`` replaces what the weights give back only approximately."""
@@ -486,11 +241,11 @@ def _state_and_model(cfg: dict[str, Any], tensors: dict[str, torch.Tensor], use_
                      ) -> tuple[dict[str, torch.Tensor], torch.nn.Module]:
     """Our model for a SAELens ``cfg`` and its ``tensors``, and the state dict that makes it compute
     the same function (with ``use_state``: the exported model's own state where its hash matches)."""
-    from ..models.transcoder import Transcoder
-    from ..nn.gated import GatedEncoder
-    from ..nn.sparse_encoders import JumpReLUEncoder, TopKEncoder
+    from ...models.transcoder import Transcoder
+    from ...nn.gated import GatedEncoder
+    from ...nn.sparse_encoders import JumpReLUEncoder, TopKEncoder
 
-    dtype = _DTYPES[cfg["dtype"]]
+    dtype = DTYPES[cfg["dtype"]]
     model = _model_for(cfg, tensors).to(dtype)
     w_enc, b_enc, w_dec, b_dec = _saelens_weights(cfg, tensors)
     encoder = model.encoder
@@ -500,7 +255,7 @@ def _state_and_model(cfg: dict[str, Any], tensors: dict[str, torch.Tensor], use_
         b_enc = b_enc + shift
 
     state = {key: value.detach().clone() for key, value in model.state_dict().items()}
-    encoder_weight = w_enc.to(dtype).t().contiguous()  # float64 holds any of _DTYPES exactly
+    encoder_weight = w_enc.to(dtype).t().contiguous()  # float64 holds any of DTYPES exactly
     if "encoder.weight" in state:
         state["encoder.weight"] = encoder_weight
     elif "encoder.parametrizations.weight.original" in state:
