@@ -61,19 +61,20 @@ def main() -> None:
         hit = iterations_to_match(fista, error)
         return hit if hit is not None else len(fista) + 1
 
-    print("| T | saved test error (FISTA its) | continued test error (FISTA its) | change | epochs (best) | seconds |")
+    print("| T | saved test error (FISTA its) | continued test error (FISTA its) | change | epochs (best), stopped by "
+          "| seconds |")
     print("|---|---|---|---|---|---|", flush=True)
     for T in args.depths:
         model = load_model(run_dir / CHAIN_FOLDER / f"T{T}")
         with torch.no_grad():
             before = relative_error(model.encode(X_test), Z_test)
         start = time.perf_counter()
-        model, epochs, best_epoch = train_lista(model.train(), X, Z, X_val, Z_val, settings)
+        model, epochs, best_epoch, stopped = train_lista(model.train(), X, Z, X_val, Z_val, settings)
         seconds = time.perf_counter() - start
         with torch.no_grad():
             after = relative_error(model.eval().encode(X_test), Z_test)
         print(f"| {T} | {before:.4f} ({worth(before)}) | {after:.4f} ({worth(after)}) | "
-              f"{(after - before) / before:+.2%} | {epochs} ({best_epoch}) | {seconds:.0f} |", flush=True)
+              f"{(after - before) / before:+.2%} | {epochs} ({best_epoch}), {stopped} | {seconds:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

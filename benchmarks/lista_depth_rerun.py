@@ -64,7 +64,8 @@ def main() -> None:
             with torch.no_grad():
                 model = load_model(args.checkpoints / f"T{result.T}")
                 fit = f", error on the first 5,000 training rows {relative_error(model.encode(X5), Z5):.4f}"
-        print(f"{time.strftime('%T')} T = {result.T}: {result.epochs} epochs (best {result.best_epoch}), start "
+        print(f"{time.strftime('%T')} T = {result.T}: {result.epochs} epochs (best {result.best_epoch}, stopped by "
+              f"{result.stopped}), start "
               f"{result.initial:.4f}, trained {result.trained:.4f}, worth {worth} FISTA iterations "
               f"(ratio to 10·T {worth / (10 * result.T):.2f}), {result.seconds:.0f} s"
               f"{', kept T − 1' if result.kept_shallower else ''}{fit}", flush=True)

@@ -2,6 +2,8 @@
 model, the layer-wise warm start that extends them, and the plateau-decay schedule of ``train_lista``."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -122,20 +124,24 @@ def test_plateau_schedule_halves_the_rate_until_it_has_decayed_away():
     settings = LISTATraining(epochs=50, patience=50, batch_size=50, schedule="plateau", decay=0.5,
                              decay_patience=1, threshold=0.99, min_lr_ratio=0.1)
     model = lista_from_dictionary(D, 0.1, 2)
-    _, epochs, best_epoch = train_lista(model, *parts[0], *parts[1], settings)
-    assert epochs == 4 and 1 <= best_epoch <= 4
+    _, epochs, best_epoch, stopped = train_lista(model, *parts[0], *parts[1], settings)
+    assert epochs == 4 and 1 <= best_epoch <= 4 and stopped == "converged"
     settings = LISTATraining(epochs=50, patience=50, batch_size=50, schedule="plateau", decay=0.5,
                              decay_patience=2, threshold=0.99, min_lr_ratio=0.1)
-    _, epochs, _ = train_lista(lista_from_dictionary(D, 0.1, 2), *parts[0], *parts[1], settings)
-    assert epochs == 8  # two plateau epochs per halving
+    fit = train_lista(lista_from_dictionary(D, 0.1, 2), *parts[0], *parts[1], settings)
+    assert (fit.epochs, fit.stopped) == (8, "converged")  # two plateau epochs per halving
+    capped = train_lista(lista_from_dictionary(D, 0.1, 2), *parts[0], *parts[1],
+                         dataclasses.replace(settings, epochs=5))
+    assert (capped.epochs, capped.stopped) == (5, "epochs")  # the budget ran out before the rate decayed
 
 
 def test_plateau_training_runs_until_the_rate_has_decayed_away():
     D, parts = split()
     settings = LISTATraining(epochs=200, patience=200, batch_size=50, lr=0.3, schedule="plateau", decay_patience=2,
                              min_lr_ratio=0.05)
-    model, epochs, best_epoch = train_lista(lista_from_dictionary(D, 0.1, 2, **UNTIED), *parts[0], *parts[1], settings)
-    assert 10 < epochs < 200  # stopped by the decayed rate (5 halvings), not by the epoch cap
+    model, epochs, best_epoch, stopped = train_lista(lista_from_dictionary(D, 0.1, 2, **UNTIED), *parts[0], *parts[1],
+                                                     settings)
+    assert 10 < epochs < 200 and stopped == "converged"  # by the decayed rate (5 halvings), not the epoch cap
     assert best_epoch < epochs
     with torch.no_grad():
         error = relative_error(model.encode(parts[2][0]), parts[2][1])
@@ -179,6 +185,7 @@ def test_the_lista_depth_evaluation_trains_the_untied_variant_to_convergence(tmp
                        decay_patience=2, min_lr_ratio=0.1, untied=True, layer_thresholds=True)
     for T in (1, 2):
         assert 1 <= metrics[f"lista_best_epoch_T{T}"] <= metrics[f"lista_epochs_T{T}"] < 60
+        assert metrics[f"lista_converged_T{T}"] == 1.0  # stopped before the 60-epoch budget
     assert metrics["lista_error_T2"] < metrics["lista_error_T1"] < 0.5
     assert sorted(p.name for p in (tmp_path / "lista_depth_chain").iterdir()) == ["T1", "T2"]
     again = function(run, depths=[1, 2], skip=100, n_train=400, n_val=100, n_test=100, epochs=60, patience=60,
@@ -256,16 +263,16 @@ def test_the_chain_keeps_the_warm_start_with_the_lowest_validation_error():
 
 def test_a_warm_start_no_epoch_improves_halves_the_rate_after_every_epoch():
     D, parts = split()
-    trained, _, _ = train_lista(lista_from_dictionary(D, 0.1, 2, **UNTIED), *parts[0], *parts[1],
-                                LISTATraining(epochs=40, patience=40, batch_size=50, lr=0.05, schedule="plateau"))
+    trained, *_ = train_lista(lista_from_dictionary(D, 0.1, 2, **UNTIED), *parts[0], *parts[1],
+                              LISTATraining(epochs=40, patience=40, batch_size=50, lr=0.05, schedule="plateau"))
     with torch.no_grad():
         start = relative_error(trained.encode(parts[1][0]), parts[1][1])
     # Adam at lr 5 spoils any start: no epoch beats it, so each one halves the rate at once (not after
     # decay_patience = 5 epochs); 5, 2.5, 1.25, 0.625 stay above 0.1·5, the 4th halving (0.3125) stops it
     settings = LISTATraining(epochs=50, patience=50, batch_size=50, lr=5.0, optimizer="adam", schedule="plateau",
                              decay_patience=5, min_lr_ratio=0.1)
-    model, epochs, best_epoch = train_lista(trained, *parts[0], *parts[1], settings)
-    assert (epochs, best_epoch) == (4, 0)
+    model, epochs, best_epoch, stopped = train_lista(trained, *parts[0], *parts[1], settings)
+    assert (epochs, best_epoch, stopped) == (4, 0, "converged")
     with torch.no_grad():
         assert relative_error(model.encode(parts[1][0]), parts[1][1]) == start  # the start is kept
 

@@ -51,10 +51,11 @@ def test_training_lowers_the_error_and_deeper_is_better():
             model.encoder.load_state_dict(previous.encoder.state_dict())
         with torch.no_grad():
             start = relative_error(model.encode(X_val), Z_val)
-        model, epochs, best_epoch = train_lista(model, X_train, Z_train, X_val, Z_val, settings)
+        model, epochs, best_epoch, stopped = train_lista(model, X_train, Z_train, X_val, Z_val, settings)
         with torch.no_grad():
             errors.append(relative_error(model.encode(X_val), Z_val))
         assert 1 <= epochs <= 15 and 0 <= best_epoch <= epochs
+        assert stopped == ("epochs" if epochs == settings.epochs else "patience")
         assert errors[-1] <= start  # the start is a candidate: never ends above it
         previous = model
     with torch.no_grad():

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -31,7 +31,7 @@ from ..errors import ConfigError
 from ..validation import check_bool, check_choice, check_number
 
 __all__ = ["relative_error", "ErrorRecorder", "solver_curve", "iterations_to_match", "exact_codes",
-           "LISTATraining", "train_lista", "DepthResult", "lista_depth_chain"]
+           "LISTATraining", "LISTAFit", "STOP_REASONS", "train_lista", "DepthResult", "lista_depth_chain"]
 
 
 def relative_error(Z: torch.Tensor, Z_star: torch.Tensor) -> float:
@@ -122,12 +122,27 @@ class LISTATraining:
         return self
 
 
+#: Why :func:`train_lista` stopped: the plateau schedule's rate decayed below ``min_lr_ratio`` of its start
+#: (``"converged"``), ``patience`` epochs passed without a better validation error (``"patience"``), or the
+#: ``epochs`` budget ran out (``"epochs"``: the only one that leaves a depth possibly short of convergence).
+STOP_REASONS = ("converged", "patience", "epochs")
+
+
+class LISTAFit(NamedTuple):
+    """What :func:`train_lista` returns: the model with the weights of its best validation error, the
+    epochs run, the best epoch (0: the start) and why training stopped (one of :data:`STOP_REASONS`)."""
+
+    model: object
+    epochs: int
+    best_epoch: int
+    stopped: str
+
+
 def train_lista(model, X: torch.Tensor, Z: torch.Tensor, X_val: torch.Tensor, Z_val: torch.Tensor,
-                settings: LISTATraining = LISTATraining()) -> tuple[object, int, int]:
+                settings: LISTATraining = LISTATraining()) -> LISTAFit:
     """Train ``model`` (LISTA, T = its n_steps) on inputs X (n, n_features) and cached targets Z
-    (n, n_components) in place; returns (model with the weights of its best validation error,
-    epochs run, best epoch; 0: the start). The start counts as a candidate, so a warm-started T
-    never ends above its start."""
+    (n, n_components) in place; returns a :class:`LISTAFit`. The start counts as a candidate, so a
+    warm-started T never ends above its start."""
     settings = settings.validate()
     T = model.encoder.n_steps
     torch.manual_seed(settings.seed)
@@ -144,7 +159,7 @@ def train_lista(model, X: torch.Tensor, Z: torch.Tensor, X_val: torch.Tensor, Z_
     with torch.no_grad():
         best, best_epoch = relative_error(model.encode(X_val), Z_val), 0
     best_state = copy.deepcopy(model.encoder.state_dict())
-    epoch = 0
+    epoch, stopped = 0, "epochs"
     for epoch in range(1, settings.epochs + 1):
         order = torch.randperm(X.shape[0], generator=generator)
         for start in range(0, X.shape[0], settings.batch_size):
@@ -162,6 +177,7 @@ def train_lista(model, X: torch.Tensor, Z: torch.Tensor, X_val: torch.Tensor, Z_
         if error < best:
             best, best_epoch, best_state = error, epoch, copy.deepcopy(model.encoder.state_dict())
         elif epoch - best_epoch >= settings.patience:
+            stopped = "patience"
             break
         if settings.schedule == "plateau":
             since_progress = 0 if progress else since_progress + 1
@@ -169,14 +185,15 @@ def train_lista(model, X: torch.Tensor, Z: torch.Tensor, X_val: torch.Tensor, Z_
             if since_progress >= (settings.decay_patience if best_epoch else 1):
                 rate *= settings.decay
                 if rate < settings.min_lr_ratio * start_rate:
-                    break  # converged: the rate has decayed away
+                    stopped = "converged"  # the rate has decayed away
+                    break
                 model.encoder.load_state_dict(best_state)
                 for group in optimizer.param_groups:
                     group["lr"] = rate
                 optimizer.state.clear()  # no momentum carried from the abandoned weights
                 since_progress = 0
     model.encoder.load_state_dict(best_state)
-    return model, epoch, best_epoch
+    return LISTAFit(model, epoch, best_epoch, stopped)
 
 
 @dataclass(frozen=True)
@@ -185,7 +202,8 @@ class DepthResult:
     network (ISTA, T + 1 iterations), at its start (after the warm start) and trained; the step of the
     previous depth whose copies the warm start added (untied or per-layer weights; else None);
     ``kept_shallower``: training ended above the previous depth's validation error, so this depth computes
-    the previous one's code (:meth:`~sparseae.nn.ShrinkageEncoder.warm_start_from` with ``identity``)."""
+    the previous one's code (:meth:`~sparseae.nn.ShrinkageEncoder.warm_start_from` with ``identity``);
+    ``stopped``: why its training stopped (:data:`STOP_REASONS`; None in results saved before it was kept)."""
 
     T: int
     epochs: int
@@ -196,6 +214,7 @@ class DepthResult:
     trained: float
     repeated_step: int | None = None
     kept_shallower: bool = False
+    stopped: str | None = None
 
 
 @torch.no_grad()
@@ -271,13 +290,13 @@ def lista_depth_chain(D: torch.Tensor, lam: float, depths: Iterable[int], train:
             if previous is not None and warm_start:
                 repeated = _warm_start(model, previous, *validation)
             initial = relative_error(model.encode(X_test), Z_test)
-        model, epochs, best_epoch = train_lista(model, *train, *validation, settings)
+        model, epochs, best_epoch, stopped = train_lista(model, *train, *validation, settings)
         kept = (previous is not None and warm_start and model.encoder.untied
                 and _keep_the_shallower_if_better(model, previous, *validation))
         with torch.no_grad():
             trained = relative_error(model.encode(X_test), Z_test)
         results.append(DepthResult(T, epochs, best_epoch, time.perf_counter() - tic, untrained, initial, trained,
-                                   repeated, kept))
+                                   repeated, kept, stopped))
         if checkpoints is not None:
             _save_depth(checkpoints, model, results[-1], key)
         if report is not None:

@@ -38,7 +38,8 @@ def _lista_depth(run: FinishedRun, *, depths: list = (1, 2, 3, 5, 7, 10), data: 
     ``decay_patience``, ``min_lr_ratio``, ``scale_lr`` False: ``lr`` at every T;
     :class:`~sparseae.evaluate.lista.LISTATraining`) (:func:`~sparseae.evaluate.lista.lista_depth_chain`);
     ``untied``/``layer_thresholds``: the ``lista`` model's options (a separate S_k per step, a θ_k per shrinkage;
-    default Gregor & LeCun's shared weights). Per T also ``lista_epochs_T<T>`` and ``lista_best_epoch_T<T>``.
+    default Gregor & LeCun's shared weights). Per T also ``lista_epochs_T<T>``, ``lista_best_epoch_T<T>``
+    and ``lista_converged_T<T>`` (1: stopped by the schedule or patience, 0: by the epoch budget).
     Rows: the run's training set with ``data`` changes of its data section (e.g. ``{n_samples: null}``: all of
     it), less its first ``skip`` rows (the dictionary's own), shuffled by ``seed``; ``shifted_copies`` adds that
     many copies of the ``n_train`` training rows, each shifted by a random pixel (image data only); test rows:
@@ -125,6 +126,8 @@ def _lista_metrics(results: list, curve: np.ndarray, max_iter: int) -> dict[str,
         metrics[f"fista_equivalent_T{result.T}"] = float(reached if reached is not None else max_iter + 1)
         metrics[f"lista_epochs_T{result.T}"] = float(result.epochs)
         metrics[f"lista_best_epoch_T{result.T}"] = float(result.best_epoch)
+        if result.stopped is not None:  # 0: the epoch budget ran out before the schedule converged
+            metrics[f"lista_converged_T{result.T}"] = float(result.stopped != "epochs")
     errors = [result.trained for result in results]
     deepest = results[-1].T
     return {**metrics, "lista_error_deepest": errors[-1],
