@@ -121,3 +121,36 @@ def test_the_lista_depth_evaluation_names_bad_input(tmp_path):
         function(_digits_run(tmp_path), depths=[])
     with pytest.raises(ConfigError, match="sparse_coding"):
         function(_digits_run(tmp_path, "autoencoder"))
+
+
+def test_the_table_script_reads_the_saved_depths_of_a_run(tmp_path, capsys, monkeypatch):
+    """benchmarks/lista_depth_table.py prints BENCHMARKS.md's per-depth rows from a run's files alone."""
+    import importlib.util
+    import shutil
+    import sys
+    from pathlib import Path
+
+    metrics = EVALUATIONS["lista_depth"].function(
+        _digits_run(tmp_path), depths=[1, 2], skip=100, n_train=400, n_val=100, n_test=100, epochs=3,
+        batch_size=50, max_iter=200, optimizer="adam", lr=0.01, schedule="plateau", untied=True)
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "lista_depth_table.py"
+    spec = importlib.util.spec_from_file_location("lista_depth_table", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.setattr(sys, "argv", ["lista_depth_table.py", str(tmp_path)])
+    script.main()
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 1 ") or line.startswith("| 2 ")]
+    assert len(rows) == 2
+    for T, row in zip((1, 2), rows, strict=True):
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        assert float(cells[1]) == pytest.approx(metrics[f"lista_error_T{T}"], abs=5e-5)
+        assert cells[2].startswith(f"{int(metrics[f'fista_equivalent_T{T}'])} (")
+        assert cells[3] == f"{int(metrics[f'lista_epochs_T{T}'])} ({int(metrics[f'lista_best_epoch_T{T}'])})"
+        assert cells[4] == ("epochs" if metrics[f"lista_converged_T{T}"] == 0.0 else cells[4])
+        assert cells[4] in ("converged", "patience", "epochs")
+    with pytest.raises(SystemExit, match="no saved depth"):
+        monkeypatch.setattr(sys, "argv", ["lista_depth_table.py", str(tmp_path), "--fista-json",
+                                          str(tmp_path / "lista_depth.json"), "--epochs", "3"])
+        shutil.rmtree(tmp_path / "lista_depth_chain")
+        (tmp_path / "lista_depth_chain").mkdir()
+        script.main()

@@ -1,0 +1,74 @@
+"""The per-depth table of a ``lista_depth_mnist`` run, as BENCHMARKS.md records it (reads files, trains nothing).
+
+Reads each depth the run's evaluation saved (``RUN/lista_depth_chain/T<T>``: its result) and FISTA's
+error curve on the same test rows (``RUN/lista_depth.json``), and prints one markdown row per depth:
+test error, the FISTA iterations it is worth (ratio to the 10·T goal), epochs (best), why training
+stopped, the error of its warm start, seconds, and whether it kept T − 1's code; then whether the
+error falls strictly with T and every depth meets 10·T.
+
+    python benchmarks/lista_depth_table.py runs/lista_depth_mnist
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from sparseae.evaluate.lista import iterations_to_match
+from sparseae.io import read_config
+from sparseae.runs.evaluations.lista import DEPTH_CURVE_JSON
+
+CHAIN_FOLDER = "lista_depth_chain"
+
+
+def saved_results(run_dir: Path) -> list[dict]:
+    """The results of the depths saved in ``run_dir/lista_depth_chain``, by increasing T."""
+    results = []
+    for folder in (run_dir / CHAIN_FOLDER).glob("T*"):
+        saved = read_config(folder).get("extra", {}).get("lista_depth_chain", {})
+        if "result" in saved:
+            results.append(saved["result"])
+    return sorted(results, key=lambda result: result["T"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run", help="a lista_depth_mnist run folder (lista_depth_chain/, lista_depth.json)")
+    parser.add_argument("--fista-json", type=Path, default=None,
+                        help="lista_depth.json holding FISTA's curve on the same test rows (default: the run's)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="the epoch budget, to name a depth that used it all when its result predates "
+                             "'stopped' (default: the recipe's)")
+    args = parser.parse_args()
+    run_dir = Path(args.run)
+    curve_file = args.fista_json or run_dir / DEPTH_CURVE_JSON
+    fista = np.asarray(json.loads(curve_file.read_text(encoding="utf-8"))["FISTA"])
+    if args.epochs is None:
+        from sparseae.recipes import get_recipe
+        args.epochs = int(get_recipe("lista_depth_mnist").evaluate["epochs"])
+    results = saved_results(run_dir)
+    if not results:
+        raise SystemExit(f"{run_dir / CHAIN_FOLDER} holds no saved depth")
+    print("| T | test error | FISTA iterations (ratio to 10·T) | epochs (best) | stopped by | warm start's error "
+          "| seconds | kept T − 1 |")
+    print("|---|---|---|---|---|---|---|---|")
+    worth_all, errors = [], []
+    for result in results:
+        T, error = result["T"], result["trained"]
+        hit = iterations_to_match(fista, error)
+        worth = hit if hit is not None else len(fista) + 1
+        stopped = result.get("stopped") or ("epochs" if result["epochs"] >= args.epochs else "schedule or patience")
+        worth_all.append(worth / (10 * T))
+        errors.append(error)
+        print(f"| {T} | {error:.4f} | {worth} ({worth / (10 * T):.2f}) | {result['epochs']} ({result['best_epoch']}) "
+              f"| {stopped} | {result['initial']:.4f} | {result['seconds']:.0f} | {result['kept_shallower']} |")
+    falls = bool(np.all(np.diff(errors) < 0))
+    print(f"\nerror falls strictly with T: {falls}; every depth worth ≥ 10·T FISTA iterations: "
+          f"{min(worth_all) >= 1} (smallest ratio {min(worth_all):.2f}); "
+          f"{sum(result['seconds'] for result in results) / 60:.1f} min of depth training")
+
+
+if __name__ == "__main__":
+    main()
