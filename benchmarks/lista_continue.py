@@ -7,7 +7,8 @@ recipe's, is halved after every epoch until one beats the start, and training st
 to ``min_lr_ratio`` of its start (converged) or after ``epochs``. A converged depth stops within a few
 epochs with the error it had; one stopped early by the epoch cap gains. Prints, per depth, the saved and
 continued test error, their relative change, the epochs, and the FISTA iterations each is worth on the
-run's own curve (``lista_depth.json``). Nothing in the run folder changes.
+run's own curve (``lista_depth.json``; recomputed on the test rows while the run has none yet). Nothing in
+the run folder changes.
 
     python benchmarks/lista_continue.py runs/lista_depth_mnist --depths 1 5 --threads 2
 """
@@ -25,7 +26,7 @@ import yaml
 from sparseae.evaluate.lista import LISTATraining, exact_codes, iterations_to_match, relative_error, train_lista
 from sparseae.io import load_model
 from sparseae.recipes import get_recipe
-from sparseae.runs.evaluations.lista import DEPTH_CURVE_JSON, lista_rows, run_dictionary
+from sparseae.runs.evaluations.lista import DEPTH_CURVE_JSON, lista_rows, run_dictionary, solver_curves
 from sparseae.runs.evaluations.registry import load_finished_run
 
 TRAINING = ("epochs", "patience", "batch_size", "lr", "clip", "seed", "optimizer", "schedule", "scale_lr",
@@ -53,7 +54,9 @@ def main() -> None:
     train, val, test = lista_rows(run, params.get("data"), params["skip"], params["n_train"], params["n_val"],
                                   params["n_test"], params["seed"], params.get("shifted_copies", 0))
     (X, Z), (X_val, Z_val), (X_test, Z_test) = [(rows, exact_codes(rows, D, lam)) for rows in (train, val, test)]
-    fista = np.asarray(json.loads((run_dir / DEPTH_CURVE_JSON).read_text(encoding="utf-8"))["FISTA"])
+    curve_file = run_dir / DEPTH_CURVE_JSON
+    fista = (np.asarray(json.loads(curve_file.read_text(encoding="utf-8"))["FISTA"]) if curve_file.is_file()
+             else solver_curves(X_test, D, lam, Z_test, int(params.get("max_iter", 500)))["FISTA"])
     settings = LISTATraining(**{key: params[key] for key in TRAINING if key in params}).validate()
     print(f"{len(X)} training rows, {len(X_val)} validation, {len(X_test)} test; {settings}", flush=True)
 
