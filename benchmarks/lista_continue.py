@@ -21,17 +21,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from sparseae.evaluate.lista import LISTATraining, exact_codes, iterations_to_match, relative_error, train_lista
 from sparseae.io import load_model
 from sparseae.recipes import get_recipe
-from sparseae.runs.evaluations.lista import DEPTH_CURVE_JSON, lista_rows, run_dictionary, solver_curves
+from sparseae.runs.evaluations.lista import DEPTH_CHAIN_DIR, DEPTH_CURVE_JSON, lista_rows, run_dictionary, solver_curves
 from sparseae.runs.evaluations.registry import load_finished_run
-
-TRAINING = ("epochs", "patience", "batch_size", "lr", "clip", "seed", "optimizer", "schedule", "scale_lr",
-            "decay", "decay_patience", "min_lr_ratio")
-CHAIN_FOLDER = "lista_depth_chain"
 
 
 def main() -> None:
@@ -46,10 +41,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     run_dir = Path(args.run)
     run = load_finished_run(run_dir)
-    params = {key: value for key, value in get_recipe(args.recipe).evaluate.items() if key != "name"}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        params[key] = yaml.safe_load(value)
+    params = get_recipe(args.recipe).evaluation(assignments=args.set)
     D, lam = run_dictionary(run)
     train, val, test = lista_rows(run, params.get("data"), params["skip"], params["n_train"], params["n_val"],
                                   params["n_test"], params["seed"], params.get("shifted_copies", 0))
@@ -57,7 +49,7 @@ def main() -> None:
     curve_file = run_dir / DEPTH_CURVE_JSON
     fista = (np.asarray(json.loads(curve_file.read_text(encoding="utf-8"))["FISTA"]) if curve_file.is_file()
              else solver_curves(X_test, D, lam, Z_test, int(params.get("max_iter", 500)))["FISTA"])
-    settings = LISTATraining(**{key: params[key] for key in TRAINING if key in params}).validate()
+    settings = LISTATraining.from_params(params)
     print(f"{len(X)} training rows, {len(X_val)} validation, {len(X_test)} test; {settings}", flush=True)
 
     def worth(error: float) -> int:
@@ -68,7 +60,7 @@ def main() -> None:
           "| seconds |")
     print("|---|---|---|---|---|---|", flush=True)
     for T in args.depths:
-        model = load_model(run_dir / CHAIN_FOLDER / f"T{T}")
+        model = load_model(run_dir / DEPTH_CHAIN_DIR / f"T{T}")
         with torch.no_grad():
             before = relative_error(model.encode(X_test), Z_test)
         start = time.perf_counter()

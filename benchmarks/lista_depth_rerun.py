@@ -19,16 +19,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from sparseae.evaluate.lista import LISTATraining, exact_codes, iterations_to_match, lista_depth_chain, relative_error
 from sparseae.io import load_model
 from sparseae.recipes import get_recipe
 from sparseae.runs.evaluations.lista import DEPTH_CURVE_JSON, lista_rows, run_dictionary
 from sparseae.runs.evaluations.registry import load_finished_run
-
-TRAINING = ("epochs", "patience", "batch_size", "lr", "clip", "seed", "optimizer", "schedule", "scale_lr",
-            "decay", "decay_patience", "min_lr_ratio")
 
 
 def main() -> None:
@@ -43,10 +39,7 @@ def main() -> None:
     torch.set_num_threads(1)
     run_dir = Path(args.run)
     run = load_finished_run(run_dir)
-    params = {key: value for key, value in get_recipe(args.recipe).evaluate.items() if key != "name"}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        params[key] = yaml.safe_load(value)
+    params = get_recipe(args.recipe).evaluation(assignments=args.set)
     print("settings:", {key: params[key] for key in sorted(params)}, flush=True)
     D, lam = run_dictionary(run)
     rows = lista_rows(run, params.get("data"), params["skip"], params["n_train"], params["n_val"],
@@ -54,7 +47,7 @@ def main() -> None:
     parts = [(X, exact_codes(X, D, lam)) for X in rows]
     X5, Z5 = parts[0][0][:5000], parts[0][1][:5000]
     fista = np.asarray(json.loads((run_dir / DEPTH_CURVE_JSON).read_text(encoding="utf-8"))["FISTA"])
-    settings = LISTATraining(**{key: params[key] for key in TRAINING if key in params}).validate()
+    settings = LISTATraining.from_params(params)
 
     def report(result) -> None:
         hit = iterations_to_match(fista, result.trained)

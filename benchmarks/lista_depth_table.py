@@ -18,15 +18,13 @@ import numpy as np
 
 from sparseae.evaluate.lista import iterations_to_match
 from sparseae.io import read_config
-from sparseae.runs.evaluations.lista import DEPTH_CURVE_JSON
-
-CHAIN_FOLDER = "lista_depth_chain"
+from sparseae.runs.evaluations.lista import DEPTH_CHAIN_DIR, DEPTH_CURVE_JSON
 
 
 def saved_results(run_dir: Path) -> list[dict]:
     """The results of the depths saved in ``run_dir/lista_depth_chain``, by increasing T."""
     results = []
-    for folder in (run_dir / CHAIN_FOLDER).glob("T*"):
+    for folder in (run_dir / DEPTH_CHAIN_DIR).glob("T*"):
         saved = read_config(folder).get("extra", {}).get("lista_depth_chain", {})
         if "result" in saved:
             results.append(saved["result"])
@@ -50,7 +48,7 @@ def main() -> None:
         args.epochs = int(get_recipe("lista_depth_mnist").evaluate["epochs"])
     results = saved_results(run_dir)
     if not results:
-        raise SystemExit(f"{run_dir / CHAIN_FOLDER} holds no saved depth")
+        raise SystemExit(f"{run_dir / DEPTH_CHAIN_DIR} holds no saved depth")
     print("| T | test error | FISTA iterations (ratio to 10·T) | epochs (best) | stopped by | warm start's error "
           "| seconds | kept T − 1 |")
     print("|---|---|---|---|---|---|---|---|")

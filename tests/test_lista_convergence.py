@@ -164,6 +164,13 @@ def test_the_untied_chain_warm_starts_and_falls():
     assert results[-1].trained < 0.5 * results[-1].untrained
 
 
+def test_training_settings_from_evaluation_params():
+    settings = LISTATraining.from_params({"name": "lista_depth", "epochs": 7, "optimizer": "adam", "depths": [1]})
+    assert (settings.epochs, settings.optimizer, settings.lr) == (7, "adam", LISTATraining().lr)
+    with pytest.raises(ConfigError, match="decay"):
+        LISTATraining.from_params({"decay": 2.0})
+
+
 @pytest.mark.parametrize("field, value", [("schedule", "cosine"), ("decay", 1.0), ("decay", 0.0),
                                           ("decay_patience", 0), ("min_lr_ratio", 0.0), ("threshold", -0.1)])
 def test_bad_schedule_settings_raise(field, value):

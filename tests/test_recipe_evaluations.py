@@ -52,6 +52,17 @@ def test_a_bad_evaluate_entry_is_a_config_error_naming_the_problem(tmp_path, nam
         assert word in message, (word, message)
 
 
+def test_evaluation_assignments_change_params_read_as_yaml():
+    recipe = get_recipe("lista_depth_mnist")
+    changed = recipe.evaluation(quick=True, assignments=["depths=[1, 3]", "lr = 0.5", "untied=false"])
+    assert changed["depths"] == [1, 3] and changed["lr"] == 0.5 and changed["untied"] is False
+    assert changed["n_train"] == recipe.evaluation(quick=True)["n_train"] != recipe.evaluation()["n_train"]
+    assert recipe.evaluation()["depths"] == [1, 2, 3, 5, 7, 10]  # the recipe itself is unchanged
+    for bad in ("depths", "=3", "name=probe"):
+        with pytest.raises(ConfigError, match="param=value"):
+            recipe.evaluation(assignments=[bad])
+
+
 def test_quick_evaluate_keys_change_the_evaluation_not_the_run_config():
     recipe = get_recipe("lateral_inhibition_tree")
     assert recipe.evaluation() == {"name": "tree_branches", "n_permutations": 1000}

@@ -108,6 +108,12 @@ class LISTATraining:
     min_lr_ratio: float = 0.01
     scale_lr: bool = True
 
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> LISTATraining:
+        """The settings among ``params`` (e.g. a ``lista_depth`` evaluation's), other keys ignored; validated."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in params.items() if key in names}).validate()
+
     def validate(self) -> LISTATraining:
         for name in ("epochs", "patience", "batch_size", "decay_patience"):
             check_number(getattr(self, name), name, low=1, integer=True)

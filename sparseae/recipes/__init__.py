@@ -107,12 +107,20 @@ class Recipe:
                                       if not key.startswith(EVALUATE_PREFIX)})
         return config.override(list(assignments)).validate()
 
-    def evaluation(self, *, quick: bool = False) -> dict[str, Any] | None:
-        """The ``evaluate`` mapping (``{name, <params>}``) of the full or quick variant; None without one."""
+    def evaluation(self, *, quick: bool = False, assignments: Iterable[str] = ()) -> dict[str, Any] | None:
+        """The ``evaluate`` mapping (``{name, <params>}``) of the full or quick variant, then ``assignments``
+        (``param=value``, the value read as YAML: ``depths=[1, 2]``); None without one."""
+        import yaml
+
         if self.evaluate is None:
             return None
         changes = {key[len(EVALUATE_PREFIX):]: value for key, value in self.quick.items()
                    if key.startswith(EVALUATE_PREFIX)} if quick else {}
+        for item in assignments:
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip() or key.strip() == "name":
+                raise ConfigError(f"an evaluation change reads param=value (not name), got {item!r}")
+            changes[key.strip()] = yaml.safe_load(value)
         return {**copy.deepcopy(self.evaluate), **copy.deepcopy(changes)}
 
     def describe(self) -> dict[str, Any]:
