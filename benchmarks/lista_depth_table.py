@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sparseae.evaluate.lista import iterations_to_match
+from sparseae.evaluate.lista import LISTATraining, iterations_to_match
 from sparseae.io import read_config
+from sparseae.recipes import get_recipe
 from sparseae.runs.evaluations.lista import DEPTH_CHAIN_DIR, DEPTH_CURVE_JSON
 
 
@@ -31,21 +32,27 @@ def saved_results(run_dir: Path) -> list[dict]:
     return sorted(results, key=lambda result: result["T"])
 
 
+def _why_it_stopped(epochs: int, best_epoch: int, settings: LISTATraining) -> str:
+    """What ``train_lista`` would have recorded as ``stopped``: patience is checked first, then the
+    schedule's rate; a depth that did neither ran out of epochs."""
+    if epochs - best_epoch >= settings.patience:
+        return "patience"
+    return "epochs" if epochs >= settings.epochs else "converged"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run", help="a lista_depth_mnist run folder (lista_depth_chain/, lista_depth.json)")
     parser.add_argument("--fista-json", type=Path, default=None,
                         help="lista_depth.json holding FISTA's curve on the same test rows (default: the run's)")
-    parser.add_argument("--epochs", type=int, default=None,
-                        help="the epoch budget, to name a depth that used it all when its result predates "
-                             "'stopped' (default: the recipe's)")
+    parser.add_argument("--recipe", default="lista_depth_mnist",
+                        help="whose epoch budget and patience tell why a depth stopped when its result predates "
+                             "'stopped'")
     args = parser.parse_args()
     run_dir = Path(args.run)
     curve_file = args.fista_json or run_dir / DEPTH_CURVE_JSON
     fista = np.asarray(json.loads(curve_file.read_text(encoding="utf-8"))["FISTA"])
-    if args.epochs is None:
-        from sparseae.recipes import get_recipe
-        args.epochs = int(get_recipe("lista_depth_mnist").evaluate["epochs"])
+    settings = LISTATraining.from_params(get_recipe(args.recipe).evaluation())
     results = saved_results(run_dir)
     if not results:
         raise SystemExit(f"{run_dir / DEPTH_CHAIN_DIR} holds no saved depth")
@@ -57,7 +64,7 @@ def main() -> None:
         T, error = result["T"], result["trained"]
         hit = iterations_to_match(fista, error)
         worth = hit if hit is not None else len(fista) + 1
-        stopped = result.get("stopped") or ("epochs" if result["epochs"] >= args.epochs else "schedule or patience")
+        stopped = result.get("stopped") or _why_it_stopped(result["epochs"], result["best_epoch"], settings)
         worth_all.append(worth / (10 * T))
         errors.append(error)
         print(f"| {T} | {error:.4f} | {worth} ({worth / (10 * T):.2f}) | {result['epochs']} ({result['best_epoch']}) "

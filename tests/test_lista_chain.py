@@ -148,9 +148,12 @@ def test_the_table_script_reads_the_saved_depths_of_a_run(tmp_path, capsys, monk
         assert cells[3] == f"{int(metrics[f'lista_epochs_T{T}'])} ({int(metrics[f'lista_best_epoch_T{T}'])})"
         assert cells[4] == ("epochs" if metrics[f"lista_converged_T{T}"] == 0.0 else cells[4])
         assert cells[4] in ("converged", "patience", "epochs")
+    budget = LISTATraining(epochs=60, patience=12)  # results saved before 'stopped': told from the epochs
+    assert [script._why_it_stopped(epochs, best, budget) for epochs, best in ((60, 58), (37, 25), (32, 26))] == \
+        ["epochs", "patience", "converged"]
     with pytest.raises(SystemExit, match="no saved depth"):
         monkeypatch.setattr(sys, "argv", ["lista_depth_table.py", str(tmp_path), "--fista-json",
-                                          str(tmp_path / "lista_depth.json"), "--epochs", "3"])
+                                          str(tmp_path / "lista_depth.json")])
         shutil.rmtree(tmp_path / "lista_depth_chain")
         (tmp_path / "lista_depth_chain").mkdir()
         script.main()
