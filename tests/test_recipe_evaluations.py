@@ -232,3 +232,21 @@ def test_the_tree_pruning_recipe_prunes_and_saves_the_smaller_model(synthetic_mn
     with torch.no_grad():
         error = float((model.decode(model.sparse_code(x)) - x).pow(2).sum(dim=1).mean())
     assert metrics["pruning_error_before"] == pytest.approx(error, rel=1e-3)
+
+
+def test_set_evaluate_changes_the_recipe_evaluation_and_is_checked_before_training(synthetic_mnist, capsys):
+    """``sparseae train --recipe NAME --set evaluate.PARAM=VALUE``: a rerun with a seed of one's own."""
+    assert main(["train", "--recipe", "lista_depth_mnist", "--quick", "--out", "run", "--set", "train.threads=1",
+                 "--set", "evaluate.seed=3", "--set", "evaluate.depths=[1]"]) == 0
+    summary = json.loads((synthetic_mnist / "run" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["recipe"]["evaluate"]["seed"] == 3 and summary["recipe"]["evaluate"]["depths"] == [1]
+    assert summary["recipe"]["evaluate"]["n_train"] == 100  # the quick variant's, kept
+    assert "lista_error_T1" in summary["metrics"] and "lista_error_T2" not in summary["metrics"]
+    assert "evaluate" not in yaml.safe_load((synthetic_mnist / "run" / "config.yaml").read_text(encoding="utf-8"))
+    capsys.readouterr()
+    for recipe, change, words in (("lista_depth_mnist", "evaluate.bogus=1", ("bogus", "lista_depth")),
+                                  ("cae_mnist", "evaluate.seed=1", ("cae_mnist", "no evaluation"))):
+        assert main(["train", "--recipe", recipe, "--quick", "--out", "bad", "--set", change]) == 2
+        message = capsys.readouterr().err.strip()
+        assert "\n" not in message and all(word in message for word in words), message
+        assert not (synthetic_mnist / "bad").exists()  # refused before any training

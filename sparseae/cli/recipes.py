@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..recipes import Recipe, get_recipe, list_recipes
+from ..recipes import EVALUATE_PREFIX, Recipe, get_recipe, list_recipes
 from .output import Output, display_width
 
 
@@ -94,7 +94,25 @@ def recipe_config(args: argparse.Namespace):
              if value is not None]
     if given:
         raise ConfigError(f"--recipe gives the whole config: drop {', '.join(given)} (change keys with --set)")
-    return get_recipe(args.recipe).run_config(quick=args.quick, assignments=args.set)
+    recipe = get_recipe(args.recipe)
+    _evaluation_spec(recipe, args)  # a bad evaluate.* change fails now, not after the training
+    return recipe.run_config(quick=args.quick, assignments=[item for item in args.set or ()
+                                                           if not item.startswith(EVALUATE_PREFIX)])
+
+
+def _evaluation_spec(recipe: Recipe, args: argparse.Namespace) -> dict[str, Any] | None:
+    """The recipe's evaluation with the ``--set evaluate.PARAM=VALUE`` changes of ``args``, checked."""
+    from ..runs.evaluations import check_evaluation
+
+    changes = [item[len(EVALUATE_PREFIX):] for item in args.set or () if item.startswith(EVALUATE_PREFIX)]
+    spec = recipe.evaluation(quick=bool(args.quick), assignments=changes)
+    if spec is None:
+        if changes:
+            raise ConfigError(f"recipe {recipe.name!r} has no evaluation: --set {EVALUATE_PREFIX}{changes[0]} "
+                              "has nothing to change")
+        return None
+    check_evaluation(spec, f"recipe {recipe.name}: evaluate")
+    return spec
 
 
 def report_recipe(out: Output, args: argparse.Namespace, summary: dict[str, Any]) -> dict[str, Any]:
@@ -102,12 +120,15 @@ def report_recipe(out: Output, args: argparse.Namespace, summary: dict[str, Any]
     from ..io import write_json_atomic
 
     recipe = get_recipe(args.recipe)
-    summary = _evaluate(out, recipe, bool(args.quick), summary)
+    spec = _evaluation_spec(recipe, args)
+    summary = _evaluate(out, spec, bool(args.quick), summary)
     name = recipe.metric["name"]
     ours = summary.get("metrics", {}).get(name)
     entry = {"name": recipe.name, "quick": bool(args.quick), "paper": dict(recipe.paper), "table": recipe.table,
              "metric": name, "label": recipe.metric["label"], "ours": ours, "published": recipe.published,
              "reference": recipe.reference}
+    if spec is not None:
+        entry["evaluate"] = spec  # as run: the recipe's, with the --set evaluate.* changes
     summary = {**summary, "recipe": entry}
     metrics = dict(summary.get("metrics", {}))
     if recipe.published is not None:
@@ -123,10 +144,9 @@ def report_recipe(out: Output, args: argparse.Namespace, summary: dict[str, Any]
     return summary
 
 
-def _evaluate(out: Output, recipe: Recipe, quick: bool, summary: dict[str, Any]) -> dict[str, Any]:
-    """The recipe's ``evaluate`` (if any) on the finished run: its metrics join the summary's (and
+def _evaluate(out: Output, spec: dict[str, Any] | None, quick: bool, summary: dict[str, Any]) -> dict[str, Any]:
+    """The recipe's evaluation ``spec`` (if any) on the finished run: its metrics join the summary's (and
     summary.json's, :func:`~sparseae.runs.evaluations.run_evaluation`), and are printed."""
-    spec = recipe.evaluation(quick=quick)
     if spec is None or not summary.get("run_dir"):
         return summary
     from ..runs.evaluations import run_evaluation
