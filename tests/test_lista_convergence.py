@@ -164,6 +164,16 @@ def test_the_untied_chain_warm_starts_and_falls():
     assert results[-1].trained < 0.5 * results[-1].untrained
 
 
+def test_a_one_cycle_schedule_run_to_its_end_counts_as_converged_a_constant_rate_does_not():
+    D, parts = split()
+    fit = train_lista(lista_from_dictionary(D, 0.1, 2), *parts[0], *parts[1],
+                      LISTATraining(epochs=3, patience=10, batch_size=50, schedule="one_cycle"))
+    assert (fit.epochs, fit.stopped) == (3, "converged")  # 30 steps: one-cycle, annealed to its end
+    fit = train_lista(lista_from_dictionary(D, 0.1, 2), *parts[0], *parts[1],
+                      LISTATraining(epochs=1, patience=10, batch_size=100, schedule="one_cycle"))
+    assert (fit.epochs, fit.stopped) == (1, "epochs")  # 5 steps: too few for one-cycle, a constant rate
+
+
 def test_training_settings_from_evaluation_params():
     settings = LISTATraining.from_params({"name": "lista_depth", "epochs": 7, "optimizer": "adam", "depths": [1]})
     assert (settings.epochs, settings.optimizer, settings.lr) == (7, "adam", LISTATraining().lr)

@@ -128,9 +128,10 @@ class LISTATraining:
         return self
 
 
-#: Why :func:`train_lista` stopped: the plateau schedule's rate decayed below ``min_lr_ratio`` of its start
-#: (``"converged"``), ``patience`` epochs passed without a better validation error (``"patience"``), or the
-#: ``epochs`` budget ran out (``"epochs"``: the only one that leaves a depth possibly short of convergence).
+#: Why :func:`train_lista` stopped: the rate decayed away (``"converged"``: the plateau schedule's below
+#: ``min_lr_ratio`` of its start, or a one-cycle schedule run to its end), ``patience`` epochs passed
+#: without a better validation error (``"patience"``), or the ``epochs`` budget ran out first (``"epochs"``:
+#: the only one that leaves a depth possibly short of convergence).
 STOP_REASONS = ("converged", "patience", "epochs")
 
 
@@ -198,6 +199,8 @@ def train_lista(model, X: torch.Tensor, Z: torch.Tensor, X_val: torch.Tensor, Z_
                     group["lr"] = rate
                 optimizer.state.clear()  # no momentum carried from the abandoned weights
                 since_progress = 0
+    if stopped == "epochs" and one_cycle:
+        stopped = "converged"  # a one-cycle schedule anneals its rate away by its last epoch
     model.encoder.load_state_dict(best_state)
     return LISTAFit(model, epoch, best_epoch, stopped)
 
