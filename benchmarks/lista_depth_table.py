@@ -4,7 +4,9 @@ Reads each depth the run's evaluation saved (``RUN/lista_depth_chain/T<T>``: its
 error curve on the same test rows (``RUN/lista_depth.json``), and prints one markdown row per depth:
 test error, the FISTA iterations it is worth (ratio to the 10·T goal), epochs (best), why training
 stopped, the error of its warm start, seconds, and whether it kept T − 1's code; then whether the
-error falls strictly with T and every depth meets 10·T.
+error falls strictly with T and every depth meets 10·T. FISTA's curve is the run's ``lista_depth.json``,
+recomputed on the run's dictionary and test rows while the run is still training (``--set`` names the
+evaluation settings the run changed, e.g. ``--set seed=1``).
 
     python benchmarks/lista_depth_table.py runs/lista_depth_mnist
 """
@@ -40,22 +42,44 @@ def _why_it_stopped(epochs: int, best_epoch: int, settings: LISTATraining) -> st
     return "epochs" if epochs >= settings.epochs else "converged"
 
 
+def _fista_curve(run_dir: Path, params: dict) -> np.ndarray:
+    """FISTA's error (max_iter,) on the run's dictionary and test rows, for a run still training (its
+    evaluation writes the curve when the chain ends)."""
+    import torch
+
+    from sparseae.evaluate.lista import exact_codes
+    from sparseae.runs.evaluations.lista import lista_rows, run_dictionary, solver_curves
+    from sparseae.runs.evaluations.registry import load_finished_run
+
+    torch.set_num_threads(1)
+    run = load_finished_run(run_dir)
+    D, lam = run_dictionary(run)
+    _, _, X_test = lista_rows(run, params.get("data"), params["skip"], params["n_train"], params["n_val"],
+                              params["n_test"], params["seed"])
+    print(f"FISTA's curve recomputed on the run's {len(X_test)} test rows ({run_dir / DEPTH_CURVE_JSON} not there yet)")
+    return solver_curves(X_test, D, lam, exact_codes(X_test, D, lam), int(params["max_iter"]))["FISTA"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run", help="a lista_depth_mnist run folder (lista_depth_chain/, lista_depth.json)")
     parser.add_argument("--fista-json", type=Path, default=None,
                         help="lista_depth.json holding FISTA's curve on the same test rows (default: the run's)")
     parser.add_argument("--recipe", default="lista_depth_mnist",
-                        help="whose epoch budget and patience tell why a depth stopped when its result predates "
-                             "'stopped'")
+                        help="the recipe the run used: its evaluation's settings pick the test rows of a run "
+                             "still training and tell why a depth stopped when its result predates 'stopped'")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="an evaluation setting the run changed (sparseae train --set evaluate.KEY=VALUE)")
     args = parser.parse_args()
     run_dir = Path(args.run)
-    curve_file = args.fista_json or run_dir / DEPTH_CURVE_JSON
-    fista = np.asarray(json.loads(curve_file.read_text(encoding="utf-8"))["FISTA"])
-    settings = LISTATraining.from_params(get_recipe(args.recipe).evaluation())
+    params = get_recipe(args.recipe).evaluation(assignments=args.set)
     results = saved_results(run_dir)
     if not results:
         raise SystemExit(f"{run_dir / DEPTH_CHAIN_DIR} holds no saved depth")
+    curve_file = args.fista_json or run_dir / DEPTH_CURVE_JSON
+    fista = (np.asarray(json.loads(curve_file.read_text(encoding="utf-8"))["FISTA"]) if curve_file.is_file()
+             else _fista_curve(run_dir, params))
+    settings = LISTATraining.from_params(params)
     print("| T | test error | FISTA iterations (ratio to 10·T) | epochs (best) | stopped by | warm start's error "
           "| seconds | kept T − 1 |")
     print("|---|---|---|---|---|---|---|---|")

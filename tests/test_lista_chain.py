@@ -130,8 +130,13 @@ def test_the_table_script_reads_the_saved_depths_of_a_run(tmp_path, capsys, monk
     import sys
     from pathlib import Path
 
+    from sparseae.io import save_model
+
+    run = _digits_run(tmp_path)
+    save_model(run.model, tmp_path / "model")  # a run folder the script can load
+    run.config.write(tmp_path / "config.yaml", run.model.spec)
     metrics = EVALUATIONS["lista_depth"].function(
-        _digits_run(tmp_path), depths=[1, 2], skip=100, n_train=400, n_val=100, n_test=100, epochs=3,
+        run, depths=[1, 2], skip=100, n_train=400, n_val=100, n_test=100, epochs=3,
         batch_size=50, max_iter=200, optimizer="adam", lr=0.01, schedule="plateau", untied=True)
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "lista_depth_table.py"
     spec = importlib.util.spec_from_file_location("lista_depth_table", path)
@@ -148,12 +153,20 @@ def test_the_table_script_reads_the_saved_depths_of_a_run(tmp_path, capsys, monk
         assert cells[3] == f"{int(metrics[f'lista_epochs_T{T}'])} ({int(metrics[f'lista_best_epoch_T{T}'])})"
         assert cells[4] == ("epochs" if metrics[f"lista_converged_T{T}"] == 0.0 else cells[4])
         assert cells[4] in ("converged", "patience", "epochs")
+    # a run still training has no lista_depth.json yet: FISTA's curve is recomputed on its test rows
+    (tmp_path / "lista_depth.json").rename(tmp_path / "curve.json")
+    monkeypatch.setattr(sys, "argv", ["lista_depth_table.py", str(tmp_path), "--set", "data=null", "--set", "skip=100",
+                                      "--set", "n_train=400", "--set", "n_val=100", "--set", "n_test=100",
+                                      "--set", "max_iter=200", "--set", "shifted_copies=0"])
+    script.main()
+    again = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("| 1 ", "| 2 "))]
+    assert [row.split("|")[3] for row in again] == [row.split("|")[3] for row in rows]  # the same FISTA its
     budget = LISTATraining(epochs=60, patience=12)  # results saved before 'stopped': told from the epochs
     assert [script._why_it_stopped(epochs, best, budget) for epochs, best in ((60, 58), (37, 25), (32, 26))] == \
         ["epochs", "patience", "converged"]
     with pytest.raises(SystemExit, match="no saved depth"):
         monkeypatch.setattr(sys, "argv", ["lista_depth_table.py", str(tmp_path), "--fista-json",
-                                          str(tmp_path / "lista_depth.json")])
+                                          str(tmp_path / "curve.json")])
         shutil.rmtree(tmp_path / "lista_depth_chain")
         (tmp_path / "lista_depth_chain").mkdir()
         script.main()
