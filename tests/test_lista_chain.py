@@ -151,7 +151,7 @@ def test_the_table_script_reads_the_saved_depths_of_a_run(tmp_path, capsys, monk
         assert float(cells[1]) == pytest.approx(metrics[f"lista_error_T{T}"], abs=5e-5)
         assert cells[2].startswith(f"{int(metrics[f'fista_equivalent_T{T}'])} (")
         assert cells[3] == f"{int(metrics[f'lista_epochs_T{T}'])} ({int(metrics[f'lista_best_epoch_T{T}'])})"
-        assert cells[4] == ("epochs" if metrics[f"lista_converged_T{T}"] == 0.0 else cells[4])
+        assert (cells[4] == "epochs") == (metrics[f"lista_converged_T{T}"] == 0.0)
         assert cells[4] in ("converged", "patience", "epochs")
     # a run still training has no lista_depth.json yet: FISTA's curve is recomputed on its test rows
     (tmp_path / "lista_depth.json").rename(tmp_path / "curve.json")
