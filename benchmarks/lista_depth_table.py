@@ -3,7 +3,8 @@
 Reads each depth the run's evaluation saved (``RUN/lista_depth_chain/T<T>``: its result) and FISTA's
 error curve on the same test rows (``RUN/lista_depth.json``), and prints one markdown row per depth:
 test error, the FISTA iterations it is worth (ratio to the 10·T goal), epochs (best), why training
-stopped, the error of its warm start, seconds, and whether it kept T − 1's code; then whether the
+stopped, the error of its warm start, seconds, whether it kept T − 1's code, and the step of T − 1 its warm
+start repeated (the steps the stability screen rejected in brackets; "identity": all were); then whether the
 error falls strictly with T and every depth meets 10·T. FISTA's curve is the run's ``lista_depth.json``,
 recomputed on the run's dictionary and test rows while the run is still training (``--set`` names the
 evaluation settings the run changed, e.g. ``--set seed=1``).
@@ -60,6 +61,17 @@ def _fista_curve(run_dir: Path, params: dict) -> np.ndarray:
     return solver_curves(X_test, D, lam, exact_codes(X_test, D, lam), int(params["max_iter"]))["FISTA"]
 
 
+def _warm_start_cell(result: dict) -> str:
+    """The repeated step of T − 1 and the rejected ones: "3 (0, 1, 2)"; "identity (…)" when every step was
+    rejected; "–" for the first depth or shared weights."""
+    rejected = result.get("rejected_steps") or []
+    step = result.get("repeated_step")
+    if step is None and not rejected:
+        return "–"
+    shown = "identity" if step is None else str(step)
+    return f"{shown} ({', '.join(str(k) for k in rejected)})" if rejected else shown
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run", help="a lista_depth_mnist run folder (lista_depth_chain/, lista_depth.json)")
@@ -81,8 +93,8 @@ def main() -> None:
              else _fista_curve(run_dir, params))
     settings = LISTATraining.from_params(params)
     print("| T | test error | FISTA iterations (ratio to 10·T) | epochs (best) | stopped by | warm start's error "
-          "| seconds | kept T − 1 |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| seconds | kept T − 1 | repeated step (rejected) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     worth_all, errors = [], []
     for result in results:
         T, error = result["T"], result["trained"]
@@ -92,7 +104,8 @@ def main() -> None:
         worth_all.append(worth / (10 * T))
         errors.append(error)
         print(f"| {T} | {error:.4f} | {worth} ({worth / (10 * T):.2f}) | {result['epochs']} ({result['best_epoch']}) "
-              f"| {stopped} | {result['initial']:.4f} | {result['seconds']:.0f} | {result['kept_shallower']} |")
+              f"| {stopped} | {result['initial']:.4f} | {result['seconds']:.0f} | {result['kept_shallower']} "
+              f"| {_warm_start_cell(result)} |")
     falls = bool(np.all(np.diff(errors) < 0))
     print(f"\nerror falls strictly with T: {falls}; every depth worth ≥ 10·T FISTA iterations: "
           f"{min(worth_all) >= 1} (smallest ratio {min(worth_all):.2f}); "

@@ -121,6 +121,8 @@ def test_the_lista_depth_evaluation_names_bad_input(tmp_path):
         function(_digits_run(tmp_path), depths=[])
     with pytest.raises(ConfigError, match="sparse_coding"):
         function(_digits_run(tmp_path, "autoencoder"))
+    with pytest.raises(ConfigError, match="evaluate.stability_bound"):
+        function(_digits_run(tmp_path), stability_bound=-1.0)
 
 
 def test_the_table_script_reads_the_saved_depths_of_a_run(tmp_path, capsys, monkeypatch):
@@ -161,6 +163,25 @@ def test_the_table_script_reads_the_saved_depths_of_a_run(tmp_path, capsys, monk
     script.main()
     again = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("| 1 ", "| 2 "))]
     assert [row.split("|")[3] for row in again] == [row.split("|")[3] for row in rows]  # the same FISTA its
+    assert rows[0].rstrip(" |").endswith("| –")  # T = 1 has no warm start
+    assert [script._warm_start_cell(r) for r in ({"repeated_step": 3, "rejected_steps": [0, 1, 2]},
+                                                 {"repeated_step": None, "rejected_steps": [0, 1]},
+                                                 {"repeated_step": 0})] == ["3 (0, 1, 2)", "identity (0, 1)", "0"]
+    # the screen script rebuilds T = 2's warm-start candidates and picks what the chain recorded
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "lista_warm_start_screen.py"
+    spec = importlib.util.spec_from_file_location("lista_warm_start_screen", path)
+    screen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(screen)
+    monkeypatch.setattr(sys, "argv", ["lista_warm_start_screen.py", str(tmp_path), "--set", "data=null", "--set",
+                                      "skip=100", "--set", "n_train=400", "--set", "n_val=100", "--set", "n_test=100",
+                                      "--set", "shifted_copies=0"])
+    screen.main()
+    row = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 2 ")][0]
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    recorded = json.loads((tmp_path / "lista_depth_chain" / "T2" / "config.json").read_text())["extra"][
+        "lista_depth_chain"]["result"]["repeated_step"]
+    assert cells[1] == str(recorded) and cells[2] == ("identity" if recorded is None else str(recorded))
+    assert cells[3].startswith("0: ") and "(" in cells[3]
     budget = LISTATraining(epochs=60, patience=12)  # results saved before 'stopped': told from the epochs
     assert [script._why_it_stopped(epochs, best, budget) for epochs, best in ((60, 58), (37, 25), (32, 26))] == \
         ["epochs", "patience", "converged"]

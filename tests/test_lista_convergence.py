@@ -271,11 +271,79 @@ def test_the_chain_keeps_the_warm_start_with_the_lowest_validation_error():
             errors.append(relative_error(model.encode(parts[1][0]), parts[1][1]))
     model = lista_from_dictionary(D, 0.1, 6, **UNTIED)
     chosen = _warm_start(model, previous, *parts[1])
-    assert chosen == min(range(3), key=errors.__getitem__)
+    assert chosen == (min(range(3), key=errors.__getitem__), ())
     with torch.no_grad():
         assert relative_error(model.encode(parts[1][0]), parts[1][1]) == pytest.approx(min(errors), rel=1e-12)
     tied = lista_from_dictionary(D, 0.1, 4)
-    assert _warm_start(tied, lista_from_dictionary(D, 0.1, 2), *parts[1]) is None
+    assert _warm_start(tied, lista_from_dictionary(D, 0.1, 2), *parts[1]) == (None, ())
+
+
+def test_the_warm_start_screen_rejects_copies_whose_codes_leave_the_lasso_ball():
+    """Seed 1 of lista_depth_mnist (session 19): copies of an early step passed validation, then blew up on one
+    test digit. A copy whose code leaves the ball ‖z‖₁ ≤ ‖x‖²/(4λ) on a screened row is no longer a candidate."""
+    from sparseae.evaluate.lista import _warm_start, max_l1_ratio
+
+    D, parts = split()
+    (X, _), (X_val, Z_val) = parts[0], parts[1]
+    previous = lista_from_dictionary(D, 0.1, 2, **UNTIED)
+    perturb(previous, seed=3)
+    with torch.no_grad():
+        previous.encoder.S[0] += 2.0 * torch.eye(24, dtype=previous.encoder.S.dtype)  # grows z: fine once, not 4 times
+    ratios, errors = [], []
+    for step in range(2):
+        model = lista_from_dictionary(D, 0.1, 5, **UNTIED)
+        model.encoder.warm_start_from(previous.encoder, repeat=step)
+        with torch.no_grad():
+            ratios.append(max_l1_ratio(model, torch.cat([X_val, X]), 0.1, batch=64))  # in chunks: the same max
+            assert ratios[-1] == max_l1_ratio(model, torch.cat([X_val, X]), 0.1)
+            errors.append(relative_error(model.encode(X_val), Z_val))
+    assert ratios[0] > 20 * ratios[1] and errors[0] > errors[1]
+    bound = (ratios[0] * ratios[1]) ** 0.5
+    model = lista_from_dictionary(D, 0.1, 5, **UNTIED)
+    assert _warm_start(model, previous, X_val, Z_val, lam=0.1, screen=X, bound=bound) == (1, (0,))
+    # every copy rejected: the identity warm start, which computes the shallower code exactly
+    assert _warm_start(model, previous, X_val, Z_val, lam=0.1, screen=X, bound=1e-9) == (None, (0, 1))
+    with torch.no_grad():
+        assert torch.equal(model.encode(X_val), previous.encode(X_val))
+
+
+def test_the_lasso_l1_bound_holds_for_every_dictionary_and_is_tight():
+    from sparseae.coding import lasso_l1_bound
+
+    for seed, lam in ((0, 0.05), (1, 0.1), (2, 0.5)):
+        g = torch.Generator().manual_seed(seed)
+        D = torch.randn(12, 30, generator=g, dtype=torch.float64) * (1 + seed)  # any scale, not unit atoms
+        X = torch.randn(50, 12, generator=g, dtype=torch.float64)
+        Z = exact_codes(X, D, lam)
+        bound = lasso_l1_bound(X, lam)
+        assert bound.shape == (50,) and (Z.abs().sum(dim=1) <= bound * (1 + 1e-9)).all()
+        assert (Z.abs().sum(dim=1) > 0.05 * bound).any()
+    # D = I and x = ±2λ: z* = soft(x, λ) = ±λ, and λ‖z*‖₁ = nλ² = ‖x‖²/4, the bound exactly
+    x = 0.2 * torch.tensor([[1.0, -1.0, 1.0, 1.0]], dtype=torch.float64)
+    Z = exact_codes(x, torch.eye(4, dtype=torch.float64), 0.1)
+    assert float(Z.abs().sum()) == pytest.approx(float(lasso_l1_bound(x, 0.1)), rel=1e-9)
+    with pytest.raises(ConfigError, match="lam"):
+        lasso_l1_bound(x, 0.0)
+
+
+def test_the_stability_bound_is_part_of_the_chain_key(tmp_path, monkeypatch):
+    import sparseae.evaluate.lista as lista_module
+
+    D, parts = split()
+    settings = LISTATraining(epochs=1, patience=1, batch_size=50)
+    folder = tmp_path / "chain"
+    lista_depth_chain(D, 0.1, [1], *parts, settings=settings, model_params=UNTIED, checkpoints=folder)
+    trained = []
+    real_train = lista_module.train_lista
+    monkeypatch.setattr(lista_module, "train_lista", lambda model, *a: trained.append(model.encoder.n_steps)
+                        or real_train(model, *a))
+    lista_depth_chain(D, 0.1, [1], *parts, settings=settings, model_params=UNTIED, checkpoints=folder)
+    assert trained == []  # the same chain: loaded
+    lista_depth_chain(D, 0.1, [1], *parts, settings=settings, model_params=UNTIED, checkpoints=folder,
+                      stability_bound=None)
+    assert trained == [1]  # another screen: another chain
+    with pytest.raises(ConfigError, match="stability_bound"):
+        lista_depth_chain(D, 0.1, [1], *parts, settings=settings, stability_bound=0.0)
 
 
 def test_a_warm_start_no_epoch_improves_halves_the_rate_after_every_epoch():

@@ -47,6 +47,7 @@ from .solvers import (
     duality_gap,
     fista,
     ista,
+    lasso_l1_bound,
     lasso_objective,
     lipschitz_constant,
 )
@@ -76,6 +77,7 @@ __all__ = [
     "duality_gap",
     "fista",
     "ista",
+    "lasso_l1_bound",
     "lasso_objective",
     "lipschitz_constant",
     "nonnegative_soft_threshold",

@@ -39,6 +39,7 @@ __all__ = [
     "SparseCodeResult",
     "lipschitz_constant",
     "lasso_objective",
+    "lasso_l1_bound",
     "duality_gap",
     "ista",
     "fista",
@@ -229,6 +230,15 @@ def lasso_objective(X: torch.Tensor, D: torch.Tensor, Z: torch.Tensor, lam: Any)
     Z = _check_codes(Z, X, D, "Z")
     lam_t = _check_lam(lam, X, D)
     return _objective(X, D, Z, lam_t, l1_penalty)
+
+
+def lasso_l1_bound(X: torch.Tensor, lam: float) -> torch.Tensor:
+    """``‖x‖²/(4λ)`` for each row of X (batch, n_features): a bound on ``‖z*‖₁`` of the Lasso solution
+    ``z* = argmin ½‖x − Dz‖² + λ‖z‖₁`` (signed or ``z ≥ 0``) for every dictionary D; returns (batch,).
+    At the optimum ``λ‖z*‖₁ = xᵀDz* − ‖Dz*‖²`` (the optimality condition times z*), and
+    ``xᵀu − ‖u‖² ≤ ‖x‖²/4`` for any u. A code far outside the ball is no approximation of z*."""
+    check_number(lam, "lam", low=0.0, low_inclusive=False)
+    return X.square().sum(dim=-1) / (4.0 * float(lam))
 
 
 def _objective(X: torch.Tensor, D: torch.Tensor, Z: torch.Tensor, lam: torch.Tensor,

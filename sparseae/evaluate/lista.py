@@ -25,13 +25,14 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from ..coding import L1Prox, fista, sparse_encode
+from ..coding import L1Prox, fista, lasso_l1_bound, sparse_encode
 from ..digests import update_with_tensor
 from ..errors import ConfigError
 from ..validation import check_bool, check_choice, check_number
 
 __all__ = ["relative_error", "ErrorRecorder", "solver_curve", "iterations_to_match", "exact_codes",
-           "LISTATraining", "LISTAFit", "STOP_REASONS", "train_lista", "DepthResult", "lista_depth_chain"]
+           "LISTATraining", "LISTAFit", "STOP_REASONS", "train_lista", "DepthResult", "lista_depth_chain",
+           "STABILITY_BOUND", "max_l1_ratio", "WarmStart"]
 
 
 def relative_error(Z: torch.Tensor, Z_star: torch.Tensor) -> float:
@@ -212,7 +213,9 @@ class DepthResult:
     previous depth whose copies the warm start added (untied or per-layer weights; else None);
     ``kept_shallower``: training ended above the previous depth's validation error, so this depth computes
     the previous one's code (:meth:`~sparseae.nn.ShrinkageEncoder.warm_start_from` with ``identity``);
-    ``stopped``: why its training stopped (:data:`STOP_REASONS`; None in results saved before it was kept)."""
+    ``stopped``: why its training stopped (:data:`STOP_REASONS`; None in results saved before it was kept);
+    ``rejected_steps``: the previous depth's steps whose copies the warm start rejected as unstable (all of
+    them: an identity warm start, ``repeated_step`` None)."""
 
     T: int
     epochs: int
@@ -224,25 +227,64 @@ class DepthResult:
     repeated_step: int | None = None
     kept_shallower: bool = False
     stopped: str | None = None
+    rejected_steps: tuple[int, ...] = ()
+
+
+#: ``stability_bound`` of :func:`lista_depth_chain`: a warm start whose code leaves ``stability_bound``
+#: times the ball ``‖z‖₁ ≤ ‖x‖²/(4λ)`` (:func:`~sparseae.coding.lasso_l1_bound`, which holds z*) on any
+#: screened row is rejected. On MNIST (``lista_depth_mnist``, two seeds) the Lasso codes fill at most 0.52 of
+#: the ball and every trained depth stays within 0.65 of it; the warm starts kept reached 0.66 to 2.96, the
+#: ones that blew up on an unseen digit 13.7 to 10⁶ (``benchmarks/lista_warm_start_screen.py``).
+STABILITY_BOUND = 4.0
+
+
+def max_l1_ratio(model, X: torch.Tensor, lam: float, batch: int = 8192) -> float:
+    """The largest ``‖z‖₁ / (‖x‖²/(4λ))`` over the rows of X (n, n_features) of ``model``'s codes z: above 1,
+    a code is farther out than any Lasso solution can be (:func:`~sparseae.coding.lasso_l1_bound`)."""
+    worst = 0.0
+    for start in range(0, X.shape[0], batch):
+        rows = X[start:start + batch]
+        ratio = model.encode(rows).abs().sum(dim=1) / lasso_l1_bound(rows, lam).clamp_min(1e-12)
+        worst = max(worst, float(ratio.max()))
+    return worst
+
+
+class WarmStart(NamedTuple):
+    """The warm start :func:`_warm_start` chose: the repeated step (None: shared weights, or the identity
+    warm start when every step was rejected) and the steps rejected as unstable."""
+
+    repeated_step: int | None
+    rejected_steps: tuple[int, ...] = ()
 
 
 @torch.no_grad()
-def _warm_start(model, previous, X_val: torch.Tensor, Z_val: torch.Tensor) -> int | None:
+def _warm_start(model, previous, X_val: torch.Tensor, Z_val: torch.Tensor, *, lam: float | None = None,
+                screen: torch.Tensor | None = None, bound: float | None = None) -> WarmStart:
     """Warm-start ``model`` from the trained ``previous`` (fewer steps). With per-step weights, every
-    step of ``previous`` is tried as the one repeated for the added steps and the copy with the lowest
-    validation error is kept (its index returned); shared weights have one warm start (None)."""
+    step of ``previous`` is tried as the one repeated for the added steps, and the copy with the lowest
+    validation error is kept, among those whose codes stay within ``bound`` times the Lasso ball
+    (:func:`max_l1_ratio` ≤ ``bound``) on the validation rows and the ``screen`` rows (n, n_features), when
+    ``bound`` is given; when every step is rejected, the identity warm start (the model computes
+    ``previous``'s code). Shared weights have one warm start."""
     encoder = model.encoder
     if not (encoder.untied or encoder.layer_thresholds):
         encoder.warm_start_from(previous.encoder)
-        return None
-    best, best_step = float("inf"), None
+        return WarmStart(None)
+    rows = X_val if screen is None else torch.cat([X_val, screen])
+    best, best_step, rejected = float("inf"), None, []
     for step in range(previous.encoder.n_steps):
         encoder.warm_start_from(previous.encoder, repeat=step)
+        if bound is not None and max_l1_ratio(model, rows, lam) > bound:
+            rejected.append(step)
+            continue
         error = relative_error(model.encode(X_val), Z_val)
         if error < best:
             best, best_step = error, step
-    encoder.warm_start_from(previous.encoder, repeat=best_step)
-    return best_step
+    if best_step is None:
+        encoder.warm_start_from(previous.encoder, identity=True)
+    else:
+        encoder.warm_start_from(previous.encoder, repeat=best_step)
+    return WarmStart(best_step, tuple(rejected))
 
 
 @torch.no_grad()
@@ -260,13 +302,15 @@ def lista_depth_chain(D: torch.Tensor, lam: float, depths: Iterable[int], train:
                       validation: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor], *,
                       settings: LISTATraining = LISTATraining(), warm_start: bool = True,
                       model_params: Mapping[str, Any] | None = None,
+                      stability_bound: float | None = STABILITY_BOUND,
                       report: Callable[[DepthResult], None] | None = None,
                       checkpoints: str | Path | None = None) -> tuple[list[DepthResult], object]:
     """LISTA on D (n_features, n_components), λ = ``lam``, trained at each T of ``depths`` (sorted
     increasing): the smallest from ISTA's weights, each deeper one from the trained previous
     (``ShrinkageEncoder.warm_start_from``: shared weights as they are; untied steps and per-layer
     thresholds with copies of the one trained step, inserted after it, that give the lowest validation
-    error; ``warm_start=False``: from ISTA). ``model_params``: more
+    error among those that stay within ``stability_bound`` times the Lasso ball on the validation and
+    training rows (:func:`_warm_start`; None: no screen); ``warm_start=False``: from ISTA). ``model_params``: more
     arguments of the ``lista`` model (e.g. ``{"untied": True, "layer_thresholds": True}``).
     ``train``/``validation``/``test``: (X (n, n_features), z* (n, n_components)) pairs. Returns the
     per-depth results and the deepest trained model; ``report`` is called after each depth.
@@ -280,7 +324,10 @@ def lista_depth_chain(D: torch.Tensor, lam: float, depths: Iterable[int], train:
         raise ConfigError(f"depths must be positive integers, got {depths!r}")
     X_test, Z_test = test
     results, previous = [], None
-    chain_key = (_chain_fingerprint(D, lam, train, validation, test, settings, warm_start, model_params)
+    if stability_bound is not None:
+        check_number(stability_bound, "stability_bound", low=0.0, low_inclusive=False)
+    chain_key = (_chain_fingerprint(D, lam, train, validation, test, settings, warm_start, model_params,
+                                    {"stability_bound": stability_bound})
                  if checkpoints is not None else "")
     for T in depths:
         tic = time.perf_counter()
@@ -295,9 +342,9 @@ def lista_depth_chain(D: torch.Tensor, lam: float, depths: Iterable[int], train:
         model = lista_from_dictionary(D, lam, T, **dict(model_params or {}))
         with torch.no_grad():
             untrained = relative_error(model.encode(X_test), Z_test)
-            repeated = None
+            chosen = WarmStart(None)
             if previous is not None and warm_start:
-                repeated = _warm_start(model, previous, *validation)
+                chosen = _warm_start(model, previous, *validation, lam=lam, screen=train[0], bound=stability_bound)
             initial = relative_error(model.encode(X_test), Z_test)
         model, epochs, best_epoch, stopped = train_lista(model, *train, *validation, settings)
         kept = (previous is not None and warm_start and model.encoder.untied
@@ -305,7 +352,7 @@ def lista_depth_chain(D: torch.Tensor, lam: float, depths: Iterable[int], train:
         with torch.no_grad():
             trained = relative_error(model.encode(X_test), Z_test)
         results.append(DepthResult(T, epochs, best_epoch, time.perf_counter() - tic, untrained, initial, trained,
-                                   repeated, kept, stopped))
+                                   chosen.repeated_step, kept, stopped, chosen.rejected_steps))
         if checkpoints is not None:
             _save_depth(checkpoints, model, results[-1], key)
         if report is not None:
@@ -352,4 +399,6 @@ def _load_depth(folder: str | Path, T: int, key: str) -> tuple[DepthResult, obje
     saved = read_config(path).get("extra", {}).get("lista_depth_chain", {})
     if saved.get("key") != key:
         return None
-    return DepthResult(**saved["result"]), load_model(path).eval()
+    result = dict(saved["result"])
+    result["rejected_steps"] = tuple(result.get("rejected_steps", ()))  # a JSON list when saved
+    return DepthResult(**result), load_model(path).eval()

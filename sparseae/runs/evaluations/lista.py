@@ -11,6 +11,7 @@ import torch
 
 from ...data import images
 from ...errors import ConfigError, DataError
+from ...evaluate.lista import STABILITY_BOUND
 from ...validation import check_bool, check_number
 from ..data import load_datasets
 from .registry import FinishedRun, register_evaluation
@@ -31,15 +32,18 @@ def _lista_depth(run: FinishedRun, *, depths: list = (1, 2, 3, 5, 7, 10), data: 
                  patience: int = 4, batch_size: int = 100, lr: float = 0.1, clip: float = 1.0, max_iter: int = 500,
                  seed: int = 0, warm_start: bool = True, optimizer: str = "sgd", schedule: str = "one_cycle",
                  decay: float = 0.5, decay_patience: int = 1, min_lr_ratio: float = 0.01, scale_lr: bool = True,
-                 untied: bool = False, layer_thresholds: bool = False, shifted_copies: int = 0) -> dict[str, float]:
+                 untied: bool = False, layer_thresholds: bool = False, shifted_copies: int = 0,
+                 stability_bound: float | None = STABILITY_BOUND) -> dict[str, float]:
     """Gregor & LeCun 2010: LISTA on the run's ``sparse_coding`` dictionary D and λ, trained at each T of ``depths``
     (each warm-started from the trained T − 1 when ``warm_start``) on the exact Lasso codes z* (LARS) of
     ``n_train`` rows, ``n_val`` for early stopping, by ``optimizer`` at ``lr``/T on the ``schedule`` (``decay``,
     ``decay_patience``, ``min_lr_ratio``, ``scale_lr`` False: ``lr`` at every T;
     :class:`~sparseae.evaluate.lista.LISTATraining`) (:func:`~sparseae.evaluate.lista.lista_depth_chain`);
     ``untied``/``layer_thresholds``: the ``lista`` model's options (a separate S_k per step, a θ_k per shrinkage;
-    default Gregor & LeCun's shared weights). Per T also ``lista_epochs_T<T>``, ``lista_best_epoch_T<T>``
-    and ``lista_converged_T<T>`` (1: stopped by the schedule or patience, 0: by the epoch budget).
+    default Gregor & LeCun's shared weights); ``stability_bound``: warm starts whose codes leave that many times
+    the Lasso ball ‖z‖₁ ≤ ‖x‖²/(4λ) on a validation or training row are rejected (null: none are). Per T also
+    ``lista_epochs_T<T>``, ``lista_best_epoch_T<T>`` and ``lista_converged_T<T>`` (1: stopped by the schedule or
+    patience, 0: by the epoch budget).
     Rows: the run's training set with ``data`` changes of its data section (e.g. ``{n_samples: null}``: all of
     it), less its first ``skip`` rows (the dictionary's own), shuffled by ``seed``; ``shifted_copies`` adds that
     many copies of the ``n_train`` training rows, each shifted by a random pixel (image data only); test rows:
@@ -65,6 +69,8 @@ def _lista_depth(run: FinishedRun, *, depths: list = (1, 2, 3, 5, 7, 10), data: 
     check_bool(warm_start, "evaluate.warm_start")
     check_bool(untied, "evaluate.untied")
     check_bool(layer_thresholds, "evaluate.layer_thresholds")
+    if stability_bound is not None:
+        check_number(stability_bound, "evaluate.stability_bound", low=0.0, low_inclusive=False)
     settings = LISTATraining(epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, clip=clip, seed=seed,
                              optimizer=optimizer, schedule=schedule, scale_lr=scale_lr, decay=decay,
                              decay_patience=decay_patience, min_lr_ratio=min_lr_ratio)
@@ -75,7 +81,7 @@ def _lista_depth(run: FinishedRun, *, depths: list = (1, 2, 3, 5, 7, 10), data: 
     results, _ = lista_depth_chain(D, lam, depths, (X_train, Z_train), (X_val, Z_val), (X_test, Z_test),
                                    settings=settings.validate(), warm_start=warm_start,
                                    model_params={"untied": untied, "layer_thresholds": layer_thresholds},
-                                   checkpoints=run.run_dir / DEPTH_CHAIN_DIR)
+                                   stability_bound=stability_bound, checkpoints=run.run_dir / DEPTH_CHAIN_DIR)
     write_depth_curve(run.run_dir, curves, [r.T for r in results], [r.trained for r in results], untied=untied)
     return _lista_metrics(results, curves["FISTA"], max_iter)
 
