@@ -24,9 +24,7 @@ import torch
 
 from sparseae.evaluate.lista import LISTATraining, exact_codes, iterations_to_match, relative_error, train_lista
 from sparseae.io import load_model
-from sparseae.recipes import get_recipe
-from sparseae.runs.evaluations.lista import DEPTH_CHAIN_DIR, DEPTH_CURVE_JSON, lista_rows, run_dictionary, solver_curves
-from sparseae.runs.evaluations.registry import load_finished_run
+from sparseae.runs.evaluations.lista import DEPTH_CHAIN_DIR, DEPTH_CURVE_JSON, run_rows, solver_curves
 
 
 def main() -> None:
@@ -40,15 +38,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     run_dir = Path(args.run)
-    run = load_finished_run(run_dir)
-    params = get_recipe(args.recipe).evaluation(assignments=args.set)
-    D, lam = run_dictionary(run)
-    train, val, test = lista_rows(run, params.get("data"), params["skip"], params["n_train"], params["n_val"],
-                                  params["n_test"], params["seed"], params.get("shifted_copies", 0))
+    _, params, D, lam, train, val, test = run_rows(run_dir, args.recipe, args.set)
     (X, Z), (X_val, Z_val), (X_test, Z_test) = [(rows, exact_codes(rows, D, lam)) for rows in (train, val, test)]
     curve_file = run_dir / DEPTH_CURVE_JSON
     fista = (np.asarray(json.loads(curve_file.read_text(encoding="utf-8"))["FISTA"]) if curve_file.is_file()
-             else solver_curves(X_test, D, lam, Z_test, int(params.get("max_iter", 500)))["FISTA"])
+             else solver_curves(X_test, D, lam, Z_test, int(params["max_iter"]))["FISTA"])
     settings = LISTATraining.from_params(params)
     print(f"{len(X)} training rows, {len(X_val)} validation, {len(X_test)} test; {settings}", flush=True)
 

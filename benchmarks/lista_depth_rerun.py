@@ -22,9 +22,7 @@ import torch
 
 from sparseae.evaluate.lista import LISTATraining, exact_codes, iterations_to_match, lista_depth_chain, relative_error
 from sparseae.io import load_model
-from sparseae.recipes import get_recipe
-from sparseae.runs.evaluations.lista import DEPTH_CURVE_JSON, lista_rows, run_dictionary
-from sparseae.runs.evaluations.registry import load_finished_run
+from sparseae.runs.evaluations.lista import DEPTH_CURVE_JSON, run_rows
 
 
 def main() -> None:
@@ -38,12 +36,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     run_dir = Path(args.run)
-    run = load_finished_run(run_dir)
-    params = get_recipe(args.recipe).evaluation(assignments=args.set)
+    _, params, D, lam, *rows = run_rows(run_dir, args.recipe, args.set)
     print("settings:", {key: params[key] for key in sorted(params)}, flush=True)
-    D, lam = run_dictionary(run)
-    rows = lista_rows(run, params.get("data"), params["skip"], params["n_train"], params["n_val"],
-                      params["n_test"], params["seed"], params.get("shifted_copies", 0))
     parts = [(X, exact_codes(X, D, lam)) for X in rows]
     X5, Z5 = parts[0][0][:5000], parts[0][1][:5000]
     fista = np.asarray(json.loads((run_dir / DEPTH_CURVE_JSON).read_text(encoding="utf-8"))["FISTA"])
@@ -63,10 +57,9 @@ def main() -> None:
               f"(ratio to 10·T {worth / (10 * result.T):.2f}), {result.seconds:.0f} s"
               f"{', kept T − 1' if result.kept_shallower else ''}{fit}", flush=True)
 
-    lista_depth_chain(D, lam, params["depths"], *parts, settings=settings, warm_start=params.get("warm_start", True),
-                      model_params={"untied": params.get("untied", False),
-                                    "layer_thresholds": params.get("layer_thresholds", False)}, report=report,
-                      checkpoints=args.checkpoints)
+    lista_depth_chain(D, lam, params["depths"], *parts, settings=settings, warm_start=params["warm_start"],
+                      model_params={"untied": params["untied"], "layer_thresholds": params["layer_thresholds"]},
+                      stability_bound=params["stability_bound"], report=report, checkpoints=args.checkpoints)
 
 
 if __name__ == "__main__":

@@ -43,22 +43,20 @@ def _why_it_stopped(epochs: int, best_epoch: int, settings: LISTATraining) -> st
     return "epochs" if epochs >= settings.epochs else "converged"
 
 
-def _fista_curve(run_dir: Path, params: dict) -> np.ndarray:
+def _fista_curve(run_dir: Path, recipe: str, assignments: list[str]) -> np.ndarray:
     """FISTA's error (max_iter,) on the run's dictionary and test rows, for a run still training (its
     evaluation writes the curve when the chain ends)."""
     import torch
 
     from sparseae.evaluate.lista import exact_codes
-    from sparseae.runs.evaluations.lista import lista_rows, run_dictionary, solver_curves
-    from sparseae.runs.evaluations.registry import load_finished_run
+    from sparseae.runs.evaluations.lista import run_rows, solver_curves
 
     torch.set_num_threads(1)
-    run = load_finished_run(run_dir)
-    D, lam = run_dictionary(run)
-    _, _, X_test = lista_rows(run, params.get("data"), params["skip"], params["n_train"], params["n_val"],
-                              params["n_test"], params["seed"])
-    print(f"FISTA's curve recomputed on the run's {len(X_test)} test rows ({run_dir / DEPTH_CURVE_JSON} not there yet)")
-    return solver_curves(X_test, D, lam, exact_codes(X_test, D, lam), int(params["max_iter"]))["FISTA"]
+    rows = run_rows(run_dir, recipe, assignments)
+    print(f"FISTA's curve recomputed on the run's {len(rows.test)} test rows "
+          f"({run_dir / DEPTH_CURVE_JSON} not there yet)")
+    return solver_curves(rows.test, rows.D, rows.lam, exact_codes(rows.test, rows.D, rows.lam),
+                         int(rows.params["max_iter"]))["FISTA"]
 
 
 def _warm_start_cell(result: dict) -> str:
@@ -90,7 +88,7 @@ def main() -> None:
         raise SystemExit(f"{run_dir / DEPTH_CHAIN_DIR} holds no saved depth")
     curve_file = args.fista_json or run_dir / DEPTH_CURVE_JSON
     fista = (np.asarray(json.loads(curve_file.read_text(encoding="utf-8"))["FISTA"]) if curve_file.is_file()
-             else _fista_curve(run_dir, params))
+             else _fista_curve(run_dir, args.recipe, args.set))
     settings = LISTATraining.from_params(params)
     print("| T | test error | FISTA iterations (ratio to 10·T) | epochs (best) | stopped by | warm start's error "
           "| seconds | kept T − 1 | repeated step (rejected) |")

@@ -15,9 +15,7 @@ import torch
 
 from sparseae.evaluate.lista import exact_codes, relative_error
 from sparseae.io import load_model
-from sparseae.recipes import get_recipe
-from sparseae.runs.evaluations.lista import DEPTH_CHAIN_DIR, lista_rows, run_dictionary
-from sparseae.runs.evaluations.registry import load_finished_run
+from sparseae.runs.evaluations.lista import DEPTH_CHAIN_DIR, run_rows
 
 
 def main() -> None:
@@ -31,11 +29,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     run_dir = Path(args.run)
-    run = load_finished_run(run_dir)
-    params = get_recipe(args.recipe).evaluation(assignments=args.set)
-    D, lam = run_dictionary(run)
-    _, val, test = lista_rows(run, params.get("data"), params["skip"], params["n_train"], params["n_val"],
-                              params["n_test"], params["seed"])
+    rows = run_rows(run_dir, args.recipe, args.set)
+    D, lam, val, test = rows.D, rows.lam, rows.val, rows.test
     for name, X in (("validation", val), ("test", test)):
         Z = exact_codes(X, D, lam)
         for T in args.depths:

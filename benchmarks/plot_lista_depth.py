@@ -19,37 +19,31 @@ from pathlib import Path
 import torch
 
 from sparseae.evaluate.lista import exact_codes, iterations_to_match
-from sparseae.recipes import get_recipe
 from sparseae.runs.evaluations.lista import (
     DEPTH_CURVE_JSON,
     DEPTH_CURVE_PNG,
-    lista_rows,
-    run_dictionary,
+    run_rows,
     solver_curves,
     write_depth_curve,
 )
-from sparseae.runs.evaluations.registry import load_finished_run
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run", help="the run folder (config.yaml, model/, summary.json)")
     parser.add_argument("--recipe", default="lista_depth_mnist", help="whose evaluate settings the run used")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="an evaluation setting the run changed (sparseae train --set evaluate.KEY=VALUE)")
     parser.add_argument("--out", default=None, help="also copy the picture here")
     args = parser.parse_args()
     run_dir = Path(args.run)
-    run = load_finished_run(run_dir)
-    params = {key: value for key, value in get_recipe(args.recipe).evaluate.items() if key != "name"}
+    _, params, D, lam, _, _, X_test = run_rows(run_dir, args.recipe, args.set)
     metrics = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))["metrics"]
     depths = sorted(int(key[len("lista_error_T"):]) for key in metrics if key.startswith("lista_error_T"))
     errors = [metrics[f"lista_error_T{T}"] for T in depths]
-
-    D, lam = run_dictionary(run)
-    _, _, X_test = lista_rows(run, params.get("data"), params.get("skip", 0), params.get("n_train", 48000),
-                               params.get("n_val", 1000), params.get("n_test", 1000), params.get("seed", 0))
-    max_iter = params.get("max_iter", 500)
+    max_iter = params["max_iter"]
     curves = solver_curves(X_test, D, lam, exact_codes(X_test, D, lam), max_iter)
-    write_depth_curve(run_dir, curves, depths, errors, untied=bool(params.get("untied")))
+    write_depth_curve(run_dir, curves, depths, errors, untied=bool(params["untied"]))
     print(f"{'T':>3} | {'LISTA error':>11} | {'FISTA its':>9} | {'summary':>7} | {'ratio to 10T':>12}")
     mismatch = False
     for T, error in zip(depths, errors, strict=True):

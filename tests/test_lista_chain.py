@@ -127,10 +127,8 @@ def test_the_lista_depth_evaluation_names_bad_input(tmp_path):
 
 def test_the_table_script_reads_the_saved_depths_of_a_run(tmp_path, capsys, monkeypatch):
     """benchmarks/lista_depth_table.py prints BENCHMARKS.md's per-depth rows from a run's files alone."""
-    import importlib.util
     import shutil
     import sys
-    from pathlib import Path
 
     from sparseae.io import save_model
 
@@ -140,10 +138,7 @@ def test_the_table_script_reads_the_saved_depths_of_a_run(tmp_path, capsys, monk
     metrics = EVALUATIONS["lista_depth"].function(
         run, depths=[1, 2], skip=100, n_train=400, n_val=100, n_test=100, epochs=3,
         batch_size=50, max_iter=200, optimizer="adam", lr=0.01, schedule="plateau", untied=True)
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "lista_depth_table.py"
-    spec = importlib.util.spec_from_file_location("lista_depth_table", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _script("lista_depth_table")
     monkeypatch.setattr(sys, "argv", ["lista_depth_table.py", str(tmp_path)])
     script.main()
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 1 ") or line.startswith("| 2 ")]
@@ -168,10 +163,7 @@ def test_the_table_script_reads_the_saved_depths_of_a_run(tmp_path, capsys, monk
                                                  {"repeated_step": None, "rejected_steps": [0, 1]},
                                                  {"repeated_step": 0})] == ["3 (0, 1, 2)", "identity (0, 1)", "0"]
     # the screen script rebuilds T = 2's warm-start candidates and picks what the chain recorded
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "lista_warm_start_screen.py"
-    spec = importlib.util.spec_from_file_location("lista_warm_start_screen", path)
-    screen = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(screen)
+    screen = _script("lista_warm_start_screen")
     monkeypatch.setattr(sys, "argv", ["lista_warm_start_screen.py", str(tmp_path), "--set", "data=null", "--set",
                                       "skip=100", "--set", "n_train=400", "--set", "n_val=100", "--set", "n_test=100",
                                       "--set", "shifted_copies=0"])
@@ -191,3 +183,61 @@ def test_the_table_script_reads_the_saved_depths_of_a_run(tmp_path, capsys, monk
         shutil.rmtree(tmp_path / "lista_depth_chain")
         (tmp_path / "lista_depth_chain").mkdir()
         script.main()
+
+
+def _script(name: str):
+    """A benchmarks/ script as a module (its main() reads sys.argv)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+#: The evaluation settings of the small digits run below, as ``--set`` changes of lista_depth_mnist's.
+SMALL_RUN_SETS = [item for change in ("data=null", "skip=100", "n_train=400", "n_val=100", "n_test=100",
+                                      "max_iter=200", "shifted_copies=0", "layer_thresholds=false",
+                                      "batch_size=50") for item in ("--set", change)]
+
+
+def test_the_scripts_that_study_a_runs_saved_depths_rebuild_its_rows(tmp_path, capsys, monkeypatch):
+    """benchmarks/lista_row_errors.py, lista_continue.py, lista_depth_rerun.py and plot_lista_depth.py all start
+    from sparseae.runs.evaluations.lista.run_rows: the run's dictionary and rows, as its evaluation built them."""
+    import sys
+
+    from sparseae.io import save_model
+    from sparseae.runs.evaluations.lista import run_rows
+
+    run = _digits_run(tmp_path)
+    save_model(run.model, tmp_path / "model")
+    run.config.write(tmp_path / "config.yaml", run.model.spec)
+    metrics = EVALUATIONS["lista_depth"].function(
+        run, depths=[1, 2], skip=100, n_train=400, n_val=100, n_test=100, epochs=2, batch_size=50, max_iter=200,
+        optimizer="adam", lr=0.01, schedule="plateau", untied=True)
+    rows = run_rows(tmp_path, "lista_depth_mnist", SMALL_RUN_SETS[1::2])
+    assert (len(rows.train), len(rows.val), len(rows.test)) == (400, 100, 100) and rows.lam == 0.1
+    assert rows.params["stability_bound"] == 4.0 and rows.params["untied"] is True
+    with torch.no_grad():
+        from sparseae.io import load_model
+        deepest = load_model(tmp_path / "lista_depth_chain" / "T2")
+        error = relative_error(deepest.encode(rows.test), exact_codes(rows.test, rows.D, rows.lam))
+    assert error == pytest.approx(metrics["lista_error_T2"], rel=1e-5)  # the same test rows, the same error
+
+    def run_script(name, *args):
+        monkeypatch.setattr(sys, "argv", [f"{name}.py", str(tmp_path), *args, *SMALL_RUN_SETS])
+        _script(name).main()
+        return capsys.readouterr().out
+
+    out = run_script("lista_row_errors", "--depths", "2")
+    assert f"test T = 2: mean {metrics['lista_error_T2']:.4f}" in out
+    out = run_script("lista_continue", "--depths", "1", "--set", "epochs=1", "--set", "untied=true")
+    row = [line for line in out.splitlines() if line.startswith("| 1 ")][0]
+    assert row.split("|")[2].strip().startswith(f"{metrics['lista_error_T1']:.4f} (")
+    out = run_script("lista_depth_rerun", "--set", "depths=[1]", "--set", "epochs=1")
+    assert "T = 1: 1 epochs" in out
+    (tmp_path / "summary.json").write_text(json.dumps({"metrics": metrics}), encoding="utf-8")
+    out = run_script("plot_lista_depth")
+    assert "wrote" in out and (tmp_path / "lista_depth.png").is_file()

@@ -2,9 +2,10 @@
 FISTA's iterations."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+import inspect
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -171,3 +172,35 @@ def lista_rows(run: FinishedRun, data: Mapping[str, Any] | None, skip: int, n_tr
             raise ConfigError(f"evaluate.shifted_copies needs image data; {train_set.name!r} has no image shape")
         train = np.concatenate([train, images.shifted_copies(train, train_set.image_shape, shifted_copies, seed)])
     return tuple(torch.from_numpy(np.ascontiguousarray(part)) for part in (train, pool[n_train:n_train + n_val], test))
+
+
+class RunRows(NamedTuple):
+    """A finished ``lista_depth`` run's pieces as its evaluation built them: the run, the evaluation settings
+    (every one, defaults filled in), the dictionary D (n_features, n_components), λ, and the training
+    (shifted copies included), validation and test rows (n, n_features)."""
+
+    run: FinishedRun
+    params: dict[str, Any]
+    D: torch.Tensor
+    lam: float
+    train: torch.Tensor
+    val: torch.Tensor
+    test: torch.Tensor
+
+
+def run_rows(run_dir: str | Path, recipe: str = "lista_depth_mnist", assignments: Iterable[str] = ()) -> RunRows:
+    """Rebuild a finished run's LISTA rows from its folder and the ``recipe``'s ``evaluate`` settings changed by
+    ``assignments`` (``KEY=VALUE``, as ``sparseae train --set evaluate.KEY=VALUE``): what the benchmark
+    scripts that study a run's saved depths start from."""
+    from ...recipes import get_recipe
+    from .registry import load_finished_run
+
+    defaults = {name: parameter.default for name, parameter in inspect.signature(_lista_depth).parameters.items()
+                if parameter.default is not inspect.Parameter.empty}
+    evaluation = get_recipe(recipe).evaluation(assignments=assignments) or {}
+    params = {**defaults, **{key: value for key, value in evaluation.items() if key != "name"}}
+    run = load_finished_run(Path(run_dir))
+    D, lam = run_dictionary(run)
+    train, val, test = lista_rows(run, params["data"], params["skip"], params["n_train"], params["n_val"],
+                                  params["n_test"], params["seed"], params["shifted_copies"])
+    return RunRows(run, params, D, lam, train, val, test)
