@@ -4,7 +4,9 @@ Reads each depth the run's evaluation saved (``RUN/lista_depth_chain/T<T>``: its
 error curve on the same test rows (``RUN/lista_depth.json``), and prints one markdown row per depth:
 test error, the FISTA iterations it is worth (ratio to the 10·T goal), epochs (best), why training
 stopped, the error of its warm start, seconds, whether it kept T − 1's code, and the step of T − 1 its warm
-start repeated (the steps the stability screen rejected in brackets; "identity": all were); then whether the
+start repeated (the steps the stability screen rejected in brackets; "identity": all were); with the
+evaluation's ``safeguard``, the test error is the safeguarded one and the last column gives the test rows that
+fell back to FISTA and LISTA's own error; then whether the
 error falls strictly with T and every depth meets 10·T. FISTA's curve is the run's ``lista_depth.json``,
 recomputed on the run's dictionary and test rows while the run is still training (``--set`` names the
 evaluation settings the run changed, e.g. ``--set seed=1``).
@@ -26,12 +28,21 @@ from sparseae.runs.evaluations.lista import DEPTH_CHAIN_DIR, DEPTH_CURVE_JSON
 
 
 def saved_results(run_dir: Path) -> list[dict]:
-    """The results of the depths saved in ``run_dir/lista_depth_chain``, by increasing T."""
+    """The results of the depths saved in ``run_dir/lista_depth_chain``, by increasing T; a finished run's
+    safeguarded scores (summary.json's ``lista_flagged_T<T>``) join them when the saved depth lacks its own
+    (a depth loaded by a later evaluation is not saved again)."""
+    summary = run_dir / "summary.json"
+    metrics = json.loads(summary.read_text(encoding="utf-8")).get("metrics", {}) if summary.is_file() else {}
     results = []
     for folder in (run_dir / DEPTH_CHAIN_DIR).glob("T*"):
         saved = read_config(folder).get("extra", {}).get("lista_depth_chain", {})
         if "result" in saved:
-            results.append(saved["result"])
+            result = dict(saved["result"])
+            T = result["T"]
+            if result.get("safeguarded") is None and f"lista_flagged_T{T}" in metrics:
+                result["safeguarded"] = metrics[f"lista_error_T{T}"]
+                result["flagged"] = int(metrics[f"lista_flagged_T{T}"])
+            results.append(result)
     return sorted(results, key=lambda result: result["T"])
 
 
@@ -91,11 +102,14 @@ def main() -> None:
              else _fista_curve(run_dir, args.recipe, args.set))
     settings = LISTATraining.from_params(params)
     print("| T | test error | FISTA iterations (ratio to 10·T) | epochs (best) | stopped by | warm start's error "
-          "| seconds | kept T − 1 | repeated step (rejected) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| seconds | kept T − 1 | repeated step (rejected) | rows fell back (LISTA alone) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     worth_all, errors = [], []
     for result in results:
-        T, error = result["T"], result["trained"]
+        T = result["T"]
+        safeguarded = result.get("safeguarded") is not None
+        error = result["safeguarded"] if safeguarded else result["trained"]
+        fell_back = f"{result['flagged']} ({result['trained']:.4f})" if safeguarded else "–"
         hit = iterations_to_match(fista, error)
         worth = hit if hit is not None else len(fista) + 1
         stopped = result.get("stopped") or _why_it_stopped(result["epochs"], result["best_epoch"], settings)
@@ -103,7 +117,7 @@ def main() -> None:
         errors.append(error)
         print(f"| {T} | {error:.4f} | {worth} ({worth / (10 * T):.2f}) | {result['epochs']} ({result['best_epoch']}) "
               f"| {stopped} | {result['initial']:.4f} | {result['seconds']:.0f} | {result['kept_shallower']} "
-              f"| {_warm_start_cell(result)} |")
+              f"| {_warm_start_cell(result)} | {fell_back} |")
     falls = bool(np.all(np.diff(errors) < 0))
     print(f"\nerror falls strictly with T: {falls}; every depth worth ≥ 10·T FISTA iterations: "
           f"{min(worth_all) >= 1} (smallest ratio {min(worth_all):.2f}); "

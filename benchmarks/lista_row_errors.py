@@ -2,7 +2,9 @@
 
 For each saved depth ``RUN/lista_depth_chain/T<T>``: the mean error (as the evaluation reports it), the
 median row error and the three worst rows (error of the row relative to the mean ‖z*‖², its index) and the
-largest code magnitude. A depth whose mean is set by one row shows it here.
+largest code magnitude, then the safeguarded mean (``LISTA.safeguarded_encode``: FISTA for 10·T iterations on
+the rows whose code leaves the Lasso ball ‖z‖₁ ≤ ‖x‖²/(4λ)) and how many rows fell back. A depth whose mean is
+set by one row shows it here.
 
     python benchmarks/lista_row_errors.py runs/lista_depth_mnist --depths 7 10 --set seed=1
 """
@@ -37,11 +39,13 @@ def main() -> None:
             model = load_model(run_dir / DEPTH_CHAIN_DIR / f"T{T}").eval()
             with torch.no_grad():
                 codes = model.encode(X)
+                safe, flagged = model.safeguarded_encode(X, fallback_iter=10 * T)
             rows = (codes - Z).square().sum(dim=1) / Z.square().sum(dim=1).mean()
             worst = torch.topk(rows, 3)
             print(f"{name} T = {T}: mean {relative_error(codes, Z):.4f}, median row {float(rows.median()):.4f}, "
                   f"worst rows {[f'{v:.4g}' for v in worst.values.tolist()]} at {worst.indices.tolist()}, "
-                  f"largest |code| {float(codes.abs().max()):.4g}", flush=True)
+                  f"largest |code| {float(codes.abs().max()):.4g}; safeguarded {relative_error(safe, Z):.4f} "
+                  f"({int(flagged.sum())} rows fell back)", flush=True)
 
 
 if __name__ == "__main__":

@@ -216,7 +216,11 @@ def test_the_scripts_that_study_a_runs_saved_depths_rebuild_its_rows(tmp_path, c
     run.config.write(tmp_path / "config.yaml", run.model.spec)
     metrics = EVALUATIONS["lista_depth"].function(
         run, depths=[1, 2], skip=100, n_train=400, n_val=100, n_test=100, epochs=2, batch_size=50, max_iter=200,
-        optimizer="adam", lr=0.01, schedule="plateau", untied=True)
+        optimizer="adam", lr=0.01, schedule="plateau", untied=True, safeguard=True)
+    for T in (1, 2):  # scored safeguarded, beside LISTA alone: no row of these healthy nets fell back
+        assert metrics[f"lista_flagged_T{T}"] == 0.0
+        assert metrics[f"lista_error_T{T}"] == pytest.approx(metrics[f"lista_raw_error_T{T}"], rel=1e-6)
+    (tmp_path / "summary.json").write_text(json.dumps({"metrics": metrics}), encoding="utf-8")
     rows = run_rows(tmp_path, "lista_depth_mnist", SMALL_RUN_SETS[1::2])
     assert (len(rows.train), len(rows.val), len(rows.test)) == (400, 100, 100) and rows.lam == 0.1
     assert rows.params["stability_bound"] == 4.0 and rows.params["untied"] is True
@@ -238,6 +242,9 @@ def test_the_scripts_that_study_a_runs_saved_depths_rebuild_its_rows(tmp_path, c
     assert row.split("|")[2].strip().startswith(f"{metrics['lista_error_T1']:.4f} (")
     out = run_script("lista_depth_rerun", "--set", "depths=[1]", "--set", "epochs=1")
     assert "T = 1: 1 epochs" in out
-    (tmp_path / "summary.json").write_text(json.dumps({"metrics": metrics}), encoding="utf-8")
+    out = run_script("lista_depth_table")  # the safeguarded scores come from summary.json
+    rows = [line for line in out.splitlines() if line.startswith(("| 1 ", "| 2 "))]
+    assert [row.rstrip(" |").rsplit("|", 1)[1].strip() for row in rows] == [
+        f"0 ({metrics[f'lista_raw_error_T{T}']:.4f})" for T in (1, 2)]
     out = run_script("plot_lista_depth")
     assert "wrote" in out and (tmp_path / "lista_depth.png").is_file()

@@ -442,3 +442,40 @@ def test_shifted_copies_add_training_digits_moved_by_one_pixel(tmp_path):
         shifted_copies(np.zeros((3, 60)), (8, 8), 1)
     with pytest.raises(ConfigError, match="copies"):
         shifted_copies(np.zeros((3, 64)), (8, 8), -1)
+
+
+def test_safeguarded_codes_replace_the_rows_that_fail_the_lasso_certificate():
+    from sparseae.coding import fista, lasso_l1_bound, lasso_objective
+
+    D, X = problem(40)
+    X = torch.cat([X, 0.02 * X[:10]])  # 40 rows a spoiled net blows up, 10 it leaves at zero
+    model = lista_from_dictionary(D, 0.1, 3, **UNTIED)
+    with torch.no_grad():
+        model.encoder.S.mul_(6.0)  # every step amplifies: a deep net off its training rows
+        raw = model.encode(X)
+    codes, replaced = model.safeguarded_encode(X, fallback_iter=30)
+    outside = raw.abs().sum(dim=1) > lasso_l1_bound(X, 0.1)
+    assert outside[:40].all() and not outside[40:].any()
+    assert torch.equal(replaced, outside)  # each blown-up code loses to FISTA's on the Lasso objective
+    solved = fista(X[:40], D, 0.1, L=model.lipschitz, max_iter=30, stop="none").codes
+    assert torch.equal(codes[:40], solved) and torch.equal(codes[40:], raw[40:])
+    assert (lasso_objective(X, D, codes, 0.1) <= lasso_objective(X, D, raw, 0.1)).all()
+    Z = exact_codes(X, D, 0.1)
+    assert relative_error(codes, Z) < 0.1 < relative_error(raw, Z)
+    healthy = lista_from_dictionary(D, 0.1, 3, **UNTIED)  # ISTA's iterates: inside the ball, left alone
+    same, none = healthy.safeguarded_encode(X, fallback_iter=30)
+    with torch.no_grad():
+        assert not none.any() and torch.equal(same, healthy.encode(X))
+    with pytest.raises(ConfigError, match="fallback_iter"):
+        model.safeguarded_encode(X, fallback_iter=0)
+
+
+def test_the_safeguarded_chain_scores_each_depth_both_ways():
+    D, parts = split()
+    results, _ = lista_depth_chain(D, 0.1, [1, 2], *parts, settings=LISTATraining(epochs=2, batch_size=50),
+                                   model_params=UNTIED, safeguard=True)
+    for result in results:  # healthy nets: no row falls back, the two errors agree
+        assert result.flagged == 0 and result.safeguarded == pytest.approx(result.trained, rel=1e-6)
+    plain, _ = lista_depth_chain(D, 0.1, [1], *parts, settings=LISTATraining(epochs=2, batch_size=50),
+                                 model_params=UNTIED)
+    assert plain[0].safeguarded is None and plain[0].flagged is None

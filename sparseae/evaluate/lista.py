@@ -215,7 +215,9 @@ class DepthResult:
     the previous one's code (:meth:`~sparseae.nn.ShrinkageEncoder.warm_start_from` with ``identity``);
     ``stopped``: why its training stopped (:data:`STOP_REASONS`; None in results saved before it was kept);
     ``rejected_steps``: the previous depth's steps whose copies the warm start rejected as unstable (all of
-    them: an identity warm start, ``repeated_step`` None)."""
+    them: an identity warm start, ``repeated_step`` None); ``safeguarded``/``flagged``: with the chain's
+    ``safeguard``, the test error of :meth:`~sparseae.models.LISTA.safeguarded_encode` (FISTA for 10·T
+    iterations on the rows whose code fails the Lasso certificate) and how many test rows fell back."""
 
     T: int
     epochs: int
@@ -228,6 +230,8 @@ class DepthResult:
     kept_shallower: bool = False
     stopped: str | None = None
     rejected_steps: tuple[int, ...] = ()
+    safeguarded: float | None = None
+    flagged: int | None = None
 
 
 #: ``stability_bound`` of :func:`lista_depth_chain`: a warm start whose code leaves ``stability_bound``
@@ -302,7 +306,7 @@ def lista_depth_chain(D: torch.Tensor, lam: float, depths: Iterable[int], train:
                       validation: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor], *,
                       settings: LISTATraining = LISTATraining(), warm_start: bool = True,
                       model_params: Mapping[str, Any] | None = None,
-                      stability_bound: float | None = STABILITY_BOUND,
+                      stability_bound: float | None = STABILITY_BOUND, safeguard: bool = False,
                       report: Callable[[DepthResult], None] | None = None,
                       checkpoints: str | Path | None = None) -> tuple[list[DepthResult], object]:
     """LISTA on D (n_features, n_components), λ = ``lam``, trained at each T of ``depths`` (sorted
@@ -310,7 +314,9 @@ def lista_depth_chain(D: torch.Tensor, lam: float, depths: Iterable[int], train:
     (``ShrinkageEncoder.warm_start_from``: shared weights as they are; untied steps and per-layer
     thresholds with copies of the one trained step, inserted after it, that give the lowest validation
     error among those that stay within ``stability_bound`` times the Lasso ball on the validation and
-    training rows (:func:`_warm_start`; None: no screen); ``warm_start=False``: from ISTA). ``model_params``: more
+    training rows (:func:`_warm_start`; None: no screen); ``warm_start=False``: from ISTA). ``safeguard``: each
+    depth's result also holds its safeguarded test error (:class:`DepthResult`; training is the same, so it is
+    not part of the saved depths' key). ``model_params``: more
     arguments of the ``lista`` model (e.g. ``{"untied": True, "layer_thresholds": True}``).
     ``train``/``validation``/``test``: (X (n, n_features), z* (n, n_components)) pairs. Returns the
     per-depth results and the deepest trained model; ``report`` is called after each depth.
@@ -335,7 +341,7 @@ def lista_depth_chain(D: torch.Tensor, lam: float, depths: Iterable[int], train:
         saved = _load_depth(checkpoints, T, key) if checkpoints is not None else None
         if saved is not None:
             previous = saved[1]
-            results.append(saved[0])
+            results.append(_safeguarded(saved[0], previous, X_test, Z_test) if safeguard else saved[0])
             if report is not None:
                 report(results[-1])
             continue
@@ -351,14 +357,22 @@ def lista_depth_chain(D: torch.Tensor, lam: float, depths: Iterable[int], train:
                 and _keep_the_shallower_if_better(model, previous, *validation))
         with torch.no_grad():
             trained = relative_error(model.encode(X_test), Z_test)
-        results.append(DepthResult(T, epochs, best_epoch, time.perf_counter() - tic, untrained, initial, trained,
-                                   chosen.repeated_step, kept, stopped, chosen.rejected_steps))
+        result = DepthResult(T, epochs, best_epoch, time.perf_counter() - tic, untrained, initial, trained,
+                             chosen.repeated_step, kept, stopped, chosen.rejected_steps)
+        results.append(_safeguarded(result, model, X_test, Z_test) if safeguard else result)
         if checkpoints is not None:
             _save_depth(checkpoints, model, results[-1], key)
         if report is not None:
             report(results[-1])
         previous = model
     return results, previous
+
+
+def _safeguarded(result: DepthResult, model, X_test: torch.Tensor, Z_test: torch.Tensor) -> DepthResult:
+    """``result`` with the safeguarded test error of ``model`` (FISTA for 10·T iterations on the rows whose
+    code fails the Lasso certificate) and the number of those rows."""
+    codes, flagged = model.safeguarded_encode(X_test, fallback_iter=10 * result.T)
+    return dataclasses.replace(result, safeguarded=relative_error(codes, Z_test), flagged=int(flagged.sum()))
 
 
 def _chain_fingerprint(D: torch.Tensor, lam: float, *parts_and_options: Any) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from ..coding.dictionary import SparseInference, check_dictionary
-from ..coding.solvers import lipschitz_constant
+from ..coding.solvers import fista, lasso_l1_bound, lasso_objective, lipschitz_constant
 from ..errors import DataError
 from ..groups import GroupStructure
 from ..nn.activations import upcast_half
@@ -85,6 +85,29 @@ class LISTA(Autoencoder):
         target = self.inference(x, D, L=self.lipschitz)
         self._latest_target = (x, x._version, D, D._version, target)
         return target
+
+    @torch.no_grad()
+    def safeguarded_encode(self, x: torch.Tensor, fallback_iter: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """z^T (batch, n_components) of x (batch, n_features), each row checked against the Lasso's certificate
+        ``‖z*‖₁ ≤ ‖x‖²/(4λ)`` (:func:`~sparseae.coding.lasso_l1_bound`, true for every dictionary): a row whose
+        code leaves that ball is recomputed by ``fallback_iter`` FISTA iterations from zero on the model's
+        dictionary, and the solver's code replaces it when its Lasso objective is lower (safeguarded learned
+        optimization, as Heaton et al. 2023). Returns the codes and the mask (batch,) of the rows replaced.
+        Deep untied nets can blow up on an input unlike their training rows: there the solver's code is used."""
+        check_number(fallback_iter, "fallback_iter", low=1, integer=True)
+        code = self.encode(x)
+        lam = self.inference.lam
+        flagged = code.abs().sum(dim=1) > lasso_l1_bound(x, lam)
+        if bool(flagged.any()):
+            rows = x[flagged]
+            solved = fista(rows, self.dictionary, lam, L=self.lipschitz, max_iter=fallback_iter, stop="none",
+                           nonnegative=self.inference.nonnegative).codes.to(code.dtype)
+            better = lasso_objective(rows, self.dictionary, solved, lam) < lasso_objective(rows, self.dictionary,
+                                                                                            code[flagged], lam)
+            flagged[flagged.clone()] = better
+            code = code.clone()
+            code[flagged] = solved[better]
+        return code, flagged
 
     def energy(self, x: torch.Tensor, x_input: torch.Tensor | None = None, *,
                targets: torch.Tensor | None = None) -> Energy:

@@ -34,7 +34,7 @@ def _lista_depth(run: FinishedRun, *, depths: list = (1, 2, 3, 5, 7, 10), data: 
                  seed: int = 0, warm_start: bool = True, optimizer: str = "sgd", schedule: str = "one_cycle",
                  decay: float = 0.5, decay_patience: int = 1, min_lr_ratio: float = 0.01, scale_lr: bool = True,
                  untied: bool = False, layer_thresholds: bool = False, shifted_copies: int = 0,
-                 stability_bound: float | None = STABILITY_BOUND) -> dict[str, float]:
+                 stability_bound: float | None = STABILITY_BOUND, safeguard: bool = False) -> dict[str, float]:
     """Gregor & LeCun 2010: LISTA on the run's ``sparse_coding`` dictionary D and λ, trained at each T of ``depths``
     (each warm-started from the trained T − 1 when ``warm_start``) on the exact Lasso codes z* (LARS) of
     ``n_train`` rows, ``n_val`` for early stopping, by ``optimizer`` at ``lr``/T on the ``schedule`` (``decay``,
@@ -42,7 +42,10 @@ def _lista_depth(run: FinishedRun, *, depths: list = (1, 2, 3, 5, 7, 10), data: 
     :class:`~sparseae.evaluate.lista.LISTATraining`) (:func:`~sparseae.evaluate.lista.lista_depth_chain`);
     ``untied``/``layer_thresholds``: the ``lista`` model's options (a separate S_k per step, a θ_k per shrinkage;
     default Gregor & LeCun's shared weights); ``stability_bound``: warm starts whose codes leave that many times
-    the Lasso ball ‖z‖₁ ≤ ‖x‖²/(4λ) on a validation or training row are rejected (null: none are). Per T also
+    the Lasso ball ‖z‖₁ ≤ ‖x‖²/(4λ) on a validation or training row are rejected (null: none are); ``safeguard``:
+    each depth is scored by :meth:`~sparseae.models.LISTA.safeguarded_encode` (a test row whose code leaves that
+    ball gets FISTA's code after 10·T iterations instead), with ``lista_raw_error_T<T>`` (LISTA alone) and
+    ``lista_flagged_T<T>`` (the rows that fell back) beside it. Per T also
     ``lista_epochs_T<T>``, ``lista_best_epoch_T<T>`` and ``lista_converged_T<T>`` (1: stopped by the schedule or
     patience, 0: by the epoch budget).
     Rows: the run's training set with ``data`` changes of its data section (e.g. ``{n_samples: null}``: all of
@@ -70,6 +73,7 @@ def _lista_depth(run: FinishedRun, *, depths: list = (1, 2, 3, 5, 7, 10), data: 
     check_bool(warm_start, "evaluate.warm_start")
     check_bool(untied, "evaluate.untied")
     check_bool(layer_thresholds, "evaluate.layer_thresholds")
+    check_bool(safeguard, "evaluate.safeguard")
     if stability_bound is not None:
         check_number(stability_bound, "evaluate.stability_bound", low=0.0, low_inclusive=False)
     settings = LISTATraining(epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, clip=clip, seed=seed,
@@ -82,8 +86,10 @@ def _lista_depth(run: FinishedRun, *, depths: list = (1, 2, 3, 5, 7, 10), data: 
     results, _ = lista_depth_chain(D, lam, depths, (X_train, Z_train), (X_val, Z_val), (X_test, Z_test),
                                    settings=settings.validate(), warm_start=warm_start,
                                    model_params={"untied": untied, "layer_thresholds": layer_thresholds},
-                                   stability_bound=stability_bound, checkpoints=run.run_dir / DEPTH_CHAIN_DIR)
-    write_depth_curve(run.run_dir, curves, [r.T for r in results], [r.trained for r in results], untied=untied)
+                                   stability_bound=stability_bound, safeguard=safeguard,
+                                   checkpoints=run.run_dir / DEPTH_CHAIN_DIR)
+    write_depth_curve(run.run_dir, curves, [r.T for r in results], [reported_error(r) for r in results],
+                      untied=untied)
     return _lista_metrics(results, curves["FISTA"], max_iter)
 
 
@@ -121,6 +127,11 @@ def write_depth_curve(run_dir: Path, curves: Mapping[str, np.ndarray], depths: l
                      title="code prediction error on the test rows")
 
 
+def reported_error(result) -> float:
+    """A depth's test error as the evaluation reports it: safeguarded when the chain computed it, else LISTA's."""
+    return result.trained if result.safeguarded is None else result.safeguarded
+
+
 def _lista_metrics(results: list, curve: np.ndarray, max_iter: int) -> dict[str, float]:
     """The ``lista_depth`` metrics (see :func:`_lista_depth`) of the chain's per-depth ``results`` against
     FISTA's error ``curve`` (max_iter,)."""
@@ -128,14 +139,17 @@ def _lista_metrics(results: list, curve: np.ndarray, max_iter: int) -> dict[str,
 
     metrics: dict[str, float] = {}
     for result in results:
-        reached = iterations_to_match(curve, result.trained)
-        metrics[f"lista_error_T{result.T}"] = result.trained
+        reached = iterations_to_match(curve, reported_error(result))
+        metrics[f"lista_error_T{result.T}"] = reported_error(result)
+        if result.safeguarded is not None:
+            metrics[f"lista_raw_error_T{result.T}"] = result.trained
+            metrics[f"lista_flagged_T{result.T}"] = float(result.flagged)
         metrics[f"fista_equivalent_T{result.T}"] = float(reached if reached is not None else max_iter + 1)
         metrics[f"lista_epochs_T{result.T}"] = float(result.epochs)
         metrics[f"lista_best_epoch_T{result.T}"] = float(result.best_epoch)
         if result.stopped is not None:  # 0: the epoch budget ran out before the schedule converged
             metrics[f"lista_converged_T{result.T}"] = float(result.stopped != "epochs")
-    errors = [result.trained for result in results]
+    errors = [reported_error(result) for result in results]
     deepest = results[-1].T
     return {**metrics, "lista_error_deepest": errors[-1],
             "fista_equivalent_deepest": metrics[f"fista_equivalent_T{deepest}"],
