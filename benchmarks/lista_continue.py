@@ -24,6 +24,7 @@ import torch
 
 from sparseae.evaluate.lista import LISTATraining, exact_codes, iterations_to_match, relative_error, train_lista
 from sparseae.io import load_model
+from sparseae.recipes import get_recipe
 from sparseae.runs.evaluations.lista import DEPTH_CHAIN_DIR, DEPTH_CURVE_JSON, run_rows, solver_curves
 
 
@@ -38,7 +39,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     run_dir = Path(args.run)
-    _, params, D, lam, train, val, test = run_rows(run_dir, args.recipe, args.set)
+    _, params, D, lam, train, val, test = run_rows(run_dir, get_recipe(args.recipe).evaluation(assignments=args.set))
     (X, Z), (X_val, Z_val), (X_test, Z_test) = [(rows, exact_codes(rows, D, lam)) for rows in (train, val, test)]
     curve_file = run_dir / DEPTH_CURVE_JSON
     fista = (np.asarray(json.loads(curve_file.read_text(encoding="utf-8"))["FISTA"]) if curve_file.is_file()

@@ -22,6 +22,7 @@ import torch
 
 from sparseae.evaluate.lista import LISTATraining, exact_codes, iterations_to_match, lista_depth_chain, relative_error
 from sparseae.io import load_model
+from sparseae.recipes import get_recipe
 from sparseae.runs.evaluations.lista import DEPTH_CURVE_JSON, run_rows
 
 
@@ -36,7 +37,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     run_dir = Path(args.run)
-    _, params, D, lam, *rows = run_rows(run_dir, args.recipe, args.set)
+    _, params, D, lam, *rows = run_rows(run_dir, get_recipe(args.recipe).evaluation(assignments=args.set))
     print("settings:", {key: params[key] for key in sorted(params)}, flush=True)
     parts = [(X, exact_codes(X, D, lam)) for X in rows]
     X5, Z5 = parts[0][0][:5000], parts[0][1][:5000]

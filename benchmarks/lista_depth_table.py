@@ -63,7 +63,7 @@ def _fista_curve(run_dir: Path, recipe: str, assignments: list[str]) -> np.ndarr
     from sparseae.runs.evaluations.lista import run_rows, solver_curves
 
     torch.set_num_threads(1)
-    rows = run_rows(run_dir, recipe, assignments)
+    rows = run_rows(run_dir, get_recipe(recipe).evaluation(assignments=assignments))
     print(f"FISTA's curve recomputed on the run's {len(rows.test)} test rows "
           f"({run_dir / DEPTH_CURVE_JSON} not there yet)")
     return solver_curves(rows.test, rows.D, rows.lam, exact_codes(rows.test, rows.D, rows.lam),

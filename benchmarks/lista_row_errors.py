@@ -17,6 +17,7 @@ import torch
 
 from sparseae.evaluate.lista import exact_codes, relative_error
 from sparseae.io import load_model
+from sparseae.recipes import get_recipe
 from sparseae.runs.evaluations.lista import DEPTH_CHAIN_DIR, run_rows
 
 
@@ -31,7 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     run_dir = Path(args.run)
-    rows = run_rows(run_dir, args.recipe, args.set)
+    rows = run_rows(run_dir, get_recipe(args.recipe).evaluation(assignments=args.set))
     D, lam, val, test = rows.D, rows.lam, rows.val, rows.test
     for name, X in (("validation", val), ("test", test)):
         Z = exact_codes(X, D, lam)

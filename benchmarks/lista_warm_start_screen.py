@@ -19,6 +19,7 @@ import torch
 from sparseae.evaluate.lista import STABILITY_BOUND, exact_codes, max_l1_ratio, relative_error
 from sparseae.io import load_model
 from sparseae.models import lista_from_dictionary
+from sparseae.recipes import get_recipe
 from sparseae.runs.evaluations.lista import DEPTH_CHAIN_DIR, run_rows
 
 
@@ -33,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     run_dir = Path(args.run)
-    D, lam, train, val = run_rows(run_dir, args.recipe, args.set)[2:6]
+    D, lam, train, val = run_rows(run_dir, get_recipe(args.recipe).evaluation(assignments=args.set))[2:6]
     Z_val = exact_codes(val, D, lam)
     rows = torch.cat([val, train])
     depths = sorted(int(p.name[1:]) for p in (run_dir / DEPTH_CHAIN_DIR).glob("T*"))

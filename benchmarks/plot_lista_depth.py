@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from sparseae.evaluate.lista import exact_codes, iterations_to_match
+from sparseae.recipes import get_recipe
 from sparseae.runs.evaluations.lista import (
     DEPTH_CURVE_JSON,
     DEPTH_CURVE_PNG,
@@ -37,7 +38,7 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="also copy the picture here")
     args = parser.parse_args()
     run_dir = Path(args.run)
-    _, params, D, lam, _, _, X_test = run_rows(run_dir, args.recipe, args.set)
+    _, params, D, lam, _, _, X_test = run_rows(run_dir, get_recipe(args.recipe).evaluation(assignments=args.set))
     metrics = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))["metrics"]
     depths = sorted(int(key[len("lista_error_T"):]) for key in metrics if key.startswith("lista_error_T"))
     errors = [metrics[f"lista_error_T{T}"] for T in depths]

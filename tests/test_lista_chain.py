@@ -209,6 +209,7 @@ def test_the_scripts_that_study_a_runs_saved_depths_rebuild_its_rows(tmp_path, c
     import sys
 
     from sparseae.io import save_model
+    from sparseae.recipes import get_recipe
     from sparseae.runs.evaluations.lista import run_rows
 
     run = _digits_run(tmp_path)
@@ -221,7 +222,7 @@ def test_the_scripts_that_study_a_runs_saved_depths_rebuild_its_rows(tmp_path, c
         assert metrics[f"lista_flagged_T{T}"] == 0.0
         assert metrics[f"lista_error_T{T}"] == pytest.approx(metrics[f"lista_raw_error_T{T}"], rel=1e-6)
     (tmp_path / "summary.json").write_text(json.dumps({"metrics": metrics}), encoding="utf-8")
-    rows = run_rows(tmp_path, "lista_depth_mnist", SMALL_RUN_SETS[1::2])
+    rows = run_rows(tmp_path, get_recipe("lista_depth_mnist").evaluation(assignments=SMALL_RUN_SETS[1::2]))
     assert (len(rows.train), len(rows.val), len(rows.test)) == (400, 100, 100) and rows.lam == 0.1
     assert rows.params["stability_bound"] == 4.0 and rows.params["untied"] is True
     with torch.no_grad():

@@ -3,7 +3,7 @@ FISTA's iterations."""
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -202,17 +202,15 @@ class RunRows(NamedTuple):
     test: torch.Tensor
 
 
-def run_rows(run_dir: str | Path, recipe: str = "lista_depth_mnist", assignments: Iterable[str] = ()) -> RunRows:
-    """Rebuild a finished run's LISTA rows from its folder and the ``recipe``'s ``evaluate`` settings changed by
-    ``assignments`` (``KEY=VALUE``, as ``sparseae train --set evaluate.KEY=VALUE``): what the benchmark
-    scripts that study a run's saved depths start from."""
-    from ...recipes import get_recipe
+def run_rows(run_dir: str | Path, evaluation: Mapping[str, Any] | None = None) -> RunRows:
+    """Rebuild a finished run's LISTA rows from its folder and the ``lista_depth`` settings it ran with
+    (``evaluation``: e.g. a recipe's ``Recipe.evaluation(assignments=...)``; the evaluation's defaults fill
+    the rest): what the benchmark scripts that study a run's saved depths start from."""
     from .registry import load_finished_run
 
     defaults = {name: parameter.default for name, parameter in inspect.signature(_lista_depth).parameters.items()
                 if parameter.default is not inspect.Parameter.empty}
-    evaluation = get_recipe(recipe).evaluation(assignments=assignments) or {}
-    params = {**defaults, **{key: value for key, value in evaluation.items() if key != "name"}}
+    params = {**defaults, **{key: value for key, value in (evaluation or {}).items() if key != "name"}}
     run = load_finished_run(Path(run_dir))
     D, lam = run_dictionary(run)
     train, val, test = lista_rows(run, params["data"], params["skip"], params["n_train"], params["n_val"],
