@@ -323,8 +323,6 @@ def lista_depth_chain(D: torch.Tensor, lam: float, depths: Iterable[int], train:
     ``checkpoints``: a folder where each trained depth is saved (``T<T>``, a model folder with its result);
     a rerun with the same dictionary, rows, settings and depths so far loads those instead of training
     them again, so an interrupted chain resumes at its first unfinished depth."""
-    from ..models import lista_from_dictionary
-
     depths = sorted({int(t) for t in depths})
     if not depths or depths[0] < 1:
         raise ConfigError(f"depths must be positive integers, got {depths!r}")
@@ -336,36 +334,44 @@ def lista_depth_chain(D: torch.Tensor, lam: float, depths: Iterable[int], train:
                                     {"stability_bound": stability_bound})
                  if checkpoints is not None else "")
     for T in depths:
-        tic = time.perf_counter()
         key = f"{chain_key}:{','.join(str(r.T) for r in results)}:{T}"  # the depths before T matter too
         saved = _load_depth(checkpoints, T, key) if checkpoints is not None else None
-        if saved is not None:
-            previous = saved[1]
-            results.append(_safeguarded(saved[0], previous, X_test, Z_test) if safeguard else saved[0])
-            if report is not None:
-                report(results[-1])
-            continue
-        model = lista_from_dictionary(D, lam, T, **dict(model_params or {}))
-        with torch.no_grad():
-            untrained = relative_error(model.encode(X_test), Z_test)
-            chosen = WarmStart(None)
-            if previous is not None and warm_start:
-                chosen = _warm_start(model, previous, *validation, lam=lam, screen=train[0], bound=stability_bound)
-            initial = relative_error(model.encode(X_test), Z_test)
-        model, epochs, best_epoch, stopped = train_lista(model, *train, *validation, settings)
-        kept = (previous is not None and warm_start and model.encoder.untied
-                and _keep_the_shallower_if_better(model, previous, *validation))
-        with torch.no_grad():
-            trained = relative_error(model.encode(X_test), Z_test)
-        result = DepthResult(T, epochs, best_epoch, time.perf_counter() - tic, untrained, initial, trained,
-                             chosen.repeated_step, kept, stopped, chosen.rejected_steps)
-        results.append(_safeguarded(result, model, X_test, Z_test) if safeguard else result)
-        if checkpoints is not None:
-            _save_depth(checkpoints, model, results[-1], key)
+        if saved is None:
+            saved = _train_depth(D, lam, T, previous if warm_start else None, train, validation, test, settings,
+                                 model_params, stability_bound)
+            if checkpoints is not None:
+                _save_depth(checkpoints, saved[1], saved[0], key)
+        result, previous = saved
+        results.append(_safeguarded(result, previous, X_test, Z_test) if safeguard else result)
         if report is not None:
             report(results[-1])
-        previous = model
     return results, previous
+
+
+def _train_depth(D: torch.Tensor, lam: float, T: int, previous, train: tuple[torch.Tensor, torch.Tensor],
+                 validation: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor],
+                 settings: LISTATraining, model_params: Mapping[str, Any] | None,
+                 stability_bound: float | None) -> tuple[DepthResult, object]:
+    """One depth of :func:`lista_depth_chain`: LISTA with T steps from ISTA's weights, warm-started from the
+    trained ``previous`` (None: not), trained, and kept as ``previous``'s code when that is better."""
+    from ..models import lista_from_dictionary
+
+    tic = time.perf_counter()
+    X_test, Z_test = test
+    model = lista_from_dictionary(D, lam, T, **dict(model_params or {}))
+    with torch.no_grad():
+        untrained = relative_error(model.encode(X_test), Z_test)
+        chosen = WarmStart(None)
+        if previous is not None:
+            chosen = _warm_start(model, previous, *validation, lam=lam, screen=train[0], bound=stability_bound)
+        initial = relative_error(model.encode(X_test), Z_test)
+    model, epochs, best_epoch, stopped = train_lista(model, *train, *validation, settings)
+    kept = (previous is not None and model.encoder.untied
+            and _keep_the_shallower_if_better(model, previous, *validation))
+    with torch.no_grad():
+        trained = relative_error(model.encode(X_test), Z_test)
+    return DepthResult(T, epochs, best_epoch, time.perf_counter() - tic, untrained, initial, trained,
+                       chosen.repeated_step, kept, stopped, chosen.rejected_steps), model
 
 
 def _safeguarded(result: DepthResult, model, X_test: torch.Tensor, Z_test: torch.Tensor) -> DepthResult:

@@ -63,19 +63,10 @@ def _lista_depth(run: FinishedRun, *, depths: list = (1, 2, 3, 5, 7, 10), data: 
     if run.config.model_name != "sparse_coding" or run.model.spec["params"].get("nonnegative", False):
         raise ConfigError("evaluation 'lista_depth' needs a sparse_coding model with signed codes (its dictionary "
                           "and λ)")
-    if not isinstance(depths, (list, tuple)) or not depths:
-        raise ConfigError(f"evaluate.depths must be a non-empty list of LISTA depths T, got {depths!r}")
-    for T in depths:
-        check_number(T, "evaluate.depths[]", low=1, integer=True)
-    for name, value in (("skip", skip), ("n_train", n_train), ("n_val", n_val), ("n_test", n_test),
-                        ("max_iter", max_iter), ("shifted_copies", shifted_copies)):
-        check_number(value, f"evaluate.{name}", low=0 if name in ("skip", "shifted_copies") else 1, integer=True)
-    check_bool(warm_start, "evaluate.warm_start")
-    check_bool(untied, "evaluate.untied")
-    check_bool(layer_thresholds, "evaluate.layer_thresholds")
-    check_bool(safeguard, "evaluate.safeguard")
-    if stability_bound is not None:
-        check_number(stability_bound, "evaluate.stability_bound", low=0.0, low_inclusive=False)
+    _check_chain_options(depths, {"skip": skip, "n_train": n_train, "n_val": n_val, "n_test": n_test,
+                                  "max_iter": max_iter, "shifted_copies": shifted_copies},
+                         {"warm_start": warm_start, "untied": untied, "layer_thresholds": layer_thresholds,
+                          "safeguard": safeguard}, stability_bound)
     settings = LISTATraining(epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, clip=clip, seed=seed,
                              optimizer=optimizer, schedule=schedule, scale_lr=scale_lr, decay=decay,
                              decay_patience=decay_patience, min_lr_ratio=min_lr_ratio)
@@ -91,6 +82,22 @@ def _lista_depth(run: FinishedRun, *, depths: list = (1, 2, 3, 5, 7, 10), data: 
     write_depth_curve(run.run_dir, curves, [r.T for r in results], [reported_error(r) for r in results],
                       untied=untied)
     return _lista_metrics(results, curves["FISTA"], max_iter)
+
+
+def _check_chain_options(depths: Any, counts: Mapping[str, Any], switches: Mapping[str, Any],
+                         stability_bound: Any) -> None:
+    """The ``lista_depth`` evaluation's settings: a non-empty list of depths ≥ 1, counts (``skip`` and
+    ``shifted_copies`` ≥ 0, the others ≥ 1), booleans, and a positive ``stability_bound`` or None."""
+    if not isinstance(depths, (list, tuple)) or not depths:
+        raise ConfigError(f"evaluate.depths must be a non-empty list of LISTA depths T, got {depths!r}")
+    for T in depths:
+        check_number(T, "evaluate.depths[]", low=1, integer=True)
+    for name, value in counts.items():
+        check_number(value, f"evaluate.{name}", low=0 if name in ("skip", "shifted_copies") else 1, integer=True)
+    for name, value in switches.items():
+        check_bool(value, f"evaluate.{name}")
+    if stability_bound is not None:
+        check_number(stability_bound, "evaluate.stability_bound", low=0.0, low_inclusive=False)
 
 
 def solver_curves(X: torch.Tensor, D: torch.Tensor, lam: float, Z_star: torch.Tensor,
